@@ -1,0 +1,3 @@
+//! Consumer groups for Klamm: membership, assignors and commits.
+//!
+//! This crate is being built up; see the workspace README for its status.
