@@ -1057,6 +1057,10 @@ mod tests {
         // The records are a slice of the input, not a copy.
         let records = decoded.responses[0].partitions[0].records.as_ref().unwrap();
         assert!(body.as_ptr_range().contains(&records.as_ptr()));
+        // Every truncation of the body is an error, not a panic.
+        for len in 0..expected.len() {
+            assert!(FetchResponse::decode_body(body.slice(..len), 12).is_err(), "prefix of {len} bytes");
+        }
     }
 
     #[test]
