@@ -48,6 +48,7 @@ mod uuid;
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use api::any::{decode_request_frame, decode_response_frame, AnyRequest, AnyResponse};
 pub use api_key::ApiKey;
 pub use codec::{Reader, Writer};
 pub use error::{DecodeError, EncodeError};

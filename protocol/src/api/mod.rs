@@ -2,6 +2,7 @@
 //! list, each module headed by what every version added.
 
 pub mod alter_configs;
+pub mod any;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
