@@ -681,6 +681,19 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// Writes an array of `int32` (`[]int32`).
+    pub fn i32_array(&mut self, items: &[i32], flexible: bool) -> Result<(), EncodeError> {
+        self.array(items, flexible, |w, v| {
+            w.i32(*v);
+            Ok(())
+        })
+    }
+
+    /// Writes an array of strings (`[]string`).
+    pub fn string_array(&mut self, items: &[String], flexible: bool) -> Result<(), EncodeError> {
+        self.array(items, flexible, |w, s| w.string(s, flexible))
+    }
+
     /// Starts a tagged-field section. Add the known fields that differ from their default with
     /// [`TagWriter::field`], then call [`TagWriter::finish`] with the unknown fields to keep.
     pub fn tags(&self) -> TagWriter {

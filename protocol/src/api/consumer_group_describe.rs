@@ -26,7 +26,7 @@ pub struct ConsumerGroupDescribeRequest {
 
 impl Encode for ConsumerGroupDescribeRequest {
     fn encode(&self, w: &mut Writer<'_>, _version: i16) -> Result<(), EncodeError> {
-        w.array(&self.group_ids, true, |w, g| w.string(g, true))?;
+        w.string_array(&self.group_ids, true)?;
         w.bool(self.include_authorized_operations);
         w.unknown_tagged_fields(&self.unknown_tagged_fields)
     }
@@ -169,10 +169,7 @@ impl Encode for TopicPartitions {
     fn encode(&self, w: &mut Writer<'_>, _version: i16) -> Result<(), EncodeError> {
         w.uuid(&self.topic_id);
         w.string(&self.topic_name, true)?;
-        w.array(&self.partitions, true, |w, p| {
-            w.i32(*p);
-            Ok(())
-        })?;
+        w.i32_array(&self.partitions, true)?;
         w.unknown_tagged_fields(&self.unknown_tagged_fields)
     }
 }
@@ -212,7 +209,7 @@ impl Encode for Member {
         w.i32(self.member_epoch);
         w.string(&self.client_id, true)?;
         w.string(&self.client_host, true)?;
-        w.array(&self.subscribed_topic_names, true, |w, t| w.string(t, true))?;
+        w.string_array(&self.subscribed_topic_names, true)?;
         w.nullable_string(self.subscribed_topic_regex.as_deref(), true)?;
         self.assignment.encode(w, version)?;
         self.target_assignment.encode(w, version)?;

@@ -84,10 +84,7 @@ pub struct TopicPartitions {
 impl Encode for TopicPartitions {
     fn encode(&self, w: &mut Writer<'_>, _version: i16) -> Result<(), EncodeError> {
         w.uuid(&self.topic_id);
-        w.array(&self.partitions, true, |w, p| {
-            w.i32(*p);
-            Ok(())
-        })?;
+        w.i32_array(&self.partitions, true)?;
         w.unknown_tagged_fields(&self.unknown_tagged_fields)
     }
 }

@@ -93,10 +93,7 @@ pub struct ConsumerProtocolAssignment {
 impl Encode for TopicPartition {
     fn encode(&self, w: &mut Writer<'_>, _version: i16) -> Result<(), EncodeError> {
         w.string(&self.topic, false)?;
-        w.array(&self.partitions, false, |w, p| {
-            w.i32(*p);
-            Ok(())
-        })
+        w.i32_array(&self.partitions, false)
     }
 }
 
@@ -176,7 +173,7 @@ impl ConsumerProtocolAssignment {
 
 impl Encode for ConsumerProtocolSubscription {
     fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError> {
-        w.array(&self.topics, false, |w, t| w.string(t, false))?;
+        w.string_array(&self.topics, false)?;
         w.nullable_bytes(self.user_data.as_deref(), false)?;
         // The later fields are all ignorable: dropped silently by older versions.
         if version >= 1 {

@@ -57,10 +57,7 @@ pub struct CreatePartitionsAssignment {
 impl Encode for CreatePartitionsAssignment {
     fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        w.array(&self.broker_ids, flexible, |w, id| {
-            w.i32(*id);
-            Ok(())
-        })?;
+        w.i32_array(&self.broker_ids, flexible)?;
         if flexible {
             w.unknown_tagged_fields(&self.unknown_tagged_fields)?;
         }

@@ -94,10 +94,7 @@ impl Encode for CreatableReplicaAssignment {
     fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
         w.i32(self.partition_index);
-        w.array(&self.broker_ids, flexible, |w, id| {
-            w.i32(*id);
-            Ok(())
-        })?;
+        w.i32_array(&self.broker_ids, flexible)?;
         if flexible {
             w.unknown_tagged_fields(&self.unknown_tagged_fields)?;
         }

@@ -25,7 +25,7 @@ pub struct DeleteGroupsRequest {
 impl Encode for DeleteGroupsRequest {
     fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 2;
-        w.array(&self.groups_names, flexible, |w, g| w.string(g, flexible))?;
+        w.string_array(&self.groups_names, flexible)?;
         if flexible {
             w.unknown_tagged_fields(&self.unknown_tagged_fields)?;
         }

@@ -74,7 +74,7 @@ impl Encode for DeleteTopicsRequest {
         }
         // Ignorable: dropped silently from v6.
         if version <= 5 {
-            w.array(&self.topic_names, flexible, |w, n| w.string(n, flexible))?;
+            w.string_array(&self.topic_names, flexible)?;
         }
         w.i32(self.timeout_ms);
         if flexible {

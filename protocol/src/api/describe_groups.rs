@@ -33,7 +33,7 @@ pub struct DescribeGroupsRequest {
 impl Encode for DescribeGroupsRequest {
     fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 5;
-        w.array(&self.groups, flexible, |w, g| w.string(g, flexible))?;
+        w.string_array(&self.groups, flexible)?;
         if version >= 3 {
             w.bool(self.include_authorized_operations);
         } else if self.include_authorized_operations {

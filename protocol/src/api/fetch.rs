@@ -386,10 +386,7 @@ impl Encode for ForgottenTopic {
         } else {
             w.uuid(&self.topic_id);
         }
-        w.array(&self.partitions, flexible, |w, p| {
-            w.i32(*p);
-            Ok(())
-        })?;
+        w.i32_array(&self.partitions, flexible)?;
         if flexible {
             w.unknown_tagged_fields(&self.unknown_tagged_fields)?;
         }

@@ -46,7 +46,7 @@ impl Encode for FindCoordinatorRequest {
             w.unavailable("key_type", version)?;
         }
         if version >= 4 {
-            w.array(&self.coordinator_keys, flexible, |w, k| w.string(k, flexible))?;
+            w.string_array(&self.coordinator_keys, flexible)?;
         } else if !self.coordinator_keys.is_empty() {
             w.unavailable("coordinator_keys", version)?;
         }

@@ -28,20 +28,16 @@ pub struct ListGroupsRequest {
     pub unknown_tagged_fields: TaggedFields,
 }
 
-fn encode_strings(w: &mut Writer<'_>, items: &[String], flexible: bool) -> Result<(), EncodeError> {
-    w.array(items, flexible, |w, s| w.string(s, flexible))
-}
-
 impl Encode for ListGroupsRequest {
     fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 3;
         if version >= 4 {
-            encode_strings(w, &self.states_filter, flexible)?;
+            w.string_array(&self.states_filter, flexible)?;
         } else if !self.states_filter.is_empty() {
             w.unavailable("states_filter", version)?;
         }
         if version >= 5 {
-            encode_strings(w, &self.types_filter, flexible)?;
+            w.string_array(&self.types_filter, flexible)?;
         } else if !self.types_filter.is_empty() {
             w.unavailable("types_filter", version)?;
         }

@@ -428,13 +428,6 @@ impl Decode for MetadataResponseTopic {
     }
 }
 
-fn write_i32s(w: &mut Writer<'_>, items: &[i32], flexible: bool) -> Result<(), EncodeError> {
-    w.array(items, flexible, |w, v| {
-        w.i32(*v);
-        Ok(())
-    })
-}
-
 impl Encode for MetadataResponsePartition {
     fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= FIRST_FLEXIBLE;
@@ -445,10 +438,10 @@ impl Encode for MetadataResponsePartition {
         if version >= 7 {
             w.i32(self.leader_epoch);
         }
-        write_i32s(w, &self.replica_nodes, flexible)?;
-        write_i32s(w, &self.isr_nodes, flexible)?;
+        w.i32_array(&self.replica_nodes, flexible)?;
+        w.i32_array(&self.isr_nodes, flexible)?;
         if version >= 5 {
-            write_i32s(w, &self.offline_replicas, flexible)?;
+            w.i32_array(&self.offline_replicas, flexible)?;
         }
         if flexible {
             w.unknown_tagged_fields(&self.unknown_tagged_fields)?;

@@ -97,18 +97,11 @@ pub struct OffsetFetchRequestTopics {
     pub unknown_tagged_fields: TaggedFields,
 }
 
-fn encode_indexes(w: &mut Writer<'_>, indexes: &[i32], flexible: bool) -> Result<(), EncodeError> {
-    w.array(indexes, flexible, |w, i| {
-        w.i32(*i);
-        Ok(())
-    })
-}
-
 impl Encode for OffsetFetchRequestTopic {
     fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError> {
         let flexible = version >= 6;
         w.string(&self.name, flexible)?;
-        encode_indexes(w, &self.partition_indexes, flexible)?;
+        w.i32_array(&self.partition_indexes, flexible)?;
         if flexible {
             w.unknown_tagged_fields(&self.unknown_tagged_fields)?;
         }
@@ -135,7 +128,7 @@ impl Decode for OffsetFetchRequestTopic {
 impl Encode for OffsetFetchRequestTopics {
     fn encode(&self, w: &mut Writer<'_>, _version: i16) -> Result<(), EncodeError> {
         w.string(&self.name, true)?;
-        encode_indexes(w, &self.partition_indexes, true)?;
+        w.i32_array(&self.partition_indexes, true)?;
         w.unknown_tagged_fields(&self.unknown_tagged_fields)
     }
 }

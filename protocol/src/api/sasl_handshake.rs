@@ -61,7 +61,7 @@ pub struct SaslHandshakeResponse {
 impl Encode for SaslHandshakeResponse {
     fn encode(&self, w: &mut Writer<'_>, _version: i16) -> Result<(), EncodeError> {
         w.i16(self.error_code);
-        w.array(&self.mechanisms, false, |w, m| w.string(m, false))
+        w.string_array(&self.mechanisms, false)
     }
 }
 
