@@ -120,18 +120,15 @@ fn to_bytes<T: Encode>(value: &T, version: i16, max: i16, what: &'static str) ->
 }
 
 /// Reads the version prefix and the body. A version newer than `max` is read with the `max`
-/// layout and its trailing bytes are ignored; at a version we know, trailing bytes are an error.
+/// layout. Bytes after the body are ignored at every version, as the Java client and
+/// librdkafka ignore them: a member that appends data must not break the group.
 fn from_bytes<T: Decode>(buf: Bytes, max: i16, what: &'static str) -> Result<T, DecodeError> {
     let mut r = Reader::new(buf);
     let version = r.i16()?;
     if version < 0 {
         return Err(DecodeError::InvalidValue { field: what, value: i64::from(version) });
     }
-    let value = T::decode(&mut r, version.min(max))?;
-    if version <= max {
-        r.finish(what)?;
-    }
-    Ok(value)
+    T::decode(&mut r, version.min(max))
 }
 
 impl ConsumerProtocolSubscription {
@@ -355,13 +352,10 @@ mod tests {
             ConsumerProtocolSubscription::from_bytes(neg),
             Err(DecodeError::InvalidValue { value: -1, .. })
         ));
-        // A known version with bytes left over.
+        // A known version with bytes left over: ignored, as other clients do.
         let mut extra = BytesMut::from(&sub.to_bytes(3).unwrap()[..]);
         extra.extend_from_slice(&[0]);
-        assert!(matches!(
-            ConsumerProtocolSubscription::from_bytes(extra.freeze()),
-            Err(DecodeError::TrailingBytes { .. })
-        ));
+        assert_eq!(ConsumerProtocolSubscription::from_bytes(extra.freeze()).unwrap(), sub);
         // Too short for even the version.
         assert!(ConsumerProtocolAssignment::from_bytes(Bytes::from_static(&[0])).is_err());
     }
