@@ -38,6 +38,7 @@
 pub mod api;
 mod api_key;
 pub mod codec;
+pub mod compression;
 pub mod error;
 mod error_code;
 pub mod header;
