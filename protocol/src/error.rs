@@ -106,6 +106,15 @@ pub enum DecodeError {
     /// The data uses a compression codec this build does not include.
     #[error("compression codec {0} is not enabled in this build")]
     CompressionNotEnabled(&'static str),
+    /// Decompressed data would exceed the configured limit (a decompression bomb, or a batch
+    /// larger than the limits allow).
+    #[error("{codec} decompression exceeds the limit of {limit} bytes")]
+    DecompressionLimitExceeded {
+        /// The codec.
+        codec: &'static str,
+        /// The limit that applied to this input.
+        limit: usize,
+    },
 }
 
 /// Why a message could not be encoded.

@@ -11,6 +11,11 @@
 //! - [`header`]: request/response headers and size-prefixed frames ([`encode_request`],
 //!   [`decode_response`], [`frame_len`]).
 //! - [`codec`]: the primitive types ([`Reader`], [`Writer`]) the messages are built from.
+//! - [`records`]: record data as Fetch and Produce carry it: record batches read
+//!   ([`records::RecordBatches`]) and written ([`records::RecordBatchBuilder`]), legacy message
+//!   sets read, control records, zero-copy records.
+//! - [`compression`]: gzip, snappy, lz4 and zstd as Kafka clients frame them, each behind a cargo
+//!   feature, with limits against decompression bombs.
 //! - [`ErrorCode`]: every Kafka error code, with its name, whether a retry can help, and what it
 //!   means.
 //!
@@ -38,10 +43,12 @@
 pub mod api;
 mod api_key;
 pub mod codec;
+pub mod compression;
 pub mod error;
 mod error_code;
 pub mod header;
 mod message;
+pub mod records;
 mod tagged;
 mod uuid;
 
