@@ -1,2 +1,35 @@
-//! The test bed: starts real brokers (Apache Kafka, tansu) and real peer clients for the
-//! integration tests in `tests/tests/`.
+//! The test bed: real brokers (Apache Kafka, tansu) and real peer clients (librdkafka, the Java
+//! client) for the integration tests in `tests/tests/`.
+//!
+//! - [`Broker`]: starts a broker on a free 127.0.0.1 port in a fresh directory and stops it when
+//!   dropped, or when the test process dies. [`Broker::shared_kafka`] is one broker per test
+//!   binary, for tests that only need *a* broker.
+//! - [`RawConnection`]: a blocking connection that sends one `klamm-protocol` request at the
+//!   version a test chooses.
+//!
+//! Everything runs from the cache `scripts/install-test-deps` fills; when something is missing
+//! the harness fails with a message naming that script. See `docs/testing.md`.
+#![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod broker;
+mod install;
+mod ports;
+mod raw_connection;
+
+pub use broker::{Broker, BrokerBuilder, BrokerKind};
+pub use install::{cache_dir, Component};
+pub use ports::free_port;
+pub use raw_connection::{RawConnection, RawError, DEFAULT_READ_TIMEOUT};
+
+/// The harness's error: a message for the test's panic, whatever the cause.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A topic name no other test (in this or another process) uses: `<prefix>-<pid>-<n>-<nanos>`.
+pub fn unique_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{}-{nanos:x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
