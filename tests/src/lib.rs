@@ -4,21 +4,39 @@
 //! - [`Broker`]: starts a broker on a free 127.0.0.1 port in a fresh directory and stops it when
 //!   dropped, or when the test process dies. [`Broker::shared_kafka`] is one broker per test
 //!   binary, for tests that only need *a* broker.
+//! - [`Peer`]: runs a third-party client to produce or consume [`PeerRecord`]s.
 //! - [`RawConnection`]: a blocking connection that sends one `klamm-protocol` request at the
 //!   version a test chooses.
 //!
 //! Everything runs from the cache `scripts/install-test-deps` fills; when something is missing
 //! the harness fails with a message naming that script. See `docs/testing.md`.
+//!
+//! ```no_run
+//! use klamm_tests::{unique_topic, Broker, ConsumeOptions, Peer, PeerRecord, ProduceOptions};
+//!
+//! let broker = Broker::shared_kafka();
+//! let topic = unique_topic("example");
+//! let peer = Peer::rdkafka();
+//! peer.create_topic(&broker.bootstrap(), &topic, 1);
+//! let sent = vec![PeerRecord::new("k", "v").header("h", "x")];
+//! peer.produce(&broker.bootstrap(), &topic, &ProduceOptions::default(), &sent);
+//! let got = peer.consume(&broker.bootstrap(), &topic, 1, &ConsumeOptions::default());
+//! assert_eq!(got[0].content(), sent[0].content());
+//! ```
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 mod broker;
 mod install;
+mod peer;
 mod ports;
 mod raw_connection;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
 pub use install::{cache_dir, Component};
+pub use peer::{
+    Acks, Compression, ConsumeOptions, Delivery, Header, Peer, PeerKind, PeerRecord, ProduceOptions,
+};
 pub use ports::free_port;
 pub use raw_connection::{RawConnection, RawError, DEFAULT_READ_TIMEOUT};
 
