@@ -7,6 +7,8 @@
 //! - [`Peer`]: runs a third-party client to produce or consume [`PeerRecord`]s.
 //! - [`RawConnection`]: a blocking connection that sends one `klamm-protocol` request at the
 //!   version a test chooses.
+//! - [`RecordingProxy`]: sits between a client and a broker and records every frame, to capture
+//!   fixtures.
 //!
 //! Everything runs from the cache `scripts/install-test-deps` fills; when something is missing
 //! the harness fails with a message naming that script. See `docs/testing.md`.
@@ -30,6 +32,7 @@ mod broker;
 mod install;
 mod peer;
 mod ports;
+mod proxy;
 mod raw_connection;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
@@ -38,6 +41,7 @@ pub use peer::{
     Acks, Compression, ConsumeOptions, Delivery, Header, Peer, PeerKind, PeerRecord, ProduceOptions,
 };
 pub use ports::free_port;
+pub use proxy::{RecordedFrame, RecordingProxy};
 pub use raw_connection::{RawConnection, RawError, DEFAULT_READ_TIMEOUT};
 
 /// The harness's error: a message for the test's panic, whatever the cause.

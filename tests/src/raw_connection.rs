@@ -138,7 +138,7 @@ impl RawConnection {
     /// Sends one request frame as given (header and body, without the 4-byte size prefix,
     /// which this adds) and returns the response frame the same way: the contents after the
     /// size prefix, starting with the correlation id. The caller chooses the correlation id.
-    /// Recorded fixtures replay this way.
+    /// Recorded fixtures (see [`RecordingProxy`](crate::RecordingProxy)) replay this way.
     pub fn send_raw(&mut self, frame: &[u8]) -> Result<Bytes, RawError> {
         self.write_raw(frame)?;
         self.read_frame()
