@@ -1,2 +1,57 @@
-//! The test bed: starts real brokers (Apache Kafka, tansu) and real peer clients for the
-//! integration tests in `tests/tests/`.
+//! The test bed: real brokers (Apache Kafka, tansu) and real peer clients (librdkafka, the Java
+//! client) for the integration tests in `tests/tests/`.
+//!
+//! - [`Broker`]: starts a broker on a free 127.0.0.1 port in a fresh directory and stops it when
+//!   dropped, or when the test process dies. [`Broker::shared_kafka`] is one broker per test
+//!   binary, for tests that only need *a* broker.
+//! - [`Peer`]: runs a third-party client to produce or consume [`PeerRecord`]s.
+//! - [`RawConnection`]: a blocking connection that sends one `klamm-protocol` request at the
+//!   version a test chooses.
+//! - [`RecordingProxy`]: sits between a client and a broker and records every frame, to capture
+//!   fixtures.
+//!
+//! Everything runs from the cache `scripts/install-test-deps` fills; when something is missing
+//! the harness fails with a message naming that script. See `docs/testing.md`.
+//!
+//! ```no_run
+//! use klamm_tests::{unique_topic, Broker, ConsumeOptions, Peer, PeerRecord, ProduceOptions};
+//!
+//! let broker = Broker::shared_kafka();
+//! let topic = unique_topic("example");
+//! let peer = Peer::rdkafka();
+//! peer.create_topic(&broker.bootstrap(), &topic, 1);
+//! let sent = vec![PeerRecord::new("k", "v").header("h", "x")];
+//! peer.produce(&broker.bootstrap(), &topic, &ProduceOptions::default(), &sent);
+//! let got = peer.consume(&broker.bootstrap(), &topic, 1, &ConsumeOptions::default());
+//! assert_eq!(got[0].content(), sent[0].content());
+//! ```
+#![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod broker;
+mod install;
+mod peer;
+mod ports;
+mod proxy;
+mod raw_connection;
+
+pub use broker::{Broker, BrokerBuilder, BrokerKind};
+pub use install::{cache_dir, Component};
+pub use peer::{
+    Acks, Compression, ConsumeOptions, Delivery, Header, Peer, PeerKind, PeerRecord, ProduceOptions,
+};
+pub use ports::free_port;
+pub use proxy::{RecordedFrame, RecordingProxy};
+pub use raw_connection::{RawConnection, RawError, DEFAULT_READ_TIMEOUT};
+
+/// The harness's error: a message for the test's panic, whatever the cause.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// A topic name no other test (in this or another process) uses: `<prefix>-<pid>-<n>-<nanos>`.
+pub fn unique_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    format!("{prefix}-{}-{}-{nanos:x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}

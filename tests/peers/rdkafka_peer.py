@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""The librdkafka peer of the Klamm interop tests (through the confluent-kafka package).
+
+Same command-line interface as the Java peer (tests/peers/java), so the Rust harness runs either
+the same way:
+
+    produce --brokers B --topic T [--compression none|gzip|snappy|lz4|zstd] [--idempotent]
+            [--acks all|1|0]
+    consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning]
+    create-topic --brokers B --topic T [--partitions N]
+
+`produce` reads one JSON record per stdin line,
+    {"key": hex|null, "value": hex|null, "headers": [[name, hex|null], ...],
+     "timestamp": ms|null, "partition": p|null}
+flushes, and prints {"partition": p, "offset": o} per record in input order.
+`consume` assigns every partition of the topic (no group, nothing committed) and prints
+    {"partition", "offset", "key", "value", "headers", "timestamp", "timestamp_type"}
+per record, until --count records arrived or nothing arrived for --timeout-ms.
+Any error ends the process with a message on stderr and a non-zero status.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    Consumer,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+PROG = "rdkafka-peer"
+
+
+class PeerError(Exception):
+    pass
+
+
+def unhex(value, what):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PeerError(f"{what}: expected a hex string or null, got {value!r}")
+    try:
+        return bytes.fromhex(value)
+    except ValueError as e:
+        raise PeerError(f"{what}: bad hex {value!r}: {e}") from None
+
+
+def tohex(value):
+    return None if value is None else value.hex()
+
+
+def emit(obj):
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+
+
+def common_config(args):
+    return {"bootstrap.servers": args.brokers, "client.id": "klamm-rdkafka-peer"}
+
+
+def parse_record(line, line_no):
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise PeerError(f"line {line_no} is not JSON: {e}") from None
+    if not isinstance(rec, dict):
+        raise PeerError(f"line {line_no} is not a JSON object")
+    headers = []
+    for h in rec.get("headers") or []:
+        if not (isinstance(h, list) and len(h) == 2 and isinstance(h[0], str)):
+            raise PeerError(f"line {line_no}: a header must be [name, hex|null]")
+        headers.append((h[0], unhex(h[1], f"line {line_no} header {h[0]!r}")))
+    return {
+        "key": unhex(rec.get("key"), f"line {line_no} key"),
+        "value": unhex(rec.get("value"), f"line {line_no} value"),
+        "headers": headers,
+        "timestamp": rec.get("timestamp"),
+        "partition": rec.get("partition"),
+    }
+
+
+def produce(args):
+    config = common_config(args)
+    config.update(
+        {
+            "acks": args.acks,
+            "compression.type": args.compression,
+            "enable.idempotence": args.idempotent,
+            "linger.ms": 5,
+            "message.timeout.ms": 30000,
+        }
+    )
+    records = [parse_record(line, n) for n, line in enumerate(sys.stdin, 1) if line.strip()]
+    results = [None] * len(records)
+
+    def delivered(index):
+        def callback(err, msg):
+            results[index] = (err, msg)
+
+        return callback
+
+    producer = Producer(config)
+    for i, rec in enumerate(records):
+        kwargs = {"value": rec["value"], "key": rec["key"], "on_delivery": delivered(i)}
+        if rec["headers"]:
+            kwargs["headers"] = rec["headers"]
+        if rec["timestamp"] is not None:
+            kwargs["timestamp"] = rec["timestamp"]
+        if rec["partition"] is not None:
+            kwargs["partition"] = rec["partition"]
+        while True:
+            try:
+                producer.produce(args.topic, **kwargs)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    remaining = producer.flush(60)
+    if remaining:
+        raise PeerError(f"{remaining} records were still undelivered after 60 s")
+    for i, result in enumerate(results):
+        if result is None:
+            raise PeerError(f"record {i} got no delivery report")
+        err, msg = result
+        if err is not None:
+            raise PeerError(f"record {i} was not delivered: {err}")
+        offset = msg.offset()
+        emit({"partition": msg.partition(), "offset": -1 if offset is None or offset < 0 else offset})
+
+
+def partitions_of(consumer, topic, wait_s):
+    deadline = time.monotonic() + wait_s
+    while True:
+        md = consumer.list_topics(topic, timeout=max(1.0, deadline - time.monotonic()))
+        t = md.topics.get(topic)
+        if t is not None and t.error is None and t.partitions:
+            return sorted(t.partitions)
+        if time.monotonic() > deadline:
+            why = t.error if t is not None else "not in metadata"
+            raise PeerError(f"topic {topic} has no partitions ({why})")
+        time.sleep(0.2)
+
+
+TIMESTAMP_TYPES = {TIMESTAMP_CREATE_TIME: "CreateTime", TIMESTAMP_LOG_APPEND_TIME: "LogAppendTime"}
+
+
+def consume(args):
+    config = common_config(args)
+    config.update(
+        {
+            # librdkafka wants a group id for a consumer even when it only assigns; nothing joins
+            # or commits under this one.
+            "group.id": "klamm-rdkafka-peer-unused",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "allow.auto.create.topics": False,
+            "enable.partition.eof": False,
+        }
+    )
+    consumer = Consumer(config)
+    try:
+        partitions = partitions_of(consumer, args.topic, max(args.timeout_ms / 1000, 10))
+        if args.from_beginning:
+            starts = {p: OFFSET_BEGINNING for p in partitions}
+        else:
+            # Resolve the ends now, so "from the end" means the end at start-up, not whenever the
+            # first fetch happens.
+            starts = {p: consumer.get_watermark_offsets(TopicPartition(args.topic, p), 10)[1] for p in partitions}
+        consumer.assign([TopicPartition(args.topic, p, starts[p]) for p in partitions])
+        emitted = 0
+        last_progress = time.monotonic()
+        while emitted < args.count:
+            idle_ms = (time.monotonic() - last_progress) * 1000
+            if idle_ms >= args.timeout_ms:
+                print(
+                    f"{PROG}: nothing arrived for {args.timeout_ms} ms; got {emitted} of {args.count} records",
+                    file=sys.stderr,
+                )
+                break
+            msg = consumer.poll(min(0.2, (args.timeout_ms - idle_ms) / 1000))
+            if msg is None:
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            ts_type, ts = msg.timestamp()
+            emit(
+                {
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                    "key": tohex(msg.key()),
+                    "value": tohex(msg.value()),
+                    "headers": [[k, tohex(v)] for k, v in (msg.headers() or [])],
+                    "timestamp": ts,
+                    "timestamp_type": TIMESTAMP_TYPES.get(ts_type, "NoTimestampType"),
+                }
+            )
+            emitted += 1
+            last_progress = time.monotonic()
+    finally:
+        consumer.close()
+
+
+def create_topic(args):
+    admin = AdminClient(common_config(args))
+    futures = admin.create_topics([NewTopic(args.topic, num_partitions=args.partitions, replication_factor=1)])
+    for future in futures.values():
+        future.result(30)
+
+
+def main():
+    parser = argparse.ArgumentParser(prog=PROG)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def base(name):
+        p = commands.add_parser(name)
+        p.add_argument("--brokers", required=True)
+        p.add_argument("--topic", required=True)
+        return p
+
+    p = base("produce")
+    p.add_argument("--compression", choices=["none", "gzip", "snappy", "lz4", "zstd"], default="none")
+    p.add_argument("--idempotent", action="store_true")
+    p.add_argument("--acks", choices=["all", "1", "0"], default="all")
+    p = base("consume")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--timeout-ms", type=int, default=10000)
+    p.add_argument("--from-beginning", action="store_true")
+    p = base("create-topic")
+    p.add_argument("--partitions", type=int, default=1)
+
+    args = parser.parse_args()
+    try:
+        {"produce": produce, "consume": consume, "create-topic": create_topic}[args.command](args)
+    except (PeerError, KafkaException) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,573 @@
+//! Real brokers on 127.0.0.1: Apache Kafka (KRaft, one node that is broker and controller) as
+//! the reference, and tansu as a second implementation.
+//!
+//! Each broker gets a fresh directory for its configuration, data and log, and free ports. It is
+//! ready once it answers an ApiVersions request, which is also when Kafka's client listener
+//! opens (the broker starts its acceptors last).
+//!
+//! A broker must not outlive the tests, even when the test process is killed or when it sits in
+//! a `static` (Rust never drops statics). So the broker runs under a small `sh` supervisor whose
+//! stdin is a pipe from the test process: the supervisor kills the broker, and removes its
+//! directory, when that pipe closes - which happens when the [`Broker`] is dropped and when the
+//! test process dies for any reason, since the kernel closes its descriptors.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use klamm_protocol::api::api_versions::ApiVersionsRequest;
+
+use crate::install::{self, Component};
+use crate::ports::free_port;
+use crate::raw_connection::RawConnection;
+use crate::Error;
+
+/// Which broker implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// Apache Kafka from Maven Central, KRaft mode.
+    Kafka,
+    /// tansu from crates.io, in-memory storage.
+    Tansu,
+}
+
+impl BrokerKind {
+    /// `"kafka"` or `"tansu"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BrokerKind::Kafka => "kafka",
+            BrokerKind::Tansu => "tansu",
+        }
+    }
+}
+
+/// How long a broker may take to answer its first ApiVersions, unless
+/// `KLAMM_BROKER_START_TIMEOUT_SECS` says otherwise. Kafka starts in 5-20 s on two busy cores.
+const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The cluster id every test Kafka cluster is formatted with (base64 of "klamm-test-clstr").
+const KAFKA_CLUSTER_ID: &str = "a2xhbW0tdGVzdC1jbHN0cg";
+
+/// The broker's output (stdout, stderr) in its directory.
+const LOG_FILE: &str = "broker.log";
+
+/// Settings for a broker to start. [`Broker::kafka`] and [`Broker::tansu`] start one with the
+/// defaults.
+#[derive(Debug, Clone)]
+pub struct BrokerBuilder {
+    kind: BrokerKind,
+    partitions: u32,
+    advertised_port: Option<u16>,
+    config: Vec<(String, String)>,
+    start_timeout: Duration,
+}
+
+impl BrokerBuilder {
+    /// Defaults: 3 partitions per auto-created topic, advertises its own port.
+    pub fn new(kind: BrokerKind) -> Self {
+        let start_timeout = std::env::var("KLAMM_BROKER_START_TIMEOUT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(DEFAULT_START_TIMEOUT, Duration::from_secs);
+        Self { kind, partitions: 3, advertised_port: None, config: Vec::new(), start_timeout }
+    }
+
+    /// Partitions of auto-created topics (Kafka's `num.partitions`).
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    /// Tells clients (in Metadata responses) to connect to `127.0.0.1:port` instead of the port
+    /// the broker listens on: where a [`RecordingProxy`](crate::RecordingProxy) listens, so that
+    /// clients keep talking through it after bootstrap.
+    pub fn advertised_port(mut self, port: u16) -> Self {
+        self.advertised_port = Some(port);
+        self
+    }
+
+    /// An extra broker property (Kafka's `server.properties`; ignored by tansu). Later values
+    /// override the harness defaults.
+    pub fn config(mut self, key: &str, value: &str) -> Self {
+        self.config.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// How long to wait for the broker to answer.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Starts the broker and waits until it answers ApiVersions. When the start fails, the error
+    /// carries the tail of the broker's log.
+    pub fn start(&self) -> Result<Broker, Error> {
+        // A port picked as free can be taken before the broker binds it; try again then.
+        let mut last = None;
+        for _ in 0..3 {
+            match self.try_start() {
+                Ok(broker) => return Ok(broker),
+                Err(StartError::AddressInUse(e)) => last = Some(e),
+                Err(StartError::Other(e)) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| "broker start failed".into()))
+    }
+
+    fn try_start(&self) -> Result<Broker, StartError> {
+        let port = free_port()?;
+        let advertised_port = self.advertised_port.unwrap_or(port);
+        let dir = tempfile::Builder::new().prefix(&format!("klamm-{}-", self.kind.name())).tempdir()?.keep();
+        let keep_dir = std::env::var_os("KLAMM_KEEP_BROKER_DIRS").is_some_and(|v| !v.is_empty() && v != "0");
+        let command = match self.kind {
+            BrokerKind::Kafka => self.kafka_command(&dir, port, advertised_port),
+            BrokerKind::Tansu => self.tansu_command(port, advertised_port),
+        };
+        let command = match command {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                return Err(StartError::Other(e));
+            }
+        };
+        let (supervisor, lifeline) = supervise(&dir, &command, !keep_dir)?;
+        let broker = Broker {
+            kind: self.kind,
+            dir,
+            port,
+            advertised_port,
+            supervisor: Mutex::new(supervisor),
+            lifeline: Mutex::new(Some(lifeline)),
+            keep_dir,
+        };
+        match broker.wait_until_ready(self.start_timeout) {
+            Ok(()) => Ok(broker),
+            Err(e) => {
+                let tail = broker.log_tail(40);
+                let in_use = tail.contains("Address already in use");
+                let msg = format!(
+                    "{} broker on 127.0.0.1:{} did not come up: {e}\n--- last lines of {} ---\n{tail}",
+                    self.kind.name(),
+                    port,
+                    broker.dir.join(LOG_FILE).display()
+                );
+                Err(if in_use { StartError::AddressInUse(msg.into()) } else { StartError::Other(msg.into()) })
+            }
+        }
+    }
+
+    fn kafka_command(&self, dir: &Path, port: u16, advertised_port: u16) -> Result<Vec<String>, Error> {
+        let install = Component::Kafka.dir()?;
+        let template = kafka_storage_template(&install)?;
+        let internal_port = free_port()?;
+        let controller_port = free_port()?;
+        let data = dir.join("data");
+        copy_dir(&template, &data)?;
+
+        let mut props = vec![
+            ("process.roles", "broker,controller".to_owned()),
+            ("node.id", "1".to_owned()),
+            ("controller.quorum.voters", format!("1@127.0.0.1:{controller_port}")),
+            // Clients use CLIENT, which may advertise a proxy's port; the broker's own traffic
+            // (e.g. transaction markers) goes over INTERNAL so that it never depends on a proxy.
+            (
+                "listeners",
+                format!(
+                    "CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal_port},\
+                     CONTROLLER://127.0.0.1:{controller_port}"
+                ),
+            ),
+            (
+                "advertised.listeners",
+                format!("CLIENT://127.0.0.1:{advertised_port},INTERNAL://127.0.0.1:{internal_port}"),
+            ),
+            (
+                "listener.security.protocol.map",
+                "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+            ),
+            ("controller.listener.names", "CONTROLLER".into()),
+            ("inter.broker.listener.name", "INTERNAL".into()),
+            ("log.dirs", data.display().to_string()),
+            ("num.partitions", self.partitions.to_string()),
+            ("default.replication.factor", "1".into()),
+            ("offsets.topic.replication.factor", "1".into()),
+            // Fewer internal partitions than the default 50 start much faster on first use.
+            ("offsets.topic.num.partitions", "5".into()),
+            ("transaction.state.log.replication.factor", "1".into()),
+            ("transaction.state.log.min.isr", "1".into()),
+            ("transaction.state.log.num.partitions", "5".into()),
+            ("share.coordinator.state.topic.replication.factor", "1".into()),
+            ("share.coordinator.state.topic.min.isr", "1".into()),
+            ("group.initial.rebalance.delay.ms", "0".into()),
+            // Tests write records with fixed, old timestamps; time-based retention would delete
+            // them as soon as it looks.
+            ("log.retention.ms", "-1".into()),
+        ];
+        for (k, v) in &self.config {
+            props.retain(|(key, _)| key != k);
+            props.push((k.as_str(), v.clone()));
+        }
+        let mut text = String::from("# Written by klamm-tests for one test broker.\n");
+        for (k, v) in &props {
+            text.push_str(&format!("{k}={v}\n"));
+        }
+        let server_properties = dir.join("server.properties");
+        fs::write(&server_properties, text)?;
+        let log4j = dir.join("log4j2.properties");
+        fs::write(&log4j, KAFKA_LOG4J)?;
+
+        let mut cmd = vec![install::java().display().to_string()];
+        cmd.extend(kafka_jvm_options());
+        cmd.push(format!("-Dlog4j2.configurationFile={}", log4j.display()));
+        cmd.push(format!("-Dkafka.logs.dir={}", dir.join("logs").display()));
+        cmd.push("-cp".into());
+        cmd.push(install.join("libs").join("*").display().to_string());
+        cmd.push("kafka.Kafka".into());
+        cmd.push(server_properties.display().to_string());
+        Ok(cmd)
+    }
+
+    fn tansu_command(&self, port: u16, advertised_port: u16) -> Result<Vec<String>, Error> {
+        let install = Component::Tansu.dir()?;
+        let bin = install.join("bin").join("tansu");
+        Ok(vec![
+            bin.display().to_string(),
+            "broker".into(),
+            "--listener-url".into(),
+            format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url".into(),
+            format!("tcp://127.0.0.1:{advertised_port}"),
+            "--storage-engine".into(),
+            "memory://tansu/".into(),
+        ])
+    }
+}
+
+enum StartError {
+    AddressInUse(Error),
+    Other(Error),
+}
+
+impl<E: Into<Error>> From<E> for StartError {
+    fn from(e: E) -> Self {
+        StartError::Other(e.into())
+    }
+}
+
+/// JVM options for the test broker: a small heap, and the client compiler only, which starts
+/// the broker in about half the time on two cores (throughput matters little here).
+/// `KLAMM_KAFKA_JVM_OPTS` replaces them (split on whitespace).
+fn kafka_jvm_options() -> Vec<String> {
+    match std::env::var("KLAMM_KAFKA_JVM_OPTS") {
+        Ok(opts) if !opts.trim().is_empty() => opts.split_whitespace().map(str::to_owned).collect(),
+        _ => [
+            "-Xmx512m",
+            "-Xms128m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+        ]
+        .map(str::to_owned)
+        .into(),
+    }
+}
+
+/// Warnings and errors only, plus the lines that say how far the start got.
+const KAFKA_LOG4J: &str = "\
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.out.ref = out
+logger.raft.name = kafka.server.KafkaRaftServer
+logger.raft.level = info
+logger.broker.name = kafka.server.BrokerServer
+logger.broker.level = info
+";
+
+/// Formatting Kafka's storage costs a JVM start. Its output (meta.properties and the bootstrap
+/// metadata checkpoint) names no ports when the controller quorum is given as static voters, so
+/// one formatted directory serves every test broker: it is made once per cache and copied.
+fn kafka_storage_template(install: &Path) -> Result<PathBuf, Error> {
+    static TEMPLATE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| make_kafka_storage_template(install).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(Into::into)
+}
+
+fn make_kafka_storage_template(install: &Path) -> Result<PathBuf, Error> {
+    let target = install.join("storage-template");
+    let complete =
+        |dir: &Path| dir.join("meta.properties").is_file() && dir.join("bootstrap.checkpoint").is_file();
+    if complete(&target) {
+        return Ok(target);
+    }
+    let work = tempfile::Builder::new().prefix("storage-template-").tempdir_in(install)?;
+    let data = work.path().join("data");
+    let props = work.path().join("format.properties");
+    // Only what `format` reads; the ports are placeholders that end up nowhere.
+    fs::write(
+        &props,
+        format!(
+            "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.voters=1@127.0.0.1:9\n\
+             listeners=CLIENT://127.0.0.1:9,CONTROLLER://127.0.0.1:10\ncontroller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             inter.broker.listener.name=CLIENT\nlog.dirs={}\n",
+            data.display()
+        ),
+    )?;
+    let log4j = work.path().join("log4j2.properties");
+    fs::write(&log4j, KAFKA_LOG4J)?;
+    let out = Command::new(install::java())
+        .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
+        .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
+        .arg("-cp")
+        .arg(install.join("libs").join("*"))
+        .args(["kafka.tools.StorageTool", "format", "-t", KAFKA_CLUSTER_ID, "-c"])
+        .arg(&props)
+        .stdin(Stdio::null())
+        .output()?;
+    if !out.status.success() || !complete(&data) {
+        return Err(format!(
+            "formatting Kafka storage failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    // Another test process may have won the race; its template is as good as ours.
+    if fs::rename(&data, &target).is_err() && !complete(&target) {
+        return Err(format!("could not move the Kafka storage template to {}", target.display()).into());
+    }
+    Ok(target)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the broker under the supervisor, which kills it when its stdin (the returned pipe) closes
+/// and, if asked, then removes `dir`. Arguments: the pid file, the directory to remove (or
+/// empty), the broker command.
+const SUPERVISOR: &str = r#"
+pidfile=$1; cleanup=$2; shift 2
+# Background jobs of a non-interactive shell read /dev/null unless told otherwise, so keep the
+# pipe on fd 3 for the watcher below.
+exec 3<&0
+"$@" </dev/null 3<&- &
+child=$!
+echo "$child" >"$pidfile"
+(
+    cat <&3 >/dev/null
+    [ -e "$pidfile.exit" ] || kill -KILL "$child" 2>/dev/null
+    while kill -0 "$child" 2>/dev/null; do sleep 0.05; done
+    [ -z "$cleanup" ] || rm -rf "$cleanup"
+) &
+wait "$child"
+status=$?
+echo "$status" >"$pidfile.exit"
+exit "$status"
+"#;
+
+fn supervise(dir: &Path, command: &[String], remove_dir: bool) -> io::Result<(Child, ChildStdin)> {
+    let log = File::create(dir.join(LOG_FILE))?;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(SUPERVISOR)
+        .arg("klamm-broker-supervisor")
+        .arg(dir.join("broker.pid"))
+        .arg(if remove_dir { dir.as_os_str() } else { "".as_ref() })
+        .args(command)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    let lifeline = child.stdin.take().expect("stdin is piped");
+    Ok((child, lifeline))
+}
+
+/// A running broker. Dropping it kills the broker and removes its directory (kept when
+/// `KLAMM_KEEP_BROKER_DIRS=1`).
+#[derive(Debug)]
+pub struct Broker {
+    kind: BrokerKind,
+    dir: PathBuf,
+    port: u16,
+    advertised_port: u16,
+    supervisor: Mutex<Child>,
+    lifeline: Mutex<Option<ChildStdin>>,
+    keep_dir: bool,
+}
+
+impl Broker {
+    /// Starts an Apache Kafka broker with the defaults; panics with the reason (and the log's
+    /// tail) if it does not come up.
+    pub fn kafka() -> Broker {
+        BrokerBuilder::new(BrokerKind::Kafka).start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a tansu broker with the defaults; panics if it does not come up.
+    pub fn tansu() -> Broker {
+        BrokerBuilder::new(BrokerKind::Tansu).start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Settings for a broker of `kind`.
+    pub fn builder(kind: BrokerKind) -> BrokerBuilder {
+        BrokerBuilder::new(kind)
+    }
+
+    /// A broker of `kind` with the defaults; panics if it does not come up.
+    pub fn start(kind: BrokerKind) -> Broker {
+        BrokerBuilder::new(kind).start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One Apache Kafka broker shared by all tests of this test binary, started on first use
+    /// and killed when the process exits. Tests sharing it should use their own topics
+    /// ([`unique_topic`](crate::unique_topic)).
+    pub fn shared_kafka() -> &'static Broker {
+        static SHARED: OnceLock<Broker> = OnceLock::new();
+        SHARED.get_or_init(Broker::kafka)
+    }
+
+    /// One tansu broker shared by all tests of this test binary.
+    pub fn shared_tansu() -> &'static Broker {
+        static SHARED: OnceLock<Broker> = OnceLock::new();
+        SHARED.get_or_init(Broker::tansu)
+    }
+
+    /// The shared broker of `kind`.
+    pub fn shared(kind: BrokerKind) -> &'static Broker {
+        match kind {
+            BrokerKind::Kafka => Broker::shared_kafka(),
+            BrokerKind::Tansu => Broker::shared_tansu(),
+        }
+    }
+
+    /// Which implementation this is.
+    pub fn kind(&self) -> BrokerKind {
+        self.kind
+    }
+
+    /// `127.0.0.1:port` of the broker's client listener, for bootstrap lists.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The client listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        (Ipv4Addr::LOCALHOST, self.port).into()
+    }
+
+    /// The port clients are told to connect to (differs from [`addr`](Self::addr) when the
+    /// broker advertises a proxy).
+    pub fn advertised_port(&self) -> u16 {
+        self.advertised_port
+    }
+
+    /// The broker's directory: configuration, data (Kafka) and `broker.log`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A new [`RawConnection`] to the broker; panics if it cannot connect.
+    pub fn connect(&self) -> RawConnection {
+        RawConnection::connect(self.addr())
+            .unwrap_or_else(|e| panic!("connecting to {} broker at {}: {e}", self.kind.name(), self.addr()))
+    }
+
+    /// The last `lines` lines of the broker's output.
+    pub fn log_tail(&self, lines: usize) -> String {
+        tail(&self.dir.join(LOG_FILE), lines).unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+
+    /// Whether the broker process is still running.
+    pub fn is_running(&self) -> bool {
+        matches!(self.supervisor.lock().unwrap_or_else(|e| e.into_inner()).try_wait(), Ok(None))
+    }
+
+    fn wait_until_ready(&self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.supervisor.lock().unwrap_or_else(|e| e.into_inner()).try_wait() {
+                return Err(format!("the broker exited ({status})").into());
+            }
+            match self.probe() {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!("no ApiVersions answer within {timeout:?} (last: {e})").into())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    }
+
+    fn probe(&self) -> Result<(), Error> {
+        let mut conn = RawConnection::connect_timeout(self.addr(), Duration::from_secs(2))?;
+        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+        // Kafka answers INVALID_REQUEST to a v3+ request without a valid software name/version.
+        let request = ApiVersionsRequest {
+            client_software_name: "klamm-tests".into(),
+            client_software_version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        };
+        let response = conn.try_send(3, &request)?;
+        if response.error_code != 0 {
+            return Err(format!("ApiVersions error code {}", response.error_code).into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // Closing the pipe tells the supervisor to kill the broker.
+        drop(self.lifeline.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let supervisor = self.supervisor.get_mut().unwrap_or_else(|e| e.into_inner());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(supervisor.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if matches!(supervisor.try_wait(), Ok(None)) {
+            if let Ok(pid) = fs::read_to_string(self.dir.join("broker.pid")) {
+                let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            }
+            let _ = supervisor.kill();
+            let _ = supervisor.wait();
+        }
+        if self.keep_dir {
+            eprintln!("klamm-tests: kept {} broker directory {}", self.kind.name(), self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let all: Vec<&str> = text.lines().collect();
+    Ok(all[all.len().saturating_sub(lines)..].join("\n"))
+}
