@@ -237,6 +237,8 @@ impl BrokerBuilder {
         Ok(vec![
             bin.display().to_string(),
             "broker".into(),
+            "--cluster-id".into(),
+            "klamm-tests".into(),
             "--listener-url".into(),
             format!("tcp://127.0.0.1:{port}"),
             "--advertised-listener-url".into(),
@@ -397,6 +399,13 @@ fn supervise(dir: &Path, command: &[String], remove_dir: bool) -> io::Result<(Ch
         .arg(if remove_dir { dir.as_os_str() } else { "".as_ref() })
         .args(command)
         .current_dir(dir)
+        // tansu reads its settings from these too; a stray one must not change the test broker.
+        .env_remove("CLUSTER_ID")
+        .env_remove("LISTENER_URL")
+        .env_remove("ADVERTISED_LISTENER_URL")
+        .env_remove("STORAGE_ENGINE")
+        .env_remove("SCHEMA_REGISTRY")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdin(Stdio::piped())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -300,3 +300,50 @@ fn record_frames(
     buf.drain(..start);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(contents: &[u8]) -> Vec<u8> {
+        let mut out = (contents.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(contents);
+        out
+    }
+
+    #[test]
+    fn frames_split_across_reads_are_recorded_and_paired() {
+        let shared = Shared::default();
+        let pending = Mutex::new(HashMap::new());
+        // Two requests (ApiVersions v3 id 7, Metadata v12 id 8) arriving in awkward pieces.
+        let mut wire = frame(&[0, 18, 0, 3, 0, 0, 0, 7, 0xaa]);
+        wire.extend(frame(&[0, 3, 0, 12, 0, 0, 0, 8, 0xbb, 0xcc]));
+        let mut buf = Vec::new();
+        for piece in wire.chunks(3) {
+            buf.extend_from_slice(piece);
+            assert!(record_frames(&mut buf, Direction::Requests, 0, &shared, &pending));
+        }
+        assert!(buf.is_empty());
+        // The responses come back in the other order.
+        let mut buf = frame(&[0, 0, 0, 8, 1]);
+        buf.extend(frame(&[0, 0, 0, 7, 2]));
+        assert!(record_frames(&mut buf, Direction::Responses, 0, &shared, &pending));
+
+        let frames = shared.frames.lock().unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!((frames[0].api_key, frames[0].api_version, frames[0].correlation_id), (ApiKey(18), 3, 7));
+        assert_eq!(&frames[0].request[..], &[0, 18, 0, 3, 0, 0, 0, 7, 0xaa]);
+        assert_eq!(frames[0].response.as_deref(), Some(&[0, 0, 0, 7, 2][..]));
+        assert_eq!(frames[1].api_key, ApiKey(3));
+        assert_eq!(frames[1].response.as_deref(), Some(&[0, 0, 0, 8, 1][..]));
+    }
+
+    #[test]
+    fn a_stream_that_is_not_kafka_stops_the_recording() {
+        let shared = Shared::default();
+        let pending = Mutex::new(HashMap::new());
+        let mut buf = vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3];
+        assert!(!record_frames(&mut buf, Direction::Requests, 0, &shared, &pending));
+        assert!(shared.frames.lock().unwrap().is_empty());
+    }
+}
