@@ -6,7 +6,8 @@
 //!   binary, for tests that only need *a* broker.
 //! - [`Peer`]: runs a third-party client to produce or consume [`PeerRecord`]s.
 //! - [`RawConnection`]: a blocking connection that sends one `klamm-protocol` request at the
-//!   version a test chooses.
+//!   version a test chooses. [`NegotiatedConnection`] wraps one with the broker's ApiVersions
+//!   and sends each request at the highest version both sides implement.
 //! - [`RecordingProxy`]: sits between a client and a broker and records every frame, to capture
 //!   fixtures.
 //!
@@ -30,6 +31,7 @@
 
 mod broker;
 mod install;
+mod negotiated;
 mod peer;
 mod ports;
 mod proxy;
@@ -37,6 +39,7 @@ mod raw_connection;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
 pub use install::{cache_dir, Component};
+pub use negotiated::{api_versions_request, leader_address, ApiVersionTable, NegotiatedConnection};
 pub use peer::{
     Acks, Compression, ConsumeOptions, Delivery, Header, Peer, PeerKind, PeerRecord, ProduceOptions,
 };
