@@ -161,14 +161,9 @@ fn assert_same_records(ctx: &str, sent: &[PeerRecord], got: &[PeerRecord]) {
     }
 }
 
+/// The codec of a peer's `compression.type`.
 fn codec(c: Compression) -> Codec {
-    match c {
-        Compression::None => Codec::None,
-        Compression::Gzip => Codec::Gzip,
-        Compression::Snappy => Codec::Snappy,
-        Compression::Lz4 => Codec::Lz4,
-        Compression::Zstd => Codec::Zstd,
-    }
+    c.name().parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One batch of `records`, compressed with `compression`.
