@@ -6,9 +6,10 @@
 //!   binary, for tests that only need *a* broker.
 //! - [`Peer`]: runs a third-party client to produce or consume [`PeerRecord`]s.
 //! - [`RawConnection`]: a blocking connection that sends one `klamm-protocol` request at the
-//!   version a test chooses.
+//!   version a test chooses. [`NegotiatedConnection`] wraps one with the broker's ApiVersions
+//!   and sends each request at the highest version both sides implement.
 //! - [`RecordingProxy`]: sits between a client and a broker and records every frame, to capture
-//!   fixtures.
+//!   fixtures. [`VersionCapProxy`] in front of it keeps clients to versions the codec implements.
 //!
 //! Everything runs from the cache `scripts/install-test-deps` fills; when something is missing
 //! the harness fails with a message naming that script. See `docs/testing.md`.
@@ -29,20 +30,26 @@
 #![forbid(unsafe_code)]
 
 mod broker;
+mod fixture_scenario;
 mod install;
+mod negotiated;
 mod peer;
 mod ports;
 mod proxy;
 mod raw_connection;
+mod version_cap;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
+pub use fixture_scenario::run_fixture_scenario;
 pub use install::{cache_dir, Component};
+pub use negotiated::{api_versions_request, leader_address, ApiVersionTable, NegotiatedConnection};
 pub use peer::{
     Acks, Compression, ConsumeOptions, Delivery, Header, Peer, PeerKind, PeerRecord, ProduceOptions,
 };
 pub use ports::free_port;
 pub use proxy::{RecordedFrame, RecordingProxy};
 pub use raw_connection::{RawConnection, RawError, DEFAULT_READ_TIMEOUT};
+pub use version_cap::{cap_api_versions, VersionCapProxy};
 
 /// The harness's error: a message for the test's panic, whatever the cause.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
