@@ -37,6 +37,7 @@ mod peer;
 mod ports;
 mod proxy;
 mod raw_connection;
+mod raw_records;
 mod version_cap;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
@@ -49,6 +50,7 @@ pub use peer::{
 pub use ports::free_port;
 pub use proxy::{RecordedFrame, RecordingProxy};
 pub use raw_connection::{RawConnection, RawError, DEFAULT_READ_TIMEOUT};
+pub use raw_records::{build_batch, fetch_all, peer_record, records_of, Fetched};
 pub use version_cap::{cap_api_versions, VersionCapProxy};
 
 /// The harness's error: a message for the test's panic, whatever the cause.
