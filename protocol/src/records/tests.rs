@@ -97,8 +97,8 @@ fn header_fields_and_flags() {
     assert_eq!(batch.control_record(), Ok(None));
     // Under log-append time every record reads the batch's max timestamp.
     let records: Vec<_> = batch.records().unwrap().map(Result::unwrap).collect();
-    assert!(records.iter().all(|r| r.timestamp == 5_000));
-    assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [1000, 1001, 1002]);
+    assert!(records.iter().all(|r| r.timestamp() == 5_000));
+    assert_eq!(records.iter().map(|r| r.offset()).collect::<Vec<_>>(), [1000, 1001, 1002]);
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn create_time_max_timestamp_is_the_largest() {
     }
     let batch = one_batch(b.finish().unwrap().freeze());
     assert_eq!((batch.base_timestamp(), batch.max_timestamp()), (30, 50));
-    let ts: Vec<_> = batch.records().unwrap().map(|r| r.unwrap().timestamp).collect();
+    let ts: Vec<_> = batch.records().unwrap().map(|r| r.unwrap().timestamp()).collect();
     assert_eq!(ts, [30, 10, 50, 20]);
 }
 
@@ -121,7 +121,7 @@ fn offsets_with_gaps_and_empty_batches() {
     assert!(b.push_at(5, 3, None, None, [("k", None::<&[u8]>)]).is_err());
     let batch = one_batch(b.finish().unwrap().freeze());
     assert_eq!(batch.last_offset(), 15);
-    let offsets: Vec<_> = batch.records().unwrap().map(|r| r.unwrap().offset).collect();
+    let offsets: Vec<_> = batch.records().unwrap().map(|r| r.unwrap().offset()).collect();
     assert_eq!(offsets, [10, 15]);
 
     let empty = one_batch(RecordBatchBuilder::new().finish().unwrap().freeze());
@@ -136,7 +136,7 @@ fn several_batches_share_a_buffer() {
     second.push(5, None, Some(b"c")).unwrap();
     let data = second.finish().unwrap().freeze();
     let values: Vec<_> =
-        all_records(data).unwrap().into_iter().map(|r| (r.offset, r.value.unwrap())).collect();
+        all_records(data).unwrap().into_iter().map(|r| (r.offset(), r.value_bytes().unwrap())).collect();
     assert_eq!(values, [(0, Bytes::from("a")), (1, Bytes::from("b")), (2, Bytes::from("c"))]);
 }
 
@@ -144,7 +144,7 @@ fn several_batches_share_a_buffer() {
 fn uncompressed_values_are_slices_of_the_input() {
     let data = simple_batch(0, &[b"value"], Compression::None).freeze();
     let record = all_records(data.clone()).unwrap().remove(0);
-    let value = record.value.unwrap();
+    let value = record.value().unwrap();
     let within = data.as_ptr_range();
     assert!(within.contains(&value.as_ptr()));
 }
@@ -255,15 +255,15 @@ fn headers_are_read_lazily_but_validated_eagerly() {
     let headers = [("a", Some(&b"1"[..])), ("b", None), ("a", Some(&b"2"[..]))];
     b.push_with_headers(0, Some(b"k"), None, headers).unwrap();
     let record = all_records(b.finish().unwrap().freeze()).unwrap().remove(0);
-    assert_eq!(record.headers.len(), 3);
-    let read: Vec<_> = record.headers.iter().map(|h| (h.key_str().unwrap(), h.value)).collect();
+    assert_eq!(record.headers().len(), 3);
+    let read: Vec<_> = record.headers().iter().map(|h| (h.key_str().unwrap(), h.value)).collect();
     assert_eq!(read, [("a", Some(&b"1"[..])), ("b", None), ("a", Some(&b"2"[..]))]);
-    assert_eq!(record.headers.last("a").unwrap().value, Some(&b"2"[..]));
-    assert!(record.headers.last("c").is_none());
-    let owned: Vec<Header> = record.headers.iter_owned().collect();
+    assert_eq!(record.headers().last("a").unwrap().value, Some(&b"2"[..]));
+    assert!(record.headers().last("c").is_none());
+    let owned: Vec<Header> = record.headers().iter_owned().collect();
     assert_eq!(owned[0].key, Bytes::from("a"));
     assert_eq!(
-        format!("{:?}", record.headers),
+        format!("{:?}", record.headers()),
         r#"[Header { key: "a", value: Some(b"1") }, Header { key: "b", value: None }, Header { key: "a", value: Some(b"2") }]"#
     );
 
@@ -289,8 +289,8 @@ fn control_batches() {
         assert_eq!((batch.producer_id(), batch.producer_epoch(), batch.base_offset()), (42, 2, 100));
         assert_eq!(batch.control_record().unwrap(), Some(ControlRecord { version: 0, kind }));
         let record = batch.records().unwrap().next().unwrap().unwrap();
-        assert_eq!(record.key.as_deref(), Some(&[0, 0, 0, kind.code() as u8][..]));
-        let marker = EndTransactionMarker::parse(record.value.as_deref().unwrap()).unwrap();
+        assert_eq!(record.key(), Some(&[0, 0, 0, kind.code() as u8][..]));
+        let marker = EndTransactionMarker::parse(record.value().unwrap()).unwrap();
         assert_eq!(marker, EndTransactionMarker { version: 0, coordinator_epoch: 9 });
     }
     assert_eq!(ControlRecord::parse(&[0, 0, 0, 5]).unwrap().kind, ControlRecordType::Other(5));
@@ -384,9 +384,9 @@ fn legacy_magic_0_message_byte_by_byte() {
     assert_eq!(batch.timestamp_type(), TimestampType::NotAvailable);
     assert_eq!((batch.producer_id(), batch.partition_leader_epoch()), (-1, -1));
     let r = batch.records().unwrap().next().unwrap().unwrap();
-    assert_eq!((r.offset, r.timestamp), (7, -1));
-    assert_eq!((r.key.as_deref(), r.value.as_deref()), (Some(&b"k"[..]), Some(&b"val"[..])));
-    assert!(r.headers.is_empty());
+    assert_eq!((r.offset(), r.timestamp()), (7, -1));
+    assert_eq!((r.key(), r.value()), (Some(&b"k"[..]), Some(&b"val"[..])));
+    assert!(r.headers().is_empty());
 
     // A flipped bit is a CRC-32 mismatch.
     entry[20] ^= 0x80;
@@ -407,7 +407,7 @@ fn legacy_magic_1_message_byte_by_byte() {
     assert_eq!(batch.max_timestamp(), 1_600_000_000_000);
     let r = batch.records().unwrap().next().unwrap().unwrap();
     assert_eq!(
-        (r.offset, r.timestamp, r.key, r.value.as_deref()),
+        (r.offset(), r.timestamp(), r.key(), r.value()),
         (3, 1_600_000_000_000, None, Some(&b"v"[..]))
     );
 }
@@ -417,8 +417,11 @@ fn legacy_sets_mix_with_batches() {
     let mut data = legacy_entry(0, 0, 0, 0, None, Some(b"a"));
     data.extend_from_slice(&legacy_entry(1, 1, 0, 10, None, Some(b"b")));
     data.extend_from_slice(&simple_batch(2, &[b"c"], Compression::None));
-    let values: Vec<_> =
-        all_records(Bytes::from(data)).unwrap().into_iter().map(|r| (r.offset, r.value.unwrap())).collect();
+    let values: Vec<_> = all_records(Bytes::from(data))
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.offset(), r.value_bytes().unwrap()))
+        .collect();
     assert_eq!(values, [(0, Bytes::from("a")), (1, Bytes::from("b")), (2, Bytes::from("c"))]);
 }
 
@@ -442,7 +445,7 @@ fn legacy_gzip_wrapped_magic_1_uses_relative_offsets() {
     assert_eq!((batch.base_offset(), batch.last_offset(), batch.record_count()), (100, 102, 3));
     let records: Vec<_> = batch.records().unwrap().map(Result::unwrap).collect();
     let fields: Vec<_> =
-        records.iter().map(|r| (r.offset, r.timestamp, r.key.clone(), r.value.clone())).collect();
+        records.iter().map(|r| (r.offset(), r.timestamp(), r.key_bytes(), r.value_bytes())).collect();
     assert_eq!(
         fields,
         [
@@ -456,12 +459,12 @@ fn legacy_gzip_wrapped_magic_1_uses_relative_offsets() {
     let wrapper = legacy_entry(102, 1, 1 | 0x08, 99, None, Some(&gzip(&inner)));
     let batch = one_batch(Bytes::from(wrapper));
     assert_eq!(batch.timestamp_type(), TimestampType::LogAppendTime);
-    assert!(batch.records().unwrap().all(|r| r.unwrap().timestamp == 99));
+    assert!(batch.records().unwrap().all(|r| r.unwrap().timestamp() == 99));
 
     // A wrapper offset of 0 (some librdkafka versions) leaves inner offsets as they are.
     let wrapper = legacy_entry(0, 1, 1, 13, None, Some(&gzip(&inner)));
     let offsets: Vec<_> =
-        one_batch(Bytes::from(wrapper)).records().unwrap().map(|r| r.unwrap().offset).collect();
+        one_batch(Bytes::from(wrapper)).records().unwrap().map(|r| r.unwrap().offset()).collect();
     assert_eq!(offsets, [0, 1, 2]);
 
     // A wrapper offset below the last inner offset is invalid.
@@ -481,7 +484,7 @@ fn legacy_gzip_wrapped_magic_0_uses_absolute_offsets() {
     let batch = one_batch(Bytes::from(wrapper));
     assert_eq!((batch.base_offset(), batch.last_offset(), batch.record_count()), (40, 41, 2));
     let records: Vec<_> = batch.records().unwrap().map(|r| r.unwrap()).collect();
-    assert_eq!(records.iter().map(|r| (r.offset, r.timestamp)).collect::<Vec<_>>(), [(40, -1), (41, -1)]);
+    assert_eq!(records.iter().map(|r| (r.offset(), r.timestamp())).collect::<Vec<_>>(), [(40, -1), (41, -1)]);
 }
 
 #[cfg(feature = "gzip")]
@@ -521,7 +524,7 @@ fn legacy_magic_0_lz4_with_kafka_08_header_checksum() {
     frame[6] = broken;
     let wrapper = legacy_entry(0, 0, 3, 0, None, Some(&frame));
     let records = all_records(Bytes::from(wrapper)).unwrap();
-    assert_eq!(records[0].value.as_deref(), Some(&b"old"[..]));
+    assert_eq!(records[0].value(), Some(&b"old"[..]));
     // Magic 1 data must have a correct descriptor checksum.
     let inner = legacy_entry(0, 1, 0, 0, None, Some(b"new"));
     let mut frame = BytesMut::new();
@@ -641,16 +644,16 @@ proptest! {
         let mut delta = 0i64;
         for (got, want) in records.iter().zip(&t.records) {
             delta += i64::from(want.gap);
-            prop_assert_eq!(got.offset, t.base_offset.wrapping_add(delta));
+            prop_assert_eq!(got.offset(), t.base_offset.wrapping_add(delta));
             delta += 1;
-            prop_assert_eq!(got.timestamp, t.log_append_time.unwrap_or(want.timestamp));
-            prop_assert_eq!(got.key.as_deref(), want.key.as_deref());
-            prop_assert_eq!(got.value.as_deref(), want.value.as_deref());
-            let headers: Vec<_> = got.headers.iter().map(|h| (h.key_str().unwrap().to_owned(), h.value.map(<[u8]>::to_vec))).collect();
+            prop_assert_eq!(got.timestamp(), t.log_append_time.unwrap_or(want.timestamp));
+            prop_assert_eq!(got.key(), want.key.as_deref());
+            prop_assert_eq!(got.value(), want.value.as_deref());
+            let headers: Vec<_> = got.headers().iter().map(|h| (h.key_str().unwrap().to_owned(), h.value.map(<[u8]>::to_vec))).collect();
             prop_assert_eq!(&headers, &want.headers);
         }
         if let Some(last) = records.last() {
-            prop_assert_eq!(batch.last_offset(), last.offset);
+            prop_assert_eq!(batch.last_offset(), last.offset());
             let max = t.log_append_time.unwrap_or_else(|| t.records.iter().map(|r| r.timestamp).max().unwrap());
             prop_assert_eq!(batch.max_timestamp(), max);
         }
@@ -679,7 +682,7 @@ proptest! {
             if let Ok(records) = batch.records() {
                 for record in records {
                     let Ok(record) = record else { break };
-                    let _ = record.headers.iter().count();
+                    let _ = record.headers().iter().count();
                 }
             }
         }
