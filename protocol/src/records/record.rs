@@ -258,16 +258,13 @@ impl<'a> Iterator for HeadersIter<'a> {
             return None;
         }
         self.left -= 1;
-        // The section was validated when its record was read; a failure here cannot happen,
-        // and would end the iteration rather than panic.
-        let header = (|| {
-            let key = self.cursor.blob()?.unwrap_or(&[]);
-            let value = self.cursor.blob()?;
-            Ok::<_, DecodeError>(HeaderRef { key, value })
-        })();
-        match header {
-            Ok(h) => Some(h),
-            Err(_) => {
+        // The section was validated when its record was read, so this cannot fail; if it did,
+        // the iteration would end rather than panic.
+        let key = self.cursor.blob();
+        let value = self.cursor.blob();
+        match (key, value) {
+            (Ok(key), Ok(value)) => Some(HeaderRef { key: key.unwrap_or_default(), value }),
+            _ => {
                 self.left = 0;
                 None
             }
@@ -275,7 +272,7 @@ impl<'a> Iterator for HeadersIter<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left as usize))
+        (self.left as usize, Some(self.left as usize))
     }
 }
 
