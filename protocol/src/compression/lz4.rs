@@ -47,6 +47,15 @@ const BD_64K: u8 = 4 << 4;
 const UNCOMPRESSED_BIT: u32 = 1 << 31;
 /// Linked blocks may refer back at most 64 KiB.
 const WINDOW: usize = 64 << 10;
+/// An LZ4 block expands at most 255-fold: every byte that extends a match length adds at most
+/// 255 bytes of output, and no other part of a sequence yields more output than it takes input.
+const MAX_EXPANSION: usize = 255;
+
+/// The most a compressed block of `size` bytes can decompress to in a frame whose blocks hold
+/// at most `block_max` bytes.
+fn block_bound(size: usize, block_max: usize) -> usize {
+    block_max.min(size.saturating_mul(MAX_EXPANSION).saturating_add(16))
+}
 
 /// The descriptor checksum byte over `descriptor` (FLG up to the byte before HC).
 fn header_checksum(descriptor: &[u8]) -> u8 {
@@ -157,14 +166,14 @@ fn decompress_frame<'a>(
     let frame_start = out.len();
 
     // Room for the whole frame up front: its content size when it gives one, else every
-    // compressed block at full size. The walk stops at the first malformed block; decoding
-    // below reports it.
+    // compressed block at the most it can expand to. The walk stops at the first malformed
+    // block; decoding below reports it.
     let upper = d.content_size.unwrap_or_else(|| {
         let mut sum = 0u64;
         let mut walk = input;
         while let Some(raw) = read_u32(&mut walk).filter(|raw| *raw != 0) {
             let size = (raw & !UNCOMPRESSED_BIT) as usize;
-            let stored = if raw & UNCOMPRESSED_BIT != 0 { size } else { d.block_max };
+            let stored = if raw & UNCOMPRESSED_BIT != 0 { size } else { block_bound(size, d.block_max) };
             sum = sum.saturating_add(stored as u64);
             let skip = size + if block_checksum { 4 } else { 0 };
             match walk.get(skip..) {
@@ -203,7 +212,8 @@ fn decompress_frame<'a>(
             out.extend_from_slice(block);
             continue;
         }
-        let end = at + d.block_max.min(limit - at);
+        let bound = block_bound(size, d.block_max);
+        let end = at + bound.min(limit - at);
         out.resize(end, 0);
         let result = if linked && at > frame_start {
             let (before, after) = out.split_at_mut(at);
@@ -214,7 +224,7 @@ fn decompress_frame<'a>(
         };
         match result {
             Ok(n) => out.truncate(at + n),
-            Err(DecompressError::OutputTooSmall { .. }) if end - at < d.block_max => {
+            Err(DecompressError::OutputTooSmall { .. }) if end - at < bound => {
                 return Err(DecodeError::DecompressionLimitExceeded { codec: CODEC, limit });
             }
             Err(e) => return Err(failed(CODEC, e)),

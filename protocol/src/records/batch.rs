@@ -48,15 +48,15 @@ pub(crate) const ATTRIBUTES_OFFSET: usize = 21;
 /// use klamm_protocol::records::{RecordBatchBuilder, RecordBatches};
 ///
 /// let mut batch = RecordBatchBuilder::new().base_offset(42);
-/// batch.push(1_700_000_000_000, Some(b"key"), Some(b"value")).unwrap();
+/// batch.push(1_700_000_000_000, Some(&b"key"[..]), Some(&b"value"[..])).unwrap();
 /// let data: Bytes = batch.finish().unwrap().freeze();
 ///
 /// for batch in RecordBatches::new(data) {
 ///     let batch = batch.unwrap();
 ///     for record in batch.records().unwrap() {
 ///         let record = record.unwrap();
-///         assert_eq!(record.offset, 42);
-///         assert_eq!(record.value.as_deref(), Some(&b"value"[..]));
+///         assert_eq!(record.offset(), 42);
+///         assert_eq!(record.value(), Some(&b"value"[..]));
 ///     }
 /// }
 /// ```
@@ -409,8 +409,8 @@ impl RecordBatch {
             .records()?
             .next()
             .ok_or(DecodeError::InvalidValue { field: "control batch record count", value: 0 })??;
-        let key = record.key.ok_or(DecodeError::UnexpectedNull { field: "control record key" })?;
-        ControlRecord::parse(&key).map(Some)
+        let key = record.key().ok_or(DecodeError::UnexpectedNull { field: "control record key" })?;
+        ControlRecord::parse(key).map(Some)
     }
 }
 

@@ -26,7 +26,7 @@ use bytes::Bytes;
 
 use crate::compression::{Compression, DecompressionLimits};
 use crate::error::DecodeError;
-use crate::records::record::{Record, RecordHeaders};
+use crate::records::record::{Record, Span};
 use crate::records::{TimestampType, LOG_OVERHEAD, NO_TIMESTAMP};
 
 /// The smallest magic 0 message: crc, magic, attributes, key length, value length.
@@ -34,15 +34,15 @@ pub(crate) const MIN_MESSAGE_V0: usize = 14;
 /// The smallest magic 1 message: a magic 0 message plus the timestamp.
 pub(crate) const MIN_MESSAGE_V1: usize = 22;
 
-/// The fields of one legacy message, with key and value as slices of its bytes.
+/// The fields of one legacy message, with where its key and value are in its bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Message {
     pub(crate) magic: i8,
     pub(crate) attributes: i8,
     /// The stored timestamp (`-1` for magic 0).
     pub(crate) timestamp: i64,
-    pub(crate) key: Option<Bytes>,
-    pub(crate) value: Option<Bytes>,
+    pub(crate) key: Span,
+    pub(crate) value: Span,
 }
 
 impl Message {
@@ -88,23 +88,24 @@ pub(crate) fn read_message(msg: &Bytes, verify: bool) -> Result<Message, DecodeE
     Ok(Message { magic, attributes, timestamp, key, value })
 }
 
-/// An int32-length byte string at `*at` (negative length: null), as a slice of `msg`.
-fn sized(msg: &Bytes, at: &mut usize) -> Result<Option<Bytes>, DecodeError> {
+/// Where the int32-length byte string at `*at` is in `msg` ([`Span::NULL`] for a negative
+/// length).
+fn sized(msg: &[u8], at: &mut usize) -> Result<Span, DecodeError> {
     let head = msg
         .get(*at..*at + 4)
         .ok_or(DecodeError::UnexpectedEnd { needed: 4, remaining: msg.len().saturating_sub(*at) })?;
     let length = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     *at += 4;
     let Ok(len) = usize::try_from(length) else {
-        return Ok(None);
+        return Ok(Span::NULL);
     };
     let remaining = msg.len() - *at;
     if len > remaining {
         return Err(DecodeError::InvalidLength { length: length.into(), remaining });
     }
-    let out = msg.slice(*at..*at + len);
+    let span = Span::new(*at, *at + len);
     *at += len;
-    Ok(Some(out))
+    Ok(span)
 }
 
 /// A decoded top-level legacy entry: what its batch view shows, and its records.
@@ -148,17 +149,12 @@ pub(crate) fn read_entry(
         records: LegacyRecords::Single(None),
     };
     if compression == Compression::None {
-        batch.records = LegacyRecords::Single(Some(Record {
-            offset,
-            timestamp,
-            key: m.key,
-            value: m.value,
-            headers: RecordHeaders::new(),
-        }));
+        batch.records = LegacyRecords::Single(Some(Record::new(offset, timestamp, msg, m.key, m.value)));
         return Ok(batch);
     }
-    let value = m.value.ok_or(DecodeError::UnexpectedNull { field: "legacy wrapper message value" })?;
-    let set = compression.decompress_inner(&value, limits, m.magic == 0)?;
+    let value =
+        m.value.get(&msg).ok_or(DecodeError::UnexpectedNull { field: "legacy wrapper message value" })?;
+    let set = compression.decompress_inner(value, limits, m.magic == 0)?;
     let scan = scan_inner(&set, verify)?;
     // Magic 1 inner offsets are relative to the wrapper's, which is the last inner offset.
     let offset_base = match m.magic {
@@ -272,12 +268,9 @@ impl LegacyRecords {
                     Err(e) => return Some(Err(e)),
                 };
                 *left = left.saturating_sub(1);
-                Some(read_message(&msg, *verify).map(|m| Record {
-                    offset: offset_base.map_or(offset, |base| base.wrapping_add(offset)),
-                    timestamp: log_append_time.unwrap_or(m.timestamp),
-                    key: m.key,
-                    value: m.value,
-                    headers: RecordHeaders::new(),
+                Some(read_message(&msg, *verify).map(|m| {
+                    let offset = offset_base.map_or(offset, |base| base.wrapping_add(offset));
+                    Record::new(offset, log_append_time.unwrap_or(m.timestamp), msg, m.key, m.value)
                 }))
             }
         }

@@ -33,7 +33,7 @@
 //! let mut values = Vec::new();
 //! for batch in RecordBatches::new(data) {
 //!     for record in batch.unwrap().records().unwrap() {
-//!         values.push(record.unwrap().value.unwrap()[0]);
+//!         values.push(record.unwrap().value().unwrap()[0]);
 //!     }
 //! }
 //! assert_eq!(values, [0, 1, 2]);

@@ -6,47 +6,137 @@
 //! varint-length value, `-1` for null). See
 //! <https://kafka.apache.org/documentation/#record> and `DefaultRecord` in Apache Kafka.
 //!
-//! Reading allocates nothing per record: key, value and the header section are [`Bytes`]
-//! slices of the batch data (the input itself when uncompressed, the one decompressed buffer
-//! otherwise), and headers are parsed again only when iterated. Each record's structure,
-//! headers included, is validated when the record is read, so iterating headers cannot fail.
+//! Reading allocates nothing per record, and takes one reference count per record: a
+//! [`Record`] holds one [`Bytes`] slice of the batch data (the input itself when uncompressed,
+//! the one decompressed buffer otherwise) covering that record, and knows where its key, value
+//! and headers are in it. Headers are parsed again only when iterated. Each record's structure,
+//! headers included, is validated when the record is read, so reading its parts cannot fail.
 
 use std::fmt;
-use std::ops::Range;
 
 use bytes::Bytes;
 
 use crate::error::DecodeError;
 use crate::records::legacy::LegacyRecords;
 
-/// One record: its absolute offset and timestamp, key, value and headers.
+/// Where a key, value or header section lies in a record's bytes; `NULL` for null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    pub(crate) const NULL: Span = Span { start: u32::MAX, end: u32::MAX };
+    pub(crate) const EMPTY: Span = Span { start: 0, end: 0 };
+
+    /// The span of `start..end` (both within a record, so below 2^31).
+    pub(crate) fn new(start: usize, end: usize) -> Self {
+        Span { start: start as u32, end: end as u32 }
+    }
+
+    /// The bytes this span covers in `data`, `None` for null.
+    #[inline]
+    pub(crate) fn get(self, data: &[u8]) -> Option<&[u8]> {
+        if self.start == u32::MAX {
+            None
+        } else {
+            data.get(self.start as usize..self.end as usize)
+        }
+    }
+}
+
+/// One record: its absolute offset and timestamp, key, value and headers, as zero-copy views of
+/// the record data.
 ///
 /// For magic 0 and 1 data, headers are empty, and magic 0 records have no timestamp (`-1`).
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
+/// Cloning a record costs one reference count; [`Record::value_bytes`] and friends hand out
+/// [`Bytes`] that share the data, for keeping parts beyond the record.
+#[derive(Clone)]
 pub struct Record {
-    /// The record's offset in its partition.
-    pub offset: i64,
-    /// The record's timestamp in milliseconds: its create time, or the batch's log-append time
-    /// when the batch's [`TimestampType`](crate::records::TimestampType) says so; `-1` when
-    /// there is none.
-    pub timestamp: i64,
-    /// The key, `None` for a null key.
-    pub key: Option<Bytes>,
-    /// The value, `None` for a null value (a tombstone on a compacted topic).
-    pub value: Option<Bytes>,
-    /// The headers.
-    pub headers: RecordHeaders,
+    offset: i64,
+    timestamp: i64,
+    /// The record's bytes (for magic 2, from its attributes to its end; for legacy data, the
+    /// message from its CRC on).
+    data: Bytes,
+    key: Span,
+    value: Span,
+    /// The header section after the header count.
+    headers: Span,
+    header_count: u32,
 }
+
+impl Record {
+    pub(crate) fn new(offset: i64, timestamp: i64, data: Bytes, key: Span, value: Span) -> Self {
+        Self { offset, timestamp, data, key, value, headers: Span::EMPTY, header_count: 0 }
+    }
+
+    /// The record's offset in its partition.
+    #[inline]
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// The record's timestamp in milliseconds: its create time, or the batch's log-append time
+    /// when the batch's [`TimestampType`](crate::records::TimestampType) says so; `-1` when there
+    /// is none.
+    #[inline]
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// The key, `None` for a null key.
+    #[inline]
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key.get(&self.data)
+    }
+
+    /// The value, `None` for a null value (a tombstone on a compacted topic).
+    #[inline]
+    pub fn value(&self) -> Option<&[u8]> {
+        self.value.get(&self.data)
+    }
+
+    /// The key as [`Bytes`] sharing the record data (no copy).
+    pub fn key_bytes(&self) -> Option<Bytes> {
+        self.key().map(|k| self.data.slice_ref(k))
+    }
+
+    /// The value as [`Bytes`] sharing the record data (no copy).
+    pub fn value_bytes(&self) -> Option<Bytes> {
+        self.value().map(|v| self.data.slice_ref(v))
+    }
+
+    /// The headers.
+    #[inline]
+    pub fn headers(&self) -> RecordHeaders<'_> {
+        RecordHeaders { data: &self.data, section: self.headers, count: self.header_count }
+    }
+}
+
+impl PartialEq for Record {
+    /// Records are equal when offset, timestamp, key, value and headers are, however they were
+    /// encoded.
+    fn eq(&self, other: &Self) -> bool {
+        self.offset == other.offset
+            && self.timestamp == other.timestamp
+            && self.key() == other.key()
+            && self.value() == other.value()
+            && self.header_count == other.header_count
+            && self.headers.get(&self.data) == other.headers.get(&other.data)
+    }
+}
+
+impl Eq for Record {}
 
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Record")
             .field("offset", &self.offset)
             .field("timestamp", &self.timestamp)
-            .field("key", &self.key)
-            .field("value", &self.value)
-            .field("headers", &self.headers)
+            .field("key", &self.key_bytes())
+            .field("value", &self.value_bytes())
+            .field("headers", &self.headers())
             .finish()
     }
 }
@@ -54,30 +144,25 @@ impl fmt::Debug for Record {
 /// The headers of a record: a view over their encoded bytes, parsed when iterated.
 ///
 /// ```
-/// use bytes::BytesMut;
 /// use klamm_protocol::records::{RecordBatchBuilder, RecordBatches};
 ///
 /// let mut batch = RecordBatchBuilder::new();
-/// batch.push_with_headers(1_700_000_000_000, None, Some(b"v"), [("trace", Some(b"abc"))]).unwrap();
+/// batch.push_with_headers(1_700_000_000_000, None, Some(&b"v"[..]), [("trace", Some(b"abc"))]).unwrap();
 /// let data = batch.finish().unwrap().freeze();
 /// let record = RecordBatches::new(data).next().unwrap().unwrap().records().unwrap().next().unwrap().unwrap();
-/// let header = record.headers.iter().next().unwrap();
+/// let header = record.headers().iter().next().unwrap();
 /// assert_eq!((header.key, header.value), (&b"trace"[..], Some(&b"abc"[..])));
-/// assert_eq!(record.headers.last("trace").unwrap().value, Some(&b"abc"[..]));
+/// assert_eq!(record.headers().last("trace").unwrap().value, Some(&b"abc"[..]));
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct RecordHeaders {
+#[derive(Clone, Copy)]
+pub struct RecordHeaders<'a> {
+    data: &'a Bytes,
     /// The encoded headers (after the count), validated when the record was read.
-    data: Bytes,
+    section: Span,
     count: u32,
 }
 
-impl RecordHeaders {
-    /// No headers.
-    pub const fn new() -> Self {
-        Self { data: Bytes::new(), count: 0 }
-    }
-
+impl<'a> RecordHeaders<'a> {
     /// How many headers there are.
     pub fn len(&self) -> usize {
         self.count as usize
@@ -89,31 +174,31 @@ impl RecordHeaders {
     }
 
     /// The headers in order, borrowed from the record data.
-    pub fn iter(&self) -> HeadersIter<'_> {
-        HeadersIter { cursor: Cursor::new(&self.data), left: self.count }
+    pub fn iter(&self) -> HeadersIter<'a> {
+        let data: &'a [u8] = self.data;
+        HeadersIter { cursor: Cursor::new(self.section.get(data).unwrap_or_default()), left: self.count }
     }
 
-    /// The headers in order, each as [`Bytes`] slices of the record data (no copy).
-    pub fn iter_owned(&self) -> impl Iterator<Item = Header> + '_ {
-        self.iter().map(|h| Header {
-            key: self.data.slice_ref(h.key),
-            value: h.value.map(|v| self.data.slice_ref(v)),
-        })
+    /// The headers in order, each as [`Bytes`] sharing the record data (no copy).
+    pub fn iter_owned(&self) -> impl Iterator<Item = Header> + 'a {
+        let data = self.data;
+        self.iter()
+            .map(move |h| Header { key: data.slice_ref(h.key), value: h.value.map(|v| data.slice_ref(v)) })
     }
 
     /// The last header with this key, as Kafka's `Headers.lastHeader` finds it.
-    pub fn last(&self, key: &str) -> Option<HeaderRef<'_>> {
+    pub fn last(&self, key: &str) -> Option<HeaderRef<'a>> {
         self.iter().filter(|h| h.key == key.as_bytes()).last()
     }
 }
 
-impl fmt::Debug for RecordHeaders {
+impl fmt::Debug for RecordHeaders<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
 }
 
-impl<'a> IntoIterator for &'a RecordHeaders {
+impl<'a> IntoIterator for RecordHeaders<'a> {
     type Item = HeaderRef<'a>;
     type IntoIter = HeadersIter<'a>;
 
@@ -173,16 +258,13 @@ impl<'a> Iterator for HeadersIter<'a> {
             return None;
         }
         self.left -= 1;
-        // The section was validated when its record was read; a failure here cannot happen,
-        // and would end the iteration rather than panic.
-        let header = (|| {
-            let key = self.cursor.blob()?.unwrap_or(&[]);
-            let value = self.cursor.blob()?;
-            Ok::<_, DecodeError>(HeaderRef { key, value })
-        })();
-        match header {
-            Ok(h) => Some(h),
-            Err(_) => {
+        // The section was validated when its record was read, so this cannot fail; if it did,
+        // the iteration would end rather than panic.
+        let key = self.cursor.blob();
+        let value = self.cursor.blob();
+        match (key, value) {
+            (Ok(key), Ok(value)) => Some(HeaderRef { key: key.unwrap_or_default(), value }),
+            _ => {
                 self.left = 0;
                 None
             }
@@ -190,7 +272,7 @@ impl<'a> Iterator for HeadersIter<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.left as usize))
+        (self.left as usize, Some(self.left as usize))
     }
 }
 
@@ -211,44 +293,43 @@ pub(crate) const MIN_RECORD_SIZE: usize = 7;
 pub(crate) fn read_record(data: &Bytes, pos: &mut usize, base: &RecordBase) -> Result<Record, DecodeError> {
     let mut c = Cursor { buf: data, pos: *pos };
     let length = c.varint()?;
-    let end = usize::try_from(length)
+    let len = usize::try_from(length)
         .ok()
         .filter(|len| *len <= c.remaining())
-        .map(|len| c.pos + len)
         .ok_or(DecodeError::InvalidLength { length: length.into(), remaining: c.remaining() })?;
-    let mut c = Cursor { buf: &data[..end], pos: c.pos };
+    let start = c.pos;
+    let end = start + len;
+    let mut c = Cursor::new(&data[start..end]);
     let _attributes = c.u8()?;
     let timestamp_delta = c.varlong()?;
     let offset_delta = c.varint()?;
-    let key = c.blob_range()?;
-    let value = c.blob_range()?;
+    let key = c.blob_span()?;
+    let value = c.blob_span()?;
     let count = c.varint()?;
-    let count = u32::try_from(count)
+    let header_count = u32::try_from(count)
         .map_err(|_| DecodeError::InvalidValue { field: "record header count", value: count.into() })?;
-    if count as usize > c.remaining() {
+    if header_count as usize > c.remaining() {
         return Err(DecodeError::InvalidLength { length: count.into(), remaining: c.remaining() });
     }
     let headers_start = c.pos;
-    for _ in 0..count {
-        if c.blob_range()?.is_none() {
+    for _ in 0..header_count {
+        if c.blob_span()? == Span::NULL {
             return Err(DecodeError::UnexpectedNull { field: "record header key" });
         }
-        c.blob_range()?;
+        c.blob_span()?;
     }
-    if c.pos != end {
-        return Err(DecodeError::TrailingBytes { what: "record", remaining: end - c.pos });
+    if c.pos != len {
+        return Err(DecodeError::TrailingBytes { what: "record", remaining: len - c.pos });
     }
     *pos = end;
     Ok(Record {
         offset: base.base_offset.wrapping_add(offset_delta.into()),
         timestamp: base.log_append_time.unwrap_or(base.base_timestamp.wrapping_add(timestamp_delta)),
-        key: key.map(|r| data.slice(r)),
-        value: value.map(|r| data.slice(r)),
-        headers: if count == 0 {
-            RecordHeaders::new()
-        } else {
-            RecordHeaders { data: data.slice(headers_start..end), count }
-        },
+        data: data.slice(start..end),
+        key,
+        value,
+        headers: Span::new(headers_start, len),
+        header_count,
     })
 }
 
@@ -403,26 +484,26 @@ impl<'a> Cursor<'a> {
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
 
-    /// A varint-length byte string's position: `None` for a negative length (null, as Kafka
-    /// reads any negative length).
+    /// A varint-length byte string's position, [`Span::NULL`] for a negative length (null, as
+    /// Kafka reads any negative length).
     #[inline]
-    pub(crate) fn blob_range(&mut self) -> Result<Option<Range<usize>>, DecodeError> {
+    pub(crate) fn blob_span(&mut self) -> Result<Span, DecodeError> {
         let length = self.varint()?;
         let Ok(len) = usize::try_from(length) else {
-            return Ok(None);
+            return Ok(Span::NULL);
         };
         if len > self.remaining() {
             return Err(DecodeError::InvalidLength { length: length.into(), remaining: self.remaining() });
         }
         let start = self.pos;
         self.pos += len;
-        Ok(Some(start..self.pos))
+        Ok(Span::new(start, self.pos))
     }
 
     /// A varint-length byte string, borrowed.
     #[inline]
     fn blob(&mut self) -> Result<Option<&'a [u8]>, DecodeError> {
         let buf = self.buf;
-        Ok(self.blob_range()?.map(|r| &buf[r]))
+        Ok(self.blob_span()?.get(buf))
     }
 }

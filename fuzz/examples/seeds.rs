@@ -1,0 +1,135 @@
+//! Writes a seed corpus for every target into `corpus/<target>/`: valid inputs (batches with
+//! every codec, headers, control and legacy entries; frames of every codec) for the fuzzer to
+//! mutate, so it starts past the magic numbers and checksums instead of rediscovering them.
+//!
+//! `scripts/fuzz` runs it when a target's corpus is empty:
+//! `cargo run --release --example seeds -- <fuzz dir>`.
+
+use std::fs;
+use std::path::Path;
+
+use bytes::BytesMut;
+use klamm_protocol::compression::Compression;
+use klamm_protocol::records::{end_transaction_batch, ControlRecordType, RecordBatchBuilder};
+
+fn text(len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while out.len() < len {
+        out.extend_from_slice(format!("record {i} value {} ", i % 5).as_bytes());
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+fn compressed(codec: Compression, input: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    codec.compress(input, &mut out).expect("seed compression");
+    out.to_vec()
+}
+
+fn batch(codec: Compression, records: usize, base_offset: i64) -> Vec<u8> {
+    let mut b = RecordBatchBuilder::new().base_offset(base_offset).producer(1000, 1, 5).compression(codec);
+    for i in 0..records {
+        let key = format!("key-{i}");
+        let value = text(20 + i * 7);
+        let headers = [("trace-id", Some(&b"abc"[..])), ("empty", None)];
+        let headers = &headers[..i % 3];
+        b.push_with_headers(
+            1_700_000_000_000 + i as i64,
+            Some(key.as_bytes()),
+            Some(&value),
+            headers.iter().copied(),
+        )
+        .expect("seed record");
+    }
+    b.finish().expect("seed batch").to_vec()
+}
+
+/// A legacy message set entry (magic 0 or 1).
+fn legacy(offset: i64, magic: u8, attributes: u8, value: &[u8]) -> Vec<u8> {
+    let mut body = vec![magic, attributes];
+    if magic == 1 {
+        body.extend_from_slice(&1_600_000_000_000i64.to_be_bytes());
+    }
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+    body.extend_from_slice(value);
+    let mut out = offset.to_be_bytes().to_vec();
+    out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    out.extend_from_slice(&crc32fast_hash(&body).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// CRC-32 (IEEE), bitwise: the seed generator needs no dependency for it.
+fn crc32fast_hash(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn write(dir: &Path, target: &str, name: &str, data: &[u8]) {
+    let dir = dir.join("corpus").join(target);
+    fs::create_dir_all(&dir).expect("corpus directory");
+    fs::write(dir.join(name), data).expect("seed file");
+}
+
+fn main() {
+    let dir = std::env::args().nth(1).unwrap_or_else(|| ".".into());
+    let dir = Path::new(&dir);
+    let codecs = Compression::ALL.into_iter().filter(|c| c.is_enabled());
+
+    for codec in codecs.clone().filter(|c| *c != Compression::None) {
+        let target = format!("decompress_{}", codec.name());
+        for len in [0, 1, 40, 700, 3000] {
+            write(dir, &target, &format!("seed-{len}"), &compressed(codec, &text(len)));
+        }
+        if codec == Compression::Snappy {
+            // A raw snappy block: the first block of the xerial stream.
+            let framed = compressed(codec, &text(700));
+            write(dir, &target, "seed-raw", &framed[20..]);
+        }
+    }
+
+    let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    for codec in codecs {
+        seeds.push((format!("batch-{}", codec.name()), batch(codec, 4, 100)));
+    }
+    let mut two = batch(Compression::None, 2, 0);
+    two.extend_from_slice(&batch(Compression::None, 1, 2));
+    seeds.push(("two-batches".into(), two));
+    seeds.push((
+        "control".into(),
+        end_transaction_batch(ControlRecordType::Commit, 1000, 1, 3, 10, 1_700_000_000_000)
+            .expect("marker")
+            .to_vec(),
+    ));
+    let mut set = legacy(0, 0, 0, b"magic 0");
+    set.extend_from_slice(&legacy(1, 1, 0, b"magic 1"));
+    seeds.push(("legacy".into(), set));
+    for codec in
+        [Compression::Gzip, Compression::Snappy, Compression::Lz4].into_iter().filter(|c| c.is_enabled())
+    {
+        let mut inner = legacy(0, 1, 0, b"first");
+        inner.extend_from_slice(&legacy(1, 1, 0, b"second"));
+        seeds.push((
+            format!("legacy-{}", codec.name()),
+            legacy(11, 1, codec.id(), &compressed(codec, &inner)),
+        ));
+    }
+    for (name, data) in seeds {
+        // The first byte selects checksum verification (even: verify).
+        for mode in [0u8, 1] {
+            let mut input = vec![mode];
+            input.extend_from_slice(&data);
+            write(dir, "record_batches", &format!("{name}-{mode}"), &input);
+        }
+    }
+}
