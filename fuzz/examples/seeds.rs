@@ -9,6 +9,7 @@ use std::fs;
 use std::path::Path;
 
 use bytes::BytesMut;
+use klamm_protocol::api::any::IMPLEMENTED;
 use klamm_protocol::compression::Compression;
 use klamm_protocol::records::{end_transaction_batch, ControlRecordType, RecordBatchBuilder};
 
@@ -132,4 +133,37 @@ fn main() {
             write(dir, "record_batches", &format!("{name}-{mode}"), &input);
         }
     }
+    frame_seeds(dir);
+}
+
+/// Seeds for `request` and `response`: the frames recorded from librdkafka and the Java client
+/// (`protocol/tests/fixtures/<client>/<Api>-v<version>-<n>-{request,response}.bin`).
+fn frame_seeds(dir: &Path) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocol/tests/fixtures");
+    let Ok(clients) = fs::read_dir(&fixtures) else { return };
+    for client in clients.flatten() {
+        let Ok(files) = fs::read_dir(client.path()) else { continue };
+        for file in files.flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Ok(frame) = fs::read(file.path()) else { continue };
+            let seed = format!("{}-{name}", client.file_name().to_string_lossy());
+            if name.ends_with("-request.bin") {
+                write(dir, "request", &seed, &frame);
+            } else if let Some(input) = response_input(&name, &frame) {
+                write(dir, "response", &seed, &input);
+            }
+        }
+    }
+}
+
+/// The `response` target's input for a recorded response: API index and version offset, then
+/// the frame.
+fn response_input(name: &str, frame: &[u8]) -> Option<Vec<u8>> {
+    let (api, rest) = name.split_once("-v")?;
+    let version: i16 = rest.split('-').next()?.parse().ok()?;
+    let index = IMPLEMENTED.iter().position(|(key, _, _)| key.name() == Some(api))?;
+    let (_, min, _) = IMPLEMENTED[index];
+    let mut input = vec![u8::try_from(index).ok()?, u8::try_from(version - min).ok()?];
+    input.extend_from_slice(frame);
+    Some(input)
 }
