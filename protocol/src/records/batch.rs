@@ -20,6 +20,7 @@
 
 use bytes::Bytes;
 
+use crate::codec::Reader;
 use crate::compression::{Compression, DecompressionLimits};
 use crate::error::DecodeError;
 use crate::records::control::ControlRecord;
@@ -190,41 +191,49 @@ enum Body {
 
 impl RecordBatch {
     fn read_v2(entry: Bytes, limits: DecompressionLimits, verify: bool) -> Result<Self, DecodeError> {
-        let h = entry
-            .first_chunk::<BATCH_HEADER_LEN>()
-            .ok_or(DecodeError::UnexpectedEnd { needed: BATCH_HEADER_LEN, remaining: entry.len() })?;
-        let i16_at = |at: usize| i16::from_be_bytes([h[at], h[at + 1]]);
-        let i32_at = |at: usize| i32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
-        let i64_at = |at: usize| (i64::from(i32_at(at)) << 32) | i64::from(i32_at(at + 4) as u32);
+        // The caller checked the length, so the header is all there.
+        let mut h = Reader::new(entry.slice(..BATCH_HEADER_LEN.min(entry.len())));
+        let base_offset = h.i64()?;
+        let _batch_length = h.i32()?;
+        let partition_leader_epoch = h.i32()?;
+        let _magic = h.i8()?;
+        let stored_crc = h.u32()?;
+        let attributes = h.i16()?;
+        let last_offset_delta = h.i32()?;
+        let base_timestamp = h.i64()?;
+        let max_timestamp = h.i64()?;
+        let producer_id = h.i64()?;
+        let producer_epoch = h.i16()?;
+        let base_sequence = h.i32()?;
+        let count = h.i32()?;
         if verify {
-            let stored = i32_at(CRC_OFFSET) as u32;
             let computed = crc32c::crc32c(&entry[ATTRIBUTES_OFFSET..]);
-            if stored != computed {
-                return Err(DecodeError::ChecksumMismatch { what: "record batch CRC-32C", stored, computed });
+            if stored_crc != computed {
+                return Err(DecodeError::ChecksumMismatch {
+                    what: "record batch CRC-32C",
+                    stored: stored_crc,
+                    computed,
+                });
             }
         }
-        let attributes = i16_at(ATTRIBUTES_OFFSET);
         let codec = (attributes & COMPRESSION_MASK) as u8;
         let compression = Compression::from_id(codec)
             .ok_or(DecodeError::InvalidValue { field: "record batch compression", value: codec.into() })?;
-        let count = i32_at(57);
         let record_count = u32::try_from(count).map_err(|_| DecodeError::InvalidValue {
             field: "record batch record count",
             value: count.into(),
         })?;
-        let base_offset = i64_at(0);
-        let last_offset_delta = i32_at(23);
         Ok(Self {
             base_offset,
             last_offset: base_offset.wrapping_add(last_offset_delta.into()),
-            partition_leader_epoch: i32_at(12),
+            partition_leader_epoch,
             magic: 2,
             attributes,
-            base_timestamp: i64_at(27),
-            max_timestamp: i64_at(35),
-            producer_id: i64_at(43),
-            producer_epoch: i16_at(51),
-            base_sequence: i32_at(53),
+            base_timestamp,
+            max_timestamp,
+            producer_id,
+            producer_epoch,
+            base_sequence,
             last_offset_delta,
             record_count,
             size: entry.len(),

@@ -13,7 +13,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use crate::codec::{put_uvarint, varint_len, varlong_len};
+use crate::codec::{varint_len, varlong_len, Writer};
 use crate::compression::Compression;
 use crate::error::EncodeError;
 use crate::records::batch::{
@@ -250,22 +250,22 @@ impl RecordBatchBuilder {
         let body_len =
             i32::try_from(body).map_err(|_| EncodeError::TooLong { what: "record", length: body })?;
 
-        let buf = &mut self.buf;
-        let before = buf.len();
-        buf.reserve(varint_len(body_len) + body);
-        put_varint(buf, body_len);
-        buf.put_u8(0);
-        put_varlong(buf, timestamp_delta);
-        put_varint(buf, offset_delta);
-        put_blob(buf, key);
-        put_blob(buf, value);
-        put_varint(buf, header_count);
+        let before = self.buf.len();
+        self.buf.reserve(varint_len(body_len) + body);
+        let mut w = Writer::new(&mut self.buf);
+        w.varint(body_len);
+        w.i8(0); // attributes
+        w.varlong(timestamp_delta);
+        w.varint(offset_delta);
+        put_blob(&mut w, key);
+        put_blob(&mut w, value);
+        w.varint(header_count);
         for (k, v) in headers {
-            put_blob(buf, Some(k.as_ref()));
-            put_blob(buf, v.as_ref().map(AsRef::as_ref));
+            put_blob(&mut w, Some(k.as_ref()));
+            put_blob(&mut w, v.as_ref().map(AsRef::as_ref));
         }
-        if buf.len() - before != varint_len(body_len) + body {
-            buf.truncate(before);
+        if self.buf.len() - before != varint_len(body_len) + body {
+            self.buf.truncate(before);
             return Err(EncodeError::InvalidValue {
                 field: "record headers",
                 reason: "the headers iterator yielded different headers when walked again",
@@ -336,24 +336,14 @@ fn blob_size(b: Option<&[u8]>, what: &'static str) -> Result<usize, EncodeError>
     }
 }
 
-#[inline]
-fn put_varint(buf: &mut BytesMut, v: i32) {
-    put_uvarint(buf, u64::from(((v << 1) ^ (v >> 31)) as u32));
-}
-
-#[inline]
-fn put_varlong(buf: &mut BytesMut, v: i64) {
-    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
-}
-
 /// Writes a varint-length byte string (`-1` for null); its length was checked by [`blob_size`].
 #[inline]
-fn put_blob(buf: &mut BytesMut, b: Option<&[u8]>) {
+fn put_blob(w: &mut Writer<'_>, b: Option<&[u8]>) {
     match b {
-        None => put_varint(buf, -1),
+        None => w.varint(-1),
         Some(b) => {
-            put_varint(buf, b.len() as i32);
-            buf.put_slice(b);
+            w.varint(b.len() as i32);
+            w.raw(b);
         }
     }
 }

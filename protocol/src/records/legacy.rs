@@ -24,6 +24,7 @@
 
 use bytes::Bytes;
 
+use crate::codec::Reader;
 use crate::compression::{Compression, DecompressionLimits};
 use crate::error::DecodeError;
 use crate::records::record::{Record, Span};
@@ -63,49 +64,38 @@ pub(crate) fn read_message(msg: &Bytes, verify: bool) -> Result<Message, DecodeE
     if len < MIN_MESSAGE_V0 {
         return Err(DecodeError::InvalidLength { length: len as i64, remaining: len });
     }
+    let mut r = Reader::new(msg.clone());
+    let stored = r.u32()?;
     if verify {
-        let stored = u32::from_be_bytes([msg[0], msg[1], msg[2], msg[3]]);
         let computed = crc32fast::hash(&msg[4..]);
         if stored != computed {
             return Err(DecodeError::ChecksumMismatch { what: "legacy message CRC-32", stored, computed });
         }
     }
-    let magic = msg[4] as i8;
-    let attributes = msg[5] as i8;
-    let mut at = 6;
+    let magic = r.i8()?;
+    let attributes = r.i8()?;
     let timestamp = match magic {
         0 => NO_TIMESTAMP,
-        1 if len >= MIN_MESSAGE_V1 => {
-            at += 8;
-            i64::from_be_bytes(msg[6..14].try_into().unwrap_or_default())
-        }
-        1 => return Err(DecodeError::InvalidLength { length: len as i64, remaining: len }),
+        1 => r.i64()?,
         _ => return Err(DecodeError::InvalidValue { field: "legacy message magic", value: magic.into() }),
     };
-    let key = sized(msg, &mut at)?;
-    let value = sized(msg, &mut at)?;
+    let key = sized(&mut r, len)?;
+    let value = sized(&mut r, len)?;
     // Bytes after the value are covered by the CRC but carry nothing; Kafka ignores them too.
     Ok(Message { magic, attributes, timestamp, key, value })
 }
 
-/// Where the int32-length byte string at `*at` is in `msg` ([`Span::NULL`] for a negative
-/// length).
-fn sized(msg: &[u8], at: &mut usize) -> Result<Span, DecodeError> {
-    let head = msg
-        .get(*at..*at + 4)
-        .ok_or(DecodeError::UnexpectedEnd { needed: 4, remaining: msg.len().saturating_sub(*at) })?;
-    let length = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-    *at += 4;
+/// Where the int32-length byte string `r` is at lies in the message of `total` bytes
+/// ([`Span::NULL`] for a negative length).
+fn sized(r: &mut Reader, total: usize) -> Result<Span, DecodeError> {
+    let length = r.i32()?;
     let Ok(len) = usize::try_from(length) else {
         return Ok(Span::NULL);
     };
-    let remaining = msg.len() - *at;
-    if len > remaining {
-        return Err(DecodeError::InvalidLength { length: length.into(), remaining });
-    }
-    let span = Span::new(*at, *at + len);
-    *at += len;
-    Ok(span)
+    let start = total - r.remaining();
+    r.skip(len)
+        .map_err(|_| DecodeError::InvalidLength { length: length.into(), remaining: r.remaining() })?;
+    Ok(Span::new(start, start + len))
 }
 
 /// A decoded top-level legacy entry: what its batch view shows, and its records.
@@ -128,8 +118,8 @@ pub(crate) fn read_entry(
     limits: &DecompressionLimits,
     verify: bool,
 ) -> Result<LegacyBatch, DecodeError> {
-    let offset = i64::from_be_bytes(entry[..8].try_into().unwrap_or_default());
-    let msg = entry.slice(LOG_OVERHEAD..);
+    let offset = Reader::new(entry.clone()).i64()?;
+    let msg = entry.slice(LOG_OVERHEAD.min(entry.len())..);
     let m = read_message(&msg, verify)?;
     let compression = m.compression()?;
     let timestamp_type = timestamp_type(m.magic, m.attributes);
