@@ -198,8 +198,8 @@ fn read_batches(at: &str, data: Bytes, into: &mut CodecCounts) -> Result<(), Str
         for record in batch.records().map_err(|e| format!("{at}: batch at {}: {e}", batch.base_offset()))? {
             let record =
                 record.map_err(|e| format!("{at}: a record of the batch at {}: {e}", batch.base_offset()))?;
-            if record.headers.iter().any(|h| std::str::from_utf8(h.key).is_err()) {
-                return Err(format!("{at}: record {} has a header key that is not UTF-8", record.offset));
+            if record.headers().iter().any(|h| std::str::from_utf8(h.key).is_err()) {
+                return Err(format!("{at}: record {} has a header key that is not UTF-8", record.offset()));
             }
             records += 1;
         }

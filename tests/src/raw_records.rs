@@ -17,17 +17,17 @@ use crate::peer::PeerRecord;
 pub fn peer_record(record: &Record, partition: i32, timestamp_type: TimestampType) -> PeerRecord {
     PeerRecord {
         partition: Some(partition),
-        offset: Some(record.offset),
-        key: record.key.as_ref().map(|b| b.to_vec()),
-        value: record.value.as_ref().map(|b| b.to_vec()),
+        offset: Some(record.offset()),
+        key: record.key().map(<[u8]>::to_vec),
+        value: record.value().map(<[u8]>::to_vec),
         headers: record
-            .headers
+            .headers()
             .iter()
             .map(|h| {
                 (String::from_utf8(h.key.to_vec()).expect("UTF-8 header key"), h.value.map(<[u8]>::to_vec))
             })
             .collect(),
-        timestamp: Some(record.timestamp),
+        timestamp: Some(record.timestamp()),
         timestamp_type: Some(
             match timestamp_type {
                 TimestampType::CreateTime => "CreateTime",
