@@ -14,7 +14,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use klamm_protocol::api::fetch::FetchRequest;
 use klamm_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
-use klamm_protocol::compression::Compression as Codec;
 use klamm_protocol::ApiKey;
 use klamm_tests::{
     build_batch, fetch_all, leader_address, records_of, Broker, Compression, ConsumeOptions,
@@ -56,7 +55,7 @@ fn main() -> ExitCode {
             name: topic.into(),
             partition_data: vec![PartitionProduceData {
                 index: 0,
-                records: Some(build_batch(&sent, Codec::Lz4)),
+                records: Some(build_batch(&sent, Compression::Lz4)),
                 ..Default::default()
             }],
             ..Default::default()

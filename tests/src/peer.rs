@@ -36,38 +36,9 @@ impl PeerKind {
     }
 }
 
-/// Compression codec for [`Peer::produce`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// Uncompressed batches.
-    #[default]
-    None,
-    /// gzip.
-    Gzip,
-    /// snappy (the Java client writes the xerial framing).
-    Snappy,
-    /// lz4 frame format.
-    Lz4,
-    /// zstd.
-    Zstd,
-}
-
-impl Compression {
-    /// Every codec, for tests that loop over them.
-    pub const ALL: [Compression; 5] =
-        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
-
-    /// The name the clients' `compression.type` setting uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        }
-    }
-}
+/// Compression codec for [`Peer::produce`]: the codec's own type, whose names are the clients'
+/// `compression.type` values.
+pub use klamm_protocol::compression::Compression;
 
 /// `acks` for [`Peer::produce`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

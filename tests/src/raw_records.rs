@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use klamm_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
-use klamm_protocol::compression::Compression as Codec;
+use klamm_protocol::compression::Compression;
 use klamm_protocol::records::{Record, RecordBatch, RecordBatchBuilder, RecordBatches, TimestampType};
 use klamm_protocol::Uuid;
 
@@ -53,7 +53,7 @@ pub fn records_of(batches: &[RecordBatch], partition: i32) -> Vec<PeerRecord> {
 }
 
 /// One batch of `records`, compressed with `compression`.
-pub fn build_batch(records: &[PeerRecord], compression: Codec) -> Bytes {
+pub fn build_batch(records: &[PeerRecord], compression: Compression) -> Bytes {
     let mut builder = RecordBatchBuilder::new().compression(compression);
     for r in records {
         let headers = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref()));

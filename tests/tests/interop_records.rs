@@ -20,7 +20,6 @@ use std::time::Instant;
 use klamm_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use klamm_protocol::api::list_offsets::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
 use klamm_protocol::api::produce::{PartitionProduceData, ProduceRequest, TopicProduceData};
-use klamm_protocol::compression::Compression as Codec;
 use klamm_protocol::records::{RecordBatch, TimestampType};
 use klamm_protocol::ErrorCode;
 use klamm_tests::{
@@ -121,11 +120,6 @@ fn assert_same_records(ctx: &str, sent: &[PeerRecord], got: &[PeerRecord]) {
     }
 }
 
-/// The codec of a peer's `compression.type`.
-fn codec(c: Compression) -> Codec {
-    c.name().parse().unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// Old, fixed timestamps: the test brokers keep records forever, and a fixed time keeps the
 /// batches reproducible.
 const BASE_TS: i64 = 1_650_000_000_000;
@@ -141,12 +135,12 @@ fn klamm_batches_read_by_peers(kind: BrokerKind) {
     let produce_version = leader.version::<ProduceRequest>();
 
     let mut sent = Vec::new();
-    for (n, compression) in Codec::ALL.into_iter().enumerate() {
+    for (n, compression) in Compression::ALL.into_iter().enumerate() {
         let records =
             sample_records(n as u64, RECORDS_PER_BATCH, BASE_TS + (n * 10 * RECORDS_PER_BATCH) as i64, false);
         let batch = build_batch(&records, compression);
-        let uncompressed: usize = build_batch(&records, Codec::None).len();
-        if compression != Codec::None {
+        let uncompressed: usize = build_batch(&records, Compression::None).len();
+        if compression != Compression::None {
             assert!(batch.len() * 2 < uncompressed, "{compression}: {} of {uncompressed} bytes", batch.len());
         }
         let request = ProduceRequest {
@@ -196,8 +190,8 @@ fn klamm_batches_read_by_peers(kind: BrokerKind) {
     for version in versions {
         let ctx = format!("klamm -> klamm on {}, Fetch v{version}", kind.name());
         let fetched = fetch_all(&mut leader, version, &topic, topic_id, &expected);
-        let codecs: Vec<Codec> = fetched[&0].batches.iter().map(RecordBatch::compression).collect();
-        assert_eq!(codecs, Codec::ALL, "{ctx}: one batch per codec, as sent");
+        let codecs: Vec<Compression> = fetched[&0].batches.iter().map(RecordBatch::compression).collect();
+        assert_eq!(codecs, Compression::ALL, "{ctx}: one batch per codec, as sent");
         assert_same_records(&ctx, &sent, &records_of(&fetched[&0].batches, 0));
     }
 
@@ -356,7 +350,7 @@ fn peer_batches_fetched_raw(kind: BrokerKind, producer: PeerKind) {
         assert!(producer_id >= 0, "{ctx}: an idempotent batch without producer id");
         for batch in batches {
             assert_eq!(batch.magic(), 2, "{ctx}");
-            assert_eq!(batch.compression(), codec(compression), "{ctx}: batch at {}", batch.base_offset());
+            assert_eq!(batch.compression(), compression, "{ctx}: batch at {}", batch.base_offset());
             assert_eq!(batch.timestamp_type(), TimestampType::CreateTime, "{ctx}");
             assert!(!batch.is_transactional() && !batch.is_control(), "{ctx}");
             assert_eq!(batch.producer_id(), producer_id, "{ctx}: one producer wrote the partition");
