@@ -1,8 +1,6 @@
 //! Test support: proptest strategies for the field types that have no `Arbitrary` of their
 //! own, and the round-trip property every message must hold at every version.
 
-// Some strategies are only used by messages that have such fields.
-#![allow(dead_code)]
 
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
@@ -30,11 +28,6 @@ pub(crate) fn bytes() -> impl Strategy<Value = Bytes> {
 /// A short nullable byte string.
 pub(crate) fn opt_bytes() -> impl Strategy<Value = Option<Bytes>> {
     proptest::option::of(bytes())
-}
-
-/// A finite float (NaN would not compare equal to itself).
-pub(crate) fn f64() -> impl Strategy<Value = f64> {
-    -1.0e12f64..1.0e12
 }
 
 impl Arbitrary for TaggedFields {
