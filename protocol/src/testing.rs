@@ -1,7 +1,6 @@
 //! Test support: proptest strategies for the field types that have no `Arbitrary` of their
 //! own, and the round-trip property every message must hold at every version.
 
-
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};

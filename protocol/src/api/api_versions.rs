@@ -9,7 +9,7 @@
 //! - v4: same layout; SupportedFeatures.MinVersion may be 0 (KAFKA-17011).
 //!
 //! The response is always read with response header v0 (see
-//! [`Response::header_version`](crate::Response::header_version)). When a broker does not
+//! [`Response::header_version`]). When a broker does not
 //! support the requested version it answers UNSUPPORTED_VERSION in v0 layout with its own
 //! ApiVersions range in `api_keys`.
 
