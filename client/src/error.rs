@@ -1,0 +1,226 @@
+//! `klamm::Error`: what went wrong in the client, and whether trying again can help.
+//!
+//! The public [`Error`] is an opaque handle over an [`ErrorKind`] (h2's approach), so new kinds
+//! can be added without breaking users. It is cheap to clone: a dead connection hands the same
+//! cause to every request that was waiting on it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use klamm_protocol::{ApiKey, DecodeError, EncodeError, ErrorCode};
+
+/// An error of the Klamm client.
+///
+/// Use [`Error::kind`] to see what went wrong and [`Error::is_retriable`] to decide whether the
+/// same request may succeed later (on this or a new connection).
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    /// The broker the error concerns, when there is one.
+    broker: Option<String>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Reading from or writing to the socket failed.
+    Io,
+    /// The TCP connection to a broker could not be made (refused, unreachable, timed out).
+    Connect {
+        /// The address as it was given.
+        addr: String,
+    },
+    /// A request got no response within its timeout. Its outcome is unknown.
+    Timeout,
+    /// The connection is gone. Requests that were in flight may or may not have been handled by
+    /// the broker: their outcome is unknown.
+    Closed,
+    /// A response or frame could not be decoded. The connection is closed after it, and the
+    /// outcome of requests that were in flight is unknown.
+    Decode(DecodeError),
+    /// A request could not be encoded at the negotiated version.
+    Encode(EncodeError),
+    /// The broker implements no version of the API that this crate implements.
+    UnsupportedVersion {
+        /// The API.
+        api_key: ApiKey,
+        /// The broker's range, or `None` if it does not list the API at all.
+        broker_range: Option<(i16, i16)>,
+    },
+    /// The broker answered with an error code.
+    Broker(ErrorCode),
+    /// The configuration is invalid.
+    Config,
+    /// The API was used in a way it does not allow.
+    User,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        Self { inner: Arc::new(Inner { kind, broker: None, source: None }) }
+    }
+
+    pub(crate) fn with_source(
+        kind: ErrorKind,
+        broker: Option<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { kind, broker, source: Some(Arc::new(source)) }) }
+    }
+
+    pub(crate) fn at(kind: ErrorKind, broker: impl fmt::Display) -> Self {
+        Self { inner: Arc::new(Inner { kind, broker: Some(broker.to_string()), source: None }) }
+    }
+
+    /// `Closed`, with the connection's fatal error (if there was one) as its source.
+    pub(crate) fn closed(broker: impl fmt::Display, cause: Option<Error>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                kind: ErrorKind::Closed,
+                broker: Some(broker.to_string()),
+                source: cause.map(|c| Arc::new(c) as Arc<dyn std::error::Error + Send + Sync>),
+            }),
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.inner.kind
+    }
+
+    /// The broker address the error concerns, if any.
+    pub fn broker(&self) -> Option<&str> {
+        self.inner.broker.as_deref()
+    }
+
+    /// The Kafka error code, if the broker answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self.inner.kind {
+            ErrorKind::Broker(code) => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Whether the same request may succeed if tried again: connection failures, timeouts, a
+    /// closed connection and the error codes Kafka classes as retriable. A request whose outcome
+    /// is unknown (`Timeout`, `Closed`) may have taken effect; only retry it if doing it twice is
+    /// harmless (or idempotent on the broker).
+    pub fn is_retriable(&self) -> bool {
+        match &self.inner.kind {
+            ErrorKind::Io | ErrorKind::Connect { .. } | ErrorKind::Timeout | ErrorKind::Closed => true,
+            ErrorKind::Broker(code) => code.is_retriable(),
+            _ => false,
+        }
+    }
+
+    /// Whether the error is a misuse of the API or an invalid configuration.
+    pub fn is_user_error(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::User | ErrorKind::Config)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.kind {
+            ErrorKind::Io => f.write_str("I/O error")?,
+            ErrorKind::Connect { addr } => write!(f, "cannot connect to {addr}")?,
+            ErrorKind::Timeout => f.write_str("request timed out")?,
+            ErrorKind::Closed => f.write_str("connection closed")?,
+            ErrorKind::Decode(e) => write!(f, "cannot decode a response: {e}")?,
+            ErrorKind::Encode(e) => write!(f, "cannot encode a request: {e}")?,
+            ErrorKind::UnsupportedVersion { api_key, broker_range } => {
+                let name = api_key.name().unwrap_or("unknown API");
+                match broker_range {
+                    Some((min, max)) => write!(
+                        f,
+                        "no common version of {name} (key {}): the broker has {min}..={max}",
+                        api_key.0
+                    )?,
+                    None => write!(f, "the broker does not implement {name} (key {})", api_key.0)?,
+                }
+            }
+            ErrorKind::Broker(code) => {
+                write!(f, "broker error {} ({}): {}", code.name(), code.0, code.description())?
+            }
+            ErrorKind::Config => f.write_str("invalid configuration")?,
+            ErrorKind::User => f.write_str("invalid use of the API")?,
+        }
+        if let Some(broker) = &self.inner.broker {
+            if !matches!(self.inner.kind, ErrorKind::Connect { .. }) {
+                write!(f, " (broker {broker})")?;
+            }
+        }
+        if let Some(source) = &self.inner.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind);
+        if let Some(broker) = &self.inner.broker {
+            d.field("broker", broker);
+        }
+        if let Some(source) = &self.inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Self {
+        Error::new(ErrorKind::Decode(e))
+    }
+}
+
+impl From<EncodeError> for Error {
+    fn from(e: EncodeError) -> Self {
+        Error::new(ErrorKind::Encode(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retriable_kinds() {
+        assert!(Error::new(ErrorKind::Timeout).is_retriable());
+        assert!(Error::closed("b:9092", None).is_retriable());
+        assert!(Error::new(ErrorKind::Broker(ErrorCode::NOT_LEADER_OR_FOLLOWER)).is_retriable());
+        assert!(!Error::new(ErrorKind::Broker(ErrorCode(87))).is_retriable());
+        assert!(!Error::new(ErrorKind::Config).is_retriable());
+        assert!(Error::new(ErrorKind::User).is_user_error());
+    }
+
+    #[test]
+    fn display_names_the_cause() {
+        let cause = Error::new(ErrorKind::Decode(DecodeError::FrameTooLarge { size: 9, max: 1 }));
+        let e = Error::closed("127.0.0.1:9092", Some(cause));
+        let text = e.to_string();
+        assert!(text.contains("connection closed"), "{text}");
+        assert!(text.contains("127.0.0.1:9092"), "{text}");
+        assert!(text.contains("exceeds"), "{text}");
+        let e = Error::new(ErrorKind::UnsupportedVersion {
+            api_key: ApiKey::METADATA,
+            broker_range: Some((13, 13)),
+        });
+        assert!(e.to_string().contains("13..=13"), "{e}");
+    }
+}
