@@ -437,7 +437,7 @@ async fn connect_one(addr: SocketAddr, config: &ConnectionConfig) -> std::io::Re
 /// request still in flight with the cause.
 async fn run(
     stream: TcpStream,
-    rx: mpsc::Receiver<Command>,
+    mut rx: mpsc::Receiver<Command>,
     state: Arc<State>,
     in_flight: Arc<InFlight>,
     max_frame: usize,
@@ -445,7 +445,7 @@ async fn run(
 ) {
     let (rd, wr) = stream.into_split();
     let (cause, close_ack) = tokio::select! {
-        stop = write_half(wr, rx, &in_flight, addr) => stop,
+        stop = write_half(wr, &mut rx, &in_flight, addr) => stop,
         cause = read_half(rd, &in_flight, max_frame, addr) => (cause, None),
     };
     tracing::debug!(cause = %cause, "connection stopped");
@@ -455,6 +455,18 @@ async fn run(
     let waiters: Vec<Waiter> = lock(&in_flight).drain().map(|(_, w)| w).collect();
     for waiter in waiters {
         let _ = waiter.reply.send(Err(closed_by(addr, Some(&cause))));
+    }
+    // Requests still queued were never written: fail them too, and refuse new ones.
+    rx.close();
+    while let Ok(cmd) = rx.try_recv() {
+        match cmd {
+            Command::Request(req) => {
+                let _ = req.waiter.reply.send(Err(closed_by(addr, Some(&cause))));
+            }
+            Command::Close(ack) => {
+                let _ = ack.send(());
+            }
+        }
     }
     if let Some(ack) = close_ack {
         let _ = ack.send(());
@@ -481,7 +493,7 @@ fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<i32, Waiter>>
 /// [`Connection::close`] stopped it.
 async fn write_half(
     mut wr: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<Command>,
+    rx: &mut mpsc::Receiver<Command>,
     in_flight: &InFlight,
     addr: SocketAddr,
 ) -> (Error, Option<oneshot::Sender<()>>) {
@@ -695,6 +707,37 @@ mod tests {
         });
         for call in calls.collect::<Vec<_>>() {
             call.await.expect("no panic");
+        }
+        drop(broker.await.expect("broker"));
+    }
+
+    #[tokio::test]
+    async fn no_more_than_max_in_flight_requests_are_written() {
+        let (listener, addr) = listener().await;
+        let broker = tokio::spawn(async move {
+            let mut stream = accept(&listener).await;
+            let first = read_request(&mut stream).await.expect("first");
+            let second = read_request(&mut stream).await.expect("second");
+            // The third waits for a slot, so nothing more arrives until we answer.
+            let mut byte = [0u8; 1];
+            let early = tokio::time::timeout(Duration::from_millis(200), stream.peek(&mut byte)).await;
+            assert!(early.is_err(), "a third request was written while two were in flight");
+            answer_metadata(&mut stream, &first).await;
+            answer_metadata(&mut stream, &second).await;
+            let third = read_request(&mut stream).await.expect("third");
+            answer_metadata(&mut stream, &third).await;
+            stream
+        });
+        let config = ConnectionConfig { max_in_flight: 2, ..Default::default() };
+        let conn = Connection::connect(&addr, config).await.expect("connect");
+        let calls: Vec<_> = (0..3)
+            .map(|i| {
+                let conn = conn.clone();
+                tokio::spawn(async move { conn.send(&metadata_for(&format!("t{i}"))).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.expect("no panic").expect("answered");
         }
         drop(broker.await.expect("broker"));
     }
