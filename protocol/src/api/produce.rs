@@ -256,39 +256,9 @@ pub struct BatchIndexAndErrorMessage {
     pub unknown_tagged_fields: TaggedFields,
 }
 
-/// A partition's leader and its epoch (v10+).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub struct LeaderIdAndEpoch {
-    /// The leader's broker id, -1 if unknown.
-    pub leader_id: i32,
-    /// The leader epoch, -1 if unknown.
-    pub leader_epoch: i32,
-    /// Tagged fields this crate does not know.
-    pub unknown_tagged_fields: TaggedFields,
-}
-
-impl Default for LeaderIdAndEpoch {
-    fn default() -> Self {
-        Self { leader_id: -1, leader_epoch: -1, unknown_tagged_fields: TaggedFields::default() }
-    }
-}
-
-/// How to reach a broker named as a new leader (v10+).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub struct NodeEndpoint {
-    /// The broker id.
-    pub node_id: i32,
-    /// The broker's host name.
-    pub host: String,
-    /// The broker's port.
-    pub port: i32,
-    /// The broker's rack, if it has one.
-    pub rack: Option<String>,
-    /// Tagged fields this crate does not know.
-    pub unknown_tagged_fields: TaggedFields,
-}
+// `LeaderIdAndEpoch` and `NodeEndpoint` are the same structures in Produce (v10+) and Fetch
+// responses, always flexible: one definition serves both.
+pub use super::fetch::{LeaderIdAndEpoch, NodeEndpoint};
 
 impl Encode for ProduceResponse {
     fn encode(&self, w: &mut Writer<'_>, version: i16) -> Result<(), EncodeError> {
@@ -449,47 +419,6 @@ impl Decode for BatchIndexAndErrorMessage {
             } else {
                 TaggedFields::default()
             },
-        })
-    }
-}
-
-// `LeaderIdAndEpoch` and `NodeEndpoint` only travel in tagged fields of v10+: always flexible.
-impl Encode for LeaderIdAndEpoch {
-    fn encode(&self, w: &mut Writer<'_>, _version: i16) -> Result<(), EncodeError> {
-        w.i32(self.leader_id);
-        w.i32(self.leader_epoch);
-        w.unknown_tagged_fields(&self.unknown_tagged_fields)
-    }
-}
-
-impl Decode for LeaderIdAndEpoch {
-    fn decode(r: &mut Reader, _version: i16) -> Result<Self, DecodeError> {
-        Ok(Self {
-            leader_id: r.i32()?,
-            leader_epoch: r.i32()?,
-            unknown_tagged_fields: r.unknown_tagged_fields()?,
-        })
-    }
-}
-
-impl Encode for NodeEndpoint {
-    fn encode(&self, w: &mut Writer<'_>, _version: i16) -> Result<(), EncodeError> {
-        w.i32(self.node_id);
-        w.string(&self.host, true)?;
-        w.i32(self.port);
-        w.nullable_string(self.rack.as_deref(), true)?;
-        w.unknown_tagged_fields(&self.unknown_tagged_fields)
-    }
-}
-
-impl Decode for NodeEndpoint {
-    fn decode(r: &mut Reader, _version: i16) -> Result<Self, DecodeError> {
-        Ok(Self {
-            node_id: r.i32()?,
-            host: r.string(true, "host")?,
-            port: r.i32()?,
-            rack: r.nullable_string(true)?,
-            unknown_tagged_fields: r.unknown_tagged_fields()?,
         })
     }
 }
