@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use crate::codec::Writer;
+use crate::error::EncodeError;
 use crate::message::Message;
 use crate::tagged::{RawTaggedField, TaggedFields};
 
@@ -42,6 +43,13 @@ impl Arbitrary for TaggedFields {
             })
             .boxed()
     }
+}
+
+/// `m`'s body encoded strictly at `version`, for byte-level tests.
+pub(crate) fn encode<M: Message>(m: &M, version: i16) -> Result<Bytes, EncodeError> {
+    let mut buf = BytesMut::new();
+    m.encode_body(&mut buf, version)?;
+    Ok(buf.freeze())
 }
 
 /// The round-trip property, for every version `M` implements: an arbitrary value encoded at a

@@ -328,8 +328,8 @@ impl Response for OffsetForLeaderEpochResponse {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::round_trip_all_versions;
-    use bytes::{Bytes, BytesMut};
+    use crate::testing::{encode, round_trip_all_versions};
+    use bytes::Bytes;
 
     #[test]
     fn request_round_trips() {
@@ -339,12 +339,6 @@ mod tests {
     #[test]
     fn response_round_trips() {
         round_trip_all_versions::<OffsetForLeaderEpochResponse>();
-    }
-
-    fn encode<M: Message>(m: &M, version: i16) -> Result<Bytes, EncodeError> {
-        let mut buf = BytesMut::new();
-        m.encode_body(&mut buf, version)?;
-        Ok(buf.freeze())
     }
 
     #[test]

@@ -435,8 +435,7 @@ impl Response for ProduceResponse {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::round_trip_all_versions;
-    use bytes::BytesMut;
+    use crate::testing::{encode, round_trip_all_versions};
 
     #[test]
     fn request_round_trips() {
@@ -446,12 +445,6 @@ mod tests {
     #[test]
     fn response_round_trips() {
         round_trip_all_versions::<ProduceResponse>();
-    }
-
-    fn encode<M: Message>(m: &M, version: i16) -> Result<Bytes, EncodeError> {
-        let mut buf = BytesMut::new();
-        m.encode_body(&mut buf, version)?;
-        Ok(buf.freeze())
     }
 
     #[test]
