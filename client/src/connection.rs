@@ -88,7 +88,7 @@ impl Default for ConnectionConfig {
 }
 
 impl ConnectionConfig {
-    fn validate(&self) -> Result<(), Error> {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
         let bad = |what: &str| Err(Error::with_source(ErrorKind::Config, None, ConfigError(what.to_owned())));
         if self.max_in_flight == 0 {
             return bad("max_in_flight must be at least 1");

@@ -26,10 +26,17 @@
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+mod client;
+mod config;
 mod connection;
 mod error;
+mod metadata;
+mod random;
 
+pub use client::{Client, ConnectionKind};
+pub use config::{ClientConfig, BROKERS_ENV};
 pub use connection::{Connection, ConnectionConfig};
 pub use error::{Error, ErrorKind};
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;
+pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
