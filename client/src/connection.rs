@@ -23,8 +23,9 @@
 //! - Dropping the last handle closes the channel; the task sees it and stops without blocking
 //!   the dropper.
 //!
-//! Not here yet: requests without a response (Produce with acks=0), reconnects (the owner of a
-//! connection makes a new one), SASL and TLS.
+//! Requests without a response (Produce with acks=0) are answered locally once written.
+//!
+//! Not here: reconnects (the [`Client`](crate::Client) makes a new connection), SASL and TLS.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -160,6 +161,9 @@ struct Outgoing {
     correlation_id: i32,
     frame: BytesMut,
     waiter: Waiter,
+    /// The broker sends no response (Produce with acks=0): the waiter is answered with an empty
+    /// frame once the request is written, and no correlation id is kept for it.
+    no_response: bool,
 }
 
 /// One request in flight: where its response goes, and its slot.
@@ -245,11 +249,19 @@ impl Connection {
     /// The version is not checked against the broker's range; a version this crate does not
     /// implement is an [`ErrorKind::Encode`] error.
     pub async fn send_at<R: Request>(&self, version: i16, request: &R) -> Result<R::Response, Error> {
-        let (correlation_id, frame) = self.exchange(version, request).await?;
+        let (correlation_id, frame) = self.exchange(version, request, false).await?;
         let (header, body) = decode_response::<R::Response>(frame, version)
             .map_err(|e| Error::at(ErrorKind::Decode(e), self.inner.addr))?;
         check_correlation(correlation_id, header.correlation_id, self.inner.addr)?;
         Ok(body)
+    }
+
+    /// Sends a request that the broker does not answer (Produce with `acks=0`) at `version`, and
+    /// returns once it has been written to the socket.
+    ///
+    /// Success says nothing about what the broker did with it.
+    pub async fn send_without_response<R: Request>(&self, version: i16, request: &R) -> Result<(), Error> {
+        self.exchange(version, request, true).await.map(|_| ())
     }
 
     /// Closes the connection: requests in flight fail with [`ErrorKind::Closed`], and so do
@@ -263,7 +275,12 @@ impl Connection {
     }
 
     /// Encodes and sends one request, returning its correlation id and response frame.
-    async fn exchange<R: Request>(&self, version: i16, request: &R) -> Result<(i32, Bytes), Error> {
+    async fn exchange<R: Request>(
+        &self,
+        version: i16,
+        request: &R,
+        no_response: bool,
+    ) -> Result<(i32, Bytes), Error> {
         let inner = &self.inner;
         if let Some(cause) = inner.state.cause.get() {
             return Err(closed_by(inner.addr, Some(cause)));
@@ -277,7 +294,7 @@ impl Connection {
             let permit = Arc::clone(&inner.in_flight).acquire_owned().await.map_err(|_| self.closed())?;
             let (reply, response) = oneshot::channel();
             let waiter = Waiter { reply, _permit: permit };
-            let out = Outgoing { correlation_id, frame, waiter };
+            let out = Outgoing { correlation_id, frame, waiter, no_response };
             inner.tx.send(Command::Request(out)).await.map_err(|_| self.closed())?;
             // A dropped sender means the task stopped: report its cause.
             response.await.map_err(|_| self.closed())?
@@ -306,7 +323,7 @@ impl Connection {
         let mut version = API_VERSIONS_MAX;
         // At most two rounds: the second uses a version the broker said it has.
         for _ in 0..2 {
-            let (correlation_id, frame) = self.exchange(version, &request).await?;
+            let (correlation_id, frame) = self.exchange(version, &request, false).await?;
             let response = decode_api_versions(frame, version, self.inner.addr)?;
             check_correlation(correlation_id, response.0, self.inner.addr)?;
             let response = response.1;
@@ -498,6 +515,7 @@ async fn write_half(
     addr: SocketAddr,
 ) -> (Error, Option<oneshot::Sender<()>>) {
     let mut out = BytesMut::new();
+    let mut written = Vec::new();
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -518,7 +536,11 @@ async fn write_half(
                 Some(Command::Request(req)) => {
                     if !req.waiter.reply.is_closed() {
                         out.extend_from_slice(&req.frame);
-                        lock(in_flight).insert(req.correlation_id, req.waiter);
+                        if req.no_response {
+                            written.push(req.waiter);
+                        } else {
+                            lock(in_flight).insert(req.correlation_id, req.waiter);
+                        }
                     }
                 }
             }
@@ -534,6 +556,9 @@ async fn write_half(
             return (Error::with_source(ErrorKind::Io, Some(addr.to_string()), e), None);
         }
         out.clear();
+        for waiter in written.drain(..) {
+            let _ = waiter.reply.send(Ok(Bytes::new()));
+        }
     }
 }
 
