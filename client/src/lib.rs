@@ -5,6 +5,7 @@
 //!   options of [`ConnectionConfig`]), negotiates API versions with ApiVersions, and pipelines
 //!   typed `klamm-protocol` requests over one socket, matching responses by correlation id.
 //! - [`Error`]: the client's error, with [`Error::kind`] and [`Error::is_retriable`].
+//! - [`partitioner`]: the key-to-partition hash shared with the Java client and librdkafka.
 //!
 //! What comes next: a `Client` over a bootstrap list with a metadata cache and reconnects, the
 //! producer, the partition consumer and admin operations (see the workspace's design notes).
@@ -31,6 +32,7 @@ mod config;
 mod connection;
 mod error;
 mod metadata;
+pub mod partitioner;
 mod random;
 
 pub use client::{Client, ConnectionKind};

@@ -5,14 +5,16 @@ Same command-line interface as the Java peer (tests/peers/java), so the Rust har
 the same way:
 
     produce --brokers B --topic T [--compression none|gzip|snappy|lz4|zstd] [--idempotent]
-            [--acks all|1|0]
+            [--acks all|1|0] [--partitioner default|murmur2]
     consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning]
     create-topic --brokers B --topic T [--partitions N]
 
 `produce` reads one JSON record per stdin line,
     {"key": hex|null, "value": hex|null, "headers": [[name, hex|null], ...],
      "timestamp": ms|null, "partition": p|null}
-flushes, and prints {"partition": p, "offset": o} per record in input order.
+flushes, and prints {"partition": p, "offset": o} per record in input order. Records without a
+partition go where librdkafka's partitioner puts them: `consistent_random` by default,
+`murmur2_random` (the Java client's key hash) with --partitioner murmur2.
 `consume` assigns every partition of the topic (no group, nothing committed) and prints
     {"partition", "offset", "key", "value", "headers", "timestamp", "timestamp_type"}
 per record, until --count records arrived or nothing arrived for --timeout-ms.
@@ -97,6 +99,8 @@ def produce(args):
             "message.timeout.ms": 30000,
         }
     )
+    if args.partitioner == "murmur2":
+        config["partitioner"] = "murmur2_random"
     records = [parse_record(line, n) for n, line in enumerate(sys.stdin, 1) if line.strip()]
     results = [None] * len(records)
 
@@ -227,6 +231,7 @@ def main():
     p.add_argument("--compression", choices=["none", "gzip", "snappy", "lz4", "zstd"], default="none")
     p.add_argument("--idempotent", action="store_true")
     p.add_argument("--acks", choices=["all", "1", "0"], default="all")
+    p.add_argument("--partitioner", choices=["default", "murmur2"], default="default")
     p = base("consume")
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--timeout-ms", type=int, default=10000)

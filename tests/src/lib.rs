@@ -45,7 +45,8 @@ pub use fixture_scenario::run_fixture_scenario;
 pub use install::{cache_dir, Component};
 pub use negotiated::{api_versions_request, leader_address, ApiVersionTable, NegotiatedConnection};
 pub use peer::{
-    Acks, Compression, ConsumeOptions, Delivery, Header, Peer, PeerKind, PeerRecord, ProduceOptions,
+    Acks, Compression, ConsumeOptions, Delivery, Header, Partitioner, Peer, PeerKind, PeerRecord,
+    ProduceOptions,
 };
 pub use ports::free_port;
 pub use proxy::{RecordedFrame, RecordingProxy};

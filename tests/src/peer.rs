@@ -62,6 +62,29 @@ impl Acks {
     }
 }
 
+/// Where a peer puts records that have no explicit partition, for [`Peer::produce`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Partitioner {
+    /// The client's own default. For records with a key, the Java client hashes the key with
+    /// murmur2 while librdkafka's `consistent_random` hashes it with CRC32.
+    #[default]
+    ClientDefault,
+    /// Records with a key (an empty key included) go to `murmur2(key) & 0x7fffffff` modulo the
+    /// partition count, in both peers: librdkafka's `murmur2_random` partitioner, the Java
+    /// client's built-in partitioner with `partitioner.ignore.keys=false`. Records without a key
+    /// still go where the client likes (librdkafka: a random partition, Java: sticky).
+    Murmur2,
+}
+
+impl Partitioner {
+    fn arg(self) -> &'static str {
+        match self {
+            Partitioner::ClientDefault => "default",
+            Partitioner::Murmur2 => "murmur2",
+        }
+    }
+}
+
 /// How a peer produces.
 #[derive(Debug, Clone, Default)]
 pub struct ProduceOptions {
@@ -71,6 +94,8 @@ pub struct ProduceOptions {
     pub idempotent: bool,
     /// Acknowledgements to wait for.
     pub acks: Acks,
+    /// The partitioner for records without an explicit partition.
+    pub partitioner: Partitioner,
 }
 
 /// How a peer consumes.
@@ -244,6 +269,7 @@ impl Peer {
     ) -> Result<Vec<Delivery>, Error> {
         let mut args = vec!["produce", "--brokers", brokers, "--topic", topic];
         args.extend(["--compression", options.compression.name(), "--acks", options.acks.arg()]);
+        args.extend(["--partitioner", options.partitioner.arg()]);
         if options.idempotent {
             args.push("--idempotent");
         }

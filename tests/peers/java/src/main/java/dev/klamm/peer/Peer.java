@@ -37,6 +37,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *
  * <pre>
  * produce --brokers B --topic T [--compression none|gzip|snappy|lz4|zstd] [--idempotent] [--acks all|1|0]
+ *         [--partitioner default|murmur2]
  * consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning]
  * create-topic --brokers B --topic T [--partitions N]
  * </pre>
@@ -99,6 +100,10 @@ public final class Peer {
         if (!List.of("none", "gzip", "snappy", "lz4", "zstd").contains(compression)) {
             throw new UsageException("--compression must be none, gzip, snappy, lz4 or zstd");
         }
+        String partitioner = args.get("partitioner", "default");
+        if (!List.of("default", "murmur2").contains(partitioner)) {
+            throw new UsageException("--partitioner must be default or murmur2");
+        }
         Properties props = common(args);
         props.put("key.serializer", ByteArraySerializer.class.getName());
         props.put("value.serializer", ByteArraySerializer.class.getName());
@@ -110,6 +115,11 @@ public final class Peer {
         props.put("max.block.ms", "30000");
         props.put("request.timeout.ms", "15000");
         props.put("delivery.timeout.ms", "30000");
+        if (partitioner.equals("murmur2")) {
+            // The built-in partitioner hashes keys with murmur2 unless told to ignore them; say
+            // so explicitly rather than rely on the default.
+            props.put("partitioner.ignore.keys", "false");
+        }
 
         String topic = args.require("topic");
         List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
