@@ -55,6 +55,14 @@ pub enum ErrorKind {
     },
     /// The broker answered with an error code.
     Broker(ErrorCode),
+    /// A record is larger than the producer may send (`max.request.size`) or buffer
+    /// (`buffer.memory`). The broker's own limit comes back as `Broker(MESSAGE_TOO_LARGE)`.
+    RecordTooLarge {
+        /// The record's size in bytes, as the producer counts it.
+        size: usize,
+        /// The limit it exceeds.
+        max: usize,
+    },
     /// The configuration is invalid.
     Config,
     /// The API was used in a way it does not allow.
@@ -121,7 +129,7 @@ impl Error {
 
     /// Whether the error is a misuse of the API or an invalid configuration.
     pub fn is_user_error(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::User | ErrorKind::Config)
+        matches!(self.inner.kind, ErrorKind::User | ErrorKind::Config | ErrorKind::RecordTooLarge { .. })
     }
 }
 
@@ -147,6 +155,9 @@ impl fmt::Display for Error {
             }
             ErrorKind::Broker(code) => {
                 write!(f, "broker error {} ({}): {}", code.name(), code.0, code.description())?
+            }
+            ErrorKind::RecordTooLarge { size, max } => {
+                write!(f, "the record is {size} bytes, more than the limit of {max} bytes")?
             }
             ErrorKind::Config => f.write_str("invalid configuration")?,
             ErrorKind::User => f.write_str("invalid use of the API")?,

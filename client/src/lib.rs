@@ -33,6 +33,7 @@ mod connection;
 mod error;
 mod metadata;
 pub mod partitioner;
+mod producer;
 mod random;
 
 pub use client::{Client, ConnectionKind};
@@ -42,3 +43,4 @@ pub use error::{Error, ErrorKind};
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use producer::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

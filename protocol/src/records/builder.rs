@@ -324,6 +324,36 @@ impl RecordBatchBuilder {
     }
 }
 
+/// Rewrites the producer id, epoch and base sequence of a finished magic-2 batch in place and
+/// recomputes its CRC-32C. A producer needs this when it re-sequences batches it already built
+/// (after bumping its epoch), without encoding or compressing the records again.
+///
+/// Fails, leaving `batch` unchanged, when it is not one whole magic-2 batch.
+pub fn set_producer_state(
+    batch: &mut [u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Result<(), crate::error::DecodeError> {
+    use crate::error::DecodeError;
+    if batch.len() < BATCH_HEADER_LEN {
+        return Err(DecodeError::UnexpectedEnd { needed: BATCH_HEADER_LEN, remaining: batch.len() });
+    }
+    let length = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]);
+    if usize::try_from(length).ok().and_then(|l| l.checked_add(LOG_OVERHEAD)) != Some(batch.len()) {
+        return Err(DecodeError::InvalidValue { field: "batch_length", value: i64::from(length) });
+    }
+    if batch[crate::records::MAGIC_OFFSET] != 2 {
+        return Err(DecodeError::InvalidValue { field: "magic", value: i64::from(batch[16] as i8) });
+    }
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
 /// The encoded size of a varint-length byte string.
 #[inline]
 fn blob_size(b: Option<&[u8]>, what: &'static str) -> Result<usize, EncodeError> {

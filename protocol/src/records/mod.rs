@@ -51,7 +51,7 @@ mod tests;
 
 pub use crate::compression::{Compression, DecompressionLimits};
 pub use batch::{RecordBatch, RecordBatches};
-pub use builder::RecordBatchBuilder;
+pub use builder::{set_producer_state, RecordBatchBuilder};
 pub use control::{end_transaction_batch, ControlRecord, ControlRecordType, EndTransactionMarker};
 pub use record::{Header, HeaderRef, HeadersIter, Record, RecordHeaders, Records};
 

@@ -790,3 +790,23 @@ fn java_client_transaction_and_commit_marker() {
     let value = EndTransactionMarker::parse(record.value().unwrap()).unwrap();
     assert_eq!(value, EndTransactionMarker { version: 0, coordinator_epoch: 3 });
 }
+
+#[test]
+fn set_producer_state_restamps_and_keeps_the_crc_valid() {
+    let mut builder = RecordBatchBuilder::new().producer(7, 1, 10);
+    builder.push(1_000, Some(&b"k"[..]), Some(&b"v"[..])).unwrap();
+    builder.push(1_001, None, Some(&b"w"[..])).unwrap();
+    let mut data = builder.finish().unwrap();
+    crate::records::set_producer_state(&mut data, 9, 2, 40).unwrap();
+    let batch = RecordBatches::new(data.clone().freeze()).next().unwrap().unwrap();
+    assert_eq!((batch.producer_id(), batch.producer_epoch(), batch.base_sequence()), (9, 2, 40));
+    assert_eq!(batch.record_count(), 2);
+
+    // Not a whole batch: refused, untouched.
+    let before = data.clone();
+    assert!(crate::records::set_producer_state(&mut data[..60], 1, 1, 1).is_err());
+    let mut longer = data.to_vec();
+    longer.push(0);
+    assert!(crate::records::set_producer_state(&mut longer, 1, 1, 1).is_err());
+    assert_eq!(data, before);
+}

@@ -1,0 +1,483 @@
+//! The producer: records in, acknowledged offsets out.
+//!
+//! - [`Producer::send`] picks the partition ([`partitioner`](crate::partitioner)), waits for
+//!   buffer memory and topic metadata (both bounded by `max.block.ms`), appends the record to
+//!   its partition's open batch ([`accumulator`]) and returns a [`DeliveryFuture`].
+//! - One sender task per producer ([`sender`]) closes batches when full or after `linger.ms`,
+//!   groups them by leader into Produce requests, and handles responses: acknowledgements,
+//!   retries (with the ordering rules in the accumulator's docs), epoch bumps, timeouts.
+//!
+//! Idempotence (on by default, as in the Java client): the sender gets a producer id with
+//! InitProducerId; each batch carries the id, epoch and per-partition sequence numbers, so the
+//! broker drops duplicates of retried batches and refuses gaps.
+//!
+//! Dropping the last [`Producer`] handle does not block and does not lose records: the sender
+//! delivers what is queued (within `delivery.timeout.ms`) and then stops. Call
+//! [`Producer::close`] to wait for that with a timeout.
+
+mod accumulator;
+mod config;
+mod sender;
+
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use klamm_protocol::ErrorCode;
+use tokio::sync::{Notify, Semaphore};
+
+use self::accumulator::{Accumulator, BatchResult, BatchSettings, NewRecord};
+pub use self::config::{Acks, ProducerConfig};
+use crate::client::{topic_error, Client};
+use crate::error::{Error, ErrorKind};
+use crate::metadata::TopicMetadata;
+use crate::partitioner::partition_for_key;
+
+/// A record to send.
+///
+/// ```
+/// use klamm::ProducerRecord;
+///
+/// let record = ProducerRecord::new("orders", "order-17 shipped")
+///     .key("order-17")
+///     .header("source", "warehouse-3");
+/// assert_eq!(record.partition, None);
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ProducerRecord {
+    /// The topic.
+    pub topic: String,
+    /// The partition; `None` lets the partitioner choose (by key, or sticky without one).
+    pub partition: Option<i32>,
+    /// The key (`None` is a null key).
+    pub key: Option<Bytes>,
+    /// The value (`None` is a null value, a tombstone on compacted topics).
+    pub value: Option<Bytes>,
+    /// Headers in order; a header value may be null.
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Milliseconds since the epoch; `None` stamps the time of `send`.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record with a value and no key.
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        Self { topic: topic.into(), value: Some(value.into()), ..Self::default() }
+    }
+
+    /// A record with a null value.
+    pub fn tombstone(topic: impl Into<String>) -> Self {
+        Self { topic: topic.into(), ..Self::default() }
+    }
+
+    /// Sets the key.
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets the partition.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name.into(), Some(value.into())));
+        self
+    }
+
+    /// Sets the timestamp (milliseconds since the epoch).
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+
+    /// The bytes this record takes in the buffer (and roughly on the wire).
+    fn size(&self) -> usize {
+        let blob = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len) + 5;
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + 5 + blob(v)).sum();
+        // Length, attributes, timestamp and offset deltas, header count: at most 21 bytes.
+        21 + blob(&self.key) + blob(&self.value) + headers
+    }
+}
+
+/// Where an acknowledged record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMetadata {
+    /// The partition.
+    pub partition: i32,
+    /// The offset, or -1 when the broker does not say (acks=0).
+    pub offset: i64,
+    /// The record's timestamp: the broker's append time on LogAppendTime topics, else the
+    /// create time that was sent.
+    pub timestamp: i64,
+}
+
+/// Resolves when the broker acknowledged the record (or it failed for good).
+///
+/// Dropping it does not cancel the record.
+#[derive(Debug)]
+#[must_use = "a delivery future does nothing unless awaited, but the record is sent anyway"]
+pub struct DeliveryFuture {
+    batch: Arc<BatchResult>,
+    index: u32,
+    partition: i32,
+    timestamp: i64,
+    waker_slot: Option<usize>,
+}
+
+impl DeliveryFuture {
+    /// The partition the record was put in.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<RecordMetadata, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (partition, index, timestamp) = (this.partition, this.index, this.timestamp);
+        match this.batch.poll(cx, &mut this.waker_slot) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.clone())),
+            Poll::Ready(Ok(ack)) => Poll::Ready(Ok(RecordMetadata {
+                partition,
+                offset: if ack.base_offset < 0 { -1 } else { ack.base_offset + i64::from(index) },
+                timestamp: if ack.log_append_time >= 0 { ack.log_append_time } else { timestamp },
+            })),
+        }
+    }
+}
+
+/// A Kafka producer.
+///
+/// Cloning is cheap; clones share the batches and the sender task.
+///
+/// ```no_run
+/// use klamm::{Producer, ProducerConfig, ProducerRecord};
+///
+/// # async fn example() -> Result<(), klamm::Error> {
+/// let producer = Producer::new(ProducerConfig::new("127.0.0.1:9092"))?;
+/// let delivery = producer.send(ProducerRecord::new("orders", "hello").key("k1")).await?;
+/// let written = delivery.await?;
+/// println!("partition {} offset {}", written.partition, written.offset);
+/// producer.close(std::time::Duration::from_secs(10)).await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Producer {
+    handle: Arc<Handle>,
+}
+
+/// Dropped with the last `Producer` clone: tells the sender no more records will come.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        lock(&self.shared.state).closing = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// What `send`, `flush`, `close` and the sender task share.
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) config: ProducerConfig,
+    pub(crate) state: Mutex<Accumulator>,
+    /// Wakes the sender: a new batch, a full batch, a flush, close.
+    pub(crate) wake: Notify,
+    /// Buffer memory in bytes, as semaphore permits.
+    pub(crate) memory: Semaphore,
+    pub(crate) settings: BatchSettings,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Producer {
+    /// A producer with its own [`Client`]. Does not touch the network: metadata and the
+    /// producer id are fetched when the first record is sent.
+    ///
+    /// Fails only on an invalid configuration. Must be called inside a tokio runtime.
+    pub fn new(config: ProducerConfig) -> Result<Producer, Error> {
+        let client = Client::new(config.client.clone())?;
+        Producer::with_client(client, config)
+    }
+
+    /// A producer over an existing client (its `config.client` is ignored).
+    pub fn with_client(client: Client, config: ProducerConfig) -> Result<Producer, Error> {
+        config.validate()?;
+        let settings = BatchSettings {
+            batch_size: config.batch_size,
+            compression: config.compression,
+            level: config.compression_level,
+        };
+        let shared = Arc::new(Shared {
+            client,
+            memory: Semaphore::new(config.buffer_memory),
+            config,
+            state: Mutex::new(Accumulator::default()),
+            wake: Notify::new(),
+            settings,
+            closed: AtomicBool::new(false),
+        });
+        let span = tracing::debug_span!("klamm.producer");
+        tokio::spawn(tracing::Instrument::instrument(sender::run(Arc::clone(&shared)), span));
+        Ok(Producer { handle: Arc::new(Handle { shared }) })
+    }
+
+    /// The client the producer sends through.
+    pub fn client(&self) -> &Client {
+        &self.handle.shared.client
+    }
+
+    /// Queues `record` and returns a future of its acknowledgement.
+    ///
+    /// Waits while the buffer is full or the topic's metadata is not known yet, at most
+    /// `max.block.ms`; then fails with [`ErrorKind::Timeout`] (or the topic's error, such as
+    /// UNKNOWN_TOPIC_OR_PARTITION). A record larger than `max.request.size` fails at once with
+    /// [`ErrorKind::RecordTooLarge`]. Records sent one after another to the same partition are
+    /// written in that order.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
+        let shared = &self.handle.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(closed_error());
+        }
+        let size = record.size();
+        let max = shared.config.max_request_size;
+        if size > max {
+            return Err(Error::new(ErrorKind::RecordTooLarge { size, max }));
+        }
+        let deadline = Instant::now() + shared.config.max_block;
+        let meta = self.topic_metadata(&record.topic, deadline).await?;
+        let partitions = NonZeroU32::new(meta.partition_count())
+            .ok_or_else(|| topic_error(&record.topic, ErrorCode::LEADER_NOT_AVAILABLE))?;
+        self.reserve(size, deadline).await?;
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let new = NewRecord {
+            timestamp,
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &record.headers,
+            memory: size,
+        };
+        let appended = {
+            let mut state = lock(&shared.state);
+            let partition = match (record.partition, &record.key) {
+                (Some(p), _) => {
+                    if u32::try_from(p).map_or(true, |p| p >= partitions.get()) {
+                        drop(state);
+                        shared.memory.add_permits(size);
+                        return Err(Error::with_source(
+                            ErrorKind::User,
+                            None,
+                            BadPartition(p, partitions.get()),
+                        ));
+                    }
+                    p
+                }
+                (None, Some(key)) => partition_for_key(key, partitions),
+                (None, None) => {
+                    let available: Vec<i32> =
+                        meta.partitions.iter().filter(|p| p.has_leader()).map(|p| p.partition).collect();
+                    state.sticky_partition(&record.topic, partitions, &available)
+                }
+            };
+            match state.append(&record.topic, partition, &new, &shared.settings) {
+                Ok(appended) => (partition, appended),
+                Err(e) => {
+                    drop(state);
+                    shared.memory.add_permits(size);
+                    return Err(e);
+                }
+            }
+        };
+        let (partition, appended) = appended;
+        if let Some(to_seal) = appended.closed {
+            let (topic, p, id, sealed, stamp) = to_seal.seal();
+            let failed = lock(&shared.state).install(&topic, p, id, sealed, stamp);
+            if let Some(batch) = failed {
+                shared.memory.add_permits(batch.memory);
+            }
+            shared.wake.notify_one();
+        } else if appended.new_batch {
+            shared.wake.notify_one();
+        }
+        Ok(DeliveryFuture {
+            batch: appended.result,
+            index: appended.index,
+            partition,
+            timestamp,
+            waker_slot: None,
+        })
+    }
+
+    /// Sends every queued record now (ignoring `linger.ms`) and waits until each record sent
+    /// before this call is acknowledged or failed, at most `timeout`.
+    ///
+    /// Returns how many of those records are still pending (0 when all are done).
+    pub async fn flush(&self, timeout: Duration) -> usize {
+        flush(&self.handle.shared, timeout).await
+    }
+
+    /// Stops accepting records, delivers what is queued within `timeout`, and fails what is
+    /// left with [`ErrorKind::User`] ("closed"). Returns how many records were left. Later
+    /// sends fail. The client's connections are closed when the producer had its own client.
+    pub async fn close(&self, timeout: Duration) -> usize {
+        let shared = &self.handle.shared;
+        shared.closed.store(true, Ordering::Release);
+        lock(&shared.state).closing = true;
+        let left = flush(shared, timeout).await;
+        sender::abandon(shared, closed_error());
+        left
+    }
+
+    /// Metadata of `topic`, waiting (until `deadline`) while it is unknown or has no
+    /// partitions yet.
+    async fn topic_metadata(&self, topic: &str, deadline: Instant) -> Result<Arc<TopicMetadata>, Error> {
+        let client = &self.handle.shared.client;
+        if topic.is_empty() {
+            return Err(Error::with_source(ErrorKind::User, None, EmptyTopic));
+        }
+        if let Some(meta) = client.metadata().topic(topic) {
+            return Ok(Arc::clone(meta));
+        }
+        let config = &self.handle.shared.config;
+        let mut attempt = 0;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let result = match tokio::time::timeout(left, client.topic(topic)).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::new(ErrorKind::Timeout)),
+            };
+            let error = match result {
+                Ok(meta) if meta.partition_count() > 0 => return Ok(meta),
+                Ok(_) => {
+                    client.invalidate_topic(topic);
+                    topic_error(topic, ErrorCode::LEADER_NOT_AVAILABLE)
+                }
+                Err(e) if e.is_user_error() => return Err(e),
+                Err(e) => e,
+            };
+            let wait =
+                crate::config::backoff(config.client.retry_backoff, config.client.retry_backoff_max, attempt);
+            attempt += 1;
+            if Instant::now() + wait >= deadline {
+                return Err(blocked_error(topic, error, config.max_block));
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Takes `size` bytes of buffer memory, waiting until `deadline`.
+    async fn reserve(&self, size: usize, deadline: Instant) -> Result<(), Error> {
+        let memory = &self.handle.shared.memory;
+        let permits = size as u32;
+        if let Ok(permit) = memory.try_acquire_many(permits) {
+            permit.forget();
+            return Ok(());
+        }
+        match tokio::time::timeout_at(deadline.into(), memory.acquire_many(permits)).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(closed_error()),
+            Err(_) => Err(Error::with_source(
+                ErrorKind::Timeout,
+                None,
+                BufferFull(self.handle.shared.config.max_block),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").field("client", &self.handle.shared.client).finish()
+    }
+}
+
+async fn flush(shared: &Arc<Shared>, timeout: Duration) -> usize {
+    let waits: Vec<(Arc<BatchResult>, u32)> = {
+        let mut state = lock(&shared.state);
+        state.flushing += 1;
+        state
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .flat_map(|p| p.queue.iter().chain(p.open.iter()))
+            .map(|b| (Arc::clone(&b.result), b.records))
+            .collect()
+    };
+    shared.wake.notify_one();
+    let all = async {
+        for (result, _) in &waits {
+            let mut slot = None;
+            std::future::poll_fn(|cx| result.poll(cx, &mut slot).map(|_| ())).await;
+        }
+    };
+    let _ = tokio::time::timeout(timeout, all).await;
+    lock(&shared.state).flushing -= 1;
+    waits.iter().filter(|(r, _)| r.outcome().is_none()).map(|(_, n)| *n as usize).sum()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn closed_error() -> Error {
+    Error::with_source(ErrorKind::User, None, ProducerClosed)
+}
+
+/// `send` waited `max.block.ms` for a topic: the error says why it gave up.
+fn blocked_error(topic: &str, cause: Error, max_block: Duration) -> Error {
+    match cause.kind() {
+        ErrorKind::Broker(_) => cause,
+        _ => Error::with_source(
+            ErrorKind::Timeout,
+            None,
+            MetadataWait { topic: topic.to_owned(), max_block, cause },
+        ),
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Critical sections leave the accumulator consistent at every step that can panic.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the producer was closed")]
+struct ProducerClosed;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the topic name is empty")]
+struct EmptyTopic;
+
+#[derive(Debug, thiserror::Error)]
+#[error("partition {0} does not exist: the topic has {1} partitions")]
+struct BadPartition(i32, u32);
+
+#[derive(Debug, thiserror::Error)]
+#[error("no buffer memory became free within max.block.ms ({0:?})")]
+struct BufferFull(Duration);
+
+#[derive(Debug, thiserror::Error)]
+#[error("no metadata for topic {topic:?} within max.block.ms ({max_block:?}): {cause}")]
+struct MetadataWait {
+    topic: String,
+    max_block: Duration,
+    cause: Error,
+}
