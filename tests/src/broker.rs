@@ -83,8 +83,8 @@ impl BrokerBuilder {
     }
 
     /// Tells clients (in Metadata responses) to connect to `127.0.0.1:port` instead of the port
-    /// the broker listens on: where a [`RecordingProxy`](crate::RecordingProxy) listens, so that
-    /// clients keep talking through it after bootstrap.
+    /// the broker listens on: where a [`FaultProxy`](crate::FaultProxy) (or a proxy built on it)
+    /// listens, so that clients keep talking through it after bootstrap.
     pub fn advertised_port(mut self, port: u16) -> Self {
         self.advertised_port = Some(port);
         self

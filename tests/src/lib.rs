@@ -8,8 +8,11 @@
 //! - [`RawConnection`]: a blocking connection that sends one `klamm-protocol` request at the
 //!   version a test chooses. [`NegotiatedConnection`] wraps one with the broker's ApiVersions
 //!   and sends each request at the highest version both sides implement.
-//! - [`RecordingProxy`]: sits between a client and a broker and records every frame, to capture
-//!   fixtures. [`VersionCapProxy`] in front of it keeps clients to versions the codec implements.
+//! - [`FaultProxy`]: the one TCP proxy between clients and a broker. It forwards Kafka frames,
+//!   shows them to [`FrameHook`]s, and cuts, stalls or refuses connections on command; it also
+//!   models a broker that is down at start. [`RecordingProxy`] is one with a
+//!   [`Recorder`], which records every frame to capture fixtures; [`VersionCapProxy`] is one
+//!   with a [`VersionCap`], which keeps clients to versions the codec implements.
 //!
 //! Everything runs from the cache `scripts/install-test-deps` fills; when something is missing
 //! the harness fails with a message naming that script. See `docs/testing.md`.
@@ -38,6 +41,7 @@ mod ports;
 mod proxy;
 mod raw_connection;
 mod raw_records;
+mod recording;
 mod version_cap;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
@@ -49,10 +53,11 @@ pub use peer::{
     ProduceOptions,
 };
 pub use ports::free_port;
-pub use proxy::{RecordedFrame, RecordingProxy};
+pub use proxy::{CutPoint, Direction, FaultProxy, FrameHook, PeriodicCut};
 pub use raw_connection::{RawConnection, RawError, DEFAULT_READ_TIMEOUT};
 pub use raw_records::{build_batch, fetch_all, peer_record, records_of, Fetched};
-pub use version_cap::{cap_api_versions, VersionCapProxy};
+pub use recording::{RecordedFrame, Recorder, RecordingProxy};
+pub use version_cap::{cap_api_versions, VersionCap, VersionCapProxy};
 
 /// The harness's error: a message for the test's panic, whatever the cause.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -103,7 +103,7 @@ fn save(dir: &Path, selected: &BTreeMap<(String, i16), Vec<&RecordedFrame>>) -> 
 }
 
 fn record(client: PeerKind, dir_name: &str, compression: &str) {
-    let mut cap = VersionCapProxy::bind().unwrap();
+    let cap = VersionCapProxy::bind().unwrap();
     let broker = Broker::builder(BrokerKind::Kafka).advertised_port(cap.port()).start().unwrap();
     let recorder = RecordingProxy::start(broker.addr()).unwrap();
     let recorder_addr: SocketAddr = recorder.bootstrap().parse().unwrap();
