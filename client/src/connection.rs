@@ -28,6 +28,7 @@
 //! Not here: reconnects (the [`Client`](crate::Client) makes a new connection), SASL and TLS.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -281,6 +282,36 @@ impl Connection {
         request: &R,
         no_response: bool,
     ) -> Result<(i32, Bytes), Error> {
+        let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
+        let (correlation_id, response) = self.submit_raw(version, request, no_response, deadline).await?;
+        let frame = self.wait_raw(correlation_id, response, deadline).await?;
+        Ok((correlation_id, frame))
+    }
+
+    /// Queues `request` on the socket and returns without waiting for the response: requests
+    /// submitted one after another from one task are written in that order. Await the
+    /// returned [`PendingResponse`] for the answer; the request timeout counts from this call.
+    pub async fn submit<R: Request>(&self, version: i16, request: &R) -> Result<PendingResponse<R>, Error> {
+        let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
+        let (correlation_id, response) = self.submit_raw(version, request, false, deadline).await?;
+        Ok(PendingResponse {
+            conn: self.clone(),
+            version,
+            correlation_id,
+            response,
+            deadline,
+            _request: PhantomData,
+        })
+    }
+
+    /// Encodes the request, takes an in-flight slot and hands the frame to the writer.
+    async fn submit_raw<R: Request>(
+        &self,
+        version: i16,
+        request: &R,
+        no_response: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<(i32, oneshot::Receiver<Result<Bytes, Error>>), Error> {
         let inner = &self.inner;
         if let Some(cause) = inner.state.cause.get() {
             return Err(closed_by(inner.addr, Some(cause)));
@@ -290,20 +321,36 @@ impl Connection {
         let mut frame = BytesMut::new();
         encode_request(&mut frame, correlation_id, inner.client_id.as_deref(), version, request)
             .map_err(|e| Error::at(ErrorKind::Encode(e), inner.addr))?;
-        let wait = async {
+        let queue = async {
             let permit = Arc::clone(&inner.in_flight).acquire_owned().await.map_err(|_| self.closed())?;
             let (reply, response) = oneshot::channel();
             let waiter = Waiter { reply, _permit: permit };
             let out = Outgoing { correlation_id, frame, waiter, no_response };
             inner.tx.send(Command::Request(out)).await.map_err(|_| self.closed())?;
-            // A dropped sender means the task stopped: report its cause.
-            response.await.map_err(|_| self.closed())?
+            Ok::<_, Error>(response)
         };
-        match tokio::time::timeout(inner.request_timeout, wait).instrument(span).await {
+        match tokio::time::timeout_at(deadline, queue).instrument(span).await {
             Ok(result) => Ok((correlation_id, result?)),
             Err(_) => {
-                tracing::debug!(correlation_id, "request timed out");
+                tracing::debug!(correlation_id, "request timed out before it was sent");
                 Err(Error::at(ErrorKind::Timeout, inner.addr))
+            }
+        }
+    }
+
+    /// Waits for the response of a submitted request until `deadline`.
+    async fn wait_raw(
+        &self,
+        correlation_id: i32,
+        response: oneshot::Receiver<Result<Bytes, Error>>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Bytes, Error> {
+        // A dropped sender means the task stopped: report its cause.
+        match tokio::time::timeout_at(deadline, response).await {
+            Ok(result) => result.map_err(|_| self.closed())?,
+            Err(_) => {
+                tracing::debug!(correlation_id, "request timed out");
+                Err(Error::at(ErrorKind::Timeout, self.inner.addr))
             }
         }
     }
@@ -352,6 +399,41 @@ impl Connection {
             ErrorKind::UnsupportedVersion { api_key: ApiKey::API_VERSIONS, broker_range: None },
             self.inner.addr,
         ))
+    }
+}
+
+/// A request written (or queued to be written) by [`Connection::submit`], whose response has
+/// not been read yet.
+#[must_use = "the response is only read when this is awaited"]
+pub struct PendingResponse<R: Request> {
+    conn: Connection,
+    version: i16,
+    correlation_id: i32,
+    response: oneshot::Receiver<Result<Bytes, Error>>,
+    deadline: tokio::time::Instant,
+    _request: PhantomData<fn() -> R>,
+}
+
+impl<R: Request> PendingResponse<R> {
+    /// Waits for the response, at most until the request's timeout.
+    pub async fn response(self) -> Result<R::Response, Error> {
+        let frame = self.conn.wait_raw(self.correlation_id, self.response, self.deadline).await?;
+        let addr = self.conn.inner.addr;
+        let (header, body) = decode_response::<R::Response>(frame, self.version)
+            .map_err(|e| Error::at(ErrorKind::Decode(e), addr))?;
+        check_correlation(self.correlation_id, header.correlation_id, addr)?;
+        Ok(body)
+    }
+
+    /// The connection the request went out on.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl<R: Request> std::fmt::Debug for PendingResponse<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingResponse").field("correlation_id", &self.correlation_id).finish()
     }
 }
 

@@ -38,7 +38,7 @@ mod random;
 
 pub use client::{Client, ConnectionKind};
 pub use config::{ClientConfig, BROKERS_ENV};
-pub use connection::{Connection, ConnectionConfig};
+pub use connection::{Connection, ConnectionConfig, PendingResponse};
 pub use error::{Error, ErrorKind};
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;

@@ -2,8 +2,10 @@
 //!
 //! One task per producer runs [`run`]. Each round it takes the accumulator lock once to plan
 //! (close lingered batches, expire old ones, rewind partitions, pick the batches to send), then
-//! compresses closed batches and spawns one task per Produce request outside the lock. Request
-//! tasks report back on a channel; the sender applies each outcome under the lock.
+//! compresses closed batches and hands Produce requests to one *sink* task per broker outside
+//! the lock. A sink writes its broker's requests in order, pipelined on one connection (so the
+//! broker sees a partition's batches in sequence order), and reports each outcome on a channel;
+//! the sender applies outcomes under the lock.
 //!
 //! Limits: per partition at most `max_in_flight` batches, all to one broker; per broker at
 //! most `max_in_flight` requests; per request at most one batch per partition and about
@@ -65,6 +67,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         shared: Arc::clone(&shared),
         events: events_tx,
         broker_requests: HashMap::new(),
+        sinks: HashMap::new(),
         refreshing: HashSet::new(),
         init_attempts: 0,
         init_retry_at: None,
@@ -87,6 +90,57 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
             }
             _ = sleep => {}
+        }
+    }
+}
+
+/// Writes the Produce requests for one broker in the order the sender made them, each as soon
+/// as the previous one is on the socket (pipelined, never reordered), and reports each outcome.
+async fn sink(
+    client: crate::Client,
+    node: i32,
+    acks_zero: bool,
+    mut requests: mpsc::UnboundedReceiver<(ProduceRequest, Vec<Sent>)>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    while let Some((request, sent)) = requests.recv().await {
+        let submitted = async {
+            let conn = client.connection(node, ConnectionKind::Produce).await?;
+            let version = conn.version_for::<ProduceRequest>()?;
+            if version < 3 {
+                return Err(Error::new(ErrorKind::UnsupportedVersion {
+                    api_key: klamm_protocol::ApiKey::PRODUCE,
+                    broker_range: conn.broker_versions(klamm_protocol::ApiKey::PRODUCE),
+                }));
+            }
+            if acks_zero {
+                conn.send_without_response(version, &request).await?;
+                return Ok(None);
+            }
+            conn.submit(version, &request).await.map(Some)
+        }
+        .await;
+        match submitted {
+            Ok(Some(pending)) => {
+                let events = events.clone();
+                tokio::spawn(async move {
+                    let conn = pending.connection().clone();
+                    let result = pending.response().await;
+                    if let Err(e) = &result {
+                        if matches!(e.kind(), ErrorKind::Timeout) {
+                            // Nothing sent after this request may overtake its retry.
+                            conn.close().await;
+                        }
+                    }
+                    let _ = events.send(Event::Response { node, sent, result: result.map(Some) });
+                });
+            }
+            Ok(None) => {
+                let _ = events.send(Event::Response { node, sent, result: Ok(None) });
+            }
+            Err(e) => {
+                let _ = events.send(Event::Response { node, sent, result: Err(e) });
+            }
         }
     }
 }
@@ -116,6 +170,8 @@ struct Sender {
     events: mpsc::UnboundedSender<Event>,
     /// Requests in flight per broker.
     broker_requests: HashMap<i32, usize>,
+    /// The request queue of each broker's sink task.
+    sinks: HashMap<i32, mpsc::UnboundedSender<(ProduceRequest, Vec<Sent>)>>,
     /// Topics with a metadata refresh under way.
     refreshing: HashSet<Arc<str>>,
     init_attempts: u32,
@@ -354,7 +410,7 @@ impl Sender {
         });
     }
 
-    /// Spawns the task that sends one Produce request to `node`.
+    /// Hands one Produce request to the sink of `node`, starting the sink if needed.
     fn dispatch(&mut self, node: i32, draft: Draft) {
         *self.broker_requests.entry(node).or_default() += 1;
         let config = &self.shared.config;
@@ -366,41 +422,16 @@ impl Sender {
             topic_data: draft.topics,
             ..Default::default()
         };
-        let acks_zero = config.acks == super::Acks::None;
-        let client = self.shared.client.clone();
-        let events = self.events.clone();
-        let sent = draft.sent;
-        let span = tracing::debug_span!("klamm.produce", node, batches = sent.len(), bytes = draft.bytes);
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let result = async {
-                    let conn = client.connection(node, ConnectionKind::Produce).await?;
-                    let version = conn.version_for::<ProduceRequest>()?;
-                    if version < 3 {
-                        return Err(Error::new(ErrorKind::UnsupportedVersion {
-                            api_key: klamm_protocol::ApiKey::PRODUCE,
-                            broker_range: conn.broker_versions(klamm_protocol::ApiKey::PRODUCE),
-                        }));
-                    }
-                    if acks_zero {
-                        return conn.send_without_response(version, &request).await.map(|()| None);
-                    }
-                    match conn.send_at(version, &request).await {
-                        Ok(response) => Ok(Some(response)),
-                        Err(e) => {
-                            if matches!(e.kind(), ErrorKind::Timeout) {
-                                // Nothing sent after this request may overtake its retry.
-                                conn.close().await;
-                            }
-                            Err(e)
-                        }
-                    }
-                }
-                .await;
-                let _ = events.send(Event::Response { node, sent, result });
-            },
-            span,
-        ));
+        let sink = self.sinks.entry(node).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let acks_zero = config.acks == super::Acks::None;
+            let span = tracing::debug_span!("klamm.produce.sink", node);
+            let task = sink(self.shared.client.clone(), node, acks_zero, rx, self.events.clone());
+            tokio::spawn(tracing::Instrument::instrument(task, span));
+            tx
+        });
+        // The sink stops only when this sender is dropped.
+        let _ = sink.send((request, draft.sent));
     }
 
     fn handle(&mut self, event: Event) {
@@ -438,7 +469,7 @@ impl Sender {
         let mut invalidate: Vec<Arc<str>> = Vec::new();
         let mut bump_epoch = false;
         let mut state = lock(&self.shared.state);
-        let mut responses: HashMap<(&str, i32), (ErrorCode, i64, i64, Option<String>)> = HashMap::new();
+        let mut responses: HashMap<(&str, i32), PartitionAnswer> = HashMap::new();
         if let Ok(Some(response)) = &result {
             for topic in &response.responses {
                 for p in &topic.partition_responses {
@@ -525,6 +556,9 @@ impl Sender {
         }
     }
 }
+
+/// A partition's answer in a Produce response: code, base offset, append time, message.
+type PartitionAnswer = (ErrorCode, i64, i64, Option<String>);
 
 enum Outcome {
     Done(BatchAck),
