@@ -191,3 +191,46 @@ async fn idempotent_produce_survives_cut_connections_without_loss_or_duplicates(
     }
     check_read_back(&broker.bootstrap(), &topic, count);
 }
+
+#[test]
+fn the_produce_example_sends_stdin_lines() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("produce-example");
+    NegotiatedConnection::connect(broker.addr()).create_topic(&topic, 2);
+    let mut child = Command::new(env!("CARGO"))
+        .args(["run", "-q", "-p", "klamm", "--example", "produce", "--", "--brokers"])
+        .args([broker.bootstrap().as_str(), "--topic", &topic, "--compression", "zstd", "--acks", "1"])
+        .args(["--key-delimiter", ",", "--header", "origin=example"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cargo runs");
+    child.stdin.take().unwrap().write_all(b"k1,first\nk2,second\nno key here\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("produced 3 records"), "{stdout}");
+    let options = ConsumeOptions { idle_timeout: Duration::from_secs(5), ..Default::default() };
+    let mut got = Peer::rdkafka().consume(&broker.bootstrap(), &topic, 3, &options);
+    got.sort_by(|a, b| a.value.cmp(&b.value));
+    let want = [
+        PeerRecord::new("k1", "first").header("origin", "example"),
+        PeerRecord { key: None, ..PeerRecord::new("", "no key here").header("origin", "example") },
+        PeerRecord::new("k2", "second").header("origin", "example"),
+    ];
+    let got: Vec<_> = got.iter().map(PeerRecord::content).collect();
+    let want: Vec<_> = want.iter().map(PeerRecord::content).collect();
+    assert_eq!(got, want);
+
+    let bad = Command::new(env!("CARGO"))
+        .args(["run", "-q", "-p", "klamm", "--example", "produce", "--", "--brokers", "127.0.0.1:1"])
+        .args(["--topic", &topic, "--compression", "brotli"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("compression.type"), "{bad:?}");
+}
