@@ -4,11 +4,13 @@
 //! - [`Connection`]: one connection to one broker. It opens the TCP socket (with the socket
 //!   options of [`ConnectionConfig`]), negotiates API versions with ApiVersions, and pipelines
 //!   typed `klamm-protocol` requests over one socket, matching responses by correlation id.
+//! - [`Admin`]: topics (create, delete, add partitions, describe), the cluster, offsets (list
+//!   by earliest, latest or timestamp; delete records) and consumer groups (list, describe).
 //! - [`Error`]: the client's error, with [`Error::kind`] and [`Error::is_retriable`].
 //! - [`partitioner`]: the key-to-partition hash shared with the Java client and librdkafka.
 //!
 //! What comes next: a `Client` over a bootstrap list with a metadata cache and reconnects, the
-//! producer, the partition consumer and admin operations (see the workspace's design notes).
+//! producer and the partition consumer (see the workspace's design notes).
 //! Requests without a response (Produce with acks=0) are not supported yet.
 //!
 //! ```no_run
@@ -27,6 +29,9 @@
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+mod admin;
+mod admin_groups;
+mod admin_offsets;
 mod client;
 mod config;
 mod connection;
@@ -36,6 +41,12 @@ pub mod partitioner;
 mod producer;
 mod random;
 
+pub use admin::{
+    Admin, ClusterDescription, CreateTopicsOptions, CreatedTopic, NewTopic, TopicResults,
+    DEFAULT_ADMIN_TIMEOUT,
+};
+pub use admin_groups::{GroupDescription, GroupListing, MemberDescription, COORDINATOR_ATTEMPTS};
+pub use admin_offsets::{ListedOffset, OffsetSpec, PartitionResults, LEADER_ATTEMPTS};
 pub use client::{Client, ConnectionKind};
 pub use config::{ClientConfig, BROKERS_ENV};
 pub use connection::{Connection, ConnectionConfig, PendingResponse};

@@ -6,7 +6,7 @@ the same way:
 
     produce --brokers B --topic T [--compression none|gzip|snappy|lz4|zstd] [--idempotent]
             [--acks all|1|0] [--partitioner default|murmur2]
-    consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning]
+    consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning] [--group G]
     create-topic --brokers B --topic T [--partitions N]
 
 `produce` reads one JSON record per stdin line,
@@ -18,6 +18,9 @@ partition go where librdkafka's partitioner puts them: `consistent_random` by de
 `consume` assigns every partition of the topic (no group, nothing committed) and prints
     {"partition", "offset", "key", "value", "headers", "timestamp", "timestamp_type"}
 per record, until --count records arrived or nothing arrived for --timeout-ms.
+With --group, `consume` instead subscribes as a member of group G (classic protocol), commits
+the offsets of what it printed before it leaves, and starts where the group's committed offsets
+say (or at the beginning / end of each partition when there are none).
 Any error ends the process with a message on stderr and a non-zero status.
 """
 
@@ -158,25 +161,30 @@ def consume(args):
     config = common_config(args)
     config.update(
         {
-            # librdkafka wants a group id for a consumer even when it only assigns; nothing joins
-            # or commits under this one.
-            "group.id": "klamm-rdkafka-peer-unused",
+            # librdkafka wants a group id for a consumer even when it only assigns; without
+            # --group nothing joins or commits under this one.
+            "group.id": args.group or "klamm-rdkafka-peer-unused",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "allow.auto.create.topics": False,
             "enable.partition.eof": False,
         }
     )
+    if args.group:
+        config["auto.offset.reset"] = "earliest" if args.from_beginning else "latest"
     consumer = Consumer(config)
     try:
         partitions = partitions_of(consumer, args.topic, max(args.timeout_ms / 1000, 10))
-        if args.from_beginning:
+        if args.group:
+            consumer.subscribe([args.topic])
+        elif args.from_beginning:
             starts = {p: OFFSET_BEGINNING for p in partitions}
         else:
             # Resolve the ends now, so "from the end" means the end at start-up, not whenever the
             # first fetch happens.
             starts = {p: consumer.get_watermark_offsets(TopicPartition(args.topic, p), 10)[1] for p in partitions}
-        consumer.assign([TopicPartition(args.topic, p, starts[p]) for p in partitions])
+        if not args.group:
+            consumer.assign([TopicPartition(args.topic, p, starts[p]) for p in partitions])
         emitted = 0
         last_progress = time.monotonic()
         while emitted < args.count:
@@ -206,6 +214,10 @@ def consume(args):
             )
             emitted += 1
             last_progress = time.monotonic()
+            if args.group:
+                consumer.store_offsets(msg)
+        if args.group and emitted:
+            consumer.commit(asynchronous=False)
     finally:
         consumer.close()
 
@@ -236,6 +248,7 @@ def main():
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--timeout-ms", type=int, default=10000)
     p.add_argument("--from-beginning", action="store_true")
+    p.add_argument("--group")
     p = base("create-topic")
     p.add_argument("--partitions", type=int, default=1)
 

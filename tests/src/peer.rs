@@ -106,11 +106,14 @@ pub struct ConsumeOptions {
     /// Start at the beginning of every partition (the default here); `false` starts at the end
     /// as of the peer's start.
     pub from_beginning: bool,
+    /// Consume as a member of this group (subscribe, commit offsets) instead of assigning every
+    /// partition without a group. The librdkafka peer only.
+    pub group: Option<String>,
 }
 
 impl Default for ConsumeOptions {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(10), from_beginning: true }
+        Self { idle_timeout: Duration::from_secs(10), from_beginning: true, group: None }
     }
 }
 
@@ -318,6 +321,12 @@ impl Peer {
         args.extend(["--timeout-ms", &idle]);
         if options.from_beginning {
             args.push("--from-beginning");
+        }
+        if let Some(group) = &options.group {
+            if self.kind != PeerKind::Rdkafka {
+                return Err(format!("the {} peer cannot consume in a group", self.name()).into());
+            }
+            args.extend(["--group", group]);
         }
         let out = self.run(&args, Vec::new())?;
         parse_lines(&out)

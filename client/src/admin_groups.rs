@@ -1,0 +1,462 @@
+//! The consumer group admin operations: [`Admin::list_consumer_groups`] (ListGroups to every
+//! broker, merged) and [`Admin::describe_consumer_groups`] (FindCoordinator, then DescribeGroups
+//! to each coordinator).
+//!
+//! DescribeGroups describes classic-protocol groups. Members of groups whose protocol type is
+//! `consumer` carry a [`ConsumerProtocolSubscription`] and a [`ConsumerProtocolAssignment`] in
+//! their metadata and assignment bytes; those are decoded here, and bytes that do not decode
+//! fail that group with [`ErrorKind::Decode`](crate::ErrorKind::Decode).
+//!
+//! Coordinator errors (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+//! COORDINATOR_LOAD_IN_PROGRESS) and lost connections send the group back to FindCoordinator,
+//! at most [`COORDINATOR_ATTEMPTS`] times and never past the operation timeout.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use bytes::Bytes;
+use klamm_protocol::api::consumer_protocol::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+use klamm_protocol::api::describe_groups::{DescribeGroupsRequest, DescribedGroup};
+use klamm_protocol::api::find_coordinator::FindCoordinatorRequest;
+use klamm_protocol::api::list_groups::ListGroupsRequest;
+use tracing::Instrument;
+
+use crate::admin::{broker_error, missing, timed_out, Admin};
+use crate::client::ConnectionKind;
+use crate::error::{Error, ErrorKind};
+
+/// How many times a group of [`Admin::describe_consumer_groups`] is tried.
+pub const COORDINATOR_ATTEMPTS: u32 = 5;
+
+/// The protocol type of groups formed by Kafka consumers.
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// One group as [`Admin::list_consumer_groups`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupListing {
+    /// The group id.
+    pub group_id: String,
+    /// The protocol type: `consumer`, or empty for a group that only has committed offsets.
+    pub protocol_type: String,
+    /// The group state (`Stable`, `Empty`, ...), from brokers with ListGroups v4+.
+    pub state: Option<String>,
+    /// The group type (`classic`, `consumer`), from brokers with ListGroups v5+.
+    pub group_type: Option<String>,
+    /// The node id of the broker coordinating it.
+    pub coordinator: i32,
+}
+
+/// A consumer group as [`Admin::describe_consumer_groups`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupDescription {
+    /// The group id.
+    pub group_id: String,
+    /// The state: `Stable`, `PreparingRebalance`, `CompletingRebalance`, `Empty`, or `Dead`
+    /// (which is also what a broker says about a group it does not know).
+    pub state: String,
+    /// The protocol type (`consumer` for Kafka consumers; empty for a group without members).
+    pub protocol_type: String,
+    /// The protocol the group chose: for consumers, the assignor (`range`, `cooperative-sticky`).
+    pub protocol: String,
+    /// The node id of the coordinator.
+    pub coordinator: i32,
+    /// The members.
+    pub members: Vec<MemberDescription>,
+}
+
+/// One member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberDescription {
+    /// The member id the coordinator gave it.
+    pub member_id: String,
+    /// Its static membership id (`group.instance.id`), if any (DescribeGroups v4+).
+    pub group_instance_id: Option<String>,
+    /// The client id it joined with.
+    pub client_id: String,
+    /// The host it joined from.
+    pub client_host: String,
+    /// Its subscription, decoded when the protocol type is `consumer` and the group is stable.
+    pub subscription: Option<ConsumerProtocolSubscription>,
+    /// Its assignment, decoded when the protocol type is `consumer` and it has one.
+    pub assignment: Option<ConsumerProtocolAssignment>,
+    /// The raw metadata bytes, for groups of other protocol types.
+    pub metadata: Bytes,
+    /// The raw assignment bytes, for groups of other protocol types.
+    pub assignment_bytes: Bytes,
+}
+
+impl MemberDescription {
+    /// The partitions assigned to the member, as `(topic, partition)`, sorted.
+    pub fn assigned_partitions(&self) -> Vec<(String, i32)> {
+        let mut out: Vec<(String, i32)> = self
+            .assignment
+            .iter()
+            .flat_map(|a| &a.assigned_partitions)
+            .flat_map(|tp| tp.partitions.iter().map(|p| (tp.topic.clone(), *p)))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+impl Admin {
+    /// Lists the consumer groups of the cluster: asks every broker for the groups it
+    /// coordinates and merges the answers, sorted by group id. Includes groups of protocol
+    /// type `consumer` and groups with only committed offsets (empty protocol type), as the
+    /// Java admin does.
+    ///
+    /// Fails when a broker cannot be asked (after retries), since the list would be missing
+    /// that broker's groups.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: klamm::Admin) -> Result<(), klamm::Error> {
+    /// for group in admin.list_consumer_groups().await? {
+    ///     println!("{} ({:?})", group.group_id, group.state);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn list_consumer_groups(&self) -> Result<Vec<GroupListing>, Error> {
+        let span = tracing::debug_span!("klamm.admin.list_consumer_groups");
+        async {
+            let deadline = Instant::now() + self.timeout;
+            let snapshot = self.retrying(deadline, || self.client.refresh_metadata(&[])).await?;
+            let mut groups = BTreeMap::new();
+            for &node in snapshot.brokers.keys() {
+                let response = self
+                    .retrying(deadline, || async {
+                        let response = self
+                            .client
+                            .send_to(node, ConnectionKind::Control, &ListGroupsRequest::default())
+                            .await?;
+                        match broker_error(response.error_code, &format!("ListGroups on broker {node}"), None)
+                        {
+                            Some(e) => Err(e),
+                            None => Ok(response),
+                        }
+                    })
+                    .await?;
+                for g in response.groups {
+                    if g.protocol_type != CONSUMER_PROTOCOL_TYPE && !g.protocol_type.is_empty() {
+                        continue;
+                    }
+                    let listing = GroupListing {
+                        state: Some(g.group_state).filter(|s| !s.is_empty()),
+                        group_type: Some(g.group_type).filter(|s| !s.is_empty()),
+                        group_id: g.group_id,
+                        protocol_type: g.protocol_type,
+                        coordinator: node,
+                    };
+                    groups.insert(listing.group_id.clone(), listing);
+                }
+            }
+            Ok(groups.into_values().collect())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Describes groups: state, chosen protocol, members with their subscriptions and
+    /// assignments. One result per group in the order given.
+    ///
+    /// ```no_run
+    /// # async fn example(admin: klamm::Admin) -> Result<(), klamm::Error> {
+    /// let described = admin.describe_consumer_groups(&["billing"]).await;
+    /// let group = described[0].1.as_ref().map_err(Clone::clone)?;
+    /// for member in &group.members {
+    ///     println!("{} owns {:?}", member.client_id, member.assigned_partitions());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn describe_consumer_groups(
+        &self,
+        groups: &[&str],
+    ) -> Vec<(String, Result<GroupDescription, Error>)> {
+        let span = tracing::debug_span!("klamm.admin.describe_consumer_groups", groups = groups.len());
+        async {
+            let deadline = Instant::now() + self.timeout;
+            let mut done: HashMap<String, Result<GroupDescription, Error>> = HashMap::new();
+            let mut pending: Vec<String> = Vec::new();
+            for g in groups {
+                if !pending.iter().any(|p| p == g) {
+                    pending.push((*g).to_owned());
+                }
+            }
+            let mut last_errors: HashMap<String, Error> = HashMap::new();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let mut retry = Vec::new();
+                let mut by_coordinator: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+                for (group, found) in self.find_group_coordinators(&pending).await {
+                    match found {
+                        Ok(node) => by_coordinator.entry(node).or_default().push(group),
+                        Err(e) if e.is_retriable() => {
+                            last_errors.insert(group.clone(), e);
+                            retry.push(group);
+                        }
+                        Err(e) => {
+                            done.insert(group, Err(e));
+                        }
+                    }
+                }
+                for (node, ids) in by_coordinator {
+                    let request = DescribeGroupsRequest { groups: ids.clone(), ..Default::default() };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let sent = tokio::time::timeout(
+                        left,
+                        self.client.send_to(node, ConnectionKind::Control, &request),
+                    );
+                    let response = match sent.await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(e)) if e.is_retriable() => {
+                            for g in ids {
+                                last_errors.insert(g.clone(), e.clone());
+                                retry.push(g);
+                            }
+                            continue;
+                        }
+                        Ok(Err(e)) => {
+                            for g in ids {
+                                done.insert(g, Err(e.clone()));
+                            }
+                            continue;
+                        }
+                        Err(_) => {
+                            for g in ids {
+                                let last = last_errors.remove(&g);
+                                done.insert(g, Err(timed_out(last)));
+                            }
+                            continue;
+                        }
+                    };
+                    for described in response.groups {
+                        let id = described.group_id.clone();
+                        if !ids.contains(&id) {
+                            continue;
+                        }
+                        match group_description(described, node) {
+                            Err(e) if e.is_retriable() => {
+                                last_errors.insert(id.clone(), e);
+                                retry.push(id);
+                            }
+                            result => {
+                                done.insert(id, result);
+                            }
+                        }
+                    }
+                    for g in ids {
+                        if !done.contains_key(&g) && !retry.contains(&g) {
+                            done.insert(g.clone(), Err(missing(&format!("group {g:?}"))));
+                        }
+                    }
+                }
+                pending = retry;
+                if pending.is_empty() {
+                    break;
+                }
+                let wait = self.retry_wait(attempt - 1);
+                if attempt >= COORDINATOR_ATTEMPTS || Instant::now() + wait >= deadline {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            for g in pending {
+                let e = last_errors.remove(&g).unwrap_or_else(|| timed_out(None));
+                done.insert(g, Err(e));
+            }
+            groups
+                .iter()
+                .map(|g| {
+                    let result =
+                        done.get(*g).cloned().unwrap_or_else(|| Err(missing(&format!("group {g:?}"))));
+                    ((*g).to_owned(), result)
+                })
+                .collect()
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The coordinator of each group: one batched FindCoordinator where the broker has v4+,
+    /// one request per group before. Makes sure the client knows each coordinator's address.
+    async fn find_group_coordinators(&self, groups: &[String]) -> Vec<(String, Result<i32, Error>)> {
+        let found = async {
+            let conn = self.client.any_connection(ConnectionKind::Control).await?;
+            let version = conn.version_for::<FindCoordinatorRequest>()?;
+            let mut out = Vec::new();
+            if version >= 4 {
+                let request =
+                    FindCoordinatorRequest { coordinator_keys: groups.to_vec(), ..Default::default() };
+                let response = conn.send_at(version, &request).await?;
+                for c in response.coordinators {
+                    let what = format!("the coordinator of group {:?}", c.key);
+                    let result = match broker_error(c.error_code, &what, c.error_message) {
+                        Some(e) => Err(e),
+                        None => Ok(c.node_id),
+                    };
+                    out.push((c.key, result));
+                }
+            } else {
+                for group in groups {
+                    let request = FindCoordinatorRequest { key: group.clone(), ..Default::default() };
+                    let result = match conn.send_at(version, &request).await {
+                        Ok(r) => {
+                            let what = format!("the coordinator of group {group:?}");
+                            match broker_error(r.error_code, &what, r.error_message) {
+                                Some(e) => Err(e),
+                                None => Ok(r.node_id),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    };
+                    out.push((group.clone(), result));
+                }
+            }
+            Ok::<_, Error>(out)
+        }
+        .await;
+        let mut found: HashMap<String, Result<i32, Error>> = match found {
+            Ok(found) => found.into_iter().collect(),
+            Err(e) => return groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect(),
+        };
+        // A coordinator the metadata cache does not list yet (a broker that just joined).
+        let unknown =
+            found.values().any(|r| r.as_ref().is_ok_and(|n| self.client.metadata().broker(*n).is_none()));
+        if unknown {
+            if let Err(e) = self.client.refresh_metadata(&[]).await {
+                return groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect();
+            }
+        }
+        groups
+            .iter()
+            .map(|g| {
+                let result = found
+                    .remove(g)
+                    .unwrap_or_else(|| Err(missing(&format!("the coordinator of group {g:?}"))));
+                (g.clone(), result)
+            })
+            .collect()
+    }
+}
+
+/// A DescribeGroups entry as a description, decoding consumer subscriptions and assignments.
+fn group_description(group: DescribedGroup, coordinator: i32) -> Result<GroupDescription, Error> {
+    if let Some(e) = broker_error(group.error_code, &format!("group {:?}", group.group_id), None) {
+        return Err(e);
+    }
+    let consumer = group.protocol_type == CONSUMER_PROTOCOL_TYPE;
+    let mut members = Vec::with_capacity(group.members.len());
+    for m in group.members {
+        let decode_error =
+            |e| Error::with_source(ErrorKind::Decode(e), None, MemberBytes(m.member_id.clone()));
+        let subscription = if consumer && !m.member_metadata.is_empty() {
+            Some(ConsumerProtocolSubscription::from_bytes(m.member_metadata.clone()).map_err(decode_error)?)
+        } else {
+            None
+        };
+        let assignment = if consumer && !m.member_assignment.is_empty() {
+            Some(ConsumerProtocolAssignment::from_bytes(m.member_assignment.clone()).map_err(decode_error)?)
+        } else {
+            None
+        };
+        members.push(MemberDescription {
+            member_id: m.member_id,
+            group_instance_id: m.group_instance_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+            subscription,
+            assignment,
+            metadata: m.member_metadata,
+            assignment_bytes: m.member_assignment,
+        });
+    }
+    Ok(GroupDescription {
+        group_id: group.group_id,
+        state: group.group_state,
+        protocol_type: group.protocol_type,
+        protocol: group.protocol_data,
+        coordinator,
+        members,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the consumer protocol bytes of member {0:?}")]
+struct MemberBytes(String);
+
+#[cfg(test)]
+mod tests {
+    use klamm_protocol::api::consumer_protocol::TopicPartition;
+    use klamm_protocol::api::describe_groups::DescribedGroupMember;
+
+    use super::*;
+
+    fn member(metadata: Bytes, assignment: Bytes) -> DescribedGroupMember {
+        DescribedGroupMember {
+            member_id: "m-1".into(),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            member_metadata: metadata,
+            member_assignment: assignment,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn consumer_members_are_decoded() {
+        let subscription = ConsumerProtocolSubscription { topics: vec!["t".into()], ..Default::default() };
+        let assignment = ConsumerProtocolAssignment {
+            assigned_partitions: vec![TopicPartition {
+                topic: "t".into(),
+                partitions: vec![1, 0],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let group = DescribedGroup {
+            group_id: "g".into(),
+            group_state: "Stable".into(),
+            protocol_type: "consumer".into(),
+            protocol_data: "range".into(),
+            members: vec![member(subscription.to_bytes(1).unwrap(), assignment.to_bytes(0).unwrap())],
+            ..Default::default()
+        };
+        let described = group_description(group, 3).unwrap();
+        assert_eq!(described.coordinator, 3);
+        assert_eq!(described.protocol, "range");
+        let m = &described.members[0];
+        assert_eq!(m.subscription.as_ref().unwrap().topics, ["t"]);
+        assert_eq!(m.assigned_partitions(), [("t".to_owned(), 0), ("t".to_owned(), 1)]);
+    }
+
+    #[test]
+    fn bad_member_bytes_fail_the_group_and_other_protocols_stay_raw() {
+        let group = DescribedGroup {
+            group_id: "g".into(),
+            protocol_type: "consumer".into(),
+            members: vec![member(Bytes::from_static(&[0]), Bytes::new())],
+            ..Default::default()
+        };
+        let e = group_description(group, 1).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Decode(_)), "{e:?}");
+        assert!(e.to_string().contains("m-1"), "{e}");
+
+        let group = DescribedGroup {
+            group_id: "g".into(),
+            protocol_type: "connect".into(),
+            members: vec![member(Bytes::from_static(&[0]), Bytes::from_static(&[1, 2]))],
+            ..Default::default()
+        };
+        let described = group_description(group, 1).unwrap();
+        assert!(described.members[0].assignment.is_none());
+        assert_eq!(&described.members[0].assignment_bytes[..], [1, 2]);
+
+        let group = DescribedGroup { error_code: 16, group_id: "g".into(), ..Default::default() };
+        assert!(group_description(group, 1).unwrap_err().is_retriable());
+    }
+}
