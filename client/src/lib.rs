@@ -30,6 +30,7 @@
 mod client;
 mod config;
 mod connection;
+mod consumer;
 mod error;
 mod metadata;
 pub mod partitioner;
@@ -39,6 +40,9 @@ mod random;
 pub use client::{Client, ConnectionKind};
 pub use config::{ClientConfig, BROKERS_ENV};
 pub use connection::{Connection, ConnectionConfig};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Offset, OffsetReset, TopicPartition,
+};
 pub use error::{Error, ErrorKind};
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;
