@@ -329,11 +329,11 @@ impl Consumer {
         Ok(())
     }
 
-    /// Drops the fetch being drained if it is of `tp`.
+    /// Drops the fetch being drained if it is of `tp`, keeping the position it reached.
     fn drop_current(&mut self, st: &mut State, tp: &TopicPartition) {
         if self.current.as_ref().is_some_and(|c| *c.topic == *tp.topic && c.partition == tp.partition) {
             if let Some(cur) = self.current.take() {
-                st.buffered_bytes -= cur.size;
+                st.finish_drain(&cur);
             }
         }
     }
