@@ -1,28 +1,31 @@
 //! The Klamm Kafka client: connections, metadata, producer, partition consumer and admin.
 //!
-//! What exists today:
-//! - [`Connection`]: one connection to one broker. It opens the TCP socket (with the socket
-//!   options of [`ConnectionConfig`]), negotiates API versions with ApiVersions, and pipelines
-//!   typed `klamm-protocol` requests over one socket, matching responses by correlation id.
+//! The types that matter most:
+//! - [`Producer`]: `send` a [`ProducerRecord`], await its [`DeliveryFuture`] for the partition
+//!   and offset. Batching per partition (`batch.size`, `linger.ms`), every compression codec,
+//!   bounded buffer memory, idempotence on by default, retries without duplicates or
+//!   reordering, the Java client's partitioner ([`partitioner`]).
+//! - [`Consumer`]: a partition-level consumer (assign, seek, pause/resume), records as a stream
+//!   or from `poll`, with `auto.offset.reset` and `isolation.level`.
 //! - [`Admin`]: topics (create, delete, add partitions, describe), the cluster, offsets (list
 //!   by earliest, latest or timestamp; delete records) and consumer groups (list, describe).
-//! - [`Error`]: the client's error, with [`Error::kind`] and [`Error::is_retriable`].
-//! - [`partitioner`]: the key-to-partition hash shared with the Java client and librdkafka.
+//! - [`Client`]: what they share: the bootstrap list, the metadata cache, and one connection
+//!   per broker and traffic kind, reconnecting with backoff. [`ClientConfig`] and the role
+//!   configs accept Kafka property names and `KAFKA_BROKERS`.
+//! - [`Connection`]: one broker connection with API version negotiation and pipelining.
+//! - [`Error`]: with [`Error::kind`], [`Error::is_retriable`] and [`Error::code`].
 //!
-//! What comes next: a `Client` over a bootstrap list with a metadata cache and reconnects, the
-//! producer and the partition consumer (see the workspace's design notes).
-//! Requests without a response (Produce with acks=0) are not supported yet.
+//! What this crate is not: consumer groups live in `klamm-group`, on top of it; there is no
+//! TLS or SASL yet.
 //!
 //! ```no_run
-//! use klamm::{Connection, ConnectionConfig};
-//! use klamm_protocol::api::metadata::MetadataRequest;
+//! use klamm::{Producer, ProducerConfig, ProducerRecord};
 //!
 //! # async fn example() -> Result<(), klamm::Error> {
-//! let conn = Connection::connect("127.0.0.1:9092", ConnectionConfig::default()).await?;
-//! let metadata = conn.send(&MetadataRequest::default()).await?;
-//! for broker in &metadata.brokers {
-//!     println!("{} at {}:{}", broker.node_id, broker.host, broker.port);
-//! }
+//! let producer = Producer::new(ProducerConfig::new("127.0.0.1:9092"))?;
+//! let written = producer.send(ProducerRecord::new("orders", "hello").key("k1")).await?.await?;
+//! println!("partition {} offset {}", written.partition, written.offset);
+//! producer.close(std::time::Duration::from_secs(10)).await;
 //! # Ok(())
 //! # }
 //! ```
@@ -35,6 +38,7 @@ mod admin_offsets;
 mod client;
 mod config;
 mod connection;
+mod consumer;
 mod error;
 mod metadata;
 pub mod partitioner;
@@ -50,6 +54,9 @@ pub use admin_offsets::{ListedOffset, OffsetSpec, PartitionResults, LEADER_ATTEM
 pub use client::{Client, ConnectionKind};
 pub use config::{ClientConfig, BROKERS_ENV};
 pub use connection::{Connection, ConnectionConfig, PendingResponse};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Offset, OffsetReset, TopicPartition,
+};
 pub use error::{Error, ErrorKind};
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;

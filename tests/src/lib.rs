@@ -50,7 +50,7 @@ pub use install::{cache_dir, Component};
 pub use negotiated::{api_versions_request, leader_address, ApiVersionTable, NegotiatedConnection};
 pub use peer::{
     Acks, Compression, ConsumeOptions, Delivery, Header, Partitioner, Peer, PeerKind, PeerRecord,
-    ProduceOptions,
+    ProduceOptions, Transaction,
 };
 pub use ports::free_port;
 pub use proxy::{CutPoint, Direction, FaultProxy, FrameHook, PeriodicCut};

@@ -85,6 +85,24 @@ impl Partitioner {
     }
 }
 
+/// How a transactional [`Peer::produce`] ends its one transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transaction {
+    /// Commit: read_committed consumers see the records.
+    Commit,
+    /// Abort: the records occupy offsets, but read_committed consumers skip them.
+    Abort,
+}
+
+impl Transaction {
+    fn arg(self) -> &'static str {
+        match self {
+            Transaction::Commit => "commit",
+            Transaction::Abort => "abort",
+        }
+    }
+}
+
 /// How a peer produces.
 #[derive(Debug, Clone, Default)]
 pub struct ProduceOptions {
@@ -96,6 +114,9 @@ pub struct ProduceOptions {
     pub acks: Acks,
     /// The partitioner for records without an explicit partition.
     pub partitioner: Partitioner,
+    /// Produce every record in one transaction that ends this way (Java peer only; needs
+    /// `acks` all).
+    pub transaction: Option<Transaction>,
 }
 
 /// How a peer consumes.
@@ -276,12 +297,29 @@ impl Peer {
         if options.idempotent {
             args.push("--idempotent");
         }
+        if let Some(t) = options.transaction {
+            if self.kind != PeerKind::Java {
+                return Err(format!("the {} peer has no transactional mode", self.name()).into());
+            }
+            args.extend(["--transaction", t.arg()]);
+        }
         let mut input = String::new();
         for r in records {
             input.push_str(&serde_json::to_string(r)?);
             input.push('\n');
         }
         let out = self.run(&args, input.into_bytes())?;
+        // A peer built before --transaction existed takes it as an unknown option and produces
+        // without a transaction; the current one marks each delivery line.
+        if options.transaction.is_some()
+            && out.lines().any(|l| !l.trim().is_empty() && !l.contains("\"transaction\""))
+        {
+            return Err(
+                "the installed Java peer predates --transaction: run `scripts/install-test-deps java` \
+                        to rebuild it from tests/peers/java"
+                    .into(),
+            );
+        }
         let deliveries: Vec<Delivery> = parse_lines(&out)?;
         if deliveries.len() != records.len() {
             return Err(format!(

@@ -37,13 +37,17 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *
  * <pre>
  * produce --brokers B --topic T [--compression none|gzip|snappy|lz4|zstd] [--idempotent] [--acks all|1|0]
- *         [--partitioner default|murmur2]
+ *         [--partitioner default|murmur2] [--transaction commit|abort]
  * consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning]
  * create-topic --brokers B --topic T [--partitions N]
  * </pre>
  *
  * Records travel as JSON lines with keys, values and header values in lowercase hex (null stays
  * null). See docs/testing.md for the exact shapes.
+ *
+ * <p>With {@code --transaction}, every record goes into one transaction of a transactional
+ * producer (idempotent, acks=all), which is then committed or aborted; deliveries are printed
+ * either way, since aborted records still occupy offsets.
  */
 public final class Peer {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -96,6 +100,13 @@ public final class Peer {
         if (!List.of("all", "1", "0").contains(acks)) {
             throw new UsageException("--acks must be all, 1 or 0");
         }
+        String transaction = args.get("transaction", null);
+        if (transaction != null && !List.of("commit", "abort").contains(transaction)) {
+            throw new UsageException("--transaction must be commit or abort");
+        }
+        if (transaction != null && !acks.equals("all")) {
+            throw new UsageException("--transaction needs --acks all");
+        }
         String compression = args.get("compression", "none");
         if (!List.of("none", "gzip", "snappy", "lz4", "zstd").contains(compression)) {
             throw new UsageException("--compression must be none, gzip, snappy, lz4 or zstd");
@@ -110,7 +121,11 @@ public final class Peer {
         props.put("acks", acks);
         props.put("compression.type", compression);
         // The Java client turns idempotence on by default; the peers agree on off unless asked.
-        props.put("enable.idempotence", Boolean.toString(args.flag("idempotent")));
+        props.put("enable.idempotence", Boolean.toString(args.flag("idempotent") || transaction != null));
+        if (transaction != null) {
+            props.put("transactional.id", "klamm-java-peer-" + java.util.UUID.randomUUID());
+            props.put("transaction.timeout.ms", "30000");
+        }
         props.put("linger.ms", "5");
         props.put("max.block.ms", "30000");
         props.put("request.timeout.ms", "15000");
@@ -136,10 +151,19 @@ public final class Peer {
 
         List<Future<RecordMetadata>> sent = new ArrayList<>();
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
+            if (transaction != null) {
+                producer.initTransactions();
+                producer.beginTransaction();
+            }
             for (ProducerRecord<byte[], byte[]> record : records) {
                 sent.add(producer.send(record));
             }
             producer.flush();
+            if ("commit".equals(transaction)) {
+                producer.commitTransaction();
+            } else if ("abort".equals(transaction)) {
+                producer.abortTransaction();
+            }
         }
         PrintStream out = System.out;
         for (Future<RecordMetadata> f : sent) {
@@ -147,6 +171,9 @@ public final class Peer {
             ObjectNode o = JSON.createObjectNode();
             o.put("partition", md.partition());
             o.put("offset", md.hasOffset() ? md.offset() : -1L);
+            if (transaction != null) {
+                o.put("transaction", transaction);
+            }
             out.println(JSON.writeValueAsString(o));
         }
         return 0;

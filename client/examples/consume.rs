@@ -1,0 +1,133 @@
+//! Reads every partition of a topic and prints one line per record:
+//! `partition<TAB>offset<TAB>key<TAB>value` (key and value as UTF-8, lossy; `-` for null).
+//!
+//! ```text
+//! cargo run -p klamm --release --example consume -- --brokers B --topic T \
+//!     [--from beginning|end|OFFSET] [--count N] [--timeout-ms MS]
+//! ```
+//!
+//! Stops after N records, or when nothing arrived for MS milliseconds (default 10000). Exits
+//! with status 1 and a message on a failure, 2 on a usage error.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use klamm::{Consumer, ConsumerConfig, Offset, OffsetReset, TopicPartition};
+
+struct Args {
+    brokers: String,
+    topic: String,
+    from: Offset,
+    count: Option<u64>,
+    idle: Duration,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut brokers = None;
+    let mut topic = None;
+    let mut from = Offset::End;
+    let mut count = None;
+    let mut idle = Duration::from_secs(10);
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        let mut value = || argv.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--brokers" => brokers = Some(value()?),
+            "--topic" => topic = Some(value()?),
+            "--from" => {
+                from = match value()?.as_str() {
+                    "beginning" => Offset::Beginning,
+                    "end" => Offset::End,
+                    n => Offset::At(
+                        n.parse()
+                            .ok()
+                            .filter(|o: &i64| *o >= 0)
+                            .ok_or_else(|| format!("--from takes beginning, end or an offset, not {n:?}"))?,
+                    ),
+                }
+            }
+            "--count" => count = Some(value()?.parse().map_err(|_| "--count takes a number".to_owned())?),
+            "--timeout-ms" => {
+                let ms = value()?.parse().map_err(|_| "--timeout-ms takes a number".to_owned())?;
+                idle = Duration::from_millis(ms);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Args {
+        brokers: brokers.ok_or("missing --brokers")?,
+        topic: topic.ok_or("missing --topic")?,
+        from,
+        count,
+        idle,
+    })
+}
+
+fn text(bytes: Option<&[u8]>) -> String {
+    bytes.map_or_else(|| "-".to_owned(), |b| String::from_utf8_lossy(b).into_owned())
+}
+
+async fn run(args: Args) -> Result<(), klamm::Error> {
+    let config = ConsumerConfig::new(&args.brokers).auto_offset_reset(OffsetReset::Earliest);
+    let mut consumer = Consumer::new(config)?;
+    let topic = consumer.client().topic(&args.topic).await?;
+    let partitions: Vec<TopicPartition> =
+        topic.partitions.iter().map(|p| TopicPartition::new(args.topic.as_str(), p.partition)).collect();
+    consumer.assign(partitions.iter().cloned());
+    for tp in &partitions {
+        consumer.seek(tp, args.from)?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut printed = 0u64;
+    let mut last_progress = Instant::now();
+    while args.count.is_none_or(|n| printed < n) {
+        let left = args.idle.saturating_sub(last_progress.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let records = consumer.poll(left).await?;
+        for r in records {
+            if args.count.is_some_and(|n| printed >= n) {
+                break;
+            }
+            let key = text(r.key.as_deref());
+            let value = text(r.value.as_deref());
+            let _ = writeln!(out, "{}\t{}\t{key}\t{value}", r.partition, r.offset);
+            printed += 1;
+            last_progress = Instant::now();
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
+    drop(out);
+    consumer.close(Duration::from_secs(5)).await
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("consume: {e}");
+            eprintln!(
+                "usage: consume --brokers B --topic T [--from beginning|end|OFFSET] [--count N] [--timeout-ms MS]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("consume: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("consume: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
