@@ -6,6 +6,9 @@
 //!   typed `klamm-protocol` requests over one socket, matching responses by correlation id.
 //! - [`Error`]: the client's error, with [`Error::kind`] and [`Error::is_retriable`].
 //! - [`partitioner`]: the key-to-partition hash shared with the Java client and librdkafka.
+//! - [`Consumer`]: the partition consumer. Assigned partitions, seek (offset, beginning, end,
+//!   timestamp), pause/resume, `auto.offset.reset`, read_committed; records as `poll` batches
+//!   or a `Stream`, with bounded prefetch ([`ConsumerConfig`]).
 //!
 //! What comes next: a `Client` over a bootstrap list with a metadata cache and reconnects, the
 //! producer, the partition consumer and admin operations (see the workspace's design notes).
