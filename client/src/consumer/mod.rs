@@ -202,7 +202,7 @@ impl Consumer {
 
     /// Stops handing out and fetching records of these partitions until they are resumed.
     /// Their buffered data is dropped; their positions stay. Unassigned partitions are ignored.
-    pub fn pause(&mut self, partitions: &[TopicPartition]) {
+    pub fn pause<'a>(&mut self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
         let shared = Arc::clone(&self.shared);
         let mut st = shared.lock();
         for tp in partitions {
@@ -218,7 +218,7 @@ impl Consumer {
     }
 
     /// Fetches paused partitions again.
-    pub fn resume(&mut self, partitions: &[TopicPartition]) {
+    pub fn resume<'a>(&mut self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
         let mut st = self.shared.lock();
         for tp in partitions {
             if let Some(p) = st.partitions.get_mut(tp) {
