@@ -235,6 +235,7 @@ impl Admin {
             validate_only = options.validate_only
         );
         async {
+            let deadline = Instant::now() + self.timeout;
             let by_name: HashMap<&str, &NewTopic> = topics.iter().map(|t| (t.name.as_str(), t)).collect();
             let names: Vec<String> = topics.iter().map(|t| t.name.clone()).collect();
             let validate_only = options.validate_only;
@@ -284,7 +285,6 @@ impl Admin {
                 })
                 .await;
             if options.wait_for_leaders && !options.validate_only {
-                let deadline = Instant::now() + self.timeout;
                 for (name, result) in &mut results {
                     if result.is_ok() {
                         let left = deadline.saturating_duration_since(Instant::now());
@@ -583,11 +583,13 @@ impl Admin {
             }
             let request_timeout = self.client.config().connection.request_timeout;
             let timeout_ms = (deadline - now).min(request_timeout).as_millis().min(i32::MAX as u128) as i32;
-            let outcome =
-                match tokio::time::timeout_at(deadline.into(), send(pending.clone(), timeout_ms)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(timed_out(last_error.clone())),
-                };
+            let sent = tokio::time::timeout_at(deadline.into(), send(pending.clone(), timeout_ms)).await;
+            let Ok(outcome) = sent else {
+                for name in pending.drain(..) {
+                    done.insert(name, Err(timed_out(last_error.clone())));
+                }
+                break;
+            };
             match outcome {
                 Ok(results) => {
                     let mut heard: HashMap<String, Result<T, Error>> = results.into_iter().collect();
@@ -824,3 +826,95 @@ impl std::fmt::Display for AdminProblem {
 }
 
 impl std::error::Error for AdminProblem {}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    fn admin(timeout: Duration) -> Admin {
+        let config = ClientConfig::new("127.0.0.1:9")
+            .retry_backoff(Duration::from_millis(1), Duration::from_millis(5));
+        Admin::new(Client::new(config).unwrap()).timeout(timeout)
+    }
+
+    fn broker(code: ErrorCode) -> Error {
+        broker_error(code.0, "topic", Some("why".into())).unwrap()
+    }
+
+    #[test]
+    fn creatable_checks_what_the_version_can_carry() {
+        let defaults = NewTopic::with_defaults("t");
+        assert!(creatable(&defaults, 3).unwrap_err().is_user_error());
+        let t = creatable(&defaults, 4).unwrap();
+        assert_eq!((t.num_partitions, t.replication_factor), (-1, -1));
+        let assigned = NewTopic::with_defaults("t").assignment(0, vec![1, 2]).config("a", "b");
+        let t = creatable(&assigned, 0).unwrap();
+        assert_eq!((t.num_partitions, t.assignments[0].broker_ids.clone()), (-1, vec![1, 2]));
+        assert_eq!(t.configs[0].value.as_deref(), Some("b"));
+        let both = NewTopic { assignments: vec![(0, vec![1])], ..NewTopic::new("t", 1, 1) };
+        assert!(creatable(&both, 7).unwrap_err().is_user_error());
+    }
+
+    #[tokio::test]
+    async fn topic_errors_stay_per_topic_and_not_controller_is_retried() {
+        let admin = admin(Duration::from_secs(5));
+        let calls = RefCell::new(Vec::new());
+        let names = vec!["a".to_owned(), "b".to_owned(), "c".to_owned(), "a".to_owned()];
+        let results = admin
+            .topic_operation(names, |pending, _| {
+                calls.borrow_mut().push(pending.clone());
+                let round = calls.borrow().len();
+                async move {
+                    if round == 1 {
+                        // The whole request fails first, retriably.
+                        return Err(Error::new(ErrorKind::Closed));
+                    }
+                    let results = pending.into_iter().filter(|n| n != "c").map(|n| {
+                        let result = match (n.as_str(), round) {
+                            ("a", 2) => Err(broker(ErrorCode::NOT_CONTROLLER)),
+                            ("b", _) => Err(broker(ErrorCode::TOPIC_ALREADY_EXISTS)),
+                            _ => Ok(round),
+                        };
+                        (n, result)
+                    });
+                    Ok(results.collect())
+                }
+            })
+            .await;
+        let calls = calls.into_inner();
+        assert_eq!(calls, [vec!["a", "b", "c"], vec!["a", "b", "c"], vec!["a"]]);
+        assert_eq!(results.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b", "c", "a"]);
+        assert_eq!(results[0].1.as_ref().ok(), Some(&3));
+        assert_eq!(results[1].1.as_ref().unwrap_err().code(), Some(ErrorCode::TOPIC_ALREADY_EXISTS));
+        let unmentioned = results[2].1.as_ref().unwrap_err();
+        assert!(unmentioned.to_string().contains("did not mention"), "{unmentioned}");
+        assert_eq!(results[3].1.as_ref().ok(), Some(&3));
+    }
+
+    #[tokio::test]
+    async fn retries_end_at_the_deadline_with_the_last_error() {
+        let admin = admin(Duration::from_millis(100));
+        let results = admin
+            .topic_operation(vec!["a".to_owned()], |pending, _| async move {
+                Ok::<_, Error>(
+                    pending
+                        .into_iter()
+                        .map(|n| (n, Err::<(), _>(broker(ErrorCode::NOT_CONTROLLER))))
+                        .collect(),
+                )
+            })
+            .await;
+        let e = results[0].1.as_ref().unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::Timeout, "{e:?}");
+        assert!(e.to_string().contains("NOT_CONTROLLER"), "{e}");
+
+        let results = admin
+            .topic_operation(vec!["a".to_owned()], |_, _| async {
+                Err::<Vec<(String, Result<(), Error>)>, _>(Error::new(ErrorKind::Config))
+            })
+            .await;
+        assert_eq!(results[0].1.as_ref().unwrap_err().kind(), &ErrorKind::Config, "not retried");
+    }
+}

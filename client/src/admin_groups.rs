@@ -192,7 +192,16 @@ impl Admin {
                 attempt += 1;
                 let mut retry = Vec::new();
                 let mut by_coordinator: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-                for (group, found) in self.find_group_coordinators(&pending).await {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let Ok(found) = tokio::time::timeout(left, self.find_group_coordinators(&pending)).await
+                else {
+                    for g in pending.drain(..) {
+                        let last = last_errors.remove(&g);
+                        done.insert(g, Err(timed_out(last)));
+                    }
+                    break;
+                };
+                for (group, found) in found {
                     match found {
                         Ok(node) => by_coordinator.entry(node).or_default().push(group),
                         Err(e) if e.is_retriable() => {

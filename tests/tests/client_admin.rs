@@ -209,41 +209,60 @@ async fn offsets_flow(kind: BrokerKind) {
     .expect("the producing thread");
     assert_eq!(deliveries.iter().map(|d| d.offset).collect::<Vec<_>>(), [0, 1, 2, 3, 4, 0], "{name}");
 
+    // Earliest of each partition, twice for partition 0 (two requests then), and a partition
+    // that does not exist (retried a bounded number of times, then reported).
     let asked = [
         (topic.as_str(), 0, OffsetSpec::Earliest),
+        (topic.as_str(), 1, OffsetSpec::Earliest),
+        (topic.as_str(), 0, OffsetSpec::Earliest),
+        (topic.as_str(), 9, OffsetSpec::Earliest),
+    ];
+    let listed = admin.list_offsets(&asked).await;
+    assert_eq!(listed[0].0, (topic.clone(), 0));
+    assert_eq!(listed[0].1.as_ref().map(|o| o.offset).ok(), Some(0), "{name}: {listed:?}");
+    assert_eq!(listed[1].1.as_ref().map(|o| o.offset).ok(), Some(0), "{name}: {listed:?}");
+    assert_eq!(listed[2].1.as_ref().map(|o| o.offset).ok(), Some(0), "{name}: {listed:?}");
+    assert_eq!(code_of(&listed[3].1), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), "{name}: {listed:?}");
+
+    if kind == BrokerKind::Tansu {
+        // tansu (in-memory storage) answers "latest" with 1 after the five-record batch above
+        // and every timestamp lookup with offset 0; it closes the connection on the
+        // largest-timestamp lookup (-3) and on DeleteRecords, though it lists DeleteRecords
+        // v0-2. What can be checked there: both end with a retriable error, in bounded time.
+        let started = Instant::now();
+        let max = admin.list_offsets(&[(&topic, 0, OffsetSpec::MaxTimestamp)]).await;
+        assert!(max[0].1.as_ref().is_err_and(Error::is_retriable), "tansu: {max:?}");
+        let deleted = admin.delete_records(&[(&topic, 0, 3)]).await;
+        assert!(deleted[0].1.as_ref().is_err_and(Error::is_retriable), "tansu: {deleted:?}");
+        assert!(started.elapsed() < Duration::from_secs(20), "tansu: took {:?}", started.elapsed());
+        return;
+    }
+
+    let asked = [
         (topic.as_str(), 0, OffsetSpec::Latest),
         (topic.as_str(), 0, OffsetSpec::Timestamp(base + 1500)),
         (topic.as_str(), 0, OffsetSpec::Timestamp(base + 10_000)),
         (topic.as_str(), 1, OffsetSpec::Latest),
-        (topic.as_str(), 9, OffsetSpec::Earliest),
+        (topic.as_str(), 0, OffsetSpec::MaxTimestamp),
     ];
     let listed = admin.list_offsets(&asked).await;
-    let offset =
-        |i: usize| listed[i].1.as_ref().unwrap_or_else(|e| panic!("{name}: {:?}: {e}", asked[i])).offset;
-    assert_eq!(listed[0].0, (topic.clone(), 0));
-    assert_eq!(offset(0), 0, "{name}: earliest");
-    assert_eq!(offset(1), 5, "{name}: latest");
-    assert_eq!(offset(2), 2, "{name}: first record at or after base + 1.5 s");
-    assert_eq!(listed[2].1.as_ref().unwrap().timestamp, Some(base + 2000), "{name}: {listed:?}");
-    assert_eq!(offset(3), -1, "{name}: no record that late");
-    assert_eq!(offset(4), 1, "{name}: latest of partition 1");
-    assert_eq!(code_of(&listed[5].1), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), "{name}: {listed:?}");
-
-    if kind == BrokerKind::Kafka {
-        // tansu answers the largest-timestamp lookup (-3) with an error; see the report.
-        let max = admin.list_offsets(&[(&topic, 0, OffsetSpec::MaxTimestamp)]).await;
-        let max = max[0].1.as_ref().unwrap_or_else(|e| panic!("{name}: max timestamp: {e}"));
-        assert_eq!((max.offset, max.timestamp), (4, Some(base + 4000)), "{name}");
-    }
+    let offset = |i: usize| listed[i].1.as_ref().unwrap_or_else(|e| panic!("{:?}: {e}", asked[i])).offset;
+    assert_eq!(offset(0), 5, "latest");
+    assert_eq!(offset(1), 2, "first record at or after base + 1.5 s");
+    assert_eq!(listed[1].1.as_ref().unwrap().timestamp, Some(base + 2000), "{listed:?}");
+    assert_eq!(offset(2), -1, "no record that late");
+    assert_eq!(offset(3), 1, "latest of partition 1");
+    assert_eq!(offset(4), 4, "the largest timestamp");
+    assert_eq!(listed[4].1.as_ref().unwrap().timestamp, Some(base + 4000), "{listed:?}");
 
     // Delete records: the log start moves; past the high watermark is refused.
     let deleted = admin.delete_records(&[(&topic, 0, 3), (&topic, 1, 5)]).await;
-    assert_eq!(deleted[0].1.as_ref().ok(), Some(&3), "{name}: {deleted:?}");
-    assert_eq!(code_of(&deleted[1].1), Some(ErrorCode::OFFSET_OUT_OF_RANGE), "{name}: {deleted:?}");
-    let earliest =
+    assert_eq!(deleted[0].1.as_ref().ok(), Some(&3), "{deleted:?}");
+    assert_eq!(code_of(&deleted[1].1), Some(ErrorCode::OFFSET_OUT_OF_RANGE), "{deleted:?}");
+    let after =
         admin.list_offsets(&[(&topic, 0, OffsetSpec::Earliest), (&topic, 0, OffsetSpec::Latest)]).await;
-    assert_eq!(earliest[0].1.as_ref().map(|o| o.offset).ok(), Some(3), "{name}: {earliest:?}");
-    assert_eq!(earliest[1].1.as_ref().map(|o| o.offset).ok(), Some(5), "{name}: {earliest:?}");
+    assert_eq!(after[0].1.as_ref().map(|o| o.offset).ok(), Some(3), "{after:?}");
+    assert_eq!(after[1].1.as_ref().map(|o| o.offset).ok(), Some(5), "{after:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,9 +304,16 @@ async fn groups_flow(kind: BrokerKind) {
     let consumer =
         tokio::task::spawn_blocking(move || Peer::rdkafka().consume(&bootstrap, &t, 100, &consume));
 
+    // tansu reports the member of a stable group but leaves its client id, host, metadata and
+    // assignment empty, and the chosen protocol too; those are checked on Kafka only.
+    let kafka = kind == BrokerKind::Kafka;
     let described = eventually("a stable group with one member", Duration::from_secs(60), || async {
         match admin.describe_consumer_groups(&[&group]).await.remove(0).1 {
-            Ok(g) if g.state == "Stable" && g.members.len() == 1 && g.members[0].assignment.is_some() => {
+            Ok(g)
+                if g.state == "Stable"
+                    && g.members.len() == 1
+                    && (!kafka || g.members[0].assignment.is_some()) =>
+            {
                 Ok(g)
             }
             other => Err(format!("{other:?}")),
@@ -296,16 +322,21 @@ async fn groups_flow(kind: BrokerKind) {
     .await;
     assert_eq!(described.group_id, group);
     assert_eq!(described.protocol_type, "consumer", "{name}: {described:?}");
-    assert!(!described.protocol.is_empty(), "{name}: the assignor is named: {described:?}");
-    let member = &described.members[0];
-    assert_eq!(member.client_id, "klamm-rdkafka-peer", "{name}: {member:?}");
-    assert_eq!(member.subscription.as_ref().map(|s| s.topics.clone()), Some(vec![topic.clone()]), "{name}");
-    assert_eq!(member.assigned_partitions(), [(topic.clone(), 0), (topic.clone(), 1)], "{name}: {member:?}");
+    assert!(!described.members[0].member_id.is_empty(), "{name}: {described:?}");
+    if kafka {
+        assert!(!described.protocol.is_empty(), "the assignor is named: {described:?}");
+        let member = &described.members[0];
+        assert_eq!(member.client_id, "klamm-rdkafka-peer", "{member:?}");
+        assert_eq!(member.subscription.as_ref().map(|s| s.topics.clone()), Some(vec![topic.clone()]));
+        assert_eq!(member.assigned_partitions(), [(topic.clone(), 0), (topic.clone(), 1)], "{member:?}");
 
-    let listed = admin.list_consumer_groups().await.unwrap_or_else(|e| panic!("{name}: list groups: {e}"));
-    let listing = listed.iter().find(|g| g.group_id == group).unwrap_or_else(|| panic!("{name}: {listed:?}"));
-    assert_eq!(listing.protocol_type, "consumer", "{name}: {listing:?}");
-    assert_eq!(listing.coordinator, described.coordinator, "{name}");
+        // tansu's ListGroups leaves out groups that have members.
+        let listed = admin.list_consumer_groups().await.unwrap_or_else(|e| panic!("list groups: {e}"));
+        let listing = listed.iter().find(|g| g.group_id == group).unwrap_or_else(|| panic!("{listed:?}"));
+        assert_eq!(listing.protocol_type, "consumer", "{listing:?}");
+        assert_eq!(listing.state.as_deref(), Some("Stable"), "{listing:?}");
+        assert_eq!(listing.coordinator, described.coordinator);
+    }
 
     let consumed = consumer.await.expect("the consuming thread");
     assert_eq!(consumed.len(), 4, "{name}: {consumed:?}");
@@ -321,11 +352,12 @@ async fn groups_flow(kind: BrokerKind) {
     let listed = admin.list_consumer_groups().await.unwrap_or_else(|e| panic!("{name}: list groups: {e}"));
     assert!(listed.iter().any(|g| g.group_id == group), "{name}: {listed:?}");
 
-    // A group nobody ever used: the broker calls it dead.
+    // A group nobody ever used: Kafka calls it dead, tansu empty.
     let unknown = unique_topic("admin-no-group");
     let described = admin.describe_consumer_groups(&[&unknown]).await;
     let dead = described[0].1.as_ref().unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(dead.state, "Dead", "{name}: {dead:?}");
+    assert_eq!(dead.state, if kafka { "Dead" } else { "Empty" }, "{name}: {dead:?}");
+    assert!(dead.members.is_empty(), "{name}: {dead:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,12 +399,8 @@ async fn metadata_timer_flow(kind: BrokerKind) {
     eprintln!("{name}: the timer picked up the new partitions after {:?}", started.elapsed());
 }
 
+// Kafka only: tansu has no CreatePartitions, so nothing can change a topic's partition count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_metadata_refresh_on_a_timer() {
     metadata_timer_flow(BrokerKind::Kafka).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tansu_metadata_refresh_on_a_timer() {
-    metadata_timer_flow(BrokerKind::Tansu).await;
 }
