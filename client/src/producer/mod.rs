@@ -264,6 +264,14 @@ impl Producer {
         let partitions = NonZeroU32::new(meta.partition_count())
             .ok_or_else(|| topic_error(&record.topic, ErrorCode::LEADER_NOT_AVAILABLE))?;
         self.reserve(size, deadline).await?;
+        if shared.config.idempotent() {
+            // Batches get their sequence numbers when they close, in queue order; waiting for
+            // the producer id keeps the first batches on that path too.
+            if let Err(e) = self.wait_for_producer_id(deadline).await {
+                shared.memory.add_permits(size);
+                return Err(e);
+            }
+        }
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let new = NewRecord {
             timestamp,
@@ -380,6 +388,31 @@ impl Producer {
         }
     }
 
+    /// Waits until the sender has a producer id (idempotence), at most until `deadline`.
+    async fn wait_for_producer_id(&self, deadline: Instant) -> Result<(), Error> {
+        let shared = &self.handle.shared;
+        loop {
+            {
+                let state = lock(&shared.state);
+                if state.producer.is_some() {
+                    return Ok(());
+                }
+                if state.stopped {
+                    return Err(closed_error());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::with_source(
+                    ErrorKind::Timeout,
+                    None,
+                    NoProducerId(shared.config.max_block),
+                ));
+            }
+            shared.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// Takes `size` bytes of buffer memory, waiting until `deadline`.
     async fn reserve(&self, size: usize, deadline: Instant) -> Result<(), Error> {
         let memory = &self.handle.shared.memory;
@@ -469,6 +502,10 @@ struct EmptyTopic;
 #[derive(Debug, thiserror::Error)]
 #[error("partition {0} does not exist: the topic has {1} partitions")]
 struct BadPartition(i32, u32);
+
+#[derive(Debug, thiserror::Error)]
+#[error("no producer id from InitProducerId within max.block.ms ({0:?})")]
+struct NoProducerId(Duration);
 
 #[derive(Debug, thiserror::Error)]
 #[error("no buffer memory became free within max.block.ms ({0:?})")]
