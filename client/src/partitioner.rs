@@ -118,8 +118,13 @@ impl StickyPartitioner {
     /// entries of `available` that lie in `0..topic_partitions`, or from all partitions of the
     /// topic when there are none (as the Java client does; the batch then waits for a leader),
     /// and differs from the released partition whenever there is another choice.
+    /// The sticky partition, if one is chosen and still below `topic_partitions`.
+    pub(crate) fn current(&self, topic_partitions: NonZeroU32) -> Option<i32> {
+        self.current.filter(|&p| in_range(p, topic_partitions))
+    }
+
     pub(crate) fn partition(&mut self, topic_partitions: NonZeroU32, available: &[i32]) -> i32 {
-        if let Some(p) = self.current.filter(|&p| in_range(p, topic_partitions)) {
+        if let Some(p) = self.current(topic_partitions) {
             return p;
         }
         let p = self.choose(topic_partitions, available, self.released);

@@ -35,6 +35,7 @@ use bytes::{Bytes, BytesMut};
 use klamm_protocol::records::{set_producer_state, RecordBatchBuilder};
 
 use crate::error::Error;
+use crate::metadata::TopicMetadata;
 use crate::partitioner::StickyPartitioner;
 
 /// Producer id, epoch and base sequence written into a batch.
@@ -282,9 +283,16 @@ impl Accumulator {
         self.topics.get_mut(name).expect("inserted above")
     }
 
-    /// The sticky partition for a record without a key.
-    pub(crate) fn sticky_partition(&mut self, topic: &str, partitions: NonZeroU32, available: &[i32]) -> i32 {
-        self.topic_mut(topic).sticky.partition(partitions, available)
+    /// The sticky partition for a record without a key. The partitions with a leader are only
+    /// collected when a new sticky partition must be chosen, not for every record.
+    pub(crate) fn sticky_partition(&mut self, meta: &TopicMetadata, partitions: NonZeroU32) -> i32 {
+        let sticky = &mut self.topic_mut(&meta.name).sticky;
+        if let Some(p) = sticky.current(partitions) {
+            return p;
+        }
+        let available: Vec<i32> =
+            meta.partitions.iter().filter(|p| p.has_leader()).map(|p| p.partition).collect();
+        sticky.partition(partitions, &available)
     }
 
     /// Appends a record to the open batch of a partition, closing that batch first when the

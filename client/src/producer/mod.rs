@@ -260,18 +260,11 @@ impl Producer {
             return Err(Error::new(ErrorKind::RecordTooLarge { size, max }));
         }
         let deadline = Instant::now() + shared.config.max_block;
+        let idempotent = shared.config.idempotent();
         let meta = self.topic_metadata(&record.topic, deadline).await?;
         let partitions = NonZeroU32::new(meta.partition_count())
             .ok_or_else(|| topic_error(&record.topic, ErrorCode::LEADER_NOT_AVAILABLE))?;
         self.reserve(size, deadline).await?;
-        if shared.config.idempotent() {
-            // Batches get their sequence numbers when they close, in queue order; waiting for
-            // the producer id keeps the first batches on that path too.
-            if let Err(e) = self.wait_for_producer_id(deadline).await {
-                shared.memory.add_permits(size);
-                return Err(e);
-            }
-        }
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let new = NewRecord {
             timestamp,
@@ -280,34 +273,47 @@ impl Producer {
             headers: &record.headers,
             memory: size,
         };
-        let appended = {
-            let mut state = lock(&shared.state);
-            let partition = match (record.partition, &record.key) {
-                (Some(p), _) => {
-                    if u32::try_from(p).map_or(true, |p| p >= partitions.get()) {
+        let appended = loop {
+            // `None`: no producer id yet. Batches get their sequence numbers when they close, in
+            // queue order; the first records wait for the producer id so that their batches take
+            // that path too. Checked under the append lock, so the hot path takes no extra lock.
+            let attempt = 'locked: {
+                let mut state = lock(&shared.state);
+                if idempotent && state.producer.is_none() {
+                    break 'locked None;
+                }
+                let partition = match (record.partition, &record.key) {
+                    (Some(p), _) => {
+                        if u32::try_from(p).map_or(true, |p| p >= partitions.get()) {
+                            drop(state);
+                            shared.memory.add_permits(size);
+                            return Err(Error::with_source(
+                                ErrorKind::User,
+                                None,
+                                BadPartition(p, partitions.get()),
+                            ));
+                        }
+                        p
+                    }
+                    (None, Some(key)) => partition_for_key(key, partitions),
+                    (None, None) => state.sticky_partition(&meta, partitions),
+                };
+                match state.append(&record.topic, partition, &new, &shared.settings) {
+                    Ok(appended) => Some((partition, appended)),
+                    Err(e) => {
                         drop(state);
                         shared.memory.add_permits(size);
-                        return Err(Error::with_source(
-                            ErrorKind::User,
-                            None,
-                            BadPartition(p, partitions.get()),
-                        ));
+                        return Err(e);
                     }
-                    p
-                }
-                (None, Some(key)) => partition_for_key(key, partitions),
-                (None, None) => {
-                    let available: Vec<i32> =
-                        meta.partitions.iter().filter(|p| p.has_leader()).map(|p| p.partition).collect();
-                    state.sticky_partition(&record.topic, partitions, &available)
                 }
             };
-            match state.append(&record.topic, partition, &new, &shared.settings) {
-                Ok(appended) => (partition, appended),
-                Err(e) => {
-                    drop(state);
-                    shared.memory.add_permits(size);
-                    return Err(e);
+            match attempt {
+                Some(appended) => break appended,
+                None => {
+                    if let Err(e) = self.wait_for_producer_id(deadline).await {
+                        shared.memory.add_permits(size);
+                        return Err(e);
+                    }
                 }
             }
         };

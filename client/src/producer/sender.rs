@@ -642,7 +642,7 @@ fn fail_waiting_if_fatal(shared: &Shared, error: &Error) {
     if error.is_retriable() {
         return;
     }
-    super::sender::abandon(shared, error.clone());
+    abandon(shared, error.clone());
 }
 
 #[derive(Debug, thiserror::Error)]
