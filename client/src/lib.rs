@@ -18,6 +18,10 @@
 //! What this crate is not: consumer groups live in `klamm-group`, on top of it; there is no
 //! TLS or SASL yet.
 //!
+//! Cargo features: `zstd` (default) compresses with the C libzstd; build with
+//! `default-features = false, features = ["pure-rust"]` for a client with no C code at all
+//! (zstd through `ruzstd`). Every other codec is pure Rust either way.
+//!
 //! ```no_run
 //! use klamm::{Producer, ProducerConfig, ProducerRecord};
 //!
