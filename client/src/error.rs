@@ -194,6 +194,23 @@ impl std::error::Error for Error {
     }
 }
 
+/// An error of `kind` with no broker address and no source: what a layer built on this
+/// crate (consumer groups, say) reports in the same terms.
+///
+/// ```
+/// use klamm::{Error, ErrorKind};
+/// use klamm::protocol::ErrorCode;
+///
+/// let e = Error::from(ErrorKind::Broker(ErrorCode::REBALANCE_IN_PROGRESS));
+/// assert_eq!(e.code(), Some(ErrorCode::REBALANCE_IN_PROGRESS));
+/// assert!(e.is_retriable());
+/// ```
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error::new(kind)
+    }
+}
+
 impl From<DecodeError> for Error {
     fn from(e: DecodeError) -> Self {
         Error::new(ErrorKind::Decode(e))

@@ -1,9 +1,14 @@
 //! Consumer groups for Klamm: membership, assignors and commits.
 //!
-//! Built so far: the partition [`assignor`]s a group leader runs, wire-compatible with the
-//! Java client and librdkafka (`cooperative-sticky`, `range`, `roundrobin`). Membership and
-//! the `GroupConsumer` come next; see the workspace README for the status.
+//! Built so far:
+//! - [`assignor`]: the partition assignors a group leader runs, wire-compatible with the Java
+//!   client and librdkafka (`cooperative-sticky`, `range`, `roundrobin`);
+//! - [`membership`]: the classic group protocol as a state machine with no IO.
+//!
+//! The task that drives the membership and the `GroupConsumer` come next; see the workspace
+//! README for the status.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
 pub mod assignor;
+pub mod membership;

@@ -16,7 +16,9 @@
 //! 4. **Cooperation.** A partition that moves from one member to another is left out of this
 //!    round's assignment: its owner sees it missing, revokes it and rejoins, and the next
 //!    rebalance (where nobody owns it) gives it to its new member. So no partition is ever
-//!    owned by two members at once, and members keep consuming what stays theirs.
+//!    owned by two members at once, and members keep consuming what stays theirs. With equal
+//!    subscriptions that second rebalance settles the group; with unequal ones the leader
+//!    recomputes greedily and may still move a partition in it, settling one round later.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -238,11 +240,18 @@ impl<'a> Problem<'a> {
                 None => unowned.push(id),
             }
         }
+        let reach: Vec<usize> = self
+            .member_topics
+            .iter()
+            .map(|topics| topics.iter().map(|&t| self.topics[t].1 as usize).sum())
+            .collect();
         // Partitions with the fewest possible members first: they have the least choice.
         unowned.sort_by_key(|&id| (self.takers[self.topic_of(id)].len(), id));
         for id in unowned {
             let takers = &self.takers[self.topic_of(id)];
-            if let Some(&m) = takers.iter().min_by_key(|&&m| (plan[m].len(), self.rank[m])) {
+            // Ties go to the member with the fewest partitions it could take at all: the
+            // others have more ways to be filled later.
+            if let Some(&m) = takers.iter().min_by_key(|&&m| (plan[m].len(), reach[m], self.rank[m])) {
                 plan[m].push(id);
             }
         }
@@ -254,24 +263,28 @@ impl<'a> Problem<'a> {
     }
 
     /// A partition that can go from a member to one with at least two fewer partitions.
-    /// Looks at the fullest members first, and at partitions they did not own before their
-    /// owned ones, so moves keep ownership where they can.
+    /// Partitions placed in this round move before any that a member owned (so a second
+    /// round after a cooperative hand-over does not move owned partitions again); within
+    /// that, the fullest members give first.
     fn find_move(&self, plan: &[Vec<usize>]) -> Option<(usize, usize, usize)> {
         let mut fullest: Vec<usize> = self.order.clone();
         fullest.sort_by_key(|&m| (std::cmp::Reverse(plan[m].len()), self.rank[m]));
-        for from in fullest {
-            let size = plan[from].len();
-            if size < 2 {
-                break;
-            }
-            let mut candidates: Vec<usize> = (0..size).collect();
-            candidates.sort_by_key(|&i| (self.owner[plan[from][i]] == Some(from), plan[from][i]));
-            for index in candidates {
-                let takers = &self.takers[self.topic_of(plan[from][index])];
-                let best = takers.iter().copied().min_by_key(|&m| (plan[m].len(), self.rank[m]));
-                if let Some(to) = best {
-                    if plan[to].len() + 2 <= size {
-                        return Some((from, index, to));
+        for owned_pass in [false, true] {
+            for &from in &fullest {
+                let size = plan[from].len();
+                if size < 2 {
+                    break;
+                }
+                for (index, &id) in plan[from].iter().enumerate() {
+                    if (self.owner[id] == Some(from)) != owned_pass {
+                        continue;
+                    }
+                    let takers = &self.takers[self.topic_of(id)];
+                    let best = takers.iter().copied().min_by_key(|&m| (plan[m].len(), self.rank[m]));
+                    if let Some(to) = best {
+                        if plan[to].len() + 2 <= size {
+                            return Some((from, index, to));
+                        }
                     }
                 }
             }

@@ -331,9 +331,11 @@ proptest! {
         prop_assert!(max - min <= 1);
     }
 
-    /// Members leave and join: the hand-over takes at most two rounds, ends complete and
-    /// balanced, and with equal subscriptions every staying member keeps as much of what it
-    /// owned as its new share allows.
+    /// Members leave and join: the hand-over ends complete and balanced; with equal
+    /// subscriptions it takes exactly the one extra rebalance after the revocation, and every
+    /// staying member keeps as much of what it owned as its new share allows. With unequal
+    /// subscriptions the partitions handed over may settle one round later (the greedy
+    /// placement of the round after the revocation can differ from the first round's plan).
     #[test]
     fn sticky_rebalance_moves_only_what_it_must(
         g in group(false),
@@ -360,7 +362,7 @@ proptest! {
         }
         prop_assume!(!next.is_empty());
         let (settled, rounds) = settle(&g, next.clone(), 1);
-        prop_assert!(rounds <= 2, "took {} rounds", rounds);
+        prop_assert!(rounds <= if equal { 2 } else { 3 }, "took {} rounds", rounds);
         assert_complete(&g, &next, &settled);
         assert_balanced(&next, &settled);
         if equal {

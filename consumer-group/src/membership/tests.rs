@@ -1,0 +1,597 @@
+//! The membership state machine played through joins, rebalances, coordinator moves, fenced
+//! and unknown members, poll timeouts and fatal errors, with a fake clock and scripted
+//! coordinator answers.
+
+use std::time::{Duration, Instant};
+
+use klamm::ErrorKind;
+use klamm_protocol::api::join_group::JoinGroupResponseMember;
+
+use super::*;
+use crate::assignor::{CooperativeSticky, Range};
+
+const GROUP: &str = "g";
+
+fn config(assignors: Vec<Arc<dyn Assignor>>) -> MembershipConfig {
+    MembershipConfig {
+        group_id: GROUP.to_string(),
+        group_instance_id: None,
+        session_timeout: Duration::from_secs(45),
+        max_poll_interval: Duration::from_secs(300),
+        heartbeat_interval: Duration::from_secs(3),
+        retry_backoff: Duration::from_millis(100),
+        assignors,
+        rack: None,
+    }
+}
+
+fn sticky() -> MembershipConfig {
+    config(vec![Arc::new(CooperativeSticky)])
+}
+
+fn tp(topic: &str, p: i32) -> TopicPartition {
+    TopicPartition::new(topic, p)
+}
+
+fn tps(topic: &str, ps: &[i32]) -> Vec<TopicPartition> {
+    ps.iter().map(|&p| tp(topic, p)).collect()
+}
+
+fn assignment_bytes(partitions: &[TopicPartition]) -> Bytes {
+    ConsumerProtocolAssignment { assigned_partitions: to_wire(partitions), ..Default::default() }
+        .to_bytes(0)
+        .unwrap()
+}
+
+fn join_ok(member: &str, leader: &str, generation: i32, protocol: &str) -> JoinGroupResponse {
+    JoinGroupResponse {
+        generation_id: generation,
+        protocol_name: Some(protocol.to_string()),
+        leader: leader.to_string(),
+        member_id: member.to_string(),
+        ..Default::default()
+    }
+}
+
+fn sync_ok(partitions: &[TopicPartition]) -> SyncGroupResponse {
+    SyncGroupResponse { assignment: assignment_bytes(partitions), ..Default::default() }
+}
+
+fn error_code(code: ErrorCode) -> Error {
+    Error::from(ErrorKind::Broker(code))
+}
+
+fn timeout() -> Error {
+    Error::from(ErrorKind::Timeout)
+}
+
+/// A membership with a clock, and helpers that expect the next action.
+struct Harness {
+    m: Membership,
+    now: Instant,
+}
+
+impl Harness {
+    fn new(config: MembershipConfig) -> Self {
+        let now = Instant::now();
+        Harness { m: Membership::new(config, now), now }
+    }
+
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.m.handle_timeout(self.now);
+    }
+
+    fn action(&mut self) -> Option<Action> {
+        self.m.poll_action(self.now)
+    }
+
+    fn expect_find(&mut self) {
+        assert_eq!(self.action(), Some(Action::FindCoordinator));
+    }
+
+    fn expect_join(&mut self) -> JoinGroupRequest {
+        match self.action() {
+            Some(Action::Join(r)) => r,
+            other => panic!("expected JoinGroup, got {other:?} in {:?}", self.m),
+        }
+    }
+
+    fn expect_sync(&mut self) -> SyncGroupRequest {
+        match self.action() {
+            Some(Action::Sync(r)) => r,
+            other => panic!("expected SyncGroup, got {other:?}"),
+        }
+    }
+
+    fn expect_heartbeat(&mut self) -> HeartbeatRequest {
+        match self.action() {
+            Some(Action::Heartbeat(r)) => r,
+            other => panic!("expected Heartbeat, got {other:?}"),
+        }
+    }
+
+    fn events(&mut self) -> Vec<GroupEvent> {
+        std::iter::from_fn(|| self.m.poll_event()).collect()
+    }
+
+    /// Subscribe, find the coordinator, join as a follower and get `partitions`.
+    fn join_follower(&mut self, member: &str, generation: i32, partitions: &[TopicPartition]) {
+        self.m.subscribe(["t".to_string()], self.now);
+        self.expect_find();
+        self.m.handle_coordinator(self.now, Ok(1));
+        self.expect_join();
+        self.m.handle_join(self.now, Ok(join_ok(member, "leader", generation, "cooperative-sticky")));
+        self.expect_sync();
+        self.m.handle_sync(self.now, Ok(sync_ok(partitions)));
+        assert_eq!(self.m.state(), MemberState::Stable);
+        assert_eq!(self.events(), vec![GroupEvent::Assigned(partitions.to_vec())]);
+    }
+}
+
+#[test]
+fn a_new_member_retries_with_the_member_id_the_broker_requires() {
+    let mut h = Harness::new(sticky());
+    assert_eq!(h.action(), None, "nothing to do before subscribing");
+    h.m.subscribe(["t".to_string()], h.now);
+    h.expect_find();
+    assert_eq!(h.action(), None, "one lookup at a time");
+    h.m.handle_coordinator(h.now, Ok(7));
+    assert_eq!(h.m.coordinator(), Some(7));
+
+    let first = h.expect_join();
+    assert_eq!(first.member_id, "");
+    assert_eq!(first.protocol_type, "consumer");
+    assert_eq!(first.rebalance_timeout_ms, 300_000);
+    assert_eq!(first.session_timeout_ms, 45_000);
+    let required = JoinGroupResponse {
+        error_code: ErrorCode::MEMBER_ID_REQUIRED.code(),
+        member_id: "m-1".to_string(),
+        ..Default::default()
+    };
+    h.m.handle_join(h.now, Ok(required));
+    let second = h.expect_join();
+    assert_eq!(second.member_id, "m-1");
+
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 1, "cooperative-sticky")));
+    let sync = h.expect_sync();
+    assert_eq!((sync.generation_id, sync.member_id.as_str()), (1, "m-1"));
+    assert!(sync.assignments.is_empty(), "followers send no assignments");
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[0, 1]))));
+    assert_eq!(h.events(), vec![GroupEvent::Assigned(tps("t", &[0, 1]))]);
+    assert_eq!(h.m.assignment().len(), 2);
+
+    // Heartbeats every interval, one at a time.
+    assert_eq!(h.action(), None);
+    h.advance(Duration::from_secs(3));
+    let hb = h.expect_heartbeat();
+    assert_eq!((hb.generation_id, hb.member_id.as_str()), (1, "m-1"));
+    assert_eq!(h.action(), None);
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse::default()));
+    assert_eq!(h.m.poll_timeout(), Some(h.now + Duration::from_secs(3)));
+}
+
+#[test]
+fn the_subscription_carries_topics_owned_partitions_and_generation() {
+    let mut h = Harness::new(config(vec![Arc::new(CooperativeSticky), Arc::new(Range)]));
+    // [cooperative-sticky, range]: the group may pick range, so the member is eager.
+    assert_eq!(h.m.rebalance_protocol(), RebalanceProtocol::Eager);
+    let mut h2 = Harness::new(sticky());
+    h2.join_follower("m-1", 4, &tps("t", &[2]));
+    h2.m.handle_heartbeat(h2.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
+    let join = h2.expect_join();
+    assert_eq!(join.protocols.len(), 1);
+    assert_eq!(join.protocols[0].name, "cooperative-sticky");
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert_eq!(sub.topics, ["t"]);
+    assert_eq!(sub.generation_id, 4);
+    assert_eq!(sub.owned_partitions, to_wire(&tps("t", &[2])));
+    assert_eq!(sub.user_data.as_deref(), Some(&[0, 0, 0, 4][..]));
+
+    h.m.subscribe(["b".to_string(), "a".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    let join = h.expect_join();
+    let names: Vec<&str> = join.protocols.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["cooperative-sticky", "range"], "in order of preference");
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[1].metadata.clone()).unwrap();
+    assert_eq!(sub.topics, ["a", "b"]);
+    assert_eq!(sub.generation_id, -1);
+    assert!(sub.user_data.is_none(), "range has no user data");
+}
+
+#[test]
+fn the_leader_assigns_with_the_groups_assignor() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    let subscription = |topics: &[&str]| {
+        ConsumerProtocolSubscription {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            ..Default::default()
+        }
+        .to_bytes(1)
+        .unwrap()
+    };
+    let mut response = join_ok("a", "a", 1, "cooperative-sticky");
+    response.members = vec![
+        JoinGroupResponseMember {
+            member_id: "a".into(),
+            metadata: subscription(&["t"]),
+            ..Default::default()
+        },
+        JoinGroupResponseMember {
+            member_id: "b".into(),
+            metadata: subscription(&["t", "u"]),
+            ..Default::default()
+        },
+        // A member whose metadata cannot be read is left out rather than failing the group.
+        JoinGroupResponseMember {
+            member_id: "c".into(),
+            metadata: Bytes::from_static(b"\xff"),
+            ..Default::default()
+        },
+    ];
+    h.m.handle_join(h.now, Ok(response));
+    assert_eq!(h.m.state(), MemberState::Assigning);
+    assert_eq!(h.action(), Some(Action::FetchMetadata(vec!["t".to_string(), "u".to_string()])));
+    h.m.handle_metadata(h.now, Ok(BTreeMap::from([("t".to_string(), 4), ("u".to_string(), 2)])));
+    let sync = h.expect_sync();
+    let mut got = BTreeMap::new();
+    for a in &sync.assignments {
+        let decoded = ConsumerProtocolAssignment::from_bytes(a.assignment.clone()).unwrap();
+        got.insert(a.member_id.clone(), from_wire(&decoded.assigned_partitions).len());
+    }
+    assert_eq!(got, BTreeMap::from([("a".to_string(), 3), ("b".to_string(), 3)]));
+}
+
+#[test]
+fn a_leader_without_the_groups_assignor_fails_clearly() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("a", "a", 1, "roundrobin")));
+    assert_eq!(h.action(), Some(Action::FetchMetadata(vec![])));
+    h.m.handle_metadata(h.now, Ok(BTreeMap::new()));
+    match h.events().as_slice() {
+        [GroupEvent::Fatal(e)] => assert_eq!(e.code, ErrorCode::INCONSISTENT_GROUP_PROTOCOL),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.m.state(), MemberState::Left);
+}
+
+#[test]
+fn cooperative_rebalance_revokes_only_what_moves_then_rejoins() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 1, &tps("t", &[0, 1, 2, 3]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(
+        h.now,
+        Ok(HeartbeatResponse { error_code: ErrorCode::REBALANCE_IN_PROGRESS.code(), ..Default::default() }),
+    );
+    assert!(h.events().is_empty(), "cooperative: nothing revoked before the new assignment");
+    let join = h.expect_join();
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert_eq!(sub.owned_partitions, to_wire(&tps("t", &[0, 1, 2, 3])));
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 2, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[0, 1]))));
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[2, 3]))]);
+    // Still the member's until the application is done with them; heartbeats go on.
+    assert_eq!(h.m.assignment().len(), 4);
+    assert_eq!(h.action(), None);
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse::default()));
+    h.m.revocation_done(h.now);
+    assert_eq!(h.m.assignment().iter().cloned().collect::<Vec<_>>(), tps("t", &[0, 1]));
+    // The second rebalance, so that the revoked partitions reach their new owner.
+    let join = h.expect_join();
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert_eq!(sub.owned_partitions, to_wire(&tps("t", &[0, 1])));
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 3, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[0, 1]))));
+    assert_eq!(h.events(), vec![GroupEvent::Assigned(vec![])], "kept partitions are not assigned again");
+}
+
+#[test]
+fn eager_members_revoke_everything_before_joining() {
+    let mut h = Harness::new(config(vec![Arc::new(Range)]));
+    h.join_follower("m-1", 1, &tps("t", &[0, 1]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(
+        h.now,
+        Ok(HeartbeatResponse { error_code: ErrorCode::REBALANCE_IN_PROGRESS.code(), ..Default::default() }),
+    );
+    assert_eq!(h.action(), None, "no JoinGroup before the revocation");
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[0, 1]))]);
+    assert_eq!(h.action(), None);
+    h.m.revocation_done(h.now);
+    let join = h.expect_join();
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert!(sub.owned_partitions.is_empty());
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 2, "range")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[1]))));
+    assert_eq!(h.events(), vec![GroupEvent::Assigned(tps("t", &[1]))]);
+}
+
+#[test]
+fn illegal_generation_loses_the_partitions_and_keeps_the_member_id() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 1, &tps("t", &[0]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(
+        h.now,
+        Ok(HeartbeatResponse { error_code: ErrorCode::ILLEGAL_GENERATION.code(), ..Default::default() }),
+    );
+    assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0]))]);
+    assert!(h.m.assignment().is_empty());
+    let join = h.expect_join();
+    assert_eq!(join.member_id, "m-1");
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert!(sub.owned_partitions.is_empty());
+    assert_eq!(sub.generation_id, -1);
+}
+
+#[test]
+fn unknown_member_id_in_sync_forgets_the_member_id() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 1, &tps("t", &[0]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 2, "cooperative-sticky")));
+    h.expect_sync();
+    let fenced = SyncGroupResponse { error_code: ErrorCode::UNKNOWN_MEMBER_ID.code(), ..Default::default() };
+    h.m.handle_sync(h.now, Ok(fenced));
+    assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0]))]);
+    assert_eq!(h.expect_join().member_id, "");
+}
+
+#[test]
+fn a_coordinator_move_finds_the_new_one_and_keeps_the_generation() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 5, &tps("t", &[0]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(
+        h.now,
+        Ok(HeartbeatResponse { error_code: ErrorCode::NOT_COORDINATOR.code(), ..Default::default() }),
+    );
+    assert_eq!(h.m.coordinator(), None);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Err(timeout()));
+    assert_eq!(h.action(), None, "the lookup is retried after the backoff");
+    h.advance(Duration::from_millis(100));
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(2));
+    h.advance(Duration::from_secs(3));
+    let hb = h.expect_heartbeat();
+    assert_eq!(hb.generation_id, 5);
+    assert!(h.events().is_empty(), "no partitions lost for a coordinator move");
+    assert_eq!(h.m.state(), MemberState::Stable);
+}
+
+#[test]
+fn heartbeats_that_do_not_get_through_for_a_session_look_up_the_coordinator() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 1, &tps("t", &[0]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Err(timeout()));
+    assert_eq!(h.m.coordinator(), None, "a failed heartbeat drops the connection to the coordinator");
+    h.advance(Duration::from_millis(100));
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    assert_eq!(h.m.state(), MemberState::Stable);
+}
+
+#[test]
+fn a_member_that_does_not_poll_in_time_leaves_and_rejoins_on_the_next_poll() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 1, &tps("t", &[0, 1]));
+    // Heartbeats alone do not keep the member in: only polls do.
+    for _ in 0..100 {
+        h.advance(Duration::from_secs(3));
+        if h.m.state() != MemberState::Stable {
+            break;
+        }
+        h.expect_heartbeat();
+        h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse::default()));
+    }
+    assert_eq!(h.m.state(), MemberState::Unjoined);
+    assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0, 1]))]);
+    match h.action() {
+        Some(Action::Leave(r)) => assert_eq!(r.members[0].member_id, "m-1"),
+        other => panic!("expected LeaveGroup, got {other:?}"),
+    }
+    assert_eq!(h.action(), None, "stays out until the application polls");
+    h.m.poll(h.now);
+    assert_eq!(h.expect_join().member_id, "");
+}
+
+#[test]
+fn a_static_member_neither_leaves_on_poll_timeout_nor_on_close() {
+    let mut cfg = sticky();
+    cfg.group_instance_id = Some("instance-1".to_string());
+    let mut h = Harness::new(cfg);
+    h.join_follower("m-1", 1, &tps("t", &[0]));
+    h.now += Duration::from_secs(301);
+    h.m.handle_timeout(h.now);
+    assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0]))]);
+    assert_eq!(h.action(), None, "no LeaveGroup for a static member");
+    h.m.poll(h.now);
+    let join = h.expect_join();
+    assert_eq!(join.group_instance_id.as_deref(), Some("instance-1"));
+    h.m.handle_join(h.now, Ok(join_ok("m-2", "leader", 2, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[0]))));
+    h.events();
+    h.m.leave(h.now);
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[0]))]);
+    assert_eq!(h.m.state(), MemberState::Left);
+    assert_eq!(h.action(), None);
+}
+
+#[test]
+fn a_dynamic_member_leaves_after_its_revocation() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 1, &tps("t", &[0]));
+    h.m.leave(h.now);
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[0]))]);
+    assert_eq!(h.action(), None, "LeaveGroup waits for the application to commit");
+    h.m.revocation_done(h.now);
+    match h.action() {
+        Some(Action::Leave(r)) => {
+            assert_eq!(r.group_id, GROUP);
+            assert_eq!(r.members[0].member_id, "m-1");
+        }
+        other => panic!("expected LeaveGroup, got {other:?}"),
+    }
+    h.m.handle_leave(h.now, Err(timeout()));
+    assert_eq!(h.m.state(), MemberState::Left);
+    assert_eq!(h.action(), None);
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+#[test]
+fn fenced_instance_id_is_fatal() {
+    let mut cfg = sticky();
+    cfg.group_instance_id = Some("instance-1".to_string());
+    let mut h = Harness::new(cfg);
+    h.join_follower("m-1", 1, &tps("t", &[0]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(
+        h.now,
+        Ok(HeartbeatResponse { error_code: ErrorCode::FENCED_INSTANCE_ID.code(), ..Default::default() }),
+    );
+    let events = h.events();
+    assert_eq!(events[0], GroupEvent::Lost(tps("t", &[0])));
+    match &events[1] {
+        GroupEvent::Fatal(e) => {
+            assert_eq!(e.code, ErrorCode::FENCED_INSTANCE_ID);
+            assert!(e.to_string().contains("Heartbeat"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.m.state(), MemberState::Left);
+    assert_eq!(h.action(), None);
+}
+
+#[test]
+fn join_errors_are_retried_as_the_java_client_does() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    // Coordinator still loading: retried after the backoff.
+    let loading = JoinGroupResponse {
+        error_code: ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.code(),
+        ..Default::default()
+    };
+    h.m.handle_join(h.now, Ok(loading));
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    // Some other retriable error: backoff.
+    let other =
+        JoinGroupResponse { error_code: ErrorCode::UNKNOWN_SERVER_ERROR.code(), ..Default::default() };
+    h.m.handle_join(h.now, Ok(other));
+    assert_eq!(h.action(), None);
+    h.advance(Duration::from_millis(100));
+    h.expect_join();
+    // A lost connection: look the coordinator up again, then join.
+    h.m.handle_join(h.now, Err(timeout()));
+    assert_eq!(h.action(), None);
+    h.advance(Duration::from_millis(100));
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(3));
+    h.expect_join();
+    // Misconfiguration is fatal.
+    let bad =
+        JoinGroupResponse { error_code: ErrorCode::INVALID_SESSION_TIMEOUT.code(), ..Default::default() };
+    h.m.handle_join(h.now, Ok(bad));
+    assert!(
+        matches!(h.events().as_slice(), [GroupEvent::Fatal(e)] if e.code == ErrorCode::INVALID_SESSION_TIMEOUT)
+    );
+    // Answers that come late (to a request of an earlier state) are ignored.
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[0]))));
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn unsubscribing_a_topic_revokes_its_partitions_first() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string(), "u".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 1, "cooperative-sticky")));
+    h.expect_sync();
+    let both = vec![tp("t", 0), tp("u", 0)];
+    h.m.handle_sync(h.now, Ok(sync_ok(&both)));
+    h.events();
+    h.m.subscribe(["t".to_string()], h.now);
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(vec![tp("u", 0)])]);
+    assert_eq!(h.action(), None);
+    h.m.revocation_done(h.now);
+    let join = h.expect_join();
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert_eq!(sub.topics, ["t"]);
+    assert_eq!(sub.owned_partitions, to_wire(&[tp("t", 0)]));
+}
+
+#[test]
+fn rebalance_during_a_pending_revocation_waits_for_it() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 1, &tps("t", &[0, 1]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 2, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[0]))));
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[1]))]);
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
+    assert_eq!(h.action(), None, "the join waits until the revocation is done");
+    h.m.revocation_done(h.now);
+    h.expect_join();
+}
+
+#[test]
+fn not_being_authorized_for_the_group_is_fatal_at_lookup() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Err(error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED)));
+    assert!(matches!(
+        h.events().as_slice(),
+        [GroupEvent::Fatal(e)] if e.code == ErrorCode::GROUP_AUTHORIZATION_FAILED && e.during == "FindCoordinator"
+    ));
+    assert_eq!(h.action(), None);
+    // A retriable lookup error is retried instead.
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Err(error_code(ErrorCode::COORDINATOR_NOT_AVAILABLE)));
+    assert!(h.events().is_empty());
+    h.advance(Duration::from_millis(100));
+    h.expect_find();
+}
