@@ -17,7 +17,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use klamm_protocol::api::consumer_protocol::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use klamm_protocol::api::describe_groups::{DescribeGroupsRequest, DescribedGroup};
-use klamm_protocol::api::find_coordinator::FindCoordinatorRequest;
 use klamm_protocol::api::list_groups::ListGroupsRequest;
 use tracing::Instrument;
 
@@ -193,7 +192,8 @@ impl Admin {
                 let mut retry = Vec::new();
                 let mut by_coordinator: BTreeMap<i32, Vec<String>> = BTreeMap::new();
                 let left = deadline.saturating_duration_since(Instant::now());
-                let Ok(found) = tokio::time::timeout(left, self.find_group_coordinators(&pending)).await
+                let Ok(found) =
+                    tokio::time::timeout(left, self.client.find_group_coordinators(&pending)).await
                 else {
                     for g in pending.drain(..) {
                         let last = last_errors.remove(&g);
@@ -289,67 +289,6 @@ impl Admin {
         }
         .instrument(span)
         .await
-    }
-
-    /// The coordinator of each group: one batched FindCoordinator where the broker has v4+,
-    /// one request per group before. Makes sure the client knows each coordinator's address.
-    async fn find_group_coordinators(&self, groups: &[String]) -> Vec<(String, Result<i32, Error>)> {
-        let found = async {
-            let conn = self.client.any_connection(ConnectionKind::Control).await?;
-            let version = conn.version_for::<FindCoordinatorRequest>()?;
-            let mut out = Vec::new();
-            if version >= 4 {
-                let request =
-                    FindCoordinatorRequest { coordinator_keys: groups.to_vec(), ..Default::default() };
-                let response = conn.send_at(version, &request).await?;
-                for c in response.coordinators {
-                    let what = format!("the coordinator of group {:?}", c.key);
-                    let result = match broker_error(c.error_code, &what, c.error_message) {
-                        Some(e) => Err(e),
-                        None => Ok(c.node_id),
-                    };
-                    out.push((c.key, result));
-                }
-            } else {
-                for group in groups {
-                    let request = FindCoordinatorRequest { key: group.clone(), ..Default::default() };
-                    let result = match conn.send_at(version, &request).await {
-                        Ok(r) => {
-                            let what = format!("the coordinator of group {group:?}");
-                            match broker_error(r.error_code, &what, r.error_message) {
-                                Some(e) => Err(e),
-                                None => Ok(r.node_id),
-                            }
-                        }
-                        Err(e) => Err(e),
-                    };
-                    out.push((group.clone(), result));
-                }
-            }
-            Ok::<_, Error>(out)
-        }
-        .await;
-        let mut found: HashMap<String, Result<i32, Error>> = match found {
-            Ok(found) => found.into_iter().collect(),
-            Err(e) => return groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect(),
-        };
-        // A coordinator the metadata cache does not list yet (a broker that just joined).
-        let unknown =
-            found.values().any(|r| r.as_ref().is_ok_and(|n| self.client.metadata().broker(*n).is_none()));
-        if unknown {
-            if let Err(e) = self.client.refresh_metadata(&[]).await {
-                return groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect();
-            }
-        }
-        groups
-            .iter()
-            .map(|g| {
-                let result = found
-                    .remove(g)
-                    .unwrap_or_else(|| Err(missing(&format!("the coordinator of group {g:?}"))));
-                (g.clone(), result)
-            })
-            .collect()
     }
 }
 

@@ -26,10 +26,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Instant;
 
+use klamm_protocol::api::find_coordinator::FindCoordinatorRequest;
 use klamm_protocol::api::metadata::{MetadataRequest, MetadataRequestTopic};
 use klamm_protocol::{ErrorCode, Request};
 use tracing::Instrument;
 
+use crate::admin::{broker_error, missing};
 use crate::config::{backoff, ClientConfig};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind};
@@ -265,6 +267,83 @@ impl Client {
             }
         }
         Err(last_error.unwrap_or_else(|| crate::config::config_error("no brokers to connect to".to_owned())))
+    }
+
+    /// The node id of the broker coordinating consumer group `group` (FindCoordinator), with
+    /// its address in the metadata cache so that [`Client::connection`] can reach it.
+    ///
+    /// Fails with the broker's error (COORDINATOR_NOT_AVAILABLE while the group's partition
+    /// of the offsets topic has no leader, GROUP_AUTHORIZATION_FAILED, ...) or a connection
+    /// error.
+    pub async fn group_coordinator(&self, group: &str) -> Result<i32, Error> {
+        let mut found = self.find_group_coordinators(&[group.to_string()]).await;
+        match found.pop() {
+            Some((_, result)) => result,
+            None => Err(missing(&format!("the coordinator of group {group:?}"))),
+        }
+    }
+
+    /// The coordinator of each group: one batched FindCoordinator where the broker has v4+,
+    /// one request per group before. Makes sure the client knows each coordinator's address.
+    pub(crate) async fn find_group_coordinators(
+        &self,
+        groups: &[String],
+    ) -> Vec<(String, Result<i32, Error>)> {
+        let found = async {
+            let conn = self.any_connection(ConnectionKind::Control).await?;
+            let version = conn.version_for::<FindCoordinatorRequest>()?;
+            let mut out = Vec::new();
+            if version >= 4 {
+                let request =
+                    FindCoordinatorRequest { coordinator_keys: groups.to_vec(), ..Default::default() };
+                let response = conn.send_at(version, &request).await?;
+                for c in response.coordinators {
+                    let what = format!("the coordinator of group {:?}", c.key);
+                    let result = match broker_error(c.error_code, &what, c.error_message) {
+                        Some(e) => Err(e),
+                        None => Ok(c.node_id),
+                    };
+                    out.push((c.key, result));
+                }
+            } else {
+                for group in groups {
+                    let request = FindCoordinatorRequest { key: group.clone(), ..Default::default() };
+                    let result = match conn.send_at(version, &request).await {
+                        Ok(r) => {
+                            let what = format!("the coordinator of group {group:?}");
+                            match broker_error(r.error_code, &what, r.error_message) {
+                                Some(e) => Err(e),
+                                None => Ok(r.node_id),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    };
+                    out.push((group.clone(), result));
+                }
+            }
+            Ok::<_, Error>(out)
+        }
+        .await;
+        let mut found: HashMap<String, Result<i32, Error>> = match found {
+            Ok(found) => found.into_iter().collect(),
+            Err(e) => return groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect(),
+        };
+        // A coordinator the metadata cache does not list yet (a broker that just joined).
+        let unknown = found.values().any(|r| r.as_ref().is_ok_and(|n| self.metadata().broker(*n).is_none()));
+        if unknown {
+            if let Err(e) = self.refresh_metadata(&[]).await {
+                return groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect();
+            }
+        }
+        groups
+            .iter()
+            .map(|g| {
+                let result = found
+                    .remove(g)
+                    .unwrap_or_else(|| Err(missing(&format!("the coordinator of group {g:?}"))));
+                (g.clone(), result)
+            })
+            .collect()
     }
 
     /// Sends `request` to broker `node_id` on its connection of `kind`.

@@ -257,6 +257,24 @@ impl Connection {
         Ok(body)
     }
 
+    /// Sends `request` at the highest version both sides implement and waits up to `timeout`
+    /// for its response instead of the connection's request timeout: for requests the broker
+    /// holds on purpose, such as JoinGroup, which waits for the whole group.
+    pub async fn send_with_timeout<R: Request>(
+        &self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<R::Response, Error> {
+        let version = self.version_for::<R>()?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (correlation_id, response) = self.submit_raw(version, request, false, deadline).await?;
+        let frame = self.wait_raw(correlation_id, response, deadline).await?;
+        let (header, body) = decode_response::<R::Response>(frame, version)
+            .map_err(|e| Error::at(ErrorKind::Decode(e), self.inner.addr))?;
+        check_correlation(correlation_id, header.correlation_id, self.inner.addr)?;
+        Ok(body)
+    }
+
     /// Sends a request that the broker does not answer (Produce with `acks=0`) at `version`, and
     /// returns once it has been written to the socket.
     ///

@@ -97,6 +97,21 @@ impl Error {
         }
     }
 
+    /// An error of `kind` explained by `message` (shown after the kind), for crates built on
+    /// this one that report their own problems in the same terms: an invalid setting
+    /// ([`ErrorKind::Config`]), a misuse ([`ErrorKind::User`]), a broker error with context.
+    ///
+    /// ```
+    /// use klamm::{Error, ErrorKind};
+    ///
+    /// let e = Error::with_message(ErrorKind::Config, "group.id: must not be empty");
+    /// assert!(e.is_user_error());
+    /// assert!(e.to_string().contains("group.id"));
+    /// ```
+    pub fn with_message(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::with_source(kind, None, Message(message.into()))
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
         &self.inner.kind
@@ -187,6 +202,11 @@ impl fmt::Debug for Error {
         d.finish()
     }
 }
+
+/// The explanation attached by [`Error::with_message`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Message(String);
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {

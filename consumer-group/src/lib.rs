@@ -11,4 +11,14 @@
 #![forbid(unsafe_code)]
 
 pub mod assignor;
+mod config;
+mod consumer;
+mod coordinator;
 pub mod membership;
+mod offsets;
+
+pub use config::GroupConfig;
+pub use consumer::{
+    CommitFuture, GroupConsumer, NoListener, RebalanceHandle, RebalanceListener, RecordStream,
+};
+pub use offsets::NextOffset;

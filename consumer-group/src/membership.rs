@@ -272,6 +272,14 @@ impl Membership {
         self.coordinator
     }
 
+    /// The coordinator stopped answering (a lost connection, NOT_COORDINATOR in a commit):
+    /// look it up again. The generation stands.
+    pub fn coordinator_unknown(&mut self, now: Instant) {
+        if self.coordinator.is_some() {
+            self.coordinator_lost(now);
+        }
+    }
+
     /// The partitions the member owns now.
     pub fn assignment(&self) -> &BTreeSet<TopicPartition> {
         &self.owned
@@ -366,6 +374,11 @@ impl Membership {
             }
             MemberState::Joining | MemberState::Syncing => None,
         }
+    }
+
+    /// Whether events are waiting for [`Membership::poll_event`].
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     /// The next event for the application, if any.
@@ -627,8 +640,12 @@ impl Membership {
         if matches!(self.state, MemberState::Leaving | MemberState::Left) {
             return;
         }
+        // Everything the member owns is revoked once, in one event: a revocation still
+        // pending (its handler interrupted, or its event not yet taken) is folded into it.
+        self.events.retain(|e| !matches!(e, GroupEvent::Revoke(_)));
+        self.revoking = None;
         let owned: Vec<TopicPartition> = self.owned.iter().cloned().collect();
-        if !owned.is_empty() && self.revoking.is_none() {
+        if !owned.is_empty() {
             self.events.push_back(GroupEvent::Revoke(owned.clone()));
             self.revoking = Some(owned);
         }

@@ -14,6 +14,9 @@
 //!   [`Recorder`], which records every frame to capture fixtures; [`VersionCapProxy`] is one
 //!   with a [`VersionCap`], which keeps clients to versions the codec implements.
 //!
+//! - [`GroupMember`]: the `group-consume` example as a child process in a consumer group
+//!   ([`example_binary`] builds and finds any example program).
+//!
 //! Everything runs from the cache `scripts/install-test-deps` fills; when something is missing
 //! the harness fails with a message naming that script. See `docs/testing.md`.
 //!
@@ -33,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 mod broker;
+mod example;
 mod fixture_scenario;
 mod install;
 mod negotiated;
@@ -45,6 +49,7 @@ mod recording;
 mod version_cap;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
+pub use example::{example_binary, GroupMember, MemberLog};
 pub use fixture_scenario::run_fixture_scenario;
 pub use install::{cache_dir, Component};
 pub use negotiated::{api_versions_request, leader_address, ApiVersionTable, NegotiatedConnection};

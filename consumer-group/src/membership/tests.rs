@@ -595,3 +595,24 @@ fn not_being_authorized_for_the_group_is_fatal_at_lookup() {
     h.advance(Duration::from_millis(100));
     h.expect_find();
 }
+
+#[test]
+fn leaving_during_an_unfinished_revocation_revokes_everything_once() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 1, &tps("t", &[0, 1, 2]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 2, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[0]))));
+    // The Revoke([1, 2]) event is taken but its handler never finishes (say, cancelled).
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[1, 2]))]);
+    h.m.leave(h.now);
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[0, 1, 2]))]);
+    assert_eq!(h.action(), None);
+    h.m.revocation_done(h.now);
+    assert!(matches!(h.action(), Some(Action::Leave(_))));
+    assert!(h.m.assignment().is_empty());
+}

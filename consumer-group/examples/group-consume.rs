@@ -1,0 +1,206 @@
+//! Joins a consumer group and prints what the group gives this member:
+//! `assigned <partitions>` / `revoked <partitions>` / `lost <partitions>` on rebalances
+//! (partitions as `topic-partition`, comma-separated) and
+//! `partition<TAB>offset<TAB>key<TAB>value` per record (UTF-8, lossy; `-` for null).
+//!
+//! ```text
+//! cargo run -p klamm-group --release --example group-consume -- --brokers B --topic T --group G \
+//!     [--assignor cooperative-sticky|range|roundrobin] [--commit-every N] [--count N] [--timeout-ms MS] \
+//!     [--property key=value]...
+//! ```
+//!
+//! `--property` sets any Kafka property of the group consumer (`session.timeout.ms`,
+//! `group.instance.id`, `fetch.max.wait.ms`, ...); the flags win over it.
+//!
+//! Commits after every N records (default 1000) and before partitions are revoked. Stops
+//! after `--count` records, or when nothing arrived for MS milliseconds (default 10000), or on
+//! SIGINT/SIGTERM; then commits what it printed and leaves the group. Partitions with no
+//! committed offset start at the beginning. Exits with status 1 and a message on a failure, 2
+//! on a usage error.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use klamm::{OffsetReset, TopicPartition};
+use klamm_group::{GroupConfig, GroupConsumer, RebalanceHandle, RebalanceListener};
+
+struct Args {
+    brokers: String,
+    topic: String,
+    group: String,
+    assignor: String,
+    commit_every: u64,
+    count: Option<u64>,
+    idle: Duration,
+    properties: Vec<(String, String)>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let (mut brokers, mut topic, mut group) = (None, None, None);
+    let mut assignor = "cooperative-sticky".to_string();
+    let mut commit_every = 1000;
+    let mut count = None;
+    let mut idle = Duration::from_secs(10);
+    let mut properties = Vec::new();
+    let mut argv = std::env::args().skip(1);
+    while let Some(flag) = argv.next() {
+        let mut value = || argv.next().ok_or_else(|| format!("{flag} needs a value"));
+        let number = |v: String, what: &str| v.parse::<u64>().map_err(|_| format!("{what} takes a number"));
+        match flag.as_str() {
+            "--brokers" => brokers = Some(value()?),
+            "--topic" => topic = Some(value()?),
+            "--group" => group = Some(value()?),
+            "--assignor" => {
+                assignor = value()?;
+                if !["cooperative-sticky", "range", "roundrobin"].contains(&assignor.as_str()) {
+                    return Err(format!(
+                        "--assignor takes cooperative-sticky, range or roundrobin, not {assignor:?}"
+                    ));
+                }
+            }
+            "--commit-every" => commit_every = number(value()?, "--commit-every")?.max(1),
+            "--count" => count = Some(number(value()?, "--count")?),
+            "--timeout-ms" => idle = Duration::from_millis(number(value()?, "--timeout-ms")?),
+            "--property" => {
+                let kv = value()?;
+                let (k, v) =
+                    kv.split_once('=').ok_or_else(|| format!("--property takes key=value, not {kv:?}"))?;
+                properties.push((k.trim().to_string(), v.to_string()));
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Args {
+        brokers: brokers.ok_or("missing --brokers")?,
+        topic: topic.ok_or("missing --topic")?,
+        group: group.ok_or("missing --group")?,
+        assignor,
+        commit_every,
+        count,
+        idle,
+        properties,
+    })
+}
+
+fn text(bytes: Option<&[u8]>) -> String {
+    bytes.map_or_else(|| "-".to_owned(), |b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn list(partitions: &[TopicPartition]) -> String {
+    partitions.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Prints rebalances, committing what was printed of partitions before they are revoked.
+struct Printer;
+
+impl RebalanceListener for Printer {
+    async fn on_assigned(&mut self, _: &mut RebalanceHandle<'_>, partitions: &[TopicPartition]) {
+        println!("assigned {}", list(partitions));
+    }
+
+    async fn on_revoked(&mut self, handle: &mut RebalanceHandle<'_>, partitions: &[TopicPartition]) {
+        if let Err(e) = handle.commit_consumed(partitions).await {
+            eprintln!("group-consume: commit before revocation failed: {e}");
+        }
+        println!("revoked {}", list(partitions));
+    }
+
+    async fn on_lost(&mut self, _: &mut RebalanceHandle<'_>, partitions: &[TopicPartition]) {
+        println!("lost {}", list(partitions));
+    }
+}
+
+async fn run(args: Args) -> Result<(), klamm::Error> {
+    let mut config =
+        GroupConfig::new(&args.brokers, &args.group).consumer(|c| c.auto_offset_reset(OffsetReset::Earliest));
+    for (key, value) in &args.properties {
+        config.set(key, value)?;
+    }
+    let config = config.assignors_by_name([args.assignor.as_str()])?;
+    let mut consumer = GroupConsumer::with_listener(config, Printer)?;
+    consumer.subscribe([args.topic.as_str()]);
+    let mut printed = 0u64;
+    let mut since_commit = 0u64;
+    let mut last_progress = Instant::now();
+    let mut stop = Box::pin(shutdown_signal());
+    while args.count.is_none_or(|n| printed < n) {
+        let left = args.idle.saturating_sub(last_progress.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let records = tokio::select! {
+            records = consumer.poll(left) => records?,
+            () = &mut stop => break,
+        };
+        let mut out = std::io::stdout().lock();
+        for r in &records {
+            if args.count.is_some_and(|n| printed >= n) {
+                break;
+            }
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{}\t{}",
+                r.partition,
+                r.offset,
+                text(r.key.as_deref()),
+                text(r.value.as_deref())
+            );
+            printed += 1;
+            since_commit += 1;
+            last_progress = Instant::now();
+        }
+        let _ = out.flush();
+        drop(out);
+        if since_commit >= args.commit_every {
+            consumer.commit_consumed().await?;
+            since_commit = 0;
+        }
+    }
+    consumer.commit_consumed().await?;
+    consumer.close(Duration::from_secs(30)).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("group-consume: {e}");
+            eprintln!(
+                "usage: group-consume --brokers B --topic T --group G [--assignor cooperative-sticky|range|roundrobin] \
+                 [--commit-every N] [--count N] [--timeout-ms MS] [--property key=value]..."
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("group-consume: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("group-consume: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,680 @@
+//! [`GroupConsumer`]: a consumer group member that reads the partitions the group gives it.
+//!
+//! It puts three parts together: the [`Membership`](crate::membership::Membership) state
+//! machine, driven by its own task ([`coordinator`](crate::coordinator)); a partition
+//! [`Consumer`] that fetches the assigned partitions; and the application's
+//! [`RebalanceListener`], called from inside [`GroupConsumer::poll`] (as the Java client
+//! does), so that a revocation handler can commit and save state before the partitions move,
+//! with a [`RebalanceHandle`] that commits and seeks.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use klamm::protocol::ErrorCode;
+use klamm::{Client, Consumer, ConsumerRecord, Error, ErrorKind, Offset, TopicPartition};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::config::GroupConfig;
+use crate::coordinator::{self, GroupShared};
+use crate::membership::{GroupEvent, MemberState, Membership, MembershipConfig};
+use crate::offsets::{self, NextOffset};
+
+/// What the application does when the group moves partitions. Every method has an empty
+/// default; each gets a [`RebalanceHandle`] to commit and seek with.
+///
+/// ```
+/// use klamm_group::{NextOffset, RebalanceHandle, RebalanceListener};
+/// use klamm::TopicPartition;
+///
+/// struct SaveBeforeMoving;
+///
+/// impl RebalanceListener for SaveBeforeMoving {
+///     async fn on_revoked(&mut self, handle: &mut RebalanceHandle<'_>, partitions: &[TopicPartition]) {
+///         // Commit what was processed of the partitions that are about to move.
+///         if let Err(e) = handle.commit_consumed(partitions).await {
+///             eprintln!("commit before revocation failed: {e}");
+///         }
+///     }
+/// }
+/// ```
+pub trait RebalanceListener: Send {
+    /// `partitions` were added to the member's assignment; their positions are set from the
+    /// committed offsets (or `auto.offset.reset`), and can be changed with the handle.
+    fn on_assigned(
+        &mut self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (handle, partitions);
+        async {}
+    }
+
+    /// `partitions` are about to leave the member: nobody else reads them until this returns.
+    /// Commit and save here.
+    fn on_revoked(
+        &mut self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (handle, partitions);
+        async {}
+    }
+
+    /// `partitions` were already taken away (the member fell out of the group): another
+    /// member may be reading them. Commits for them will fail; drop their state.
+    fn on_lost(
+        &mut self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (handle, partitions);
+        async {}
+    }
+}
+
+/// The listener of a [`GroupConsumer`] made without one: does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoListener;
+
+impl RebalanceListener for NoListener {}
+
+/// What a [`RebalanceListener`] can do while it is called.
+pub struct RebalanceHandle<'c> {
+    shared: &'c GroupShared,
+    consumer: &'c mut Consumer,
+    consumed: &'c mut HashMap<TopicPartition, NextOffset>,
+}
+
+impl RebalanceHandle<'_> {
+    /// Commits `offsets` (synchronously, retrying within `default.api.timeout.ms`).
+    pub async fn commit(
+        &mut self,
+        offsets: impl IntoIterator<Item = (TopicPartition, NextOffset)>,
+    ) -> Result<(), Error> {
+        let offsets: Vec<_> = offsets.into_iter().collect();
+        offsets::commit(self.shared, &offsets, self.shared.config.api_timeout).await
+    }
+
+    /// Commits, for each of `partitions`, the offset after the last record
+    /// [`GroupConsumer::poll`] handed out (partitions with none are skipped).
+    pub async fn commit_consumed(&mut self, partitions: &[TopicPartition]) -> Result<(), Error> {
+        let offsets: Vec<_> = partitions
+            .iter()
+            .filter_map(|tp| self.consumed.get(tp).map(|n| (tp.clone(), n.clone())))
+            .collect();
+        offsets::commit(self.shared, &offsets, self.shared.config.api_timeout).await
+    }
+
+    /// Moves a partition's position.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> Result<(), Error> {
+        self.consumer.seek(tp, offset)
+    }
+
+    /// The offset of the next record a poll would hand out for `tp`, when known.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.consumer.position(tp)
+    }
+
+    /// The group's committed offsets of `partitions`.
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, Option<NextOffset>>, Error> {
+        offsets::committed(self.shared, partitions, self.shared.config.api_timeout).await
+    }
+
+    /// The member's generation.
+    pub fn generation(&self) -> i32 {
+        self.shared.membership().generation()
+    }
+}
+
+/// A member of a consumer group.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
+///
+/// # async fn example() -> Result<(), klamm::Error> {
+/// let config = GroupConfig::new("127.0.0.1:9092", "billing")
+///     .consumer(|c| c.auto_offset_reset(klamm::OffsetReset::Earliest));
+/// let mut consumer = GroupConsumer::new(config)?;
+/// consumer.subscribe(["invoices"]);
+/// loop {
+///     let records = consumer.poll(Duration::from_secs(1)).await?;
+///     for record in &records {
+///         println!("{} {} {:?}", record.partition, record.offset, record.value);
+///     }
+///     if let Some(last) = records.last() {
+///         consumer.commit([(last.topic_partition(), NextOffset::after(last))]).await?;
+///     }
+/// #   break;
+/// }
+/// consumer.close(Duration::from_secs(10)).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct GroupConsumer<L: RebalanceListener = NoListener> {
+    shared: Arc<GroupShared>,
+    consumer: Option<Consumer>,
+    task: Option<JoinHandle<()>>,
+    listener: L,
+    /// Per partition, the offset after the last record handed out.
+    consumed: HashMap<TopicPartition, NextOffset>,
+    /// Partitions assigned whose committed offsets could not be read yet.
+    pending_assignment: Vec<TopicPartition>,
+    next_auto_commit: Instant,
+    fatal: Option<Error>,
+    closed: bool,
+}
+
+impl GroupConsumer<NoListener> {
+    /// A member without a rebalance listener. Does not touch the network until
+    /// [`GroupConsumer::subscribe`]. Must be called inside a tokio runtime.
+    pub fn new(config: GroupConfig) -> Result<Self, Error> {
+        GroupConsumer::with_listener(config, NoListener)
+    }
+}
+
+impl<L: RebalanceListener> GroupConsumer<L> {
+    /// A member whose rebalances call `listener`.
+    pub fn with_listener(config: GroupConfig, listener: L) -> Result<Self, Error> {
+        config.validate()?;
+        let client = Client::new(config.consumer.client.clone())?;
+        let consumer = Consumer::with_client(client.clone(), config.consumer.clone())?;
+        let now = Instant::now();
+        let membership = Membership::new(
+            MembershipConfig {
+                group_id: config.group_id.clone(),
+                group_instance_id: config.group_instance_id.clone(),
+                session_timeout: config.session_timeout,
+                max_poll_interval: config.max_poll_interval,
+                heartbeat_interval: config.heartbeat_interval,
+                retry_backoff: config.consumer.client.retry_backoff,
+                assignors: config.assignors.clone(),
+                rack: config.client_rack.clone(),
+            },
+            now,
+        );
+        let next_auto_commit = now + config.auto_commit_interval;
+        let shared = Arc::new(GroupShared {
+            client,
+            config,
+            membership: Mutex::new(membership),
+            wake: Notify::new(),
+            events: Notify::new(),
+            stopped: Default::default(),
+            done: Notify::new(),
+        });
+        let task = tokio::spawn(coordinator::run(Arc::clone(&shared)));
+        Ok(GroupConsumer {
+            shared,
+            consumer: Some(consumer),
+            task: Some(task),
+            listener,
+            consumed: HashMap::new(),
+            pending_assignment: Vec::new(),
+            next_auto_commit,
+            fatal: None,
+            closed: false,
+        })
+    }
+
+    /// Subscribes to `topics`, replacing the previous subscription, and joins the group (or
+    /// rejoins, when the topics changed).
+    pub fn subscribe<S: Into<String>>(&mut self, topics: impl IntoIterator<Item = S>) {
+        let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        self.shared.membership().subscribe(topics, Instant::now());
+        self.shared.wake.notify_one();
+    }
+
+    /// Records from the assigned partitions, waiting up to `timeout` for the first (an empty
+    /// `Vec` when none came); at most `max.poll.records`. Rebalance listener calls happen in
+    /// here. Fails when the member cannot go on (fenced, not authorized, misconfigured) and
+    /// with errors about single partitions as [`Consumer::poll`] does.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            self.check_open()?;
+            {
+                let mut m = self.shared.membership();
+                let was = m.state();
+                m.poll(Instant::now());
+                if was == MemberState::Unjoined && m.state() != was {
+                    self.shared.wake.notify_one();
+                }
+            }
+            self.handle_events().await?;
+            self.maybe_auto_commit().await;
+            let consumer = self.consumer.as_mut().expect("open consumer");
+            let events = self.shared.events.notified();
+            tokio::select! {
+                biased;
+                () = events => continue,
+                result = consumer.poll(deadline.saturating_duration_since(tokio::time::Instant::now())) => {
+                    let records = result?;
+                    for r in &records {
+                        self.consumed.insert(r.topic_partition(), NextOffset::after(r));
+                    }
+                    if !records.is_empty() || tokio::time::Instant::now() >= deadline {
+                        return Ok(records);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Up to `max` records, waiting up to `timeout` for the first. Like [`GroupConsumer::poll`]
+    /// with a different cap; records beyond `max` stay buffered for the next call.
+    pub async fn poll_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
+        let mut out = Vec::with_capacity(max.min(4096));
+        let deadline = tokio::time::Instant::now() + timeout;
+        while out.len() < max {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let mut got = self.poll(if out.is_empty() { left } else { Duration::ZERO }).await?;
+            if got.is_empty() {
+                break;
+            }
+            if out.len() + got.len() > max {
+                // Give back what does not fit: seek each partition to its first unreturned
+                // record, and forget those records as consumed.
+                let rest = got.split_off(max - out.len());
+                self.give_back(rest)?;
+            }
+            out.append(&mut got);
+        }
+        Ok(out)
+    }
+
+    /// Records as a stream, one at a time; rebalances are handled while it is read.
+    pub fn stream(&mut self) -> RecordStream<'_, L> {
+        RecordStream { consumer: Some(self), buffered: VecDeque::new(), pending: None }
+    }
+
+    /// The partitions the member reads now.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.consumer.as_ref().map(Consumer::assignment).unwrap_or_default()
+    }
+
+    /// The member's current generation (-1 when not in one) and member id.
+    pub fn generation(&self) -> (i32, String) {
+        let m = self.shared.membership();
+        (m.generation(), m.member_id().to_string())
+    }
+
+    /// The group's committed offsets of `partitions` (`None` where nothing is committed).
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, Option<NextOffset>>, Error> {
+        offsets::committed(&self.shared, partitions, self.shared.config.api_timeout).await
+    }
+
+    /// Commits `offsets` and waits for the outcome (retrying within
+    /// `default.api.timeout.ms`). Fails with the broker's error when the member is no longer
+    /// in the generation (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID): the
+    /// partitions may have moved, and the new owner reads from the last successful commit.
+    pub async fn commit(
+        &self,
+        offsets: impl IntoIterator<Item = (TopicPartition, NextOffset)>,
+    ) -> Result<(), Error> {
+        let offsets: Vec<_> = offsets.into_iter().collect();
+        offsets::commit(&self.shared, &offsets, self.shared.config.api_timeout).await
+    }
+
+    /// Starts a commit of `offsets` and returns at once. The commit goes ahead even if the
+    /// returned future is dropped; awaiting it gives the outcome.
+    pub fn commit_async(
+        &self,
+        offsets: impl IntoIterator<Item = (TopicPartition, NextOffset)>,
+    ) -> CommitFuture {
+        let offsets: Vec<_> = offsets.into_iter().collect();
+        let shared = Arc::clone(&self.shared);
+        let task = tokio::spawn(async move {
+            let result = offsets::commit(&shared, &offsets, shared.config.api_timeout).await;
+            if let Err(e) = &result {
+                tracing::warn!(group = %shared.config.group_id, error = %e, "asynchronous commit failed");
+            }
+            result
+        });
+        CommitFuture { task }
+    }
+
+    /// Commits, for every assigned partition, the offset after the last record handed out.
+    pub async fn commit_consumed(&self) -> Result<(), Error> {
+        let offsets = self.consumed_offsets();
+        offsets::commit(&self.shared, &offsets, self.shared.config.api_timeout).await
+    }
+
+    /// The offsets [`GroupConsumer::commit_consumed`] would commit.
+    pub fn consumed_offsets(&self) -> Vec<(TopicPartition, NextOffset)> {
+        let assigned = self.assignment();
+        assigned.into_iter().filter_map(|tp| self.consumed.get(&tp).map(|n| (tp, n.clone()))).collect()
+    }
+
+    /// Moves an assigned partition's position.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> Result<(), Error> {
+        self.consumer_mut().seek(tp, offset)
+    }
+
+    /// Stops fetching `partitions` (they stay assigned).
+    pub fn pause<'a>(&mut self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
+        self.consumer_mut().pause(partitions)
+    }
+
+    /// Fetches `partitions` again.
+    pub fn resume<'a>(&mut self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
+        self.consumer_mut().resume(partitions)
+    }
+
+    /// The offset of the next record a poll would hand out for `tp`, when known.
+    pub fn position(&self, tp: &TopicPartition) -> Option<i64> {
+        self.consumer.as_ref().and_then(|c| c.position(tp))
+    }
+
+    /// How far behind the partition's end the member is (high watermark minus position), as
+    /// of the last fetch; `None` until both are known.
+    pub fn lag(&self, tp: &TopicPartition) -> Option<i64> {
+        let c = self.consumer.as_ref()?;
+        Some((c.high_watermark(tp)? - c.position(tp)?).max(0))
+    }
+
+    /// Leaves the group within `timeout`: commits what was consumed when auto-commit is on,
+    /// calls the listener's `on_revoked`, sends LeaveGroup (a static member does not: its
+    /// place is kept for the session timeout), and stops fetching. Commits nothing by itself
+    /// otherwise.
+    pub async fn close(mut self, timeout: Duration) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.closed = true;
+        if self.shared.config.enable_auto_commit && self.fatal.is_none() {
+            let offsets = self.consumed_offsets();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Err(e) = offsets::commit(&self.shared, &offsets, left).await {
+                tracing::warn!(error = %e, "auto-commit on close failed");
+            }
+        }
+        self.shared.membership().leave(Instant::now());
+        self.shared.wake.notify_one();
+        // Runs the listener for the revocation that leaving starts.
+        let _ = tokio::time::timeout_at(deadline, self.handle_events()).await;
+        let stopped = async {
+            loop {
+                let done = self.shared.done.notified();
+                if self.shared.stopped.load(Ordering::Acquire) {
+                    return;
+                }
+                done.await;
+            }
+        };
+        let left_in_time = tokio::time::timeout_at(deadline, stopped).await.is_ok();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        let consumer = self.consumer.take().expect("open consumer");
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        consumer.close(left).await?;
+        self.shared.client.close().await;
+        if left_in_time {
+            Ok(())
+        } else {
+            Err(Error::with_message(
+                ErrorKind::Timeout,
+                "leaving the group took longer than the close timeout",
+            ))
+        }
+    }
+
+    fn consumer_mut(&mut self) -> &mut Consumer {
+        self.consumer.as_mut().expect("open consumer")
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if let Some(e) = &self.fatal {
+            return Err(e.clone());
+        }
+        if self.closed {
+            return Err(Error::with_message(ErrorKind::User, "the group consumer is closed"));
+        }
+        Ok(())
+    }
+
+    /// Puts records back: each partition restarts at its first record in `rest`.
+    fn give_back(&mut self, rest: Vec<ConsumerRecord>) -> Result<(), Error> {
+        let mut first: HashMap<TopicPartition, &ConsumerRecord> = HashMap::new();
+        for r in &rest {
+            first.entry(r.topic_partition()).or_insert(r);
+        }
+        for (tp, r) in first {
+            self.consumer_mut().seek(&tp, Offset::At(r.offset))?;
+            // The last record handed out of this partition is the one before `r`.
+            match self.consumed.get_mut(&tp) {
+                Some(next) if next.offset() > r.offset => *next = NextOffset::new(r.offset),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Acts on the membership's events: assignment changes and listener calls.
+    async fn handle_events(&mut self) -> Result<(), Error> {
+        if !self.pending_assignment.is_empty() {
+            let pending = std::mem::take(&mut self.pending_assignment);
+            self.assign(pending).await?;
+        }
+        loop {
+            let event = self.shared.membership().poll_event();
+            let Some(event) = event else { return Ok(()) };
+            match event {
+                GroupEvent::Assigned(partitions) => {
+                    tracing::info!(partitions = ?partitions, "assigned");
+                    self.assign(partitions).await?;
+                }
+                GroupEvent::Revoke(partitions) => {
+                    tracing::info!(partitions = ?partitions, "revoking");
+                    if self.shared.config.enable_auto_commit {
+                        let offsets: Vec<_> = partitions
+                            .iter()
+                            .filter_map(|tp| self.consumed.get(tp).map(|n| (tp.clone(), n.clone())))
+                            .collect();
+                        if let Err(e) =
+                            offsets::commit(&self.shared, &offsets, self.shared.config.api_timeout).await
+                        {
+                            tracing::warn!(error = %e, "auto-commit before revocation failed");
+                        }
+                    }
+                    let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);
+                    self.listener.on_revoked(&mut handle, &partitions).await;
+                    self.drop_partitions(&partitions);
+                    self.shared.membership().revocation_done(Instant::now());
+                    self.shared.wake.notify_one();
+                }
+                GroupEvent::Lost(partitions) => {
+                    tracing::warn!(partitions = ?partitions, "lost");
+                    let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);
+                    self.listener.on_lost(&mut handle, &partitions).await;
+                    self.drop_partitions(&partitions);
+                }
+                GroupEvent::Fatal(e) => {
+                    let error = Error::with_message(ErrorKind::Broker(e.code), e.to_string());
+                    tracing::error!(error = %error, "the member cannot go on");
+                    self.fatal = Some(error.clone());
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Adds `partitions` to the consumer at their committed offsets, then tells the listener.
+    async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<(), Error> {
+        if partitions.is_empty() {
+            let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);
+            self.listener.on_assigned(&mut handle, &[]).await;
+            return Ok(());
+        }
+        let committed =
+            match offsets::committed(&self.shared, &partitions, self.shared.config.api_timeout).await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Not fetching them without a known start; try again on the next poll.
+                    self.pending_assignment = partitions;
+                    return Err(e);
+                }
+            };
+        let consumer = self.consumer_mut();
+        let mut all = consumer.assignment();
+        all.extend(partitions.iter().cloned());
+        consumer.assign(all);
+        for tp in &partitions {
+            if let Some(Some(next)) = committed.get(tp) {
+                consumer.seek(tp, Offset::At(next.offset()))?;
+            }
+        }
+        let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);
+        self.listener.on_assigned(&mut handle, &partitions).await;
+        Ok(())
+    }
+
+    fn drop_partitions(&mut self, partitions: &[TopicPartition]) {
+        let consumer = self.consumer_mut();
+        let keep: Vec<TopicPartition> =
+            consumer.assignment().into_iter().filter(|tp| !partitions.contains(tp)).collect();
+        consumer.assign(keep);
+        for tp in partitions {
+            self.consumed.remove(tp);
+        }
+    }
+
+    async fn maybe_auto_commit(&mut self) {
+        if !self.shared.config.enable_auto_commit || Instant::now() < self.next_auto_commit {
+            return;
+        }
+        self.next_auto_commit = Instant::now() + self.shared.config.auto_commit_interval;
+        let offsets = self.consumed_offsets();
+        if offsets.is_empty() {
+            return;
+        }
+        // As the Java client: asynchronous, the outcome logged.
+        drop(self.commit_async(offsets));
+    }
+}
+
+/// The handle a listener gets, over the consumer's parts (so the listener itself, another
+/// part, can be borrowed beside it).
+fn handle<'c>(
+    shared: &'c GroupShared,
+    consumer: &'c mut Option<Consumer>,
+    consumed: &'c mut HashMap<TopicPartition, NextOffset>,
+) -> RebalanceHandle<'c> {
+    RebalanceHandle { shared, consumer: consumer.as_mut().expect("open consumer"), consumed }
+}
+
+impl<L: RebalanceListener> Drop for GroupConsumer<L> {
+    /// Never blocks: stops the coordinator task and, for a dynamic member that did not
+    /// [`close`](GroupConsumer::close), sends a best-effort LeaveGroup from a detached task so
+    /// the group rebalances now instead of after the session timeout.
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if self.closed || self.shared.config.group_instance_id.is_some() {
+            return;
+        }
+        let (member_id, coordinator) = {
+            let m = self.shared.membership();
+            (m.member_id().to_string(), m.coordinator())
+        };
+        let (Some(node), false) = (coordinator, member_id.is_empty()) else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let client = self.shared.client.clone();
+        let request = klamm::protocol::api::leave_group::LeaveGroupRequest {
+            group_id: self.shared.config.group_id.clone(),
+            member_id: member_id.clone(),
+            members: vec![klamm::protocol::api::leave_group::MemberIdentity {
+                member_id,
+                reason: Some("the consumer was dropped".to_string()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        runtime.spawn(async move {
+            let leave = async { client.send_to(node, klamm::ConnectionKind::Group, &request).await };
+            let _ = tokio::time::timeout(Duration::from_secs(5), leave).await;
+            client.close().await;
+        });
+    }
+}
+
+/// The outcome of [`GroupConsumer::commit_async`].
+#[must_use = "the commit happens anyway; await this to learn whether it succeeded"]
+pub struct CommitFuture {
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl Future for CommitFuture {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match Pin::new(&mut self.task).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(result)) => Poll::Ready(result),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(Error::with_message(
+                ErrorKind::User,
+                format!("the commit task stopped: {e}"),
+            ))),
+        }
+    }
+}
+
+type PollFuture<'a, L> =
+    Pin<Box<dyn Future<Output = (&'a mut GroupConsumer<L>, Result<Vec<ConsumerRecord>, Error>)> + Send + 'a>>;
+
+/// [`GroupConsumer::stream`]: records one at a time.
+pub struct RecordStream<'a, L: RebalanceListener> {
+    consumer: Option<&'a mut GroupConsumer<L>>,
+    buffered: VecDeque<ConsumerRecord>,
+    pending: Option<PollFuture<'a, L>>,
+}
+
+impl<'a, L: RebalanceListener + 'a> futures_core::Stream for RecordStream<'a, L> {
+    type Item = Result<ConsumerRecord, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(r) = this.buffered.pop_front() {
+                return Poll::Ready(Some(Ok(r)));
+            }
+            if this.pending.is_none() {
+                let Some(consumer) = this.consumer.take() else { return Poll::Ready(None) };
+                this.pending = Some(Box::pin(async move {
+                    let result = consumer.poll(Duration::from_secs(3600)).await;
+                    (consumer, result)
+                }));
+            }
+            let fut = this.pending.as_mut().expect("set above");
+            let (consumer, result) = match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(done) => done,
+            };
+            this.pending = None;
+            this.consumer = Some(consumer);
+            match result {
+                Ok(records) => this.buffered.extend(records),
+                Err(e) => {
+                    let fatal = matches!(e.code(), Some(c) if c == ErrorCode::FENCED_INSTANCE_ID)
+                        || this.consumer.as_ref().is_some_and(|c| c.fatal.is_some() || c.closed);
+                    if fatal {
+                        this.consumer = None;
+                    }
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The task that runs a member's [`Membership`]: it performs the requests the state machine
+//! asks for, against the group coordinator, and feeds back their outcomes.
+//!
+//! One task per [`GroupConsumer`](crate::GroupConsumer). The machine sits behind a mutex
+//! shared with the consumer, which drains its events in `poll` and reports polls and finished
+//! revocations; the mutex is only held for the machine's own (non-blocking) steps, never
+//! across a request. Requests run one at a time: the machine never needs two at once (a
+//! heartbeat is only due in the stable state, when no join or sync is pending). A JoinGroup
+//! can be held by the coordinator for the whole rebalance timeout, so it is abandoned as soon
+//! as the member starts leaving.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use klamm::{Client, ConnectionKind, Error, ErrorKind};
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use crate::config::GroupConfig;
+use crate::membership::{Action, MemberState, Membership};
+
+/// What the consumer and the coordinator task share.
+pub(crate) struct GroupShared {
+    pub(crate) client: Client,
+    pub(crate) config: GroupConfig,
+    pub(crate) membership: Mutex<Membership>,
+    /// Wakes the task: the machine may have something to do.
+    pub(crate) wake: Notify,
+    /// Wakes the consumer: the machine has an event.
+    pub(crate) events: Notify,
+    /// Set when the task has stopped.
+    pub(crate) stopped: AtomicBool,
+    /// Signalled when the task stops.
+    pub(crate) done: Notify,
+}
+
+impl GroupShared {
+    pub(crate) fn membership(&self) -> MutexGuard<'_, Membership> {
+        self.membership.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs until the member has left (or failed) and has nothing more to send.
+pub(crate) async fn run(shared: Arc<GroupShared>) {
+    let span = tracing::info_span!("klamm.group", group = %shared.config.group_id);
+    drive(&shared).instrument(span).await;
+    shared.stopped.store(true, Ordering::Release);
+    shared.done.notify_waiters();
+    shared.events.notify_one();
+}
+
+async fn drive(shared: &Arc<GroupShared>) {
+    loop {
+        let now = Instant::now();
+        let (action, next, state, has_events) = {
+            let mut m = shared.membership();
+            m.handle_timeout(now);
+            let action = m.poll_action(now);
+            (action, m.poll_timeout(), m.state(), m.has_events())
+        };
+        if has_events {
+            shared.events.notify_one();
+        }
+        match action {
+            Some(action) => perform(shared, action).await,
+            None if state == MemberState::Left => return,
+            None => {
+                let wake = shared.wake.notified();
+                match next {
+                    Some(at) => {
+                        let _ = tokio::time::timeout_at(at.into(), wake).await;
+                    }
+                    None => wake.await,
+                }
+            }
+        }
+    }
+}
+
+async fn perform(shared: &Arc<GroupShared>, action: Action) {
+    let group = &shared.config.group_id;
+    match action {
+        Action::FindCoordinator => {
+            let result = within(
+                shared.config.consumer.client.connection.request_timeout,
+                shared.client.group_coordinator(group),
+            )
+            .await;
+            if let Ok(node) = &result {
+                tracing::debug!(node, "found the group coordinator");
+            }
+            shared.membership().handle_coordinator(Instant::now(), result);
+        }
+        Action::Join(request) => {
+            // The coordinator answers once the group has gathered: up to the rebalance
+            // timeout, plus a margin for the answer itself.
+            let timeout = shared.config.max_poll_interval + Duration::from_secs(5);
+            let join = async {
+                let conn = coordinator_connection(shared).await?;
+                conn.send_with_timeout(&request, timeout).await
+            };
+            tokio::select! {
+                result = join => shared.membership().handle_join(Instant::now(), result),
+                () = leaving(shared) => {
+                    tracing::debug!("abandoning JoinGroup: the member is leaving");
+                }
+            }
+        }
+        Action::FetchMetadata(topics) => {
+            let result = partition_counts(shared, &topics).await;
+            shared.membership().handle_metadata(Instant::now(), result);
+        }
+        Action::Sync(request) => {
+            let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
+            shared.membership().handle_sync(Instant::now(), result);
+        }
+        Action::Heartbeat(request) => {
+            let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
+            shared.membership().handle_heartbeat(Instant::now(), result);
+        }
+        Action::Leave(request) => {
+            let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
+            shared.membership().handle_leave(Instant::now(), result);
+        }
+    }
+    shared.events.notify_one();
+}
+
+/// Resolves once the member has started leaving (checked whenever the task is woken).
+async fn leaving(shared: &GroupShared) {
+    loop {
+        let woken = shared.wake.notified();
+        if matches!(shared.membership().state(), MemberState::Leaving | MemberState::Left) {
+            return;
+        }
+        woken.await;
+    }
+}
+
+/// The group connection to the current coordinator.
+pub(crate) async fn coordinator_connection(shared: &GroupShared) -> Result<klamm::Connection, Error> {
+    let node = shared.membership().coordinator();
+    let node = match node {
+        Some(node) => node,
+        None => shared.client.group_coordinator(&shared.config.group_id).await?,
+    };
+    shared.client.connection(node, ConnectionKind::Group).await
+}
+
+/// Partition counts of `topics` for the leader's assignment; topics that do not exist are
+/// left out (their subscribers get nothing of them).
+async fn partition_counts(shared: &GroupShared, topics: &[String]) -> Result<BTreeMap<String, u32>, Error> {
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let snapshot = within(
+        shared.config.consumer.client.connection.request_timeout,
+        shared.client.refresh_metadata(&names),
+    )
+    .await?;
+    let mut out = BTreeMap::new();
+    for topic in topics {
+        if let Some(meta) = snapshot.topic(topic) {
+            let count = meta.partition_count();
+            if count > 0 {
+                out.insert(topic.clone(), count);
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn within<T>(
+    timeout: Duration,
+    f: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(timeout, f).await.unwrap_or_else(|_| Err(Error::from(ErrorKind::Timeout)))
+}

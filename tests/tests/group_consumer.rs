@@ -1,0 +1,205 @@
+//! `klamm_group::GroupConsumer` against Apache Kafka: Klamm members (the `group-consume`
+//! example, as processes) joining, leaving and being killed in one group, with every partition
+//! owned by exactly one member after each step and, with cooperative-sticky, partitions that
+//! stay never revoked; commits as the next offset to consume, read back by a new member.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use klamm::{
+    Admin, Client, ClientConfig, NewTopic, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+    TopicPartition,
+};
+use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
+use klamm_tests::{unique_topic, Broker, GroupMember};
+
+/// Flags for members that notice each other quickly: heartbeats every 500 ms, a member gone
+/// after 10 s.
+const FAST: &[&str] = &[
+    "--commit-every",
+    "100",
+    "--property",
+    "session.timeout.ms=10000",
+    "--property",
+    "heartbeat.interval.ms=500",
+    "--property",
+    "fetch.max.wait.ms=100",
+];
+
+async fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
+    let client = Client::new(ClientConfig::new(&broker.bootstrap())).unwrap();
+    let admin = Admin::new(client.clone());
+    for (name, result) in admin.create_topics(&[NewTopic::new(topic, partitions, 1)]).await {
+        result.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    }
+    client.close().await;
+}
+
+async fn produce(broker: &Broker, topic: &str, count: usize) {
+    let producer = Producer::new(ProducerConfig::new(&broker.bootstrap())).unwrap();
+    let mut deliveries = Vec::with_capacity(count);
+    for i in 0..count {
+        let record = ProducerRecord::new(topic, format!("value-{i}")).key(format!("key-{i}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    producer.close(Duration::from_secs(10)).await;
+}
+
+fn setup(partitions: i32, records: usize) -> (&'static Broker, String, String) {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("group");
+    let group = unique_topic("g");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        create_topic(broker, &topic, partitions).await;
+        produce(broker, &topic, records).await;
+    });
+    (broker, topic, group)
+}
+
+/// Waits until the members together own every partition of `topic` exactly once, each
+/// owning some; returns each member's partitions.
+fn wait_for_exact_cover(
+    members: &[&GroupMember],
+    topic: &str,
+    partitions: i32,
+    within: Duration,
+) -> Vec<Vec<String>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let views: Vec<Vec<String>> = members.iter().map(|m| m.log().owned.into_iter().collect()).collect();
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for v in &views {
+            for tp in v {
+                *seen.entry(tp.as_str()).or_insert(0) += 1;
+            }
+        }
+        let all = (0..partitions).all(|p| seen.get(format!("{topic}-{p}").as_str()) == Some(&1));
+        if all && seen.len() == partitions as usize && views.iter().all(|v| !v.is_empty()) {
+            return views;
+        }
+        if Instant::now() > deadline {
+            let errors: Vec<String> =
+                members.iter().map(|m| format!("{}: {}", m.name(), m.stderr())).collect();
+            panic!("no exact cover within {within:?}: {views:?}\n{errors:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// No partition in `kept` appears in a revoked or lost line printed after line `from`.
+fn assert_not_revoked(member: &GroupMember, from: usize, kept: &[String]) {
+    for line in member.log().rebalances.iter().skip(from) {
+        if line.starts_with("revoked") || line.starts_with("lost") {
+            for tp in kept {
+                let listed =
+                    line.split_once(' ').map(|(_, l)| l.split(',').any(|p| p == tp)).unwrap_or(false);
+                assert!(!listed, "{}: {tp} stayed but was revoked ({line})", member.name());
+            }
+        }
+    }
+}
+
+fn kept(before: &[String], after: &[String]) -> Vec<String> {
+    before.iter().filter(|tp| after.contains(tp)).cloned().collect()
+}
+
+#[test]
+fn three_members_join_one_leaves_one_is_killed_cooperatively() {
+    const P: i32 = 6;
+    let (broker, topic, group) = setup(P, 3000);
+    let brokers = broker.bootstrap();
+    let start = |name: &str| GroupMember::start(name, &brokers, &topic, &group, FAST);
+    let wait = Duration::from_secs(60);
+
+    let a = start("a");
+    let one = wait_for_exact_cover(&[&a], &topic, P, wait);
+    let a_mark = a.log().rebalances.len();
+
+    let b = start("b");
+    let two = wait_for_exact_cover(&[&a, &b], &topic, P, wait);
+    assert_eq!((two[0].len(), two[1].len()), (3, 3), "{two:?}");
+    assert_not_revoked(&a, a_mark, &kept(&one[0], &two[0]));
+    let marks: Vec<usize> = [&a, &b].iter().map(|m| m.log().rebalances.len()).collect();
+
+    let c = start("c");
+    let three = wait_for_exact_cover(&[&a, &b, &c], &topic, P, wait);
+    assert!(three.iter().all(|v| v.len() == 2), "{three:?}");
+    assert_not_revoked(&a, marks[0], &kept(&two[0], &three[0]));
+    assert_not_revoked(&b, marks[1], &kept(&two[1], &three[1]));
+    let marks: Vec<usize> = [&a, &c].iter().map(|m| m.log().rebalances.len()).collect();
+
+    // b leaves (SIGTERM: commit, revoke, LeaveGroup): a and c keep theirs and share b's.
+    let b_log = b.stop(Duration::from_secs(30));
+    let after_leave = wait_for_exact_cover(&[&a, &c], &topic, P, wait);
+    assert_not_revoked(&a, marks[0], &three[0]);
+    assert_not_revoked(&c, marks[1], &three[2]);
+    assert!(after_leave.iter().all(|v| v.len() == 3), "{after_leave:?}");
+    let a_mark = a.log().rebalances.len();
+
+    // c is killed: after its session times out, a owns everything, without revoking its own.
+    let c_log = c.kill();
+    let alone = wait_for_exact_cover(&[&a], &topic, P, Duration::from_secs(40));
+    assert_eq!(alone[0].len(), P as usize);
+    assert_not_revoked(&a, a_mark, &after_leave[0]);
+
+    // Every record was read by someone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut read: Vec<(i32, i64)> = a.log().records;
+        read.extend(b_log.records.iter().copied());
+        read.extend(c_log.records.iter().copied());
+        read.sort_unstable();
+        read.dedup();
+        if read.len() == 3000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {} of 3000 records read", read.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    a.stop(Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_are_the_next_offset_to_consume() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("group-commit");
+    let group = unique_topic("g");
+    create_topic(broker, &topic, 1).await;
+    produce(broker, &topic, 10).await;
+    let config = || {
+        GroupConfig::new(&broker.bootstrap(), &group)
+            .session_timeout(Duration::from_secs(10))
+            .heartbeat_interval(Duration::from_millis(500))
+            .consumer(|c| {
+                c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100))
+            })
+    };
+    let mut consumer = GroupConsumer::new(config()).unwrap();
+    consumer.subscribe([topic.as_str()]);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 10 && Instant::now() < deadline {
+        got.extend(consumer.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    assert_eq!(got.len(), 10);
+    let tp = TopicPartition::new(topic.as_str(), 0);
+    consumer.commit([(tp.clone(), NextOffset::after(&got[4]))]).await.unwrap();
+    let committed = consumer.committed(std::slice::from_ref(&tp)).await.unwrap();
+    assert_eq!(committed[&tp].as_ref().map(NextOffset::offset), Some(5));
+    consumer.close(Duration::from_secs(10)).await.unwrap();
+
+    // A new member of the group starts at the committed offset.
+    let mut again = GroupConsumer::new(config()).unwrap();
+    again.subscribe([topic.as_str()]);
+    let mut first = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.is_empty() && Instant::now() < deadline {
+        first = again.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    assert_eq!(first.first().map(|r| r.offset), Some(5));
+    again.close(Duration::from_secs(10)).await.unwrap();
+}
