@@ -172,6 +172,15 @@ impl Client {
         Ok(self.metadata())
     }
 
+    /// Asks a broker for the metadata of every topic now and returns the new snapshot (what a
+    /// pattern subscription matches against). Every topic it lists is cached from then on.
+    pub async fn refresh_all_metadata(&self) -> Result<Arc<ClusterMetadata>, Error> {
+        self.check_open()?;
+        let _serial = self.inner.refresh.lock().await;
+        self.fetch_metadata(None).await?;
+        Ok(self.metadata())
+    }
+
     /// The leader of a partition: its node id and leader epoch, from the cache or a refresh.
     ///
     /// Fails with LEADER_NOT_AVAILABLE (retriable) while the partition has no leader, and with

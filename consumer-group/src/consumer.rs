@@ -211,6 +211,7 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             events: Notify::new(),
             stopped: Default::default(),
             done: Notify::new(),
+            pattern: Mutex::new(None),
         });
         let task = tokio::spawn(coordinator::run(Arc::clone(&shared)));
         Ok(GroupConsumer {
@@ -230,8 +231,30 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// rejoins, when the topics changed).
     pub fn subscribe<S: Into<String>>(&mut self, topics: impl IntoIterator<Item = S>) {
         let topics: Vec<String> = topics.into_iter().map(Into::into).collect();
+        *self.shared.pattern.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.shared.membership().subscribe(topics, Instant::now());
         self.shared.wake.notify_one();
+    }
+
+    /// Subscribes to every topic whose whole name matches the regular expression `pattern`
+    /// (as the Java client matches; internal topics never match), replacing the previous
+    /// subscription. Topics created or deleted later are picked up within
+    /// `metadata.max.age.ms`. Fails with [`ErrorKind::Config`] on an invalid pattern.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &mut klamm_group::GroupConsumer) -> Result<(), klamm::Error> {
+    /// consumer.subscribe_pattern("orders-.*")?; // orders-eu, orders-us, ... not preorders-x
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe_pattern(&mut self, pattern: &str) -> Result<(), Error> {
+        let anchored = format!("^(?:{pattern})$");
+        let regex = regex::Regex::new(&anchored).map_err(|e| {
+            Error::with_message(ErrorKind::Config, format!("subscription pattern {pattern:?}: {e}"))
+        })?;
+        *self.shared.pattern.lock().unwrap_or_else(|e| e.into_inner()) = Some(regex);
+        self.shared.wake.notify_one();
+        Ok(())
     }
 
     /// Records from the assigned partitions, waiting up to `timeout` for the first (an empty

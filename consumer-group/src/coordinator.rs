@@ -34,6 +34,9 @@ pub(crate) struct GroupShared {
     pub(crate) stopped: AtomicBool,
     /// Signalled when the task stops.
     pub(crate) done: Notify,
+    /// The pattern of a pattern subscription: the task subscribes to the topics matching it,
+    /// checking again every `metadata.max.age.ms`.
+    pub(crate) pattern: Mutex<Option<regex::Regex>>,
 }
 
 impl GroupShared {
@@ -52,7 +55,19 @@ pub(crate) async fn run(shared: Arc<GroupShared>) {
 }
 
 async fn drive(shared: &Arc<GroupShared>) {
+    let mut pattern_check = Instant::now();
+    let mut last_pattern: Option<String> = None;
     loop {
+        let pattern = shared.pattern.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if pattern.is_none() {
+            last_pattern = None;
+        }
+        let changed = pattern.as_ref().map(|p| p.as_str()) != last_pattern.as_deref();
+        if let Some(pattern) = pattern.filter(|_| changed || Instant::now() >= pattern_check) {
+            match_pattern(shared, &pattern).await;
+            last_pattern = Some(pattern.as_str().to_string());
+            pattern_check = Instant::now() + shared.config.consumer.client.metadata_max_age;
+        }
         let now = Instant::now();
         let (action, next, state, has_events) = {
             let mut m = shared.membership();
@@ -68,6 +83,12 @@ async fn drive(shared: &Arc<GroupShared>) {
             None if state == MemberState::Left => return,
             None => {
                 let wake = shared.wake.notified();
+                let has_pattern = shared.pattern.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+                let next = if has_pattern {
+                    Some(next.map_or(pattern_check, |n| n.min(pattern_check)))
+                } else {
+                    next
+                };
                 match next {
                     Some(at) => {
                         let _ = tokio::time::timeout_at(at.into(), wake).await;
@@ -126,6 +147,29 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
         }
     }
     shared.events.notify_one();
+}
+
+/// Subscribes to the topics that match `pattern` now (internal topics never match).
+async fn match_pattern(shared: &GroupShared, pattern: &regex::Regex) {
+    let snapshot = match within(
+        shared.config.consumer.client.connection.request_timeout,
+        shared.client.refresh_all_metadata(),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list topics for the pattern subscription");
+            return;
+        }
+    };
+    let topics: Vec<String> = snapshot
+        .topics()
+        .filter(|t| !t.is_internal && pattern.is_match(&t.name))
+        .map(|t| t.name.clone())
+        .collect();
+    tracing::debug!(?topics, "pattern subscription matched");
+    shared.membership().subscribe(topics, Instant::now());
 }
 
 /// Resolves once the member has started leaving (checked whenever the task is woken).

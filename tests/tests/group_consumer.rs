@@ -203,3 +203,107 @@ async fn committed_offsets_are_the_next_offset_to_consume() {
     assert_eq!(first.first().map(|r| r.offset), Some(5));
     again.close(Duration::from_secs(10)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_subscription_follows_matching_topics() {
+    let broker = Broker::shared_kafka();
+    let stem = unique_topic("pat");
+    let (a, b, other) = (format!("{stem}-a"), format!("{stem}-b"), format!("x{stem}-a"));
+    for t in [&a, &b, &other] {
+        create_topic(broker, t, 2).await;
+    }
+    let config = GroupConfig::new(&broker.bootstrap(), &unique_topic("g"))
+        .session_timeout(Duration::from_secs(10))
+        .heartbeat_interval(Duration::from_millis(500))
+        .consumer(|c| {
+            let mut c = c.auto_offset_reset(OffsetReset::Earliest);
+            c.client.metadata_max_age = Duration::from_secs(1);
+            c
+        });
+    let mut consumer = GroupConsumer::new(config).unwrap();
+    assert!(consumer.subscribe_pattern("(unclosed").is_err(), "an invalid pattern is refused");
+    consumer.subscribe_pattern(&format!("{stem}-.*")).unwrap();
+    let wait_for = |consumer: &GroupConsumer, want: &[&String]| {
+        let mut names: Vec<String> = consumer.assignment().iter().map(|tp| tp.topic.to_string()).collect();
+        names.sort();
+        names.dedup();
+        let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        names == want && consumer.assignment().len() == want.len() * 2
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !wait_for(&consumer, &[&a, &b]) {
+        assert!(Instant::now() < deadline, "assignment {:?}", consumer.assignment());
+        consumer.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    // A topic created later that matches joins the subscription.
+    let c = format!("{stem}-c");
+    create_topic(broker, &c, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !wait_for(&consumer, &[&a, &b, &c]) {
+        assert!(Instant::now() < deadline, "assignment {:?}", consumer.assignment());
+        consumer.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    consumer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_commit_batches_streams_and_a_drop_that_does_not_block() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("group-auto");
+    let group = unique_topic("g");
+    create_topic(broker, &topic, 2).await;
+    produce(broker, &topic, 500).await;
+    let config = || {
+        GroupConfig::new(&broker.bootstrap(), &group)
+            .session_timeout(Duration::from_secs(10))
+            .heartbeat_interval(Duration::from_millis(500))
+            .auto_commit(Duration::from_millis(200))
+            .consumer(|c| {
+                c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100))
+            })
+    };
+    let mut consumer = GroupConsumer::new(config()).unwrap();
+    consumer.subscribe([topic.as_str()]);
+    // Batches of at most 64, nothing lost or repeated between them.
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 300 && Instant::now() < deadline {
+        let batch = consumer.poll_batch(64, Duration::from_millis(300)).await.unwrap();
+        assert!(batch.len() <= 64, "{}", batch.len());
+        for r in &batch {
+            assert!(seen.insert((r.partition, r.offset)), "{}-{} twice", r.partition, r.offset);
+        }
+    }
+    // The rest as a stream.
+    {
+        use std::future::poll_fn;
+        use std::pin::Pin;
+        let mut stream = consumer.stream();
+        while seen.len() < 500 {
+            let next = tokio::time::timeout(
+                Duration::from_secs(20),
+                poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut stream), cx)),
+            )
+            .await
+            .expect("a record within 20 s");
+            let r = next.expect("stream ended").expect("record");
+            assert!(seen.insert((r.partition, r.offset)), "{}-{} twice", r.partition, r.offset);
+        }
+    }
+    // Auto-commit catches up with what was handed out.
+    let tps: Vec<TopicPartition> = (0..2).map(|p| TopicPartition::new(topic.as_str(), p)).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        consumer.poll(Duration::from_millis(100)).await.unwrap();
+        let committed = consumer.committed(&tps).await.unwrap();
+        let total: i64 = committed.values().map(|c| c.as_ref().map_or(0, NextOffset::offset)).sum();
+        if total == 500 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "auto-commit reached {total} of 500");
+    }
+    let started = Instant::now();
+    drop(consumer);
+    assert!(started.elapsed() < Duration::from_millis(200), "drop took {:?}", started.elapsed());
+}
