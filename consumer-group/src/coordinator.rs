@@ -57,7 +57,26 @@ pub(crate) async fn run(shared: Arc<GroupShared>) {
 async fn drive(shared: &Arc<GroupShared>) {
     let mut pattern_check = Instant::now();
     let mut last_pattern: Option<String> = None;
+    // As the group's leader: the partition counts of the group's topics, checked every
+    // `metadata.max.age.ms` against those the assignment used. A change (partitions added, a
+    // topic created or deleted) needs a new assignment.
+    let mut shape_check = Instant::now() + shared.config.consumer.client.metadata_max_age;
     loop {
+        if Instant::now() >= shape_check {
+            let view = {
+                let m = shared.membership();
+                m.leader_view().filter(|_| m.state() == MemberState::Stable).cloned()
+            };
+            if let Some((topics, used)) = view {
+                if let Ok(now) = partition_counts(shared, &topics).await {
+                    if now != used {
+                        tracing::info!(?now, ?used, "the group's topics changed; rebalancing");
+                        shared.membership().request_rejoin(Instant::now());
+                    }
+                }
+            }
+            shape_check = Instant::now() + shared.config.consumer.client.metadata_max_age;
+        }
         let pattern = shared.pattern.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if pattern.is_none() {
             last_pattern = None;
@@ -89,6 +108,7 @@ async fn drive(shared: &Arc<GroupShared>) {
                 } else {
                     next
                 };
+                let next = Some(next.map_or(shape_check, |n| n.min(shape_check)));
                 match next {
                     Some(at) => {
                         let _ = tokio::time::timeout_at(at.into(), wake).await;

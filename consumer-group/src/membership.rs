@@ -202,6 +202,11 @@ pub struct Membership {
     rejoin_after_revoke: bool,
     /// The leader's pending work: the members' subscriptions, while `Assigning`.
     leading: Option<Vec<MemberSubscription>>,
+    /// As leader of the current generation: the topics the members subscribe to and the
+    /// partition counts the assignment was computed from.
+    leader_view: Option<(Vec<String>, BTreeMap<String, u32>)>,
+    /// The topics the pending assignment asked metadata for.
+    leading_topics: Vec<String>,
     heartbeat_at: Instant,
     heartbeat_in_flight: bool,
     last_heartbeat_ok: Instant,
@@ -242,6 +247,8 @@ impl Membership {
             revoking: None,
             rejoin_after_revoke: false,
             leading: None,
+            leader_view: None,
+            leading_topics: Vec::new(),
             heartbeat_at: now,
             heartbeat_in_flight: false,
             last_heartbeat_ok: now,
@@ -321,6 +328,27 @@ impl Membership {
         }
     }
 
+    /// When this member leads the current generation: the topics the group subscribes to
+    /// and the partition counts its assignment used. The driver compares them with fresh
+    /// metadata and calls [`Membership::request_rejoin`] when they differ (partitions added,
+    /// a subscribed topic created or deleted), as the Java client's leader does.
+    pub fn leader_view(&self) -> Option<&(Vec<String>, BTreeMap<String, u32>)> {
+        self.leader_view.as_ref()
+    }
+
+    /// The topics the member subscribes to.
+    pub fn subscription(&self) -> &BTreeSet<String> {
+        &self.topics
+    }
+
+    /// Asks for a rebalance (the subscribed topics changed shape, say a partition was added):
+    /// a stable member rejoins now. Ignored in any other state (a rebalance is on its way).
+    pub fn request_rejoin(&mut self, now: Instant) {
+        if self.state == MemberState::Stable && self.revoking.is_none() {
+            self.rejoin(now, Duration::ZERO);
+        }
+    }
+
     /// The application polled: resets the `max.poll.interval.ms` clock, and rejoins a member
     /// that left after missing it.
     pub fn poll(&mut self, now: Instant) {
@@ -393,12 +421,15 @@ impl Membership {
         let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         match self.state {
             MemberState::Unjoined | MemberState::Left | MemberState::Leaving => return None,
+            // Nothing else can happen before the coordinator is known.
+            _ if self.coordinator.is_none() => {
+                if !self.coordinator_in_flight {
+                    at(self.coordinator_retry_at);
+                }
+            }
             MemberState::WaitingToJoin if self.revoking.is_none() => at(self.join_at),
             MemberState::Stable if !self.heartbeat_in_flight => at(self.heartbeat_at),
             _ => {}
-        }
-        if self.coordinator.is_none() && !self.coordinator_in_flight {
-            at(self.coordinator_retry_at);
         }
         if self.generation >= 0 {
             at(self.last_poll + self.config.max_poll_interval);
@@ -476,6 +507,7 @@ impl Membership {
         }
         self.member_id = response.member_id;
         self.generation = response.generation_id;
+        self.leader_view = None;
         self.group_protocol = response.protocol_name;
         if response.leader == self.member_id && !response.skip_assignment {
             let members = response
@@ -489,7 +521,8 @@ impl Membership {
             }
             self.leading = Some(members);
             self.state = MemberState::Assigning;
-            self.actions.push_back(Action::FetchMetadata(topics.into_iter().collect()));
+            self.leading_topics = topics.into_iter().collect();
+            self.actions.push_back(Action::FetchMetadata(self.leading_topics.clone()));
         } else {
             self.send_sync(Vec::new());
         }
@@ -516,6 +549,7 @@ impl Membership {
             return self.fail(ErrorCode::INCONSISTENT_GROUP_PROTOCOL, "JoinGroup", Some(detail));
         };
         let plan = assignor.assign(&counts, &members);
+        self.leader_view = Some((std::mem::take(&mut self.leading_topics), counts));
         let mut assignments = Vec::with_capacity(plan.len());
         for (member_id, partitions) in plan {
             let body = ConsumerProtocolAssignment {

@@ -307,3 +307,36 @@ async fn auto_commit_batches_streams_and_a_drop_that_does_not_block() {
     drop(consumer);
     assert!(started.elapsed() < Duration::from_millis(200), "drop took {:?}", started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_partitions_are_assigned_after_a_rebalance() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("group-grow");
+    create_topic(broker, &topic, 2).await;
+    let config = GroupConfig::new(&broker.bootstrap(), &unique_topic("g"))
+        .session_timeout(Duration::from_secs(10))
+        .heartbeat_interval(Duration::from_millis(500))
+        .consumer(|c| {
+            let mut c = c.auto_offset_reset(OffsetReset::Earliest);
+            c.client.metadata_max_age = Duration::from_secs(1);
+            c
+        });
+    let mut consumer = GroupConsumer::new(config).unwrap();
+    consumer.subscribe([topic.as_str()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment().len() < 2 {
+        assert!(Instant::now() < deadline, "assignment {:?}", consumer.assignment());
+        consumer.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    let client = Client::new(ClientConfig::new(&broker.bootstrap())).unwrap();
+    for (t, result) in Admin::new(client.clone()).create_partitions(&[(topic.as_str(), 4)]).await {
+        result.unwrap_or_else(|e| panic!("grow {t}: {e}"));
+    }
+    client.close().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment().len() < 4 {
+        assert!(Instant::now() < deadline, "assignment {:?}", consumer.assignment());
+        consumer.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    consumer.close(Duration::from_secs(10)).await.unwrap();
+}

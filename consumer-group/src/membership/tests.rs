@@ -104,6 +104,13 @@ impl Harness {
         }
     }
 
+    fn expect_fetch_metadata(&mut self) -> Vec<String> {
+        match self.action() {
+            Some(Action::FetchMetadata(topics)) => topics,
+            other => panic!("expected FetchMetadata, got {other:?}"),
+        }
+    }
+
     fn expect_heartbeat(&mut self) -> HeartbeatRequest {
         match self.action() {
             Some(Action::Heartbeat(r)) => r,
@@ -615,4 +622,63 @@ fn leaving_during_an_unfinished_revocation_revokes_everything_once() {
     h.m.revocation_done(h.now);
     assert!(matches!(h.action(), Some(Action::Leave(_))));
     assert!(h.m.assignment().is_empty());
+}
+
+#[test]
+fn a_requested_rejoin_only_moves_a_stable_member() {
+    let mut h = Harness::new(sticky());
+    h.m.request_rejoin(h.now);
+    assert_eq!(h.m.state(), MemberState::Unjoined);
+    h.join_follower("m-1", 1, &tps("t", &[0]));
+    h.m.request_rejoin(h.now);
+    let join = h.expect_join();
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert_eq!(sub.owned_partitions, to_wire(&tps("t", &[0])), "cooperative: keeps its partitions meanwhile");
+    assert!(h.events().is_empty());
+}
+
+/// A driver sleeps until `poll_timeout`: while the coordinator is unknown and its lookup
+/// waits out a backoff, that must be the backoff's end, not a join that is already due (which
+/// would make the driver spin).
+#[test]
+fn the_timeout_is_the_lookup_backoff_while_the_coordinator_is_unknown() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string()], h.now);
+    h.expect_find();
+    assert_eq!(h.m.poll_timeout(), None, "nothing to wake for while the lookup is in flight");
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    h.m.handle_join(h.now, Err(timeout()));
+    assert_eq!(h.action(), None);
+    assert_eq!(h.m.poll_timeout(), Some(h.now + Duration::from_millis(100)));
+    h.advance(Duration::from_millis(100));
+    h.expect_find();
+}
+
+#[test]
+fn the_leader_remembers_the_counts_its_assignment_used() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    let mut response = join_ok("a", "a", 1, "cooperative-sticky");
+    let sub =
+        ConsumerProtocolSubscription { topics: vec!["t".into()], ..Default::default() }.to_bytes(3).unwrap();
+    response.members =
+        vec![JoinGroupResponseMember { member_id: "a".into(), metadata: sub, ..Default::default() }];
+    h.m.handle_join(h.now, Ok(response));
+    assert_eq!(h.m.leader_view(), None, "not before the assignment");
+    h.expect_fetch_metadata();
+    h.m.handle_metadata(h.now, Ok(BTreeMap::from([("t".to_string(), 2)])));
+    let view = h.m.leader_view().cloned().unwrap();
+    assert_eq!(view, (vec!["t".to_string()], BTreeMap::from([("t".to_string(), 2)])));
+    // A follower in the next generation has none.
+    h.m.request_rejoin(h.now);
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[0, 1]))));
+    h.m.request_rejoin(h.now);
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("a", "b", 2, "cooperative-sticky")));
+    assert_eq!(h.m.leader_view(), None);
 }
