@@ -422,11 +422,8 @@ impl Membership {
         match self.state {
             MemberState::Unjoined | MemberState::Left | MemberState::Leaving => return None,
             // Nothing else can happen before the coordinator is known.
-            _ if self.coordinator.is_none() => {
-                if !self.coordinator_in_flight {
-                    at(self.coordinator_retry_at);
-                }
-            }
+            _ if self.coordinator.is_none() && !self.coordinator_in_flight => at(self.coordinator_retry_at),
+            _ if self.coordinator.is_none() => {}
             MemberState::WaitingToJoin if self.revoking.is_none() => at(self.join_at),
             MemberState::Stable if !self.heartbeat_in_flight => at(self.heartbeat_at),
             _ => {}
