@@ -696,7 +696,11 @@ impl Membership {
         if let Err(e) = &result {
             tracing::debug!(group = %self.config.group_id, error = %e, "LeaveGroup failed");
         }
-        self.finish_leaving(now);
+        // A LeaveGroup sent after a missed poll interval does not end the member: it rejoins
+        // on the next poll.
+        if self.state == MemberState::Leaving {
+            self.finish_leaving(now);
+        }
     }
 
     fn finish_leaving(&mut self, _now: Instant) {

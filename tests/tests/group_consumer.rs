@@ -340,3 +340,65 @@ async fn added_partitions_are_assigned_after_a_rebalance() {
     }
     consumer.close(Duration::from_secs(10)).await.unwrap();
 }
+
+/// Records a member's rebalance calls.
+#[derive(Clone, Default)]
+struct Calls(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl klamm_group::RebalanceListener for Calls {
+    async fn on_assigned(&mut self, _: &mut klamm_group::RebalanceHandle<'_>, ps: &[TopicPartition]) {
+        self.0.lock().unwrap().push(format!("assigned {}", ps.len()));
+    }
+
+    async fn on_revoked(&mut self, _: &mut klamm_group::RebalanceHandle<'_>, ps: &[TopicPartition]) {
+        self.0.lock().unwrap().push(format!("revoked {}", ps.len()));
+    }
+
+    async fn on_lost(&mut self, _: &mut klamm_group::RebalanceHandle<'_>, ps: &[TopicPartition]) {
+        self.0.lock().unwrap().push(format!("lost {}", ps.len()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_polling_leaves_and_its_partitions_move() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("group-slow");
+    let group = unique_topic("g");
+    create_topic(broker, &topic, 4).await;
+    let config = || {
+        GroupConfig::new(&broker.bootstrap(), &group)
+            .session_timeout(Duration::from_secs(10))
+            .heartbeat_interval(Duration::from_millis(300))
+            .max_poll_interval(Duration::from_secs(3))
+            .consumer(|c| {
+                c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100))
+            })
+    };
+    let slow_calls = Calls::default();
+    let mut slow = GroupConsumer::with_listener(config(), slow_calls.clone()).unwrap();
+    slow.subscribe([topic.as_str()]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slow.assignment().len() < 4 {
+        assert!(Instant::now() < deadline);
+        slow.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    // The busy member stops polling; the other one keeps polling and ends up with everything.
+    let mut busy_peer = GroupConsumer::new(config()).unwrap();
+    busy_peer.subscribe([topic.as_str()]);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while busy_peer.assignment().len() < 4 {
+        assert!(Instant::now() < deadline, "the polling member has {:?}", busy_peer.assignment());
+        busy_peer.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    // Back to polling: the slow member hears it lost its partitions, then rejoins and gets a share.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while slow.assignment().len() != 2 || busy_peer.assignment().len() != 2 {
+        assert!(Instant::now() < deadline, "{:?} / {:?}", slow.assignment(), busy_peer.assignment());
+        slow.poll(Duration::from_millis(50)).await.unwrap();
+        busy_peer.poll(Duration::from_millis(50)).await.unwrap();
+    }
+    let calls = slow_calls.0.lock().unwrap().clone();
+    assert!(calls.contains(&"lost 4".to_string()), "{calls:?}");
+    slow.close(Duration::from_secs(10)).await.unwrap();
+    busy_peer.close(Duration::from_secs(10)).await.unwrap();
+}

@@ -424,6 +424,8 @@ fn a_member_that_does_not_poll_in_time_leaves_and_rejoins_on_the_next_poll() {
         Some(Action::Leave(r)) => assert_eq!(r.members[0].member_id, "m-1"),
         other => panic!("expected LeaveGroup, got {other:?}"),
     }
+    h.m.handle_leave(h.now, Ok(LeaveGroupResponse::default()));
+    assert_eq!(h.m.state(), MemberState::Unjoined, "that leave does not end the member");
     assert_eq!(h.action(), None, "stays out until the application polls");
     h.m.poll(h.now);
     assert_eq!(h.expect_join().member_id, "");
