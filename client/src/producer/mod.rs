@@ -369,11 +369,17 @@ impl Producer {
         }
         let config = &self.handle.shared.config;
         let mut attempt = 0;
+        // Why the attempts so far failed: when `max.block.ms` cuts an attempt short, this says
+        // what kept the metadata away (an unreachable broker, say), not just that time ran out.
+        let mut last_error: Option<Error> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let result = match tokio::time::timeout(left, client.topic(topic)).await {
                 Ok(result) => result,
-                Err(_) => Err(Error::new(ErrorKind::Timeout)),
+                Err(_) => {
+                    let cause = last_error.unwrap_or_else(|| Error::new(ErrorKind::Timeout));
+                    return Err(blocked_error(topic, cause, config.max_block));
+                }
             };
             let error = match result {
                 Ok(meta) if meta.partition_count() > 0 => return Ok(meta),
@@ -390,6 +396,7 @@ impl Producer {
             if Instant::now() + wait >= deadline {
                 return Err(blocked_error(topic, error, config.max_block));
             }
+            last_error = Some(error);
             tokio::time::sleep(wait).await;
         }
     }
@@ -523,4 +530,44 @@ struct MetadataWait {
     topic: String,
     max_block: Duration,
     cause: Error,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A broker address that closes its first connection at once and then accepts connections
+    /// without ever answering.
+    async fn closes_then_hangs() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            let mut first = true;
+            while let Ok((socket, _)) = listener.accept().await {
+                if !std::mem::take(&mut first) {
+                    held.push(socket);
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_send_cut_short_by_max_block_says_why_the_metadata_did_not_come() {
+        let addr = closes_then_hangs().await;
+        let config = ProducerConfig::new(&addr).max_block(Duration::from_millis(600)).with_client(|c| {
+            c.retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
+                .reconnect_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        });
+        let producer = Producer::new(config).unwrap();
+        let started = Instant::now();
+        let e = producer.send(ProducerRecord::new("t", "v")).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(e.kind(), &ErrorKind::Timeout, "{e:?}");
+        assert!(e.is_retriable());
+        // The second attempt hangs until max.block.ms; the first one's failure is the cause.
+        let text = e.to_string();
+        assert!(text.contains("max.block.ms") && text.contains(&addr), "{text}");
+    }
 }
