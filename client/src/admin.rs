@@ -650,11 +650,13 @@ impl Admin {
         Fut: Future<Output = Result<T, Error>>,
     {
         let mut tries = 0;
+        // What failed the attempts so far: the cause to report when the deadline cuts one short.
+        let mut last = None;
         loop {
             let e = match tokio::time::timeout_at(deadline.into(), attempt()).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => e,
-                Err(_) => return Err(timed_out(None)),
+                Err(_) => return Err(timed_out(last)),
             };
             if !e.is_retriable() {
                 return Err(e);
@@ -664,6 +666,7 @@ impl Admin {
                 return Err(timed_out(Some(e)));
             }
             tracing::debug!(error = %e, attempt = tries, "admin request failed; retrying");
+            last = Some(e);
             tokio::time::sleep(wait).await;
             tries += 1;
         }
@@ -916,5 +919,30 @@ mod tests {
             })
             .await;
         assert_eq!(results[0].1.as_ref().unwrap_err().kind(), &ErrorKind::Config, "not retried");
+    }
+
+    #[tokio::test]
+    async fn a_deadline_that_cuts_an_attempt_reports_the_error_before_it() {
+        let admin = admin(Duration::from_millis(200));
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let calls = RefCell::new(0);
+        let e = admin
+            .retrying(deadline, || {
+                *calls.borrow_mut() += 1;
+                let first = *calls.borrow() == 1;
+                async move {
+                    if first {
+                        return Err(Error::at(ErrorKind::Connect { addr: "b:1".into() }, "b:1"));
+                    }
+                    // The next attempt hangs until the deadline.
+                    std::future::pending::<Result<(), Error>>().await
+                }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(*calls.borrow(), 2);
+        assert_eq!(e.kind(), &ErrorKind::Timeout, "{e:?}");
+        assert!(e.to_string().contains("cannot connect to b:1"), "{e}");
+        assert!(e.is_retriable());
     }
 }

@@ -200,8 +200,15 @@ impl ClientConfig {
                 .rsplit_once(':')
                 .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0));
             if !port_ok {
-                return Err(config_error(format!("bootstrap server {server:?} is not host:port")));
+                return Err(config_error(format!("bootstrap.servers: {server:?} is not host:port")));
             }
+        }
+        // Checked here as well as by the connection, so that the error names the property.
+        if self.connection.request_timeout.is_zero() {
+            return Err(config_error("request.timeout.ms must be above zero".to_owned()));
+        }
+        if self.connection.connect_timeout.is_zero() {
+            return Err(config_error("socket.connection.setup.timeout.ms must be above zero".to_owned()));
         }
         if self.reconnect_backoff_max < self.reconnect_backoff {
             return Err(config_error("reconnect.backoff.max.ms is below reconnect.backoff.ms".to_owned()));
@@ -314,8 +321,15 @@ mod tests {
     #[test]
     fn validate_refuses_inconsistent_settings() {
         assert!(ClientConfig::default().validate().is_err());
-        assert!(ClientConfig::new("localhost").validate().is_err());
-        assert!(ClientConfig::new("localhost:0").validate().is_err());
+        for bad in ["localhost", "localhost:0", "host:notaport", ":9092"] {
+            let e = ClientConfig::new(bad).validate().unwrap_err();
+            assert!(e.to_string().contains("bootstrap.servers") && e.to_string().contains(bad), "{e}");
+        }
+        for key in ["request.timeout.ms", "socket.connection.setup.timeout.ms"] {
+            let mut config = ClientConfig::new("h:1");
+            config.set(key, "0").unwrap();
+            assert!(config.validate().unwrap_err().to_string().contains(key), "{key}");
+        }
         assert!(ClientConfig::new("[::1]:9092").validate().is_ok());
         let e = ClientConfig::new("h:1").reconnect_backoff(Duration::from_secs(2), Duration::from_secs(1));
         assert!(e.validate().unwrap_err().to_string().contains("reconnect"));

@@ -21,6 +21,11 @@
 //!   *rewinds* once nothing of it is in flight, and resends from the front with the same
 //!   sequence numbers. Batches the broker had written come back as duplicates (success with
 //!   their original offsets); the rest are written in order.
+//! - Until the broker has acknowledged one batch of a partition under the current producer id
+//!   and epoch, only one batch of that partition is in flight. A broker that holds no sequence
+//!   state for the producer takes any sequence number as the first; had a later batch been
+//!   pipelined behind one that failed (say, while a new topic's leader is still starting), it
+//!   would be written ahead of it.
 //! - Sequence numbers are assigned in queue order, once per producer epoch. When the epoch is
 //!   bumped (after a batch was dropped or the broker lost our state), every partition starts
 //!   again at 0 and queued batches are re-stamped in order before they are sent.
@@ -171,6 +176,9 @@ pub(crate) struct PartitionQueue {
     pub(crate) retry_at: Option<Instant>,
     /// The next sequence number to assign in the current epoch.
     pub(crate) next_sequence: i32,
+    /// A batch with sequence numbers was acknowledged since the producer id or epoch last
+    /// changed: the broker now checks our sequences, and batches may be pipelined.
+    pub(crate) confirmed: bool,
 }
 
 impl PartitionQueue {
@@ -395,6 +403,7 @@ impl Accumulator {
         for topic in self.topics.values_mut() {
             for queue in &mut topic.partitions {
                 queue.next_sequence = 0;
+                queue.confirmed = false;
                 queue.sent = 0;
                 queue.rewind = false;
                 for i in 0..queue.queue.len() {

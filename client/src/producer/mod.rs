@@ -369,11 +369,17 @@ impl Producer {
         }
         let config = &self.handle.shared.config;
         let mut attempt = 0;
+        // Why the attempts so far failed: when `max.block.ms` cuts an attempt short, this says
+        // what kept the metadata away (an unreachable broker, say), not just that time ran out.
+        let mut last_error: Option<Error> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let result = match tokio::time::timeout(left, client.topic(topic)).await {
                 Ok(result) => result,
-                Err(_) => Err(Error::new(ErrorKind::Timeout)),
+                Err(_) => {
+                    let cause = last_error.unwrap_or_else(|| Error::new(ErrorKind::Timeout));
+                    return Err(blocked_error(topic, cause, config.max_block));
+                }
             };
             let error = match result {
                 Ok(meta) if meta.partition_count() > 0 => return Ok(meta),
@@ -390,6 +396,7 @@ impl Producer {
             if Instant::now() + wait >= deadline {
                 return Err(blocked_error(topic, error, config.max_block));
             }
+            last_error = Some(error);
             tokio::time::sleep(wait).await;
         }
     }
@@ -523,4 +530,239 @@ struct MetadataWait {
     topic: String,
     max_block: Duration,
     cause: Error,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use bytes::BytesMut;
+    use klamm_protocol::api::api_versions::{ApiVersion, ApiVersionsResponse};
+    use klamm_protocol::api::init_producer_id::InitProducerIdResponse;
+    use klamm_protocol::api::metadata::{
+        MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use klamm_protocol::api::produce::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+    use klamm_protocol::{decode_request_frame, encode_response, AnyRequest, ApiKey, Response};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// A broker address that closes its first connection at once and then accepts connections
+    /// without ever answering.
+    async fn closes_then_hangs() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            let mut first = true;
+            while let Ok((socket, _)) = listener.accept().await {
+                if !std::mem::take(&mut first) {
+                    held.push(socket);
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_send_cut_short_by_max_block_says_why_the_metadata_did_not_come() {
+        let addr = closes_then_hangs().await;
+        let config = ProducerConfig::new(&addr).max_block(Duration::from_millis(600)).with_client(|c| {
+            c.retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
+                .reconnect_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        });
+        let producer = Producer::new(config).unwrap();
+        let started = Instant::now();
+        let e = producer.send(ProducerRecord::new("t", "v")).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(e.kind(), &ErrorKind::Timeout, "{e:?}");
+        assert!(e.is_retriable());
+        // The second attempt hangs until max.block.ms; the first one's failure is the cause.
+        let text = e.to_string();
+        assert!(text.contains("max.block.ms") && text.contains(&addr), "{text}");
+    }
+
+    /// One partition of a fake broker, judged as Kafka judges idempotent batches.
+    #[derive(Default)]
+    struct FakePartition {
+        /// The producer's epoch and next expected sequence, once a batch of it was written.
+        producer: Option<(i16, i32)>,
+        log_end: i64,
+        produces: usize,
+    }
+
+    impl FakePartition {
+        /// Appends a batch with this epoch, base sequence and record count, or refuses it.
+        fn append(&mut self, epoch: i16, sequence: i32, records: i32) -> (ErrorCode, i64) {
+            let accepted = match self.producer {
+                // Kafka holds no state for a producer it has not seen on the partition, and takes
+                // any sequence as its first.
+                None => true,
+                Some((e, next)) if e == epoch => sequence == next,
+                Some((e, _)) => epoch > e && sequence == 0,
+            };
+            if !accepted {
+                return (ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, -1);
+            }
+            self.producer = Some((epoch, sequence + records));
+            let base = self.log_end;
+            self.log_end += i64::from(records);
+            (ErrorCode::NONE, base)
+        }
+    }
+
+    async fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        stream.read_exact(&mut size).await.ok()?;
+        let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+        stream.read_exact(&mut frame).await.ok()?;
+        Some(Bytes::from(frame))
+    }
+
+    async fn respond<R: Response>(stream: &mut TcpStream, correlation_id: i32, version: i16, body: &R) {
+        let mut buf = BytesMut::new();
+        encode_response(&mut buf, correlation_id, version, body).expect("encodable");
+        stream.write_all(&buf).await.expect("write");
+    }
+
+    /// A broker (node 0) with topic `t` of one partition, which it leads. Like a Kafka broker
+    /// right after the topic was created, it answers the first Produce with
+    /// NOT_LEADER_OR_FOLLOWER, after a pause in which a client can pipeline more.
+    async fn new_topic_broker() -> (String, Arc<Mutex<FakePartition>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let partition = Arc::new(Mutex::new(FakePartition::default()));
+        let log = Arc::clone(&partition);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, addr.port(), Arc::clone(&log)));
+            }
+        });
+        (addr.to_string(), partition)
+    }
+
+    async fn serve(mut stream: TcpStream, port: u16, log: Arc<Mutex<FakePartition>>) {
+        let wanted = [ApiKey::API_VERSIONS, ApiKey::METADATA, ApiKey::INIT_PRODUCER_ID, ApiKey::PRODUCE];
+        while let Some(frame) = read_frame(&mut stream).await {
+            let (header, body) = decode_request_frame(frame).expect("a valid request");
+            let (id, version) = (header.correlation_id, header.api_version);
+            match body {
+                AnyRequest::ApiVersions(_) => {
+                    let api_keys = klamm_protocol::api::any::IMPLEMENTED
+                        .iter()
+                        .filter(|(key, _, _)| wanted.contains(key))
+                        .map(|&(key, min, max)| ApiVersion {
+                            api_key: key.0,
+                            min_version: min,
+                            max_version: max,
+                            ..Default::default()
+                        })
+                        .collect();
+                    respond(
+                        &mut stream,
+                        id,
+                        version,
+                        &ApiVersionsResponse { api_keys, ..Default::default() },
+                    )
+                    .await;
+                }
+                AnyRequest::Metadata(_) => {
+                    let partition = MetadataResponsePartition {
+                        partition_index: 0,
+                        leader_id: 0,
+                        replica_nodes: vec![0],
+                        isr_nodes: vec![0],
+                        ..Default::default()
+                    };
+                    let body = MetadataResponse {
+                        brokers: vec![MetadataResponseBroker {
+                            node_id: 0,
+                            host: "127.0.0.1".into(),
+                            port: i32::from(port),
+                            ..Default::default()
+                        }],
+                        controller_id: 0,
+                        topics: vec![MetadataResponseTopic {
+                            name: Some("t".into()),
+                            partitions: vec![partition],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    };
+                    respond(&mut stream, id, version, &body).await;
+                }
+                AnyRequest::InitProducerId(_) => {
+                    let body =
+                        InitProducerIdResponse { producer_id: 7, producer_epoch: 0, ..Default::default() };
+                    respond(&mut stream, id, version, &body).await;
+                }
+                AnyRequest::Produce(request) => {
+                    let records = request.topic_data[0].partition_data[0].records.clone().expect("records");
+                    // Producer epoch, base sequence and record count from the batch header.
+                    let epoch = i16::from_be_bytes([records[51], records[52]]);
+                    let sequence = i32::from_be_bytes(records[53..57].try_into().unwrap());
+                    let count = i32::from_be_bytes(records[57..61].try_into().unwrap());
+                    let first = {
+                        let mut log = log.lock().unwrap();
+                        log.produces += 1;
+                        log.produces == 1
+                    };
+                    let (code, base_offset) = if first {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        (ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)
+                    } else {
+                        log.lock().unwrap().append(epoch, sequence, count)
+                    };
+                    let partition = PartitionProduceResponse {
+                        index: 0,
+                        error_code: code.0,
+                        base_offset,
+                        ..Default::default()
+                    };
+                    let body = ProduceResponse {
+                        responses: vec![TopicProduceResponse {
+                            name: "t".into(),
+                            partition_responses: vec![partition],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    };
+                    respond(&mut stream, id, version, &body).await;
+                }
+                other => panic!("unexpected request {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_behind_a_first_one_that_failed_are_not_written_ahead_of_it() {
+        let (addr, partition) = new_topic_broker().await;
+        let config = ProducerConfig::new(&addr).batch_size(1024).with_client(|c| {
+            c.retry_backoff(Duration::from_millis(5), Duration::from_millis(20))
+                .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(20))
+        });
+        let producer = Producer::new(config).unwrap();
+        let mut deliveries = Vec::new();
+        for i in 0..2_000 {
+            let record = ProducerRecord::new("t", format!("value {i}")).partition(0);
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        let mut offsets = Vec::new();
+        for d in deliveries {
+            offsets.push(d.await.unwrap().offset);
+        }
+        assert_eq!(producer.close(Duration::from_secs(5)).await, 0);
+        // Every record where it was sent: the first batch failed, was resent, and went first.
+        let misplaced: HashMap<usize, i64> =
+            offsets.iter().enumerate().filter(|(i, o)| **o != *i as i64).map(|(i, o)| (i, *o)).collect();
+        assert!(
+            misplaced.is_empty(),
+            "{} records out of place, e.g. {:?}",
+            misplaced.len(),
+            misplaced.iter().next()
+        );
+        assert_eq!(partition.lock().unwrap().log_end, 2_000);
+    }
 }

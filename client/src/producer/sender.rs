@@ -7,7 +7,8 @@
 //! broker sees a partition's batches in sequence order), and reports each outcome on a channel;
 //! the sender applies outcomes under the lock.
 //!
-//! Limits: per partition at most `max_in_flight` batches, all to one broker; per broker at
+//! Limits: per partition at most `max_in_flight` batches, all to one broker (with idempotence,
+//! one until the partition's first acknowledgement; see the accumulator's docs); per broker at
 //! most `max_in_flight` requests; per request at most one batch per partition and about
 //! `max.request.size` bytes.
 //!
@@ -291,8 +292,9 @@ impl Sender {
                         continue;
                     }
                     // Queue batches for this broker, one per request, up to the limits.
+                    let limit = if idempotent && !queue.confirmed { 1 } else { max_in_flight };
                     let mut request = 0;
-                    while queue.sent < queue.queue.len() && queue.in_flight < max_in_flight {
+                    while queue.sent < queue.queue.len() && queue.in_flight < limit {
                         let in_use = self.broker_requests.get(&leader).copied().unwrap_or(0);
                         let drafts = drafts.entry(leader).or_default();
                         if request >= drafts.len() {
@@ -518,6 +520,7 @@ impl Sender {
             match outcome {
                 Outcome::Done(ack) => {
                     let batch = queue.remove(index).expect("present");
+                    queue.confirmed |= batch.stamp.is_some();
                     released += batch.memory;
                     batch.result.complete(Ok(ack));
                 }
