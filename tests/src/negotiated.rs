@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use klamm_protocol::api::api_versions::{ApiVersion, ApiVersionsRequest, ApiVersionsResponse};
 use klamm_protocol::api::create_topics::{CreatableTopic, CreateTopicsRequest, CreateTopicsResponse};
+use klamm_protocol::api::list_offsets::{ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic};
 use klamm_protocol::api::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
 use klamm_protocol::{ApiKey, Message, Request};
 
@@ -177,11 +178,14 @@ impl NegotiatedConnection {
         self.wait_for_leaders(name, partitions)
     }
 
-    /// Polls Metadata until `name` has `partitions` partitions, each with a leader; returns that
-    /// Metadata answer.
+    /// Polls Metadata until `name` has `partitions` partitions, each with a leader, then
+    /// ListOffsets until this broker (the leader of a single-node cluster) serves every one of
+    /// them: a leader that Metadata lists may still refuse requests for a moment
+    /// (NOT_LEADER_OR_FOLLOWER), and a test that writes then may see retries reorder or drop
+    /// non-idempotent batches. Returns the Metadata answer.
     pub fn wait_for_leaders(&mut self, name: &str, partitions: i32) -> MetadataResponse {
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let metadata = loop {
             let metadata = self.metadata(Some(&[name]));
             let ready = metadata.topics.iter().any(|t| {
                 t.name.as_deref() == Some(name)
@@ -190,9 +194,39 @@ impl NegotiatedConnection {
                     && t.partitions.iter().all(|p| p.error_code == 0 && p.leader_id >= 0)
             });
             if ready {
-                return metadata;
+                break metadata;
             }
             assert!(Instant::now() < deadline, "{name} has no leaders after 30 s: {metadata:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let request = ListOffsetsRequest {
+            replica_id: -1,
+            topics: vec![ListOffsetsTopic {
+                name: name.to_owned(),
+                partitions: (0..partitions)
+                    .map(|p| ListOffsetsPartition {
+                        partition_index: p,
+                        current_leader_epoch: -1,
+                        timestamp: -1,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        loop {
+            let response = self.send(&request);
+            let errors: Vec<(i32, i16)> = response
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.error_code)))
+                .filter(|(_, code)| *code != 0)
+                .collect();
+            if errors.is_empty() {
+                return metadata;
+            }
+            assert!(Instant::now() < deadline, "{name}: partitions not served after 30 s: {errors:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -247,8 +247,10 @@ impl Producer {
     /// Waits while the buffer is full or the topic's metadata is not known yet, at most
     /// `max.block.ms`; then fails with [`ErrorKind::Timeout`] (or the topic's error, such as
     /// UNKNOWN_TOPIC_OR_PARTITION). A record larger than `max.request.size` fails at once with
-    /// [`ErrorKind::RecordTooLarge`]. Records sent one after another to the same partition are
-    /// written in that order.
+    /// [`ErrorKind::RecordTooLarge`]. With idempotence (the default), records sent one after
+    /// another to the same partition are written in that order, retries included. Without it, a
+    /// batch that is retried can land after batches sent behind it, and with `acks=0` a batch
+    /// the broker refuses is lost unnoticed, as in the Java client.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
         let shared = &self.handle.shared;
         if shared.closed.load(Ordering::Acquire) {
