@@ -400,7 +400,9 @@ def main():
     p.add_argument("--partitions", type=int, default=1)
     p = base("group-member")
     p.add_argument("--group", required=True)
-    p.add_argument("--assignor", choices=["cooperative-sticky", "range", "roundrobin"], default="cooperative-sticky")
+    p.add_argument(
+        "--assignor", choices=["cooperative-sticky", "range", "roundrobin"], default="cooperative-sticky"
+    )
     p.add_argument("--commit-every", type=lambda v: max(1, int(v)), default=1000)
     p.add_argument("--count", type=int)
     p.add_argument("--timeout-ms", type=int, default=10000)

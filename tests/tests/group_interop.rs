@@ -293,7 +293,10 @@ fn at_least_once_after_kill() {
     let s = Setup::new("alo", P);
     let ends = s.produce(TOTAL / P as usize);
     assert_eq!(ends.values().sum::<i64>(), TOTAL as i64);
-    let flags = member_flags(MemberKind::Klamm, "cooperative-sticky", COMMIT_EVERY, &[]);
+    // Small fetches and polls: the member spends its time reading rather than waiting for its
+    // commits, so the kill tends to land between two commits.
+    let small = ["--property", "max.partition.fetch.bytes=8192", "--property", "max.poll.records=100"];
+    let flags = member_flags(MemberKind::Klamm, "cooperative-sticky", COMMIT_EVERY, &small);
 
     let first = s.start_with(MemberKind::Klamm, "first", &s.group, &flags);
     first.wait_for_records(TOTAL / 2, Duration::from_secs(120));

@@ -94,8 +94,8 @@ public final class Peer {
         } catch (UsageException e) {
             System.err.println("java-peer: " + e.getMessage());
             System.err.println(
-                    "usage: produce|consume|create-topic|group-member|committed --brokers B --topic T [options]"
-                            + " (see docs/testing.md)");
+                    "usage: produce|consume|create-topic|group-member|committed --brokers B --topic T"
+                            + " [options] (see docs/testing.md)");
             status = 2;
         } catch (Throwable e) {
             System.err.println("java-peer: error: " + e);
@@ -493,7 +493,9 @@ public final class Peer {
     }
 
     private static String tpList(Collection<TopicPartition> partitions) {
-        return partitions.stream().map(tp -> tp.topic() + "-" + tp.partition()).collect(Collectors.joining(","));
+        return partitions.stream()
+                .map(tp -> tp.topic() + "-" + tp.partition())
+                .collect(Collectors.joining(","));
     }
 
     private static String text(byte[] b) {
