@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use klamm::protocol::api::leave_group::LeaveGroupRequest;
 use klamm::protocol::ErrorCode;
 use klamm::{Client, Consumer, ConsumerRecord, Error, ErrorKind, Offset, TopicPartition};
 use tokio::sync::Notify;
@@ -22,7 +23,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::GroupConfig;
 use crate::coordinator::{self, GroupShared};
-use crate::membership::{GroupEvent, MemberState, Membership, MembershipConfig};
+use crate::membership::{leave_request_at, GroupEvent, MemberState, Membership, MembershipConfig};
 use crate::offsets::{self, NextOffset};
 
 /// What the application does when the group moves partitions. Every method has an empty
@@ -615,9 +616,8 @@ impl<L: RebalanceListener> Drop for GroupConsumer<L> {
         let (Some(node), false) = (coordinator, member_id.is_empty()) else { return };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let client = self.shared.client.clone();
-        let request = klamm::protocol::api::leave_group::LeaveGroupRequest {
+        let request = LeaveGroupRequest {
             group_id: self.shared.config.group_id.clone(),
-            member_id: member_id.clone(),
             members: vec![klamm::protocol::api::leave_group::MemberIdentity {
                 member_id,
                 reason: Some("the consumer was dropped".to_string()),
@@ -626,7 +626,11 @@ impl<L: RebalanceListener> Drop for GroupConsumer<L> {
             ..Default::default()
         };
         runtime.spawn(async move {
-            let leave = async { client.send_to(node, klamm::ConnectionKind::Group, &request).await };
+            let leave = async {
+                let conn = client.connection(node, klamm::ConnectionKind::Group).await?;
+                let version = conn.version_for::<LeaveGroupRequest>()?;
+                conn.send_at(version, &leave_request_at(&request, version)).await
+            };
             let _ = tokio::time::timeout(Duration::from_secs(5), leave).await;
             client.close().await;
         });

@@ -14,12 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use klamm::protocol::api::leave_group::LeaveGroupRequest;
 use klamm::{Client, ConnectionKind, Error, ErrorKind};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::config::GroupConfig;
-use crate::membership::{Action, MemberState, Membership};
+use crate::membership::{leave_request_at, Action, MemberState, Membership};
 
 /// What the consumer and the coordinator task share.
 pub(crate) struct GroupShared {
@@ -162,7 +163,12 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
             shared.membership().handle_heartbeat(Instant::now(), result);
         }
         Action::Leave(request) => {
-            let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
+            let result = async {
+                let conn = coordinator_connection(shared).await?;
+                let version = conn.version_for::<LeaveGroupRequest>()?;
+                conn.send_at(version, &leave_request_at(&request, version)).await
+            }
+            .await;
             shared.membership().handle_leave(Instant::now(), result);
         }
     }

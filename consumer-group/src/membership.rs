@@ -123,7 +123,8 @@ pub enum Action {
     Sync(SyncGroupRequest),
     /// Send to the coordinator; answer with [`Membership::handle_heartbeat`].
     Heartbeat(HeartbeatRequest),
-    /// Send to the coordinator; answer with [`Membership::handle_leave`].
+    /// Send to the coordinator, shaped for the version sent with [`leave_request_at`];
+    /// answer with [`Membership::handle_leave`].
     Leave(LeaveGroupRequest),
 }
 
@@ -770,10 +771,10 @@ impl Membership {
         }));
     }
 
+    /// In the layout of v3+ (the member in `members`); [`leave_request_at`] gives older ones.
     fn leave_request(&self) -> LeaveGroupRequest {
         LeaveGroupRequest {
             group_id: self.config.group_id.clone(),
-            member_id: self.member_id.clone(),
             members: vec![MemberIdentity {
                 member_id: self.member_id.clone(),
                 group_instance_id: self.config.group_instance_id.clone(),
@@ -896,6 +897,19 @@ fn millis(d: Duration) -> i32 {
 
 /// A member's subscription from its JoinGroup metadata; `None` (and a warning) when it cannot
 /// be read, so one odd member does not stop the group.
+/// The LeaveGroup `request` of an [`Action::Leave`] (which names the member in `members`) in
+/// the layout of `version`: up to v2 the one member goes in `member_id` instead, its static id
+/// and reason dropped. Each layout is refused at the other versions, so a driver must send
+/// what this returns for the version it negotiated.
+pub fn leave_request_at(request: &LeaveGroupRequest, version: i16) -> LeaveGroupRequest {
+    let mut out = request.clone();
+    if version <= 2 {
+        out.member_id = out.members.first().map(|m| m.member_id.clone()).unwrap_or_default();
+        out.members.clear();
+    }
+    out
+}
+
 fn decode_member(member_id: String, instance: Option<String>, metadata: Bytes) -> Option<MemberSubscription> {
     match ConsumerProtocolSubscription::from_bytes(metadata) {
         Ok(s) => Some(MemberSubscription {

@@ -8,6 +8,9 @@ the same way:
             [--acks all|1|0] [--partitioner default|murmur2]
     consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning] [--group G]
     create-topic --brokers B --topic T [--partitions N]
+    group-member --brokers B --topic T --group G [--assignor cooperative-sticky|range|roundrobin]
+            [--commit-every N] [--count N] [--timeout-ms MS] [--property key=value]...
+    committed --brokers B --topic T --group G
 
 `produce` reads one JSON record per stdin line,
     {"key": hex|null, "value": hex|null, "headers": [[name, hex|null], ...],
@@ -21,11 +24,24 @@ per record, until --count records arrived or nothing arrived for --timeout-ms.
 With --group, `consume` instead subscribes as a member of group G (classic protocol), commits
 the offsets of what it printed before it leaves, and starts where the group's committed offsets
 say (or at the beginning / end of each partition when there are none).
+`group-member` behaves as Klamm's `group-consume` example (consumer-group/examples), so the
+harness follows the three clients in one group the same way: it subscribes to T as a member of G
+(classic protocol, partition.assignment.strategy = --assignor, earliest when nothing is
+committed, no auto-commit), prints `assigned <topic-partition,...>` after every assignment
+(possibly empty), `revoked <...>` / `lost <...>` when partitions go (only when some do), and
+`partition<TAB>offset<TAB>key<TAB>value` per record (UTF-8, lossy; `-` for null), one flushed
+line each. It commits the offsets after what it printed every N records (default 1000; a failed
+periodic commit is reported on stderr and the member goes on) and, in the rebalance callback,
+for partitions before they are revoked. It stops after --count records, when nothing arrived for
+--timeout-ms (default 10000), or on SIGTERM/SIGINT; then it commits what it printed, closes
+(revoking and leaving the group) and exits 0.
+`committed` prints {"partition": p, "offset": o|null} per partition of T: G's committed offsets.
 Any error ends the process with a message on stderr and a non-zero status.
 """
 
 import argparse
 import json
+import signal
 import sys
 import time
 
@@ -222,6 +238,137 @@ def consume(args):
         consumer.close()
 
 
+def text(value):
+    return "-" if value is None else value.decode("utf-8", errors="replace")
+
+
+def say(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def tp_list(partitions):
+    return ",".join(f"{tp.topic}-{tp.partition}" for tp in partitions)
+
+
+def parse_properties(pairs):
+    out = {}
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise PeerError(f"--property takes key=value, not {kv!r}")
+        out[key.strip()] = value
+    return out
+
+
+def group_member(args):
+    cooperative = args.assignor == "cooperative-sticky"
+    config = common_config(args)
+    config.update(
+        {
+            "group.id": args.group,
+            "partition.assignment.strategy": args.assignor,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "allow.auto.create.topics": False,
+            "enable.partition.eof": False,
+        }
+    )
+    config.update(parse_properties(args.property))
+    consumer = Consumer(config)
+    # Per (topic, partition) owned now: the offset after the last record printed.
+    consumed = {}
+    stopping = []
+
+    def on_signal(_signum, _frame):
+        stopping.append(True)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def commit(keys, why):
+        offsets = [TopicPartition(t, p, consumed[(t, p)]) for (t, p) in keys if (t, p) in consumed]
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            print(f"{PROG}: commit {why} failed: {e}", file=sys.stderr, flush=True)
+
+    def on_assign(c, partitions):
+        if cooperative:
+            c.incremental_assign(partitions)
+        else:
+            c.assign(partitions)
+        say(f"assigned {tp_list(partitions)}")
+
+    def on_revoke(c, partitions):
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        commit(keys, "before revocation")
+        for k in keys:
+            consumed.pop(k, None)
+        if cooperative:
+            c.incremental_unassign(partitions)
+        else:
+            c.unassign()
+        if partitions:
+            say(f"revoked {tp_list(partitions)}")
+
+    def on_lost(c, partitions):
+        for tp in partitions:
+            consumed.pop((tp.topic, tp.partition), None)
+        if cooperative:
+            c.incremental_unassign(partitions)
+        else:
+            c.unassign()
+        if partitions:
+            say(f"lost {tp_list(partitions)}")
+
+    consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+    printed = 0
+    since_commit = 0
+    last_progress = time.monotonic()
+    try:
+        while not stopping and (args.count is None or printed < args.count):
+            idle_ms = (time.monotonic() - last_progress) * 1000
+            if idle_ms >= args.timeout_ms:
+                break
+            msg = consumer.poll(min(0.2, (args.timeout_ms - idle_ms) / 1000))
+            if msg is None:
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            say(f"{msg.partition()}\t{msg.offset()}\t{text(msg.key())}\t{text(msg.value())}")
+            consumed[(msg.topic(), msg.partition())] = msg.offset() + 1
+            printed += 1
+            since_commit += 1
+            last_progress = time.monotonic()
+            if since_commit >= args.commit_every:
+                commit(list(consumed), "of printed records")
+                since_commit = 0
+        commit(list(consumed), "before closing")
+    finally:
+        consumer.close()
+
+
+def committed(args):
+    config = common_config(args)
+    config.update({"group.id": args.group, "enable.auto.commit": False})
+    consumer = Consumer(config)
+    try:
+        partitions = partitions_of(consumer, args.topic, 10)
+        got = consumer.committed([TopicPartition(args.topic, p) for p in partitions], timeout=30)
+        for tp in sorted(got, key=lambda tp: tp.partition):
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            # librdkafka says OFFSET_INVALID (-1001) where nothing is committed.
+            offset = None if tp.offset < 0 else tp.offset
+            emit({"partition": tp.partition, "offset": offset})
+    finally:
+        consumer.close()
+
+
 def create_topic(args):
     admin = AdminClient(common_config(args))
     futures = admin.create_topics([NewTopic(args.topic, num_partitions=args.partitions, replication_factor=1)])
@@ -251,10 +398,28 @@ def main():
     p.add_argument("--group")
     p = base("create-topic")
     p.add_argument("--partitions", type=int, default=1)
+    p = base("group-member")
+    p.add_argument("--group", required=True)
+    p.add_argument(
+        "--assignor", choices=["cooperative-sticky", "range", "roundrobin"], default="cooperative-sticky"
+    )
+    p.add_argument("--commit-every", type=lambda v: max(1, int(v)), default=1000)
+    p.add_argument("--count", type=int)
+    p.add_argument("--timeout-ms", type=int, default=10000)
+    p.add_argument("--property", action="append", default=[])
+    p = base("committed")
+    p.add_argument("--group", required=True)
 
     args = parser.parse_args()
     try:
-        {"produce": produce, "consume": consume, "create-topic": create_topic}[args.command](args)
+        commands = {
+            "produce": produce,
+            "consume": consume,
+            "create-topic": create_topic,
+            "group-member": group_member,
+            "committed": committed,
+        }
+        commands[args.command](args)
     except (PeerError, KafkaException) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         sys.exit(1)

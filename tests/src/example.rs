@@ -1,15 +1,20 @@
 //! The workspace's example programs as child processes: built once per test binary with cargo
 //! (so tests do not race on `cargo run`), then run directly, and killed when dropped.
 //!
-//! [`GroupMember`] runs the `group-consume` example of `klamm-group` and follows its output:
-//! `assigned`/`revoked`/`lost` lines and records.
+//! [`GroupMember`] runs a consumer-group member and follows its output (`assigned`/`revoked`/
+//! `lost` lines and records): the `group-consume` example of `klamm-group`, or the `group-member`
+//! command of the librdkafka or Java peer, which take the same flags and print the same lines.
+//! [`wait_for_exact_cover`] and [`assert_not_revoked`] check a group of them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::peer::{Peer, PeerKind};
 
 /// The path of example `name` of package `package`, built (in the test profile's `dev`
 /// mode) on first use.
@@ -52,31 +57,90 @@ pub struct MemberLog {
     pub records: Vec<(i32, i64)>,
 }
 
-/// A `group-consume` process in a consumer group.
+/// Which client a [`GroupMember`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    /// Klamm: the `group-consume` example of `klamm-group`.
+    Klamm,
+    /// librdkafka: `group-member` of the librdkafka peer.
+    Rdkafka,
+    /// The Java client: `group-member` of the Java peer (classic group protocol).
+    Java,
+}
+
+impl MemberKind {
+    /// `"klamm"`, `"rdkafka"` or `"java"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemberKind::Klamm => "klamm",
+            MemberKind::Rdkafka => "rdkafka",
+            MemberKind::Java => "java",
+        }
+    }
+
+    /// The property that bounds how long a fetch waits at the broker: `fetch.wait.max.ms` in
+    /// librdkafka, `fetch.max.wait.ms` in the others.
+    pub fn fetch_wait_property(self) -> &'static str {
+        match self {
+            MemberKind::Rdkafka => "fetch.wait.max.ms",
+            MemberKind::Klamm | MemberKind::Java => "fetch.max.wait.ms",
+        }
+    }
+}
+
+/// A consumer-group member process.
 pub struct GroupMember {
     child: Option<Child>,
     log: Arc<Mutex<MemberLog>>,
     stderr: Arc<Mutex<String>>,
+    readers: Vec<JoinHandle<()>>,
     name: String,
+    kind: MemberKind,
 }
 
 impl GroupMember {
-    /// Starts a member of `group` reading `topic` at `brokers` with `extra` flags (such as
-    /// `--assignor range`, `--commit-every 100`). It runs until stopped or killed.
+    /// Starts a Klamm member of `group` reading `topic` at `brokers` with `extra` flags (such
+    /// as `--assignor range`, `--commit-every 100`). It runs until stopped or killed.
     pub fn start(name: &str, brokers: &str, topic: &str, group: &str, extra: &[&str]) -> GroupMember {
-        let exe = example_binary("klamm-group", "group-consume");
-        let mut child = Command::new(exe)
-            .args(["--brokers", brokers, "--topic", topic, "--group", group, "--timeout-ms", "600000"])
-            .args(extra)
+        GroupMember::start_kind(MemberKind::Klamm, name, brokers, topic, group, extra)
+    }
+
+    /// Starts a member of `kind`, as [`GroupMember::start`] does. The peers panic (naming the
+    /// install script) when they are not installed.
+    pub fn start_kind(
+        kind: MemberKind,
+        name: &str,
+        brokers: &str,
+        topic: &str,
+        group: &str,
+        extra: &[&str],
+    ) -> GroupMember {
+        let mut args =
+            vec!["--brokers", brokers, "--topic", topic, "--group", group, "--timeout-ms", "600000"];
+        args.extend_from_slice(extra);
+        let mut command = match kind {
+            MemberKind::Klamm => {
+                let mut c = Command::new(example_binary("klamm-group", "group-consume"));
+                c.args(&args);
+                c
+            }
+            MemberKind::Rdkafka | MemberKind::Java => {
+                let peer =
+                    Peer::new(if kind == MemberKind::Java { PeerKind::Java } else { PeerKind::Rdkafka });
+                args.insert(0, "group-member");
+                peer.command(&args)
+            }
+        };
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start group-consume: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start the {} member {name}: {e}", kind.name()));
         let log = Arc::new(Mutex::new(MemberLog::default()));
         let stdout = child.stdout.take().expect("piped stdout");
         let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
+        let out_reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let mut log = sink.lock().unwrap_or_else(|e| e.into_inner());
@@ -104,7 +168,7 @@ impl GroupMember {
         let stderr_text = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("piped stderr");
         let sink = Arc::clone(&stderr_text);
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
@@ -112,12 +176,56 @@ impl GroupMember {
                 s.push('\n');
             }
         });
-        GroupMember { child: Some(child), log, stderr: stderr_text, name: name.to_string() }
+        GroupMember {
+            child: Some(child),
+            log,
+            stderr: stderr_text,
+            readers: vec![out_reader, err_reader],
+            name: name.to_string(),
+            kind,
+        }
     }
 
     /// The member's name in the test.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Which client it runs.
+    pub fn kind(&self) -> MemberKind {
+        self.kind
+    }
+
+    /// Waits until it printed at least `count` records; panics after `within`.
+    pub fn wait_for_records(&self, count: usize, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = self.log.lock().unwrap_or_else(|e| e.into_inner()).records.len();
+            if got >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} printed {got} of {count} records within {within:?}: {}",
+                self.name,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// After the process exited: lets the readers take its last lines (they end at the pipes'
+    /// end of file).
+    fn drain(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for reader in std::mem::take(&mut self.readers) {
+            if reader.is_finished() {
+                let _ = reader.join();
+            }
+        }
     }
 
     /// A copy of what it printed so far.
@@ -138,8 +246,7 @@ impl GroupMember {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
-                // Give the reader thread a moment to take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
+                self.drain();
                 assert!(status.success(), "{} exited with {status}: {}", self.name, self.stderr());
                 return self.log();
             }
@@ -151,12 +258,31 @@ impl GroupMember {
         }
     }
 
+    /// Waits up to `within` for it to end by itself (after `--count` records); panics when it
+    /// does not, or does not exit cleanly.
+    pub fn wait_for_exit(mut self, within: Duration) -> MemberLog {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                self.drain();
+                assert!(status.success(), "{} exited with {status}: {}", self.name, self.stderr());
+                return self.log();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{} did not end within {within:?}: {}", self.name, self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills it with SIGKILL: no commit, no LeaveGroup.
     pub fn kill(mut self) -> MemberLog {
         let mut child = self.child.take().expect("running");
         let _ = child.kill();
         let _ = child.wait();
-        std::thread::sleep(Duration::from_millis(100));
+        self.drain();
         self.log()
     }
 }
@@ -168,4 +294,56 @@ impl Drop for GroupMember {
             let _ = child.wait();
         }
     }
+}
+
+/// Waits until `members` together own every partition of `topic` exactly once, each owning
+/// some; returns each member's partitions (`topic-partition`), in `members` order. Panics with
+/// what they own and their stderr after `within`.
+pub fn wait_for_exact_cover(
+    members: &[&GroupMember],
+    topic: &str,
+    partitions: i32,
+    within: Duration,
+) -> Vec<Vec<String>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let views: Vec<Vec<String>> = members.iter().map(|m| m.log().owned.into_iter().collect()).collect();
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for v in &views {
+            for tp in v {
+                *seen.entry(tp.as_str()).or_insert(0) += 1;
+            }
+        }
+        let all = (0..partitions).all(|p| seen.get(format!("{topic}-{p}").as_str()) == Some(&1));
+        if all && seen.len() == partitions as usize && views.iter().all(|v| !v.is_empty()) {
+            return views;
+        }
+        if Instant::now() > deadline {
+            let named: Vec<String> =
+                members.iter().zip(&views).map(|(m, v)| format!("{}: {v:?}", m.name())).collect();
+            let errors: Vec<String> =
+                members.iter().map(|m| format!("{} stderr: {}", m.name(), m.stderr())).collect();
+            panic!("no exact cover within {within:?}: {named:?}\n{}", errors.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Panics if a partition in `kept` appears in a `revoked` or `lost` line `member` printed
+/// after its first `from` rebalance lines.
+pub fn assert_not_revoked(member: &GroupMember, from: usize, kept: &[String]) {
+    for line in member.log().rebalances.iter().skip(from) {
+        if line.starts_with("revoked") || line.starts_with("lost") {
+            for tp in kept {
+                let listed =
+                    line.split_once(' ').map(|(_, l)| l.split(',').any(|p| p == tp)).unwrap_or(false);
+                assert!(!listed, "{}: {tp} stayed but was revoked ({line})", member.name());
+            }
+        }
+    }
+}
+
+/// The partitions in both `before` and `after`: those a member kept across a rebalance.
+pub fn kept(before: &[String], after: &[String]) -> Vec<String> {
+    before.iter().filter(|tp| after.contains(tp)).cloned().collect()
 }

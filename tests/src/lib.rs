@@ -14,7 +14,8 @@
 //!   [`Recorder`], which records every frame to capture fixtures; [`VersionCapProxy`] is one
 //!   with a [`VersionCap`], which keeps clients to versions the codec implements.
 //!
-//! - [`GroupMember`]: the `group-consume` example as a child process in a consumer group
+//! - [`GroupMember`]: a consumer-group member as a child process: the `group-consume` example or
+//!   either peer's `group-member` command, all with the same flags and output
 //!   ([`example_binary`] builds and finds any example program).
 //!
 //! Everything runs from the cache `scripts/install-test-deps` fills; when something is missing
@@ -49,13 +50,15 @@ mod recording;
 mod version_cap;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
-pub use example::{example_binary, GroupMember, MemberLog};
+pub use example::{
+    assert_not_revoked, example_binary, kept, wait_for_exact_cover, GroupMember, MemberKind, MemberLog,
+};
 pub use fixture_scenario::run_fixture_scenario;
 pub use install::{cache_dir, Component};
 pub use negotiated::{api_versions_request, leader_address, ApiVersionTable, NegotiatedConnection};
 pub use peer::{
-    Acks, Compression, ConsumeOptions, Delivery, Header, Partitioner, Peer, PeerKind, PeerRecord,
-    ProduceOptions, Transaction,
+    Acks, CommittedOffset, Compression, ConsumeOptions, Delivery, Header, Partitioner, Peer, PeerKind,
+    PeerRecord, ProduceOptions, Transaction,
 };
 pub use ports::free_port;
 pub use proxy::{CutPoint, Direction, FaultProxy, FrameHook, PeriodicCut};

@@ -208,6 +208,15 @@ pub struct Delivery {
     pub offset: i64,
 }
 
+/// A group's committed offset of one partition, as [`Peer::committed`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct CommittedOffset {
+    /// The partition.
+    pub partition: i32,
+    /// The next offset to consume, `None` when the group committed nothing for the partition.
+    pub offset: Option<i64>,
+}
+
 /// How long a peer process may run before it is killed, unless `KLAMM_PEER_TIMEOUT_SECS` says
 /// otherwise.
 const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -370,6 +379,23 @@ impl Peer {
         parse_lines(&out)
     }
 
+    /// The offsets `group` has committed for every partition of `topic`, as this client reads
+    /// them, by partition. Panics if the peer fails.
+    pub fn committed(&self, brokers: &str, group: &str, topic: &str) -> Vec<CommittedOffset> {
+        let out = self
+            .run(&["committed", "--brokers", brokers, "--topic", topic, "--group", group], Vec::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        parse_lines(&out).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A command that runs the peer with `args` (for long-running peers such as
+    /// `group-member`, which the caller follows itself).
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.program[0]);
+        command.args(&self.program[1..]).args(args);
+        command
+    }
+
     /// Creates `topic` with `partitions` partitions (replication factor 1). Panics if the peer
     /// fails.
     pub fn create_topic(&self, brokers: &str, topic: &str, partitions: u32) {
@@ -388,9 +414,8 @@ impl Peer {
             .ok()
             .and_then(|s| s.parse().ok())
             .map_or(DEFAULT_PEER_TIMEOUT, Duration::from_secs);
-        let mut child = Command::new(&self.program[0])
-            .args(&self.program[1..])
-            .args(args)
+        let mut child = self
+            .command(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

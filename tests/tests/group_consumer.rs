@@ -3,7 +3,6 @@
 //! owned by exactly one member after each step and, with cooperative-sticky, partitions that
 //! stay never revoked; commits as the next offset to consume, read back by a new member.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use klamm::{
@@ -11,7 +10,7 @@ use klamm::{
     TopicPartition,
 };
 use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
-use klamm_tests::{unique_topic, Broker, GroupMember};
+use klamm_tests::{assert_not_revoked, kept, unique_topic, wait_for_exact_cover, Broker, GroupMember};
 
 /// Flags for members that notice each other quickly: heartbeats every 500 ms, a member gone
 /// after 10 s.
@@ -58,53 +57,6 @@ fn setup(partitions: i32, records: usize) -> (&'static Broker, String, String) {
         produce(broker, &topic, records).await;
     });
     (broker, topic, group)
-}
-
-/// Waits until the members together own every partition of `topic` exactly once, each
-/// owning some; returns each member's partitions.
-fn wait_for_exact_cover(
-    members: &[&GroupMember],
-    topic: &str,
-    partitions: i32,
-    within: Duration,
-) -> Vec<Vec<String>> {
-    let deadline = Instant::now() + within;
-    loop {
-        let views: Vec<Vec<String>> = members.iter().map(|m| m.log().owned.into_iter().collect()).collect();
-        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-        for v in &views {
-            for tp in v {
-                *seen.entry(tp.as_str()).or_insert(0) += 1;
-            }
-        }
-        let all = (0..partitions).all(|p| seen.get(format!("{topic}-{p}").as_str()) == Some(&1));
-        if all && seen.len() == partitions as usize && views.iter().all(|v| !v.is_empty()) {
-            return views;
-        }
-        if Instant::now() > deadline {
-            let errors: Vec<String> =
-                members.iter().map(|m| format!("{}: {}", m.name(), m.stderr())).collect();
-            panic!("no exact cover within {within:?}: {views:?}\n{errors:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// No partition in `kept` appears in a revoked or lost line printed after line `from`.
-fn assert_not_revoked(member: &GroupMember, from: usize, kept: &[String]) {
-    for line in member.log().rebalances.iter().skip(from) {
-        if line.starts_with("revoked") || line.starts_with("lost") {
-            for tp in kept {
-                let listed =
-                    line.split_once(' ').map(|(_, l)| l.split(',').any(|p| p == tp)).unwrap_or(false);
-                assert!(!listed, "{}: {tp} stayed but was revoked ({line})", member.name());
-            }
-        }
-    }
-}
-
-fn kept(before: &[String], after: &[String]) -> Vec<String> {
-    before.iter().filter(|tp| after.contains(tp)).cloned().collect()
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use klamm::ErrorKind;
 use klamm_protocol::api::join_group::JoinGroupResponseMember;
+use klamm_protocol::Message as _;
 
 use super::*;
 use crate::assignor::{CooperativeSticky, Range};
@@ -473,6 +474,43 @@ fn a_dynamic_member_leaves_after_its_revocation() {
     assert_eq!(h.m.state(), MemberState::Left);
     assert_eq!(h.action(), None);
     assert_eq!(h.m.poll_timeout(), None);
+}
+
+/// Bytes of `request` encoded at `version`, or why not.
+fn leave_bytes(request: &LeaveGroupRequest, version: i16) -> Result<bytes::BytesMut, String> {
+    let mut buf = bytes::BytesMut::new();
+    request.encode_body(&mut buf, version).map(|()| buf).map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_leave_request_encodes_at_every_version_with_the_member_in_place() {
+    for poll_timeout in [false, true] {
+        let mut h = Harness::new(sticky());
+        h.join_follower("m-1", 1, &tps("t", &[0]));
+        if poll_timeout {
+            h.now += Duration::from_secs(301);
+            h.m.handle_timeout(h.now);
+        } else {
+            h.m.leave(h.now);
+            h.events();
+            h.m.revocation_done(h.now);
+        }
+        let Some(Action::Leave(request)) = h.action() else { panic!("expected LeaveGroup") };
+        for version in LeaveGroupRequest::MIN_VERSION..=LeaveGroupRequest::MAX_VERSION {
+            let shaped = leave_request_at(&request, version);
+            let bytes = leave_bytes(&shaped, version)
+                .unwrap_or_else(|e| panic!("LeaveGroup v{version} (poll timeout: {poll_timeout}): {e}"));
+            let back = LeaveGroupRequest::decode_body(bytes.freeze(), version).unwrap();
+            assert_eq!(back.group_id, GROUP);
+            if version <= 2 {
+                assert_eq!((back.member_id.as_str(), back.members.len()), ("m-1", 0), "v{version}");
+            } else {
+                assert_eq!(back.member_id, "", "v{version}");
+                assert_eq!(back.members.len(), 1, "v{version}");
+                assert_eq!(back.members[0].member_id, "m-1", "v{version}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -10,21 +10,35 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.CooperativeStickyAssignor;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.consumer.RangeAssignor;
+import org.apache.kafka.clients.consumer.RoundRobinAssignor;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
@@ -40,6 +54,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *         [--partitioner default|murmur2] [--transaction commit|abort]
  * consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning]
  * create-topic --brokers B --topic T [--partitions N]
+ * group-member --brokers B --topic T --group G [--assignor cooperative-sticky|range|roundrobin]
+ *         [--commit-every N] [--count N] [--timeout-ms MS] [--property key=value]...
+ * committed --brokers B --topic T --group G
  * </pre>
  *
  * Records travel as JSON lines with keys, values and header values in lowercase hex (null stays
@@ -48,6 +65,21 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * <p>With {@code --transaction}, every record goes into one transaction of a transactional
  * producer (idempotent, acks=all), which is then committed or aborted; deliveries are printed
  * either way, since aborted records still occupy offsets.
+ *
+ * <p>{@code group-member} behaves as Klamm's {@code group-consume} example, so that the harness
+ * follows members of either client in one group alike: a classic-protocol member of G subscribed
+ * to T (partition.assignment.strategy from --assignor, earliest when nothing is committed, no
+ * auto-commit; --property sets any consumer property) printing {@code assigned <topic-partition,...>}
+ * after every assignment, {@code revoked <...>} / {@code lost <...>} when partitions go (only when
+ * some do), and {@code partition<TAB>offset<TAB>key<TAB>value} per record (UTF-8; {@code -} for
+ * null), each line flushed. It commits the offsets after what it printed every N records (default
+ * 1000; a failed periodic commit is reported on stderr and the member goes on) and, in the
+ * rebalance listener, for partitions before they are revoked. It stops after --count records,
+ * when nothing arrived for --timeout-ms (default 10000), or on SIGTERM/SIGINT; then it commits
+ * what it printed, closes (revoking and leaving) and exits 0.
+ *
+ * <p>{@code committed} prints {@code {"partition":p,"offset":o|null}} per partition of T: the
+ * offsets group G has committed.
  */
 public final class Peer {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -62,7 +94,8 @@ public final class Peer {
         } catch (UsageException e) {
             System.err.println("java-peer: " + e.getMessage());
             System.err.println(
-                    "usage: produce|consume|create-topic --brokers B --topic T [options] (see docs/testing.md)");
+                    "usage: produce|consume|create-topic|group-member|committed --brokers B --topic T"
+                            + " [options] (see docs/testing.md)");
             status = 2;
         } catch (Throwable e) {
             System.err.println("java-peer: error: " + e);
@@ -90,6 +123,10 @@ public final class Peer {
                 return consume(args);
             case "create-topic":
                 return createTopic(args);
+            case "group-member":
+                return groupMember(args);
+            case "committed":
+                return committed(args);
             default:
                 throw new UsageException("unknown command " + argv[0]);
         }
@@ -286,6 +323,213 @@ public final class Peer {
         return o;
     }
 
+    private static final Map<String, String> ASSIGNORS = Map.of(
+            "cooperative-sticky", CooperativeStickyAssignor.class.getName(),
+            "range", RangeAssignor.class.getName(),
+            "roundrobin", RoundRobinAssignor.class.getName());
+
+    private static int groupMember(Args args) throws Exception {
+        String topic = args.require("topic");
+        String assignor = args.get("assignor", "cooperative-sticky");
+        if (!ASSIGNORS.containsKey(assignor)) {
+            throw new UsageException("--assignor must be cooperative-sticky, range or roundrobin");
+        }
+        long commitEvery = Math.max(1, Long.parseLong(args.get("commit-every", "1000")));
+        String countArg = args.get("count", null);
+        long count = countArg == null ? Long.MAX_VALUE : Long.parseLong(countArg);
+        long idleMs = Long.parseLong(args.get("timeout-ms", "10000"));
+        Properties props = common(args);
+        props.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        props.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        props.put("group.id", args.require("group"));
+        props.put("group.protocol", "classic");
+        props.put("partition.assignment.strategy", ASSIGNORS.get(assignor));
+        props.put("auto.offset.reset", "earliest");
+        props.put("enable.auto.commit", "false");
+        props.put("allow.auto.create.topics", "false");
+        for (String kv : args.all("property")) {
+            int eq = kv.indexOf('=');
+            if (eq < 0) {
+                throw new UsageException("--property takes key=value, not " + kv);
+            }
+            props.put(kv.substring(0, eq).trim(), kv.substring(eq + 1));
+        }
+
+        KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props);
+        // Per partition owned now: the offset after the last record printed.
+        Map<TopicPartition, OffsetAndMetadata> consumed = new HashMap<>();
+        AtomicBoolean stopping = new AtomicBoolean();
+        AtomicInteger status = new AtomicInteger(1);
+        CountDownLatch finished = new CountDownLatch(1);
+        // SIGTERM starts the JVM's shutdown: wake the poll, let the main thread commit and close,
+        // then end with its status (a plain return would exit with 143).
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            if (finished.getCount() == 0) {
+                return;
+            }
+            stopping.set(true);
+            consumer.wakeup();
+            try {
+                finished.await(60, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            System.out.flush();
+            System.err.flush();
+            Runtime.getRuntime().halt(status.get());
+        }));
+
+        ConsumerRebalanceListener listener = new ConsumerRebalanceListener() {
+            @Override
+            public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+                Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+                for (TopicPartition tp : partitions) {
+                    OffsetAndMetadata o = consumed.remove(tp);
+                    if (o != null) {
+                        offsets.put(tp, o);
+                    }
+                }
+                commit(consumer, offsets, "before revocation");
+                if (!partitions.isEmpty()) {
+                    say("revoked " + tpList(partitions));
+                }
+            }
+
+            @Override
+            public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+                say("assigned " + tpList(partitions));
+            }
+
+            @Override
+            public void onPartitionsLost(Collection<TopicPartition> partitions) {
+                for (TopicPartition tp : partitions) {
+                    consumed.remove(tp);
+                }
+                if (!partitions.isEmpty()) {
+                    say("lost " + tpList(partitions));
+                }
+            }
+        };
+
+        try {
+            consumer.subscribe(List.of(topic), listener);
+            long printed = 0;
+            long sinceCommit = 0;
+            long lastProgress = System.nanoTime();
+            while (!stopping.get() && printed < count) {
+                long idle = (System.nanoTime() - lastProgress) / 1_000_000;
+                if (idle >= idleMs) {
+                    break;
+                }
+                Iterable<ConsumerRecord<byte[], byte[]>> batch;
+                try {
+                    batch = consumer.poll(Duration.ofMillis(Math.min(200, idleMs - idle)));
+                } catch (WakeupException e) {
+                    break;
+                }
+                StringBuilder lines = new StringBuilder();
+                for (ConsumerRecord<byte[], byte[]> r : batch) {
+                    if (printed >= count) {
+                        break;
+                    }
+                    lines.append(r.partition()).append('\t').append(r.offset()).append('\t')
+                            .append(text(r.key())).append('\t').append(text(r.value())).append('\n');
+                    consumed.put(new TopicPartition(r.topic(), r.partition()),
+                            new OffsetAndMetadata(r.offset() + 1, r.leaderEpoch(), ""));
+                    printed++;
+                    sinceCommit++;
+                    lastProgress = System.nanoTime();
+                }
+                if (lines.length() > 0) {
+                    System.out.print(lines);
+                    System.out.flush();
+                }
+                if (sinceCommit >= commitEvery) {
+                    commit(consumer, new HashMap<>(consumed), "of printed records");
+                    sinceCommit = 0;
+                }
+            }
+            commit(consumer, new HashMap<>(consumed), "before closing");
+            closeConsumer(consumer);
+            status.set(0);
+        } finally {
+            System.out.flush();
+            finished.countDown();
+        }
+        return 0;
+    }
+
+    /** Closes the consumer (the listener revokes, then it leaves), past a pending wakeup. */
+    private static void closeConsumer(KafkaConsumer<?, ?> consumer) {
+        try {
+            consumer.close(Duration.ofSeconds(30));
+        } catch (WakeupException e) {
+            consumer.close(Duration.ofSeconds(30));
+        }
+    }
+
+    /** Commits synchronously; a failure is reported and the member goes on, as a real one would. */
+    private static void commit(KafkaConsumer<?, ?> consumer, Map<TopicPartition, OffsetAndMetadata> offsets,
+            String why) {
+        if (offsets.isEmpty()) {
+            return;
+        }
+        for (int attempt = 0; attempt < 2; attempt++) {
+            try {
+                consumer.commitSync(offsets);
+                return;
+            } catch (WakeupException e) {
+                // A SIGTERM woke the consumer outside poll: the flag is spent, commit again.
+            } catch (KafkaException e) {
+                System.err.println("java-peer: commit " + why + " failed: " + e);
+                return;
+            }
+        }
+    }
+
+    private static void say(String line) {
+        System.out.println(line);
+        System.out.flush();
+    }
+
+    private static String tpList(Collection<TopicPartition> partitions) {
+        return partitions.stream()
+                .map(tp -> tp.topic() + "-" + tp.partition())
+                .collect(Collectors.joining(","));
+    }
+
+    private static String text(byte[] b) {
+        return b == null ? "-" : new String(b, StandardCharsets.UTF_8);
+    }
+
+    private static int committed(Args args) throws Exception {
+        String topic = args.require("topic");
+        Properties props = common(args);
+        props.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        props.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        props.put("group.id", args.require("group"));
+        props.put("group.protocol", "classic");
+        props.put("enable.auto.commit", "false");
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
+            List<TopicPartition> partitions = partitionsOf(consumer, topic, 10000);
+            partitions.sort((a, b) -> Integer.compare(a.partition(), b.partition()));
+            Map<TopicPartition, OffsetAndMetadata> got =
+                    consumer.committed(Set.copyOf(partitions), Duration.ofSeconds(30));
+            for (TopicPartition tp : partitions) {
+                OffsetAndMetadata o = got.get(tp);
+                ObjectNode line = JSON.createObjectNode();
+                line.put("partition", tp.partition());
+                if (o == null) {
+                    line.putNull("offset");
+                } else {
+                    line.put("offset", o.offset());
+                }
+                System.out.println(JSON.writeValueAsString(line));
+            }
+        }
+        return 0;
+    }
+
     private static int createTopic(Args args) throws Exception {
         String topic = args.require("topic");
         int partitions = Integer.parseInt(args.get("partitions", "1"));
@@ -320,10 +564,11 @@ public final class Peer {
         return b == null ? null : HEX.formatHex(b);
     }
 
-    /** `--name value` options and `--flag` switches after the command word. */
+    /** `--name value` options (the last one counts, or all of them) and `--flag` switches. */
     private static final class Args {
         private static final List<String> FLAGS = List.of("idempotent", "from-beginning");
         private final Map<String, String> values = new HashMap<>();
+        private final Map<String, List<String>> repeated = new HashMap<>();
 
         static Args parse(String[] argv) throws UsageException {
             Args a = new Args();
@@ -336,7 +581,9 @@ public final class Peer {
                 if (FLAGS.contains(name)) {
                     a.values.put(name, "true");
                 } else if (i + 1 < argv.length) {
-                    a.values.put(name, argv[++i]);
+                    String value = argv[++i];
+                    a.values.put(name, value);
+                    a.repeated.computeIfAbsent(name, k -> new ArrayList<>()).add(value);
                 } else {
                     throw new UsageException(arg + " needs a value");
                 }
@@ -354,6 +601,10 @@ public final class Peer {
 
         String get(String name, String dflt) {
             return values.getOrDefault(name, dflt);
+        }
+
+        List<String> all(String name) {
+            return repeated.getOrDefault(name, List.of());
         }
 
         boolean flag(String name) {
