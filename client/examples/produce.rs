@@ -10,6 +10,7 @@
 
 use std::io::BufRead;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use klamm::{Producer, ProducerConfig, ProducerRecord};
@@ -74,6 +75,8 @@ async fn run(args: Args) -> Result<String, Box<dyn std::error::Error>> {
         ("max.block.ms", "15000"),
     ])?;
     let producer = Producer::new(config)?;
+    // Made once, cloned per record: no allocation for the topic name.
+    let topic: Arc<str> = Arc::from(args.topic.as_str());
     let started = Instant::now();
     let mut pending = Vec::new();
     let stdin = std::io::stdin();
@@ -83,7 +86,7 @@ async fn run(args: Args) -> Result<String, Box<dyn std::error::Error>> {
             Some((k, v)) => (Some(k.to_owned()), v.to_owned()),
             None => (None, line),
         };
-        let mut record = ProducerRecord::new(&args.topic, value);
+        let mut record = ProducerRecord::new(&topic, value);
         if let Some(key) = key {
             record = record.key(key);
         }

@@ -221,9 +221,11 @@ impl std::error::Error for Error {
 /// use klamm::{Error, ErrorKind};
 /// use klamm::protocol::ErrorCode;
 ///
-/// let e = Error::from(ErrorKind::Broker(ErrorCode::REBALANCE_IN_PROGRESS));
-/// assert_eq!(e.code(), Some(ErrorCode::REBALANCE_IN_PROGRESS));
+/// let e = Error::from(ErrorKind::Broker(ErrorCode::NOT_COORDINATOR));
+/// assert_eq!(e.code(), Some(ErrorCode::NOT_COORDINATOR));
 /// assert!(e.is_retriable());
+/// let fenced = Error::from(ErrorKind::Broker(ErrorCode::FENCED_INSTANCE_ID));
+/// assert!(!fenced.is_retriable());
 /// ```
 impl From<ErrorKind> for Error {
     fn from(kind: ErrorKind) -> Self {

@@ -13,6 +13,8 @@
 //! - topics not in the response stay as they were.
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -103,7 +105,8 @@ pub struct ClusterMetadata {
     pub controller_id: i32,
     /// Brokers by node id.
     pub brokers: BTreeMap<i32, BrokerMetadata>,
-    topics: HashMap<String, Arc<TopicMetadata>>,
+    /// By name; FxHash since the producer looks a topic up for every record.
+    topics: FxHashMap<String, Arc<TopicMetadata>>,
     /// When a broker last answered a Metadata request (`None` before the first answer).
     pub(crate) updated: Option<Instant>,
     /// Bumped by every merge, so a caller can tell whether a refresh happened while it waited.
@@ -116,7 +119,7 @@ impl Default for ClusterMetadata {
             cluster_id: None,
             controller_id: -1,
             brokers: BTreeMap::new(),
-            topics: HashMap::new(),
+            topics: FxHashMap::default(),
             updated: None,
             generation: 0,
         }

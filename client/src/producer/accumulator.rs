@@ -30,7 +30,7 @@
 //!   bumped (after a batch was dropped or the broker lost our state), every partition starts
 //!   again at 0 and queued batches are re-stamped in order before they are sent.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -38,6 +38,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use klamm_protocol::records::{set_producer_state, RecordBatchBuilder};
+use rustc_hash::FxHashMap;
 
 use crate::error::Error;
 use crate::metadata::TopicMetadata;
@@ -235,7 +236,7 @@ impl TopicQueues {
 /// Every queue of a producer, plus producer-wide state the sender and `send` share.
 #[derive(Debug, Default)]
 pub(crate) struct Accumulator {
-    pub(crate) topics: HashMap<Arc<str>, TopicQueues>,
+    pub(crate) topics: FxHashMap<Arc<str>, TopicQueues>,
     pub(crate) next_batch_id: u64,
     /// The producer id and epoch in use (idempotence), once known.
     pub(crate) producer: Option<(i64, i16)>,
@@ -254,10 +255,20 @@ pub(crate) struct Accumulator {
 pub(crate) struct Appended {
     pub(crate) result: Arc<BatchResult>,
     pub(crate) index: u32,
+    /// The partition the record went to.
+    pub(crate) partition: i32,
     /// A batch was closed by this append: its builder, to be sealed by the caller.
     pub(crate) closed: Option<ToSeal>,
     /// The partition has a new open batch: the sender must learn of its linger deadline.
     pub(crate) new_batch: bool,
+}
+
+/// Where `append` puts a record.
+pub(crate) enum Target<'a> {
+    /// This partition.
+    Partition(i32),
+    /// The topic's sticky partition (records without a key), among `partitions`.
+    Sticky(&'a TopicMetadata, NonZeroU32),
 }
 
 /// What a record brings to `append`.
@@ -291,30 +302,31 @@ impl Accumulator {
         self.topics.get_mut(name).expect("inserted above")
     }
 
-    /// The sticky partition for a record without a key. The partitions with a leader are only
-    /// collected when a new sticky partition must be chosen, not for every record.
-    pub(crate) fn sticky_partition(&mut self, meta: &TopicMetadata, partitions: NonZeroU32) -> i32 {
-        let sticky = &mut self.topic_mut(&meta.name).sticky;
-        if let Some(p) = sticky.current(partitions) {
-            return p;
-        }
-        let available: Vec<i32> =
-            meta.partitions.iter().filter(|p| p.has_leader()).map(|p| p.partition).collect();
-        sticky.partition(partitions, &available)
-    }
-
     /// Appends a record to the open batch of a partition, closing that batch first when the
     /// record would take it past `batch_size`, and after when the record filled it.
     pub(crate) fn append(
         &mut self,
         topic: &str,
-        partition: i32,
+        target: Target<'_>,
         record: &NewRecord<'_>,
         settings: &BatchSettings,
     ) -> Result<Appended, Error> {
         let producer = self.producer.filter(|_| !self.bump_epoch);
         let mut next_id = self.next_batch_id;
         let topic_queues = self.topic_mut(topic);
+        let partition = match target {
+            Target::Partition(p) => p,
+            Target::Sticky(meta, partitions) => match topic_queues.sticky.current(partitions) {
+                Some(p) => p,
+                // The partitions with a leader are only collected when a new sticky partition
+                // must be chosen, not for every record.
+                None => {
+                    let available: Vec<i32> =
+                        meta.partitions.iter().filter(|p| p.has_leader()).map(|p| p.partition).collect();
+                    topic_queues.sticky.partition(partitions, &available)
+                }
+            },
+        };
         let name = Arc::clone(&topic_queues.name);
         let queue = topic_queues.partition_mut(partition);
         let mut closed = None;
@@ -364,7 +376,7 @@ impl Accumulator {
             topic_queues.sticky.on_new_batch(partition);
         }
         self.next_batch_id = next_id;
-        Ok(Appended { result, index, closed, new_batch })
+        Ok(Appended { result, index, partition, closed, new_batch })
     }
 
     /// Puts the compressed bytes of a batch that [`close_open`] handed out into its place.

@@ -31,12 +31,85 @@ use bytes::Bytes;
 use klamm_protocol::ErrorCode;
 use tokio::sync::{Notify, Semaphore};
 
-use self::accumulator::{Accumulator, BatchResult, BatchSettings, NewRecord};
+use self::accumulator::{Accumulator, BatchResult, BatchSettings, NewRecord, Target};
 pub use self::config::{Acks, ProducerConfig};
 use crate::client::{topic_error, Client};
 use crate::error::{Error, ErrorKind};
 use crate::metadata::TopicMetadata;
 use crate::partitioner::partition_for_key;
+
+/// Compresses a closed batch and puts its bytes in its place in the queue; wakes the sender.
+fn seal(shared: &Shared, to_seal: accumulator::ToSeal) {
+    let (topic, p, id, sealed, stamp) = to_seal.seal();
+    let failed = lock(&shared.state).install(&topic, p, id, sealed, stamp);
+    if let Some(batch) = failed {
+        shared.memory.add_permits(batch.memory);
+    }
+    shared.wake.notify_one();
+}
+
+/// `max.block.ms` from the start of a `send`, reading the clock only when `send` has to wait
+/// (most calls never do, and a clock read per record shows in profiles).
+struct Deadline {
+    start: std::sync::OnceLock<Instant>,
+    max_block: Duration,
+}
+
+impl Deadline {
+    fn new(max_block: Duration) -> Self {
+        Self { start: std::sync::OnceLock::new(), max_block }
+    }
+
+    /// When waiting must end: `max.block.ms` after the first call.
+    fn at(&self) -> Instant {
+        *self.start.get_or_init(Instant::now) + self.max_block
+    }
+}
+
+/// A topic name as [`ProducerRecord::new`] takes it: from a `&str` or `String` (which
+/// allocates), or from an `Arc<str>` / `&Arc<str>` (which only counts a reference, the way to
+/// send many records to one topic without an allocation each).
+///
+/// ```
+/// use std::sync::Arc;
+/// use klamm::ProducerRecord;
+///
+/// let orders: Arc<str> = Arc::from("orders");
+/// let record = ProducerRecord::new(&orders, "no allocation for the name");
+/// assert!(Arc::ptr_eq(&record.topic, &orders));
+/// ```
+#[derive(Debug, Clone)]
+pub struct TopicName(pub Arc<str>);
+
+impl From<&str> for TopicName {
+    fn from(name: &str) -> Self {
+        TopicName(Arc::from(name))
+    }
+}
+
+impl From<&String> for TopicName {
+    fn from(name: &String) -> Self {
+        TopicName(Arc::from(name.as_str()))
+    }
+}
+
+impl From<String> for TopicName {
+    fn from(name: String) -> Self {
+        TopicName(Arc::from(name))
+    }
+}
+
+impl From<Arc<str>> for TopicName {
+    fn from(name: Arc<str>) -> Self {
+        TopicName(name)
+    }
+}
+
+impl From<&Arc<str>> for TopicName {
+    fn from(name: &Arc<str>) -> Self {
+        TopicName(Arc::clone(name))
+    }
+}
 
 /// A record to send.
 ///
@@ -51,8 +124,9 @@ use crate::partitioner::partition_for_key;
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct ProducerRecord {
-    /// The topic.
-    pub topic: String,
+    /// The topic. An `Arc<str>`: a producer that sends many records to one topic can make
+    /// the name once and clone it per record without allocating.
+    pub topic: Arc<str>,
     /// The partition; `None` lets the partitioner choose (by key, or sticky without one).
     pub partition: Option<i32>,
     /// The key (`None` is a null key).
@@ -66,14 +140,15 @@ pub struct ProducerRecord {
 }
 
 impl ProducerRecord {
-    /// A record with a value and no key.
-    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        Self { topic: topic.into(), value: Some(value.into()), ..Self::default() }
+    /// A record with a value and no key. `topic` may be a `&str`, a `String` or (cheapest
+    /// when sending many records) an `Arc<str>` made once; see [`TopicName`].
+    pub fn new(topic: impl Into<TopicName>, value: impl Into<Bytes>) -> Self {
+        Self { topic: topic.into().0, value: Some(value.into()), ..Self::default() }
     }
 
     /// A record with a null value.
-    pub fn tombstone(topic: impl Into<String>) -> Self {
-        Self { topic: topic.into(), ..Self::default() }
+    pub fn tombstone(topic: impl Into<TopicName>) -> Self {
+        Self { topic: topic.into().0, ..Self::default() }
     }
 
     /// Sets the key.
@@ -261,12 +336,13 @@ impl Producer {
         if size > max {
             return Err(Error::new(ErrorKind::RecordTooLarge { size, max }));
         }
-        let deadline = Instant::now() + shared.config.max_block;
+        // `max.block.ms` counts from here; the clock is only read when something must wait.
+        let deadline = Deadline::new(shared.config.max_block);
         let idempotent = shared.config.idempotent();
-        let meta = self.topic_metadata(&record.topic, deadline).await?;
+        let meta = self.topic_metadata(&record.topic, &deadline).await?;
         let partitions = NonZeroU32::new(meta.partition_count())
             .ok_or_else(|| topic_error(&record.topic, ErrorCode::LEADER_NOT_AVAILABLE))?;
-        self.reserve(size, deadline).await?;
+        self.reserve(size, &deadline).await?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let new = NewRecord {
             timestamp,
@@ -284,7 +360,7 @@ impl Producer {
                 if idempotent && state.producer.is_none() {
                     break 'locked None;
                 }
-                let partition = match (record.partition, &record.key) {
+                let target = match (record.partition, &record.key) {
                     (Some(p), _) => {
                         if u32::try_from(p).map_or(true, |p| p >= partitions.get()) {
                             drop(state);
@@ -295,13 +371,13 @@ impl Producer {
                                 BadPartition(p, partitions.get()),
                             ));
                         }
-                        p
+                        Target::Partition(p)
                     }
-                    (None, Some(key)) => partition_for_key(key, partitions),
-                    (None, None) => state.sticky_partition(&meta, partitions),
+                    (None, Some(key)) => Target::Partition(partition_for_key(key, partitions)),
+                    (None, None) => Target::Sticky(&meta, partitions),
                 };
-                match state.append(&record.topic, partition, &new, &shared.settings) {
-                    Ok(appended) => Some((partition, appended)),
+                match state.append(&record.topic, target, &new, &shared.settings) {
+                    Ok(appended) => Some(appended),
                     Err(e) => {
                         drop(state);
                         shared.memory.add_permits(size);
@@ -312,21 +388,20 @@ impl Producer {
             match attempt {
                 Some(appended) => break appended,
                 None => {
-                    if let Err(e) = self.wait_for_producer_id(deadline).await {
+                    if let Err(e) = self.wait_for_producer_id(deadline.at()).await {
                         shared.memory.add_permits(size);
                         return Err(e);
                     }
                 }
             }
         };
-        let (partition, appended) = appended;
+        let partition = appended.partition;
         if let Some(to_seal) = appended.closed {
-            let (topic, p, id, sealed, stamp) = to_seal.seal();
-            let failed = lock(&shared.state).install(&topic, p, id, sealed, stamp);
-            if let Some(batch) = failed {
-                shared.memory.add_permits(batch.memory);
-            }
-            shared.wake.notify_one();
+            // Compressing a full batch takes a while: it runs in a task of its own (on another
+            // worker of a multi-threaded runtime) while this caller goes on appending. The
+            // batch already holds its place in the queue, so order is kept.
+            let shared = Arc::clone(shared);
+            tokio::spawn(async move { seal(&shared, to_seal) });
         } else if appended.new_batch {
             shared.wake.notify_one();
         }
@@ -361,7 +436,7 @@ impl Producer {
 
     /// Metadata of `topic`, waiting (until `deadline`) while it is unknown or has no
     /// partitions yet.
-    async fn topic_metadata(&self, topic: &str, deadline: Instant) -> Result<Arc<TopicMetadata>, Error> {
+    async fn topic_metadata(&self, topic: &str, deadline: &Deadline) -> Result<Arc<TopicMetadata>, Error> {
         let client = &self.handle.shared.client;
         if topic.is_empty() {
             return Err(Error::with_source(ErrorKind::User, None, EmptyTopic));
@@ -369,6 +444,7 @@ impl Producer {
         if let Some(meta) = client.metadata().topic(topic) {
             return Ok(Arc::clone(meta));
         }
+        let deadline = deadline.at();
         let config = &self.handle.shared.config;
         let mut attempt = 0;
         // Why the attempts so far failed: when `max.block.ms` cuts an attempt short, this says
@@ -429,13 +505,14 @@ impl Producer {
     }
 
     /// Takes `size` bytes of buffer memory, waiting until `deadline`.
-    async fn reserve(&self, size: usize, deadline: Instant) -> Result<(), Error> {
+    async fn reserve(&self, size: usize, deadline: &Deadline) -> Result<(), Error> {
         let memory = &self.handle.shared.memory;
         let permits = size as u32;
         if let Ok(permit) = memory.try_acquire_many(permits) {
             permit.forget();
             return Ok(());
         }
+        let deadline = deadline.at();
         match tokio::time::timeout_at(deadline.into(), memory.acquire_many(permits)).await {
             Ok(Ok(permit)) => {
                 permit.forget();
