@@ -62,7 +62,7 @@ impl FrameHook for LeaderMoves {
                 }
                 self.budget.fetch_sub(1, Ordering::Relaxed);
                 let n = self.rewritten.fetch_add(1, Ordering::Relaxed);
-                p.error_code = if n % 2 == 0 {
+                p.error_code = if n.is_multiple_of(2) {
                     ErrorCode::NOT_LEADER_OR_FOLLOWER
                 } else {
                     ErrorCode::FENCED_LEADER_EPOCH
