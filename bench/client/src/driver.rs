@@ -5,7 +5,9 @@
 //! records sent, and prints medians and raw runs as markdown.
 //!
 //! Order: for each run, every producer (each on its own new topic), then every consumer, all
-//! reading back the topic klamm wrote in that run (the same bytes for every consumer).
+//! reading back the topic klamm wrote in that run (the same bytes for every consumer). Each run
+//! starts with the next client in the list, and unrecorded warm-up rounds come first: the first
+//! minute of a fresh Kafka broker (JIT compilation) is slower than the rest.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -32,8 +34,10 @@ const KAFKA_JVM_OPTS: &str = "-Xmx1G -Xms1G -server -XX:+UseG1GC -XX:MaxGCPauseM
 pub struct Plan {
     /// Brokers, in order.
     pub brokers: Vec<BrokerKind>,
-    /// Runs per (client, direction, broker).
+    /// Recorded runs per (client, direction, broker).
     pub runs: usize,
+    /// Unrecorded rounds of every client first, per broker.
+    pub warmup: usize,
     /// Records per run.
     pub count: u64,
     /// Producers to measure.
@@ -75,16 +79,30 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok());
         let nonce = std::process::id();
-        for run in 1..=plan.runs {
-            let mut source = None;
+        // Round 0..warmup: unrecorded (the broker's JIT, page cache, allocator pools warm up).
+        for round in 0..plan.warmup + plan.runs {
+            let recorded = round >= plan.warmup;
+            let label = match round.checked_sub(plan.warmup) {
+                Some(run) => format!("run {}", run + 1),
+                None => format!("warm-up {}", round + 1),
+            };
             let mut producers = plan.producers.clone();
             if producers.is_empty() {
                 // Consumers only: klamm writes their topic, unmeasured.
                 producers.push(String::new());
             }
+            // Each run starts with another client, so no client always runs first.
+            let n = producers.len();
+            producers.rotate_left(round % n);
+            let mut consumers = plan.consumers.clone();
+            if !consumers.is_empty() {
+                let n = consumers.len();
+                consumers.rotate_left(round % n);
+            }
+            let mut source = None;
             for client in &producers {
                 let name = if client.is_empty() { "klamm" } else { client.as_str() };
-                let topic = format!("bench-{name}-{}-r{run}-{nonce}", kind.name());
+                let topic = format!("bench-{name}-{}-{round}-{nonce}", kind.name());
                 rt.block_on(create_topic(&admin, &topic))?;
                 let sample = measure(plan, &broker, broker_pid, name, "produce", &topic)?;
                 rt.block_on(check_topic(&broker.bootstrap(), &topic, plan.count))?;
@@ -92,21 +110,25 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
                     source = Some(topic);
                 }
                 if !client.is_empty() {
-                    print_progress(kind, run, &sample);
-                    samples
-                        .entry((kind.name().into(), "produce".into(), name.into()))
-                        .or_default()
-                        .push(sample);
+                    print_progress(kind, &label, &sample);
+                    if recorded {
+                        samples
+                            .entry((kind.name().into(), "produce".into(), name.into()))
+                            .or_default()
+                            .push(sample);
+                    }
                 }
             }
             let topic = source.ok_or("no topic to consume")?;
-            for client in &plan.consumers {
+            for client in &consumers {
                 let sample = measure(plan, &broker, broker_pid, client, "consume", &topic)?;
-                print_progress(kind, run, &sample);
-                samples
-                    .entry((kind.name().into(), "consume".into(), client.clone()))
-                    .or_default()
-                    .push(sample);
+                print_progress(kind, &label, &sample);
+                if recorded {
+                    samples
+                        .entry((kind.name().into(), "consume".into(), client.clone()))
+                        .or_default()
+                        .push(sample);
+                }
             }
         }
         drop(admin);
@@ -244,9 +266,9 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn print_progress(kind: BrokerKind, run: usize, s: &Sample) {
+fn print_progress(kind: BrokerKind, label: &str, s: &Sample) {
     eprintln!(
-        "{} run {run}: {} {}: {:.0} msgs/s, {:.2} CPU-s per 1M, {:.1} MiB peak RSS (wait4: {:.1}){}",
+        "{} {label}: {} {}: {:.0} msgs/s, {:.2} CPU-s per 1M, {:.1} MiB peak RSS (wait4: {:.1}){}",
         kind.name(),
         s.report.client,
         s.report.direction,
@@ -325,5 +347,22 @@ fn print_tables(plan: &Plan, samples: &BTreeMap<(String, String, String), Vec<Sa
             .map(|s| format!("{} / {:.2} / {:.1}", thousands(s.report.rate()), per_m(s), s.rss_mib))
             .collect();
         println!("| {client} | {direction} | {broker} | {} |", each.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+    }
+
+    #[test]
+    fn process_cpu_reads_this_process() {
+        assert!(process_cpu(std::process::id() as i32).is_some_and(|s| s >= 0.0));
     }
 }

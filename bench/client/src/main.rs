@@ -3,7 +3,8 @@
 //!
 //! Subcommands:
 //! - `run [--broker tansu|kafka|both] [--runs 3] [--count 1000000] [--clients LIST]
-//!   [--consumers LIST] [--window 100000]`: the benchmark (see `driver.rs`); prints markdown.
+//!   [--consumers LIST] [--window 100000] [--warmup 1]`: the benchmark (see `driver.rs`); prints markdown.
+//!   Producers default to all four, consumers to the three consumers.
 //! - `produce|consume --client NAME --brokers HOST:PORT --topic T --count N [--window W]
 //!   [--runtime multi|current]`: one worker, which prints one JSON line (`worker.rs`). The
 //!   driver runs these as child processes; run by hand, they are what to profile.
@@ -31,7 +32,8 @@ use crate::worker::{BoxError, Job, Report, PARTITIONS};
 
 const USAGE: &str = "usage:
   client-bench run [--broker tansu|kafka|both] [--runs 3] [--count 1000000]
-                   [--clients klamm,rdkafka,rskafka] [--consumers klamm,rdkafka,rskafka] [--window 100000]
+                   [--clients klamm,rdkafka,rskafka,rskafka-batches] [--consumers klamm,rdkafka,rskafka]
+                   [--window 100000] [--warmup 1]
   client-bench produce|consume --client NAME --brokers HOST:PORT --topic T --count N
                    [--window 100000] [--runtime multi|current]
   client-bench serve [--broker tansu|kafka] [--topics 2]";
@@ -105,12 +107,19 @@ fn broker_kinds(name: &str) -> Result<Vec<BrokerKind>, BoxError> {
 }
 
 fn run(opts: &Options) -> Result<(), BoxError> {
+    let producers = opts.list("clients", "klamm,rdkafka,rskafka,rskafka-batches");
+    // Consumers default to the producers named (rskafka has one consumer).
+    let consumers = match opts.0.get("consumers") {
+        Some(_) => opts.list("consumers", ""),
+        None => producers.iter().filter(|c| *c != "rskafka-batches").cloned().collect(),
+    };
     let plan = driver::Plan {
         brokers: broker_kinds(opts.get("broker", "both"))?,
         runs: opts.number("runs", "3")?,
+        warmup: opts.number("warmup", "1")?,
         count: opts.number("count", "1000000")?,
-        producers: opts.list("clients", "klamm,rdkafka,rskafka"),
-        consumers: opts.list("consumers", opts.get("clients", "klamm,rdkafka,rskafka")),
+        producers,
+        consumers,
         window: opts.number("window", DEFAULT_WINDOW)?,
     };
     for client in &plan.producers {

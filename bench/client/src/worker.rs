@@ -123,3 +123,26 @@ impl Tally {
 
 /// The error type of the workers: a message is all the driver shows.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_read_twice_or_from_an_unknown_partition_is_an_error() {
+        let mut tally = Tally::new();
+        tally.record(0, 0, Some(b"abc")).unwrap();
+        tally.record(1, 0, None).unwrap();
+        tally.record(0, 5, Some(b"xyz")).unwrap();
+        assert!(tally.record(0, 5, Some(b"xyz")).is_err());
+        assert!(tally.record(0, 3, None).is_err());
+        assert!(tally.record(PARTITIONS, 0, None).is_err());
+        assert!(tally.record(-1, 0, None).is_err());
+        assert_eq!((tally.records, tally.value_bytes, tally.checksum), (3, 6, u64::from(b'b' + b'y')));
+    }
+
+    #[test]
+    fn peak_rss_is_read_from_proc() {
+        assert!(Report::default().with_peak_rss().peak_rss_kib > 0);
+    }
+}
