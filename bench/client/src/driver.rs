@@ -62,11 +62,17 @@ struct Sample {
     broker_cpu: Option<f64>,
 }
 
-/// Runs the plan and prints the results.
-pub fn run(plan: &Plan) -> Result<(), BoxError> {
+/// Gives Kafka brokers started from now on [`KAFKA_JVM_OPTS`], unless the environment sets
+/// its own.
+pub fn use_kafka_jvm_opts() {
     if std::env::var_os("KLAMM_KAFKA_JVM_OPTS").is_none() {
         std::env::set_var("KLAMM_KAFKA_JVM_OPTS", KAFKA_JVM_OPTS);
     }
+}
+
+/// Runs the plan and prints the results.
+pub fn run(plan: &Plan) -> Result<(), BoxError> {
+    use_kafka_jvm_opts();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let began = Instant::now();
     let load_before = load_average();

@@ -179,6 +179,7 @@ fn serve(opts: &Options) -> Result<(), BoxError> {
         return Err("serve takes one broker".into());
     };
     let topics: usize = opts.number("topics", "2")?;
+    driver::use_kafka_jvm_opts();
     let broker = Broker::builder(kind).partitions(PARTITIONS as u32).start()?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let admin = rt.block_on(klamm::Admin::connect(klamm::ClientConfig::new(&broker.bootstrap())))?;

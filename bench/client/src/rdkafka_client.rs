@@ -22,6 +22,17 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use crate::payload::{Values, VALUE_LEN};
 use crate::worker::{BoxError, Job, Report, Tally, BATCH_BYTES, BUFFER_BYTES, LINGER, PARTITIONS, STALL};
 
+/// Extra librdkafka properties from `KLAMM_BENCH_RDKAFKA` (`key=value,key=value`), applied
+/// last: for trying other settings without rebuilding. The benchmark's figures use none.
+fn with_extra(mut config: ClientConfig) -> Result<ClientConfig, BoxError> {
+    let extra = std::env::var("KLAMM_BENCH_RDKAFKA").unwrap_or_default();
+    for pair in extra.split(',').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = pair.split_once('=').ok_or_else(|| format!("KLAMM_BENCH_RDKAFKA: {pair:?}"))?;
+        config.set(key.trim(), value.trim());
+    }
+    Ok(config)
+}
+
 /// Counts delivery reports.
 #[derive(Default)]
 struct Deliveries {
@@ -52,15 +63,16 @@ impl ProducerContext for Deliveries {
 /// Sends `job.count` records with null keys (librdkafka's sticky partitioning for keyless
 /// records) and flushes until every delivery report is in.
 pub fn produce(job: &Job) -> Result<Report, BoxError> {
-    let producer: BaseProducer<Deliveries> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &job.brokers)
         .set("compression.type", "lz4")
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", LINGER.as_millis().to_string())
         .set("batch.size", BATCH_BYTES.to_string())
-        .set("queue.buffering.max.kbytes", (BUFFER_BYTES / 1024).to_string())
-        .create_with_context(Deliveries::default())?;
+        .set("queue.buffering.max.kbytes", (BUFFER_BYTES / 1024).to_string());
+    let producer: BaseProducer<Deliveries> = with_extra(config)?.create_with_context(Deliveries::default())?;
     let values = Values::new();
     let mut value = [0u8; VALUE_LEN];
 
@@ -106,15 +118,16 @@ pub fn produce(job: &Job) -> Result<Report, BoxError> {
 
 /// Reads the topic from the beginning of every partition until `job.count` records are in.
 pub fn consume(job: &Job) -> Result<Report, BoxError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &job.brokers)
         .set("group.id", "klamm-bench")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "0")
-        .set("fetch.queue.backoff.ms", "0")
-        .create()?;
+        .set("fetch.queue.backoff.ms", "0");
+    let consumer: BaseConsumer = with_extra(config)?.create()?;
     let mut tally = Tally::new();
 
     let start = Instant::now();
