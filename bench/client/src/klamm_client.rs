@@ -18,32 +18,48 @@ use crate::worker::{BoxError, Job, Report, Tally, PARTITIONS, STALL};
 ///
 /// Delivery futures are kept in a FIFO window of `job.window`: once it is full, the oldest is
 /// awaited before the next send. That bounds what the bench itself holds (a `DeliveryFuture`
-/// per record) while sends never wait on a young batch; the producer's own buffer limit is
-/// what throttles the loop.
+/// per record) while sends never wait on a young batch. With a window of 0 the futures are
+/// dropped and only `flush` waits, which is how the peak RSS is checked against the buffer
+/// limit: nothing but `buffer.memory` throttles `send` then.
 pub async fn produce(job: &Job) -> Result<Report, BoxError> {
     let config = ProducerConfig::new(&job.brokers).compression(Compression::Lz4);
     let producer = Producer::new(config)?;
     let values = Values::new();
     let mut value = [0u8; VALUE_LEN];
-    let mut pending: VecDeque<DeliveryFuture> = VecDeque::with_capacity(job.window);
+    let mut pending: VecDeque<DeliveryFuture> = VecDeque::with_capacity(job.window.min(1 << 20));
     let mut acked = 0u64;
 
     let start = Instant::now();
-    for seq in 0..job.count {
-        values.fill(seq, &mut value);
-        let record = ProducerRecord::new(job.topic.as_str(), Bytes::copy_from_slice(&value));
-        let delivery = producer.send(record).await?;
-        if pending.len() == job.window {
-            if let Some(oldest) = pending.pop_front() {
-                oldest.await?;
-                acked += 1;
-            }
+    if job.window == 0 {
+        // Fire and forget: only the buffer limit throttles `send`; `flush` waits for the rest.
+        // Failed records are not seen here, but the driver's read-back count catches them.
+        for seq in 0..job.count {
+            values.fill(seq, &mut value);
+            let record = ProducerRecord::new(job.topic.as_str(), Bytes::copy_from_slice(&value));
+            drop(producer.send(record).await?);
         }
-        pending.push_back(delivery);
-    }
-    for delivery in pending {
-        delivery.await?;
-        acked += 1;
+        let left = producer.flush(Duration::from_secs(120)).await;
+        if left != 0 {
+            return Err(format!("{left} records not acknowledged after flush").into());
+        }
+        acked = job.count;
+    } else {
+        for seq in 0..job.count {
+            values.fill(seq, &mut value);
+            let record = ProducerRecord::new(job.topic.as_str(), Bytes::copy_from_slice(&value));
+            let delivery = producer.send(record).await?;
+            if pending.len() == job.window {
+                if let Some(oldest) = pending.pop_front() {
+                    oldest.await?;
+                    acked += 1;
+                }
+            }
+            pending.push_back(delivery);
+        }
+        for delivery in pending {
+            delivery.await?;
+            acked += 1;
+        }
     }
     let seconds = start.elapsed().as_secs_f64();
 

@@ -36,7 +36,7 @@ pub struct Job {
     /// Records to produce, or to read back (exactly).
     pub count: u64,
     /// Producers: how many delivery results the bench keeps pending before it waits for the
-    /// oldest (klamm, rskafka).
+    /// oldest (klamm, rskafka). 0: klamm drops its delivery futures and flushes at the end.
     pub window: usize,
 }
 
