@@ -370,7 +370,7 @@ impl RebalanceListener for Listener {
 }
 
 /// Saves the dirty workspaces among `touched`; `true` when all were saved.
-fn save_touched(shared: &Shared, touched: &mut Vec<OwnedMutexGuardless>) -> bool {
+fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
     let mut ok = true;
     touched.retain(|slot| {
         let Ok(mut s) = slot.try_lock() else { return true };
@@ -391,8 +391,6 @@ fn save_touched(shared: &Shared, touched: &mut Vec<OwnedMutexGuardless>) -> bool
     });
     ok && touched.is_empty()
 }
-
-type OwnedMutexGuardless = SlotRef;
 
 /// One partition's task: handles its records in order, saves the workspaces a batch changed,
 /// then reports the offset after the batch for commit. Returns the offset saved up to.

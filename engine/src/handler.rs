@@ -253,12 +253,8 @@ impl fmt::Debug for BoxHandler {
 }
 
 impl Handler for BoxHandler {
-    fn handle(
-        &self,
-        msg: &Message,
-        ctx: &mut HandlerContext,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
-        async move { self.0.handle_dyn(msg, ctx).await }
+    async fn handle(&self, msg: &Message, ctx: &mut HandlerContext) -> Result<(), HandlerError> {
+        self.0.handle_dyn(msg, ctx).await
     }
 }
 

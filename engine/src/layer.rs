@@ -48,26 +48,20 @@ impl<H: Handler> Layer<H> for LoggingLayer {
 }
 
 impl<H: Handler> Handler for Logging<H> {
-    fn handle(
-        &self,
-        msg: &Message,
-        ctx: &mut HandlerContext,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
-        async move {
-            let start = Instant::now();
-            let attempt = ctx.attempt();
-            let result = self.0.handle(msg, ctx).await;
-            let ms = start.elapsed().as_secs_f64() * 1e3;
-            let (topic, partition, offset) = (&*msg.topic, msg.partition, msg.offset);
-            match &result {
-                Ok(()) => tracing::debug!(topic, partition, offset, attempt, ms, "handled"),
-                Err(e) if e.class() == ErrorClass::Business => {
-                    tracing::info!(topic, partition, offset, attempt, ms, error = %e, "refused")
-                }
-                Err(e) => tracing::warn!(topic, partition, offset, attempt, ms, error = %e, "handler failed"),
+    async fn handle(&self, msg: &Message, ctx: &mut HandlerContext) -> Result<(), HandlerError> {
+        let start = Instant::now();
+        let attempt = ctx.attempt();
+        let result = self.0.handle(msg, ctx).await;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        let (topic, partition, offset) = (&*msg.topic, msg.partition, msg.offset);
+        match &result {
+            Ok(()) => tracing::debug!(topic, partition, offset, attempt, ms, "handled"),
+            Err(e) if e.class() == ErrorClass::Business => {
+                tracing::info!(topic, partition, offset, attempt, ms, error = %e, "refused")
             }
-            result
+            Err(e) => tracing::warn!(topic, partition, offset, attempt, ms, error = %e, "handler failed"),
         }
+        result
     }
 }
 
@@ -176,29 +170,23 @@ impl<H: Handler> Layer<H> for MetricsLayer {
 }
 
 impl<H: Handler> Handler for Metered<H> {
-    fn handle(
-        &self,
-        msg: &Message,
-        ctx: &mut HandlerContext,
-    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
-        async move {
-            let start = Instant::now();
-            let result = self.inner.handle(msg, ctx).await;
-            let c = &self.stats;
-            c.calls.fetch_add(1, Ordering::Relaxed);
-            let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-            c.micros.fetch_add(micros, Ordering::Relaxed);
-            let counter = match &result {
-                Ok(()) => &c.ok,
-                Err(e) => match e.class() {
-                    ErrorClass::Transient => &c.transient,
-                    ErrorClass::Permanent => &c.permanent,
-                    ErrorClass::Business => &c.business,
-                },
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            result
-        }
+    async fn handle(&self, msg: &Message, ctx: &mut HandlerContext) -> Result<(), HandlerError> {
+        let start = Instant::now();
+        let result = self.inner.handle(msg, ctx).await;
+        let c = &self.stats;
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        c.micros.fetch_add(micros, Ordering::Relaxed);
+        let counter = match &result {
+            Ok(()) => &c.ok,
+            Err(e) => match e.class() {
+                ErrorClass::Transient => &c.transient,
+                ErrorClass::Permanent => &c.permanent,
+                ErrorClass::Business => &c.business,
+            },
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
     }
 }
 
