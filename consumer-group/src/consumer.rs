@@ -92,7 +92,7 @@ pub struct RebalanceHandle<'c> {
     consumed: &'c mut HashMap<TopicPartition, NextOffset>,
 }
 
-impl RebalanceHandle<'_> {
+impl<'c> RebalanceHandle<'c> {
     /// Commits `offsets` (synchronously, retrying within `default.api.timeout.ms`).
     pub async fn commit(
         &mut self,
@@ -122,12 +122,17 @@ impl RebalanceHandle<'_> {
         self.consumer.position(tp)
     }
 
-    /// The group's committed offsets of `partitions`.
-    pub async fn committed(
+    /// The group's committed offsets of `partitions`. The future does not hold on to the
+    /// handle, so a listener's future stays `Send` across it.
+    pub fn committed<'a>(
         &self,
-        partitions: &[TopicPartition],
-    ) -> Result<HashMap<TopicPartition, Option<NextOffset>>, Error> {
-        offsets::committed(self.shared, partitions, self.shared.config.api_timeout).await
+        partitions: &'a [TopicPartition],
+    ) -> impl Future<Output = Result<HashMap<TopicPartition, Option<NextOffset>>, Error>> + Send + 'a
+    where
+        'c: 'a,
+    {
+        let shared: &'c GroupShared = self.shared;
+        offsets::committed(shared, partitions, shared.config.api_timeout)
     }
 
     /// The member's generation.

@@ -1,0 +1,123 @@
+//! `workspace-engine`: consumes JSON workspace events into one state file per workspace.
+//!
+//! Events are `{"workspace_id": "...", "type": "...", ...}` keyed by workspace id. Each
+//! workspace's state, `$KAFKA_STATE_DIR/<workspace_id>.json`, holds `workspace_id`,
+//! `partition`, `offset` (the next offset to consume) and `events` (how many were applied).
+//! An event of type `poison` fails permanently (to the dead-letter topic); `flaky` fails
+//! transiently twice, then succeeds; a value that is not JSON is a permanent error.
+//!
+//! Settings come from `KAFKA_*` variables (see `EngineConfig::from_env`); besides them,
+//! `WORKSPACE_ENGINE_DELAY_MS` makes each event take that long (for demos and tests that stop
+//! the engine part way). Logs go to stderr (`RUST_LOG` filters them; default `info`). SIGINT or
+//! SIGTERM shuts down gracefully.
+
+use std::time::Duration;
+
+use klamm_engine::{
+    Engine, EngineConfig, Handler, HandlerContext, HandlerError, HandlerExt, LoggingLayer, Message,
+    TracingLayer,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Event {
+    workspace_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+struct Apply {
+    delay: Duration,
+}
+
+impl Handler for Apply {
+    async fn handle(&self, msg: &Message, ctx: &mut HandlerContext) -> Result<(), HandlerError> {
+        let event: Event = msg.decode_value()?;
+        let attempt = ctx.attempt();
+        let key =
+            msg.workspace_id().ok_or_else(|| HandlerError::permanent("event has no workspace id key"))?;
+        if let Some(id) = &event.workspace_id {
+            if id != key {
+                return Err(HandlerError::permanent(format!(
+                    "workspace_id {id:?} does not match key {key:?}"
+                )));
+            }
+        }
+        match event.kind.as_deref() {
+            Some("poison") => return Err(HandlerError::permanent("poison event")),
+            Some("flaky") if attempt < 2 => {
+                return Err(HandlerError::transient(format!("flaky event, attempt {attempt}")))
+            }
+            _ => {}
+        }
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let ws = ctx.workspace().ok_or_else(|| HandlerError::permanent("event has no workspace"))?;
+        let events = ws.data.get("events").and_then(|v| v.as_u64()).unwrap_or(0) + 1;
+        ws.data.insert("events".into(), events.into());
+        tracing::debug!(workspace = key, offset = msg.offset, events, "applied");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("interrupt received");
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let run = async {
+        let config = EngineConfig::from_env()?;
+        let delay = match std::env::var("WORKSPACE_ENGINE_DELAY_MS") {
+            Ok(v) => v.trim().parse().map(Duration::from_millis).map_err(|_| {
+                klamm::Error::with_message(
+                    klamm::ErrorKind::Config,
+                    format!("WORKSPACE_ENGINE_DELAY_MS: {v:?} is not a number of milliseconds"),
+                )
+            })?,
+            Err(_) => Duration::ZERO,
+        };
+        let handler = Apply { delay }.with(TracingLayer).with(LoggingLayer);
+        let engine = Engine::builder().config(config).handler(handler).build()?;
+        engine.run(shutdown_signal()).await
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "workspace-engine failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! [`EngineConfig`]: the engine's settings, from code or from `KAFKA_*` environment variables.
+//!
+//! Engine settings have variables of their own (`KAFKA_BROKERS`, `KAFKA_TOPIC`, ...). Kafka
+//! client properties go through two prefixes: `KAFKA_CONSUMER_<PROP>` and
+//! `KAFKA_PRODUCER_<PROP>`, where `<PROP>` is the property name upper-cased with `.` turned into
+//! `_` (`KAFKA_PRODUCER_LINGER_MS=5` sets the producer's `linger.ms`). A bad value is a
+//! [`ErrorKind::Config`] error naming the variable, before any connection is made.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use klamm::{Error, ErrorKind, OffsetReset, ProducerConfig};
+use klamm_group::GroupConfig;
+
+/// Prefix of the variables that set consumer (and group) properties.
+pub const CONSUMER_PREFIX: &str = "KAFKA_CONSUMER_";
+/// Prefix of the variables that set producer properties (the dead-letter producer).
+pub const PRODUCER_PREFIX: &str = "KAFKA_PRODUCER_";
+
+/// The longest a retry backoff grows to, whatever the base.
+pub const DEFAULT_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// The engine's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Bootstrap brokers (`KAFKA_BROKERS`, default `localhost:9092`).
+    pub brokers: String,
+    /// Source topics (`KAFKA_TOPIC`, comma-separated, default `workspace-events`). The first is
+    /// the primary topic: a workspace's `offset` is its position in that topic.
+    pub topics: Vec<String>,
+    /// Consumer group (`KAFKA_GROUP_ID`, default `workspace-engine`).
+    pub group_id: String,
+    /// Dead-letter topic (`KAFKA_DLQ_TOPIC`, default `<first topic>.dlq`).
+    pub dlq_topic: String,
+    /// Retries of a transient failure before the message is dead-lettered
+    /// (`KAFKA_MAX_RETRIES`, default 3).
+    pub max_retries: u32,
+    /// First retry backoff (`KAFKA_RETRY_BACKOFF_MS`, default 100 ms); it doubles on each retry,
+    /// with ±20% jitter, up to [`EngineConfig::retry_backoff_max`].
+    pub retry_backoff: Duration,
+    /// The cap of the retry backoff (default 10 s).
+    pub retry_backoff_max: Duration,
+    /// Where [`FileStorage`](crate::FileStorage) keeps workspace files (`KAFKA_STATE_DIR`,
+    /// default `./state`).
+    pub state_dir: PathBuf,
+    /// Consumer and group properties by Kafka name (from `KAFKA_CONSUMER_*`).
+    pub consumer_properties: BTreeMap<String, String>,
+    /// Producer properties by Kafka name (from `KAFKA_PRODUCER_*`).
+    pub producer_properties: BTreeMap<String, String>,
+    /// How often the metrics snapshot is logged (default 30 s).
+    pub metrics_interval: Duration,
+    /// How long a shutdown waits for in-flight messages before it gives up on them (they are
+    /// then not committed; default 30 s).
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "localhost:9092".into(),
+            topics: vec!["workspace-events".into()],
+            group_id: "workspace-engine".into(),
+            dlq_topic: "workspace-events.dlq".into(),
+            max_retries: 3,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: DEFAULT_RETRY_BACKOFF_MAX,
+            state_dir: PathBuf::from("./state"),
+            consumer_properties: BTreeMap::new(),
+            producer_properties: BTreeMap::new(),
+            metrics_interval: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn bad(var: &str, why: impl std::fmt::Display) -> Error {
+    Error::with_message(ErrorKind::Config, format!("{var}: {why}"))
+}
+
+/// `LINGER_MS` -> `linger.ms`.
+fn property_name(suffix: &str) -> String {
+    suffix.to_ascii_lowercase().replace('_', ".")
+}
+
+impl EngineConfig {
+    /// Settings from the process environment (see the module docs). Variables that are not
+    /// valid Unicode are ignored unless they are `KAFKA_*` ones, which are an error.
+    pub fn from_env() -> Result<Self, Error> {
+        let mut vars = Vec::new();
+        for (k, v) in std::env::vars_os() {
+            match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => vars.push((k, v)),
+                (Ok(k), Err(_)) if k.starts_with("KAFKA_") => return Err(bad(&k, "not valid UTF-8")),
+                _ => {}
+            }
+        }
+        Self::from_vars(vars)
+    }
+
+    /// Settings from these variables (name, value), as [`EngineConfig::from_env`] reads the
+    /// environment. Empty values count as unset.
+    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, Error>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars: BTreeMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
+        let get = |name: &str| vars.get(name).map(|v| v.trim().to_string());
+        let mut c = EngineConfig::default();
+        if let Some(b) = get("KAFKA_BROKERS") {
+            c.brokers = b;
+        }
+        if let Some(t) = get("KAFKA_TOPIC") {
+            let topics: Vec<String> =
+                t.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            if topics.is_empty() {
+                return Err(bad("KAFKA_TOPIC", "no topic named"));
+            }
+            c.topics = topics;
+        }
+        c.dlq_topic = format!("{}.dlq", c.topics[0]);
+        if let Some(g) = get("KAFKA_GROUP_ID") {
+            c.group_id = g;
+        }
+        if let Some(d) = get("KAFKA_DLQ_TOPIC") {
+            c.dlq_topic = d;
+        }
+        if let Some(r) = get("KAFKA_MAX_RETRIES") {
+            c.max_retries =
+                r.parse().map_err(|_| bad("KAFKA_MAX_RETRIES", format!("{r:?} is not a whole number")))?;
+        }
+        if let Some(b) = get("KAFKA_RETRY_BACKOFF_MS") {
+            let ms: u64 = b.parse().map_err(|_| {
+                bad("KAFKA_RETRY_BACKOFF_MS", format!("{b:?} is not a number of milliseconds"))
+            })?;
+            c.retry_backoff = Duration::from_millis(ms);
+        }
+        if let Some(d) = get("KAFKA_STATE_DIR") {
+            c.state_dir = PathBuf::from(d);
+        }
+        for (k, v) in &vars {
+            if let Some(suffix) = k.strip_prefix(CONSUMER_PREFIX) {
+                c.consumer_properties.insert(property_name(suffix), v.clone());
+            } else if let Some(suffix) = k.strip_prefix(PRODUCER_PREFIX) {
+                c.producer_properties.insert(property_name(suffix), v.clone());
+            }
+        }
+        // Apply the properties now, so that a bad one fails here and names its variable.
+        c.group_config_named(|prop| format!("{CONSUMER_PREFIX}{}", prop.replace('.', "_").to_uppercase()))?;
+        c.producer_config_named(|prop| {
+            format!("{PRODUCER_PREFIX}{}", prop.replace('.', "_").to_uppercase())
+        })?;
+        Ok(c)
+    }
+
+    /// Checks the settings that do not depend on a broker.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(bad("topics", "at least one non-empty topic name is needed"));
+        }
+        if self.dlq_topic.trim().is_empty() {
+            return Err(bad("dlq_topic", "must not be empty"));
+        }
+        if self.topics.contains(&self.dlq_topic) {
+            return Err(bad("dlq_topic", "must not be one of the source topics"));
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(bad("group_id", "must not be empty"));
+        }
+        self.group_config()?;
+        self.producer_config()?;
+        Ok(())
+    }
+
+    /// The group consumer's settings: the engine's defaults (earliest reset, auto-commit off,
+    /// which the engine needs: it commits what it has processed), then the consumer properties.
+    pub fn group_config(&self) -> Result<GroupConfig, Error> {
+        self.group_config_named(|p| p.to_string())
+    }
+
+    /// The dead-letter producer's settings.
+    pub fn producer_config(&self) -> Result<ProducerConfig, Error> {
+        self.producer_config_named(|p| p.to_string())
+    }
+
+    fn group_config_named(&self, name: impl Fn(&str) -> String) -> Result<GroupConfig, Error> {
+        let mut g = GroupConfig::new(&self.brokers, &self.group_id)
+            .consumer(|c| c.auto_offset_reset(OffsetReset::Earliest));
+        for (k, v) in &self.consumer_properties {
+            g.set(k, v).map_err(|e| bad(&name(k), e))?;
+        }
+        if g.enable_auto_commit {
+            return Err(bad(&name("enable.auto.commit"), "the engine commits by itself; must be false"));
+        }
+        g.validate().map_err(|e| bad(&name("group"), e))?;
+        Ok(g)
+    }
+
+    fn producer_config_named(&self, name: impl Fn(&str) -> String) -> Result<ProducerConfig, Error> {
+        let mut p = ProducerConfig::new(&self.brokers);
+        for (k, v) in &self.producer_properties {
+            p.set(k, v).map_err(|e| bad(&name(k), e))?;
+        }
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> Result<EngineConfig, Error> {
+        EngineConfig::from_vars(list.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = vars(&[]).unwrap();
+        assert_eq!(c.brokers, "localhost:9092");
+        assert_eq!(c.topics, vec!["workspace-events".to_string()]);
+        assert_eq!(c.group_id, "workspace-engine");
+        assert_eq!(c.dlq_topic, "workspace-events.dlq");
+        assert_eq!(c.max_retries, 3);
+        assert_eq!(c.retry_backoff, Duration::from_millis(100));
+        assert_eq!(c.state_dir, PathBuf::from("./state"));
+        assert!(!c.group_config().unwrap().enable_auto_commit);
+        assert_eq!(c, EngineConfig::default());
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = vars(&[
+            ("KAFKA_BROKERS", "127.0.0.1:1234"),
+            ("KAFKA_TOPIC", "a, b,,c"),
+            ("KAFKA_GROUP_ID", "g"),
+            ("KAFKA_MAX_RETRIES", "7"),
+            ("KAFKA_RETRY_BACKOFF_MS", "250"),
+            ("KAFKA_STATE_DIR", "/tmp/x"),
+            ("KAFKA_PRODUCER_LINGER_MS", "5"),
+            ("KAFKA_CONSUMER_MAX_POLL_RECORDS", "10"),
+            ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000"),
+            ("UNRELATED", "x"),
+        ])
+        .unwrap();
+        assert_eq!(c.topics, ["a", "b", "c"]);
+        assert_eq!(c.dlq_topic, "a.dlq");
+        assert_eq!(c.group_id, "g");
+        assert_eq!(c.max_retries, 7);
+        assert_eq!(c.retry_backoff, Duration::from_millis(250));
+        assert_eq!(c.state_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.producer_properties.get("linger.ms").map(String::as_str), Some("5"));
+        assert_eq!(c.producer_config().unwrap().linger, Duration::from_millis(5));
+        let g = c.group_config().unwrap();
+        assert_eq!(g.consumer.max_poll_records, 10);
+        assert_eq!(g.session_timeout, Duration::from_secs(6));
+        let c = vars(&[("KAFKA_TOPIC", "a"), ("KAFKA_DLQ_TOPIC", "dead")]).unwrap();
+        assert_eq!(c.dlq_topic, "dead");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("KAFKA_MAX_RETRIES", "three"),
+            ("KAFKA_MAX_RETRIES", "-1"),
+            ("KAFKA_RETRY_BACKOFF_MS", "1s"),
+            ("KAFKA_TOPIC", " , "),
+            ("KAFKA_PRODUCER_LINGER_MS", "soon"),
+            ("KAFKA_PRODUCER_NO_SUCH_THING", "1"),
+            ("KAFKA_CONSUMER_AUTO_OFFSET_RESET", "sideways"),
+            ("KAFKA_CONSUMER_ENABLE_AUTO_COMMIT", "true"),
+        ] {
+            let e = vars(&[(var, value)]).expect_err(var);
+            assert_eq!(e.kind(), &ErrorKind::Config, "{var}");
+            assert!(e.to_string().contains(var), "{var}: {e}");
+        }
+    }
+}

@@ -1,0 +1,791 @@
+//! The runtime: [`Engine`] and its [`EngineBuilder`]. It joins the group, hands each assigned
+//! partition's records to a task of its own (one message at a time per partition, partitions
+//! concurrently), retries and dead-letters failures, keeps the workspaces of its partitions,
+//! and commits an offset only once everything before it was handled or dead-lettered and the
+//! workspaces it changed were saved.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use klamm::protocol::ErrorCode;
+use klamm::{
+    Admin, Client, ConsumerRecord, Error, ErrorKind, NewTopic, Offset, OffsetSpec, Producer, TopicPartition,
+};
+use klamm_group::{GroupConsumer, NextOffset, RebalanceHandle, RebalanceListener};
+use tokio::sync::{mpsc, watch, OwnedMutexGuard};
+use tokio::task::JoinHandle;
+
+use crate::config::EngineConfig;
+use crate::dlq::{dead_letter_record, retry_backoff};
+use crate::handler::{catch_panic, BoxHandler, ErrorClass, Handler, HandlerContext, HandlerError, Message};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::workspace::{partition_of, FileStorage, Workspace, WorkspaceStorage};
+
+/// Records queued for one partition task beyond which its partition is paused.
+const MAX_QUEUED: usize = 2000;
+/// How long one poll waits; also how quickly a shutdown request is noticed.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Consecutive poll failures after which the engine stops.
+const MAX_POLL_FAILURES: u32 = 100;
+
+/// Builds an [`Engine`].
+#[derive(Default)]
+pub struct EngineBuilder {
+    config: Option<EngineConfig>,
+    handler: Option<BoxHandler>,
+    storage: Option<Arc<dyn WorkspaceStorage>>,
+}
+
+impl EngineBuilder {
+    /// The settings (default: [`EngineConfig::default`]).
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// The handler of every message (a [`Router`](crate::Router) to route by topic). Required.
+    pub fn handler(mut self, handler: impl Handler) -> Self {
+        self.handler = Some(BoxHandler::new(handler));
+        self
+    }
+
+    /// Where workspaces are kept (default: [`FileStorage`] in the config's `state_dir`).
+    pub fn storage(mut self, storage: impl WorkspaceStorage) -> Self {
+        self.storage = Some(Arc::new(storage));
+        self
+    }
+
+    /// Checks the settings and makes the engine (no connection yet).
+    pub fn build(self) -> Result<Engine, Error> {
+        let config = self.config.unwrap_or_default();
+        config.validate()?;
+        let handler = self
+            .handler
+            .ok_or_else(|| Error::with_message(ErrorKind::Config, "engine: no handler was given"))?;
+        let storage = match self.storage {
+            Some(s) => s,
+            None => Arc::new(
+                FileStorage::new(&config.state_dir)
+                    .map_err(|e| Error::with_message(ErrorKind::Config, format!("KAFKA_STATE_DIR: {e}")))?,
+            ),
+        };
+        Ok(Engine { config, handler, storage, metrics: Arc::new(Metrics::default()) })
+    }
+}
+
+/// A read handle on an engine's metrics, usable while it runs.
+#[derive(Debug, Clone)]
+pub struct EngineMetrics(Arc<Metrics>);
+
+impl EngineMetrics {
+    /// The counters now.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        self.0.snapshot()
+    }
+}
+
+/// The workspace engine. See the crate docs.
+pub struct Engine {
+    config: EngineConfig,
+    handler: BoxHandler,
+    storage: Arc<dyn WorkspaceStorage>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// A loaded workspace and whether it changed since it was saved.
+struct Slot {
+    ws: Workspace,
+    dirty: bool,
+}
+
+type SlotRef = Arc<tokio::sync::Mutex<Slot>>;
+
+/// What the partition tasks and the rebalance listener share.
+struct Shared {
+    config: EngineConfig,
+    handler: BoxHandler,
+    storage: Arc<dyn WorkspaceStorage>,
+    metrics: Arc<Metrics>,
+    producer: Producer,
+    admin: Admin,
+    partition_counts: HashMap<String, NonZeroU32>,
+    workspaces: Mutex<HashMap<String, SlotRef>>,
+    workers: Mutex<HashMap<TopicPartition, Worker>>,
+    progress: mpsc::UnboundedSender<(TopicPartition, i64)>,
+}
+
+/// One partition's task.
+struct Worker {
+    records: mpsc::UnboundedSender<Vec<ConsumerRecord>>,
+    queued: Arc<AtomicUsize>,
+    abort: watch::Sender<bool>,
+    task: JoinHandle<Option<i64>>,
+}
+
+/// The partition task stopped on an abort; nothing after its last saved offset counts.
+struct Aborted;
+
+impl Shared {
+    fn primary(&self, topic: &str) -> bool {
+        self.config.topics.first().is_some_and(|t| t == topic)
+    }
+
+    fn partitions_of(&self, topic: &str) -> NonZeroU32 {
+        self.partition_counts.get(topic).copied().unwrap_or(NonZeroU32::MIN)
+    }
+
+    /// The loaded slot of workspace `id`, loading or making it if needed.
+    fn slot(&self, id: &str, partition: i32) -> SlotRef {
+        if let Some(s) = self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Arc::clone(s);
+        }
+        let ws = match self.storage.load(id) {
+            Ok(Some(ws)) => ws,
+            Ok(None) => Workspace::new(id, partition),
+            Err(e) => {
+                tracing::error!(workspace = id, error = %e, "cannot load workspace; starting it empty");
+                Workspace::new(id, partition)
+            }
+        };
+        let slot = Arc::new(tokio::sync::Mutex::new(Slot { ws, dirty: false }));
+        let mut map = self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(map.entry(id.to_string()).or_insert(slot))
+    }
+
+    fn start_worker(self: &Arc<Self>, tp: TopicPartition) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        if workers.contains_key(&tp) {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (abort, abort_rx) = watch::channel(false);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let span =
+            tracing::info_span!("klamm.engine.partition", topic = &*tp.topic, partition = tp.partition);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            run_partition(Arc::clone(self), tp.clone(), rx, abort_rx, Arc::clone(&queued)),
+            span,
+        ));
+        workers.insert(tp, Worker { records: tx, queued, abort, task });
+    }
+
+    /// Stops the tasks of `partitions` once they have handled what they were given (or at
+    /// once, with `abort`), and returns the offset each saved up to.
+    async fn stop_workers(&self, partitions: &[TopicPartition], abort: bool) -> Vec<(TopicPartition, i64)> {
+        let taken: Vec<(TopicPartition, Worker)> = {
+            let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+            partitions.iter().filter_map(|tp| workers.remove(tp).map(|w| (tp.clone(), w))).collect()
+        };
+        let mut done = Vec::new();
+        for (tp, w) in taken {
+            if abort {
+                let _ = w.abort.send(true);
+            }
+            drop(w.records);
+            let mut task = w.task;
+            let ended = match tokio::time::timeout(self.config.shutdown_timeout, &mut task).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(
+                        topic = &*tp.topic,
+                        partition = tp.partition,
+                        "in-flight messages did not finish in time; abandoning them uncommitted"
+                    );
+                    let _ = w.abort.send(true);
+                    task.await
+                }
+            };
+            match ended {
+                Ok(Some(next)) => done.push((tp, next)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(topic = &*tp.topic, partition = tp.partition, error = %e, "partition task failed")
+                }
+            }
+        }
+        done
+    }
+
+    /// Saves and drops the workspaces whose partition no longer has a task.
+    async fn unload_unowned(&self) {
+        let owned: HashSet<i32> =
+            self.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().map(|tp| tp.partition).collect();
+        let slots: Vec<(String, SlotRef)> = {
+            let map = self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
+            map.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
+        };
+        for (id, slot) in slots {
+            let mut s = slot.lock().await;
+            if owned.contains(&s.ws.partition) {
+                continue;
+            }
+            if s.dirty {
+                match self.storage.save(&s.ws) {
+                    Ok(()) => s.dirty = false,
+                    Err(e) => tracing::error!(workspace = %id, error = %e, "cannot save workspace"),
+                }
+            }
+            self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        }
+    }
+
+    /// Loads the stored workspaces of `partitions` and seeks each partition to the smallest
+    /// stored next offset of its workspaces (bounded by the committed offset).
+    async fn on_assigned(self: &Arc<Self>, handle: &mut RebalanceHandle<'_>, partitions: &[TopicPartition]) {
+        let names: Vec<String> =
+            partitions.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
+        tracing::info!(partitions = ?names, "partitions assigned");
+        let ids = self.storage.discover().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot list stored workspaces");
+            Vec::new()
+        });
+        let mut stored: HashMap<TopicPartition, i64> = HashMap::new();
+        let mut loaded = 0usize;
+        for id in &ids {
+            let mine: Vec<&TopicPartition> = partitions
+                .iter()
+                .filter(|tp| partition_of(id, self.partitions_of(&tp.topic)) == tp.partition)
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let slot = self.slot(id, mine[0].partition);
+            let s = slot.lock().await;
+            loaded += 1;
+            for tp in mine {
+                let primary = self.primary(&tp.topic);
+                if !primary && !s.ws.offsets.contains_key(&*tp.topic) {
+                    continue;
+                }
+                let next = s.ws.next_offset(&tp.topic, primary);
+                let e = stored.entry(tp.clone()).or_insert(next);
+                *e = (*e).min(next);
+            }
+        }
+        tracing::info!(workspaces = loaded, "workspaces loaded");
+        let committed = match handle.committed(partitions).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read committed offsets");
+                HashMap::new()
+            }
+        };
+        for tp in partitions {
+            let Some(&s) = stored.get(tp) else { continue };
+            let c = committed.get(tp).cloned().flatten().map(|n| n.offset());
+            let (earliest, latest) = self.log_range(tp).await;
+            let in_log = |o: i64| earliest.is_none_or(|e| o >= e) && latest.is_none_or(|l| o <= l);
+            let target = [c.map(|c| c.min(s)), Some(s)].into_iter().flatten().find(|&o| in_log(o));
+            match target {
+                Some(o) => {
+                    tracing::info!(topic = &*tp.topic, partition = tp.partition, offset = o, stored = s, committed = ?c, "seek to stored offset");
+                    if let Err(e) = handle.seek(tp, Offset::At(o)) {
+                        tracing::warn!(topic = &*tp.topic, partition = tp.partition, error = %e, "seek failed");
+                    }
+                }
+                None => tracing::warn!(
+                    topic = &*tp.topic, partition = tp.partition, stored = s, ?earliest, ?latest,
+                    "stored offset is outside the log; starting from the committed offset or the reset policy"
+                ),
+            }
+        }
+        for tp in partitions {
+            self.start_worker(tp.clone());
+        }
+    }
+
+    /// The partition's first and end offsets, when they can be looked up.
+    async fn log_range(&self, tp: &TopicPartition) -> (Option<i64>, Option<i64>) {
+        let asked = [
+            (&*tp.topic, tp.partition, OffsetSpec::Earliest),
+            (&*tp.topic, tp.partition, OffsetSpec::Latest),
+        ];
+        let listed = self.admin.list_offsets(&asked).await;
+        let get = |i: usize| listed.get(i).and_then(|(_, r)| r.as_ref().ok()).map(|l| l.offset);
+        (get(0), get(1))
+    }
+
+    async fn on_revoked(&self, handle: &mut RebalanceHandle<'_>, partitions: &[TopicPartition], lost: bool) {
+        let names: Vec<String> =
+            partitions.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
+        if lost {
+            tracing::warn!(partitions = ?names, "partitions lost");
+        } else {
+            tracing::info!(partitions = ?names, "partitions revoked");
+        }
+        let done = self.stop_workers(partitions, lost).await;
+        self.unload_unowned().await;
+        for tp in partitions {
+            self.metrics.forget(&tp.topic, tp.partition);
+        }
+        if !lost && !done.is_empty() {
+            let offsets = done.into_iter().map(|(tp, n)| (tp, NextOffset::new(n)));
+            match handle.commit(offsets).await {
+                Ok(()) => tracing::info!("committed before revocation"),
+                Err(e) => tracing::warn!(error = %e, "commit before revocation failed"),
+            }
+        }
+    }
+}
+
+/// The group's rebalance listener: forwards to [`Shared`].
+struct Listener(Arc<Shared>);
+
+impl RebalanceListener for Listener {
+    fn on_assigned(
+        &mut self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = ()> + Send {
+        self.0.on_assigned(handle, partitions)
+    }
+
+    fn on_revoked(
+        &mut self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = ()> + Send {
+        self.0.on_revoked(handle, partitions, false)
+    }
+
+    fn on_lost(
+        &mut self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = ()> + Send {
+        self.0.on_revoked(handle, partitions, true)
+    }
+}
+
+/// Saves the dirty workspaces among `touched`; `true` when all were saved.
+fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
+    let mut ok = true;
+    touched.retain(|slot| {
+        let Ok(mut s) = slot.try_lock() else { return true };
+        if !s.dirty {
+            return false;
+        }
+        match shared.storage.save(&s.ws) {
+            Ok(()) => {
+                s.dirty = false;
+                false
+            }
+            Err(e) => {
+                tracing::error!(workspace = %s.ws.workspace_id, error = %e, "cannot save workspace; not committing past it");
+                ok = false;
+                true
+            }
+        }
+    });
+    ok && touched.is_empty()
+}
+
+/// One partition's task: handles its records in order, saves the workspaces a batch changed,
+/// then reports the offset after the batch for commit. Returns the offset saved up to.
+async fn run_partition(
+    shared: Arc<Shared>,
+    tp: TopicPartition,
+    mut records: mpsc::UnboundedReceiver<Vec<ConsumerRecord>>,
+    abort: watch::Receiver<bool>,
+    queued: Arc<AtomicUsize>,
+) -> Option<i64> {
+    let primary = shared.primary(&tp.topic);
+    let mut touched: Vec<SlotRef> = Vec::new();
+    let mut saved: Option<i64> = None;
+    let mut handled: Option<i64> = None;
+    while let Some(batch) = records.recv().await {
+        let n = batch.len();
+        let mut aborted = false;
+        for record in batch {
+            match process(&shared, record, primary, &mut touched, &abort).await {
+                Ok(next) => handled = Some(next),
+                Err(Aborted) => {
+                    aborted = true;
+                    break;
+                }
+            }
+        }
+        queued.fetch_sub(n, Ordering::Relaxed);
+        if save_touched(&shared, &mut touched) && handled != saved {
+            saved = handled;
+            if let Some(next) = saved {
+                let _ = shared.progress.send((tp.clone(), next));
+            }
+        }
+        if aborted {
+            break;
+        }
+    }
+    if !touched.is_empty() && save_touched(&shared, &mut touched) {
+        saved = handled;
+    }
+    saved
+}
+
+async fn sleep_or_abort(d: Duration, abort: &watch::Receiver<bool>) -> Result<(), Aborted> {
+    let mut abort = abort.clone();
+    tokio::select! {
+        () = tokio::time::sleep(d) => Ok(()),
+        _ = abort.wait_for(|a| *a) => Err(Aborted),
+    }
+}
+
+/// Handles one record: skips it if its workspace has applied it, runs the handler with
+/// retries, dead-letters what cannot be handled. Returns the offset after it.
+async fn process(
+    shared: &Shared,
+    record: ConsumerRecord,
+    primary: bool,
+    touched: &mut Vec<SlotRef>,
+    abort: &watch::Receiver<bool>,
+) -> Result<i64, Aborted> {
+    let metrics = &shared.metrics;
+    let msg = Message::new(record);
+    let next = msg.offset + 1;
+    metrics.set_lag(&msg.topic, msg.partition, msg.high_watermark - next);
+    let slot = msg.workspace_id().map(|id| shared.slot(id, msg.partition));
+    let mut guard: Option<OwnedMutexGuard<Slot>> = match &slot {
+        Some(s) => Some(Arc::clone(s).lock_owned().await),
+        None => None,
+    };
+    if let Some(g) = &guard {
+        if msg.offset < g.ws.next_offset(&msg.topic, primary) {
+            tracing::debug!(offset = msg.offset, workspace = %g.ws.workspace_id, "already applied; skipped");
+            Metrics::add(&metrics.replayed);
+            return Ok(next);
+        }
+    }
+    let mut attempt = 0u32;
+    loop {
+        let mut ctx = HandlerContext::new(attempt, guard.as_ref().map(|g| g.ws.clone()));
+        let result = catch_panic(shared.handler.handle(&msg, &mut ctx)).await;
+        let error = match result {
+            Ok(()) => {
+                if let (Some(g), Some(slot)) = (guard.as_mut(), &slot) {
+                    let mut ws = ctx.into_workspace().unwrap_or_else(|| g.ws.clone());
+                    ws.workspace_id.clone_from(&g.ws.workspace_id);
+                    ws.set_next_offset(&msg.topic, primary, next);
+                    g.ws = ws;
+                    g.dirty = true;
+                    if !touched.iter().any(|t| Arc::ptr_eq(t, slot)) {
+                        touched.push(Arc::clone(slot));
+                    }
+                }
+                Metrics::add(&metrics.processed);
+                return Ok(next);
+            }
+            Err(e) => e,
+        };
+        Metrics::add(&metrics.failed);
+        match error.class() {
+            ErrorClass::Business => {
+                tracing::info!(offset = msg.offset, error = %error, "business error; skipped");
+                Metrics::add(&metrics.skipped);
+                return Ok(next);
+            }
+            ErrorClass::Transient if attempt < shared.config.max_retries => {
+                let wait =
+                    retry_backoff(shared.config.retry_backoff, shared.config.retry_backoff_max, attempt);
+                tracing::warn!(offset = msg.offset, attempt, ?wait, error = %error, "transient error; retrying");
+                Metrics::add(&metrics.retried);
+                sleep_or_abort(wait, abort).await?;
+                attempt += 1;
+            }
+            class => {
+                drop(guard.take());
+                dead_letter(shared, &msg, &error, class, attempt, abort).await?;
+                return Ok(next);
+            }
+        }
+    }
+}
+
+/// Writes `msg` to the dead-letter topic, retrying until the write is acknowledged (or the
+/// task is aborted: then it is not counted as handled and nothing past it is committed).
+async fn dead_letter(
+    shared: &Shared,
+    msg: &Message,
+    error: &HandlerError,
+    class: ErrorClass,
+    retries: u32,
+    abort: &watch::Receiver<bool>,
+) -> Result<(), Aborted> {
+    let record = dead_letter_record(&shared.config.dlq_topic, msg, &error.to_string(), class, retries);
+    let mut attempt = 0u32;
+    loop {
+        let written = match shared.producer.send(record.clone()).await {
+            Ok(delivery) => delivery.await,
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(meta) => {
+                tracing::info!(
+                    topic = &*msg.topic, partition = msg.partition, offset = msg.offset,
+                    dlq = %shared.config.dlq_topic, dlq_partition = meta.partition, dlq_offset = meta.offset,
+                    class = class.as_str(), retries, error = %error, "dead-lettered"
+                );
+                Metrics::add(&shared.metrics.dead_lettered);
+                return Ok(());
+            }
+            Err(e) => {
+                let wait =
+                    retry_backoff(shared.config.retry_backoff, shared.config.retry_backoff_max, attempt);
+                tracing::warn!(offset = msg.offset, error = %e, ?wait, "dead-letter write failed; retrying");
+                sleep_or_abort(wait, abort).await?;
+                attempt = attempt.saturating_add(1);
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// A builder.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// A handle on the metrics, to read them while [`Engine::run`] runs.
+    pub fn metrics(&self) -> EngineMetrics {
+        EngineMetrics(Arc::clone(&self.metrics))
+    }
+
+    /// Runs until `shutdown` completes, then stops fetching, lets the partition tasks finish
+    /// what they were given, saves the workspaces, commits and leaves the group.
+    ///
+    /// Fails at startup when a source topic does not exist or the dead-letter topic cannot be
+    /// made, and later when the group member cannot go on.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let config = self.config;
+        let group_config = config.group_config()?;
+        let admin = Admin::new(Client::new(group_config.consumer.client.clone())?);
+        let mut partition_counts = HashMap::new();
+        for topic in &config.topics {
+            let meta = admin
+                .wait_for_topic(topic, group_config.api_timeout)
+                .await
+                .map_err(|e| Error::with_message(ErrorKind::Config, format!("source topic {topic}: {e}")))?;
+            let n = u32::try_from(meta.partitions.len())
+                .ok()
+                .and_then(NonZeroU32::new)
+                .unwrap_or(NonZeroU32::MIN);
+            partition_counts.insert(topic.clone(), n);
+        }
+        ensure_dlq(&admin, &config, partition_counts[&config.topics[0]]).await?;
+        let producer = Producer::new(config.producer_config()?)?;
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            handler: self.handler,
+            storage: self.storage,
+            metrics: Arc::clone(&self.metrics),
+            producer: producer.clone(),
+            admin,
+            partition_counts,
+            workspaces: Mutex::new(HashMap::new()),
+            workers: Mutex::new(HashMap::new()),
+            progress: progress_tx,
+        });
+        let mut consumer = GroupConsumer::with_listener(group_config, Listener(Arc::clone(&shared)))?;
+        consumer.subscribe(config.topics.iter().cloned());
+        tracing::info!(topics = ?config.topics, group = %config.group_id, dlq = %config.dlq_topic, "engine started");
+
+        let mut shutdown = pin!(shutdown);
+        let mut paused: HashSet<TopicPartition> = HashSet::new();
+        let mut failures = 0u32;
+        let mut next_log = Instant::now() + config.metrics_interval;
+        let mut outcome = Ok(());
+        loop {
+            let stop = std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
+            if stop {
+                tracing::info!("shutdown requested: no more fetching");
+                break;
+            }
+            match consumer.poll(POLL_TIMEOUT).await {
+                Ok(records) => {
+                    failures = 0;
+                    dispatch(&shared, records);
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, failures, "poll failed");
+                    if failures >= MAX_POLL_FAILURES {
+                        outcome = Err(e);
+                        break;
+                    }
+                    tokio::time::sleep(POLL_TIMEOUT).await;
+                }
+            }
+            flow_control(&shared, &mut consumer, &mut paused);
+            commit_progress(&consumer, &mut progress_rx).await;
+            if Instant::now() >= next_log {
+                next_log = Instant::now() + config.metrics_interval;
+                log_metrics(&shared.metrics.snapshot());
+            }
+        }
+
+        // Shutdown: finish in-flight messages, save, commit, leave.
+        let assigned = consumer.assignment();
+        let all: Vec<TopicPartition> =
+            shared.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let done = shared.stop_workers(&all, false).await;
+        shared.unload_unowned().await;
+        while progress_rx.try_recv().is_ok() {}
+        let finals: Vec<(TopicPartition, NextOffset)> = done
+            .into_iter()
+            .filter(|(tp, _)| assigned.contains(tp))
+            .map(|(tp, n)| (tp, NextOffset::new(n)))
+            .collect();
+        if !finals.is_empty() {
+            match consumer.commit(finals).await {
+                Ok(()) => tracing::info!("final offsets committed"),
+                Err(e) => tracing::warn!(error = %e, "final commit failed"),
+            }
+        }
+        if let Err(e) = consumer.close(config.shutdown_timeout).await {
+            tracing::warn!(error = %e, "leaving the group failed");
+        }
+        producer.close(config.shutdown_timeout).await;
+        log_metrics(&shared.metrics.snapshot());
+        tracing::info!("shutdown complete");
+        outcome
+    }
+}
+
+/// Hands each partition's records to its task, in order.
+fn dispatch(shared: &Arc<Shared>, records: Vec<ConsumerRecord>) {
+    if records.is_empty() {
+        return;
+    }
+    let mut by_partition: BTreeMap<(Arc<str>, i32), Vec<ConsumerRecord>> = BTreeMap::new();
+    for r in records {
+        by_partition.entry((Arc::clone(&r.topic), r.partition)).or_default().push(r);
+    }
+    for ((topic, partition), batch) in by_partition {
+        let tp = TopicPartition { topic, partition };
+        shared.start_worker(tp.clone());
+        let workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = workers.get(&tp) {
+            w.queued.fetch_add(batch.len(), Ordering::Relaxed);
+            if w.records.send(batch).is_err() {
+                tracing::error!(topic = &*tp.topic, partition = tp.partition, "partition task is gone");
+            }
+        }
+    }
+}
+
+/// Pauses partitions whose task has too much queued, resumes them once it caught up.
+fn flow_control<L: RebalanceListener>(
+    shared: &Shared,
+    consumer: &mut GroupConsumer<L>,
+    paused: &mut HashSet<TopicPartition>,
+) {
+    let assigned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
+    paused.retain(|tp| assigned.contains(tp));
+    let (mut pause, mut resume) = (Vec::new(), Vec::new());
+    {
+        let workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for (tp, w) in workers.iter() {
+            let q = w.queued.load(Ordering::Relaxed);
+            if q > MAX_QUEUED && assigned.contains(tp) && !paused.contains(tp) {
+                pause.push(tp.clone());
+            } else if q <= MAX_QUEUED / 2 && paused.contains(tp) {
+                resume.push(tp.clone());
+            }
+        }
+    }
+    if !pause.is_empty() {
+        consumer.pause(pause.iter());
+        paused.extend(pause);
+    }
+    if !resume.is_empty() {
+        consumer.resume(resume.iter());
+        for tp in &resume {
+            paused.remove(tp);
+        }
+    }
+}
+
+/// Commits the latest saved offset each partition task reported.
+async fn commit_progress<L: RebalanceListener>(
+    consumer: &GroupConsumer<L>,
+    progress: &mut mpsc::UnboundedReceiver<(TopicPartition, i64)>,
+) {
+    let mut latest: HashMap<TopicPartition, i64> = HashMap::new();
+    while let Ok((tp, next)) = progress.try_recv() {
+        let e = latest.entry(tp).or_insert(next);
+        *e = (*e).max(next);
+    }
+    if latest.is_empty() {
+        return;
+    }
+    let assigned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
+    let offsets: Vec<(TopicPartition, NextOffset)> = latest
+        .into_iter()
+        .filter(|(tp, _)| assigned.contains(tp))
+        .map(|(tp, n)| (tp, NextOffset::new(n)))
+        .collect();
+    if offsets.is_empty() {
+        return;
+    }
+    if let Err(e) = consumer.commit(offsets).await {
+        tracing::warn!(error = %e, "commit failed; the next one covers it");
+    }
+}
+
+fn log_metrics(m: &MetricsSnapshot) {
+    let lag: Vec<String> = m.lag.iter().map(|((t, p), l)| format!("{t}-{p}={l}")).collect();
+    tracing::info!(
+        processed = m.processed, failed = m.failed, retried = m.retried, dead_lettered = m.dead_lettered,
+        skipped = m.skipped, replayed = m.replayed, lag = ?lag, "metrics"
+    );
+}
+
+/// Creates the dead-letter topic with `partitions` partitions unless it exists.
+async fn ensure_dlq(admin: &Admin, config: &EngineConfig, partitions: NonZeroU32) -> Result<(), Error> {
+    let dlq = &config.dlq_topic;
+    let described = admin.describe_topics(&[dlq.as_str()]).await;
+    match described.into_iter().next() {
+        Some((_, Ok(_))) => return Ok(()),
+        Some((_, Err(e))) if e.code() != Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => {
+            return Err(Error::with_message(ErrorKind::Config, format!("dead-letter topic {dlq}: {e}")));
+        }
+        _ => {}
+    }
+    let mut topic = NewTopic::with_defaults(dlq.clone());
+    topic.partitions = Some(i32::try_from(partitions.get()).unwrap_or(i32::MAX));
+    match admin.create_topics(&[topic]).await.into_iter().next() {
+        Some((_, Ok(_))) => {
+            tracing::info!(topic = %dlq, partitions = partitions.get(), "dead-letter topic created")
+        }
+        Some((_, Err(e))) if e.code() == Some(ErrorCode::TOPIC_ALREADY_EXISTS) => {}
+        Some((_, Err(e))) => {
+            return Err(Error::with_message(
+                ErrorKind::Config,
+                format!("cannot create dead-letter topic {dlq}: {e}"),
+            ))
+        }
+        None => {}
+    }
+    admin
+        .wait_for_topic(dlq, config.shutdown_timeout)
+        .await
+        .map_err(|e| Error::with_message(ErrorKind::Config, format!("dead-letter topic {dlq}: {e}")))?;
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! The workspace engine's example binary against Kafka: resume after `kill -9` without
+//! applying an event twice, and dead-lettering of poison and non-JSON events (read back with
+//! librdkafka) while flaky events succeed after two retries.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use klamm::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
+use klamm_tests::{example_binary, unique_topic, Broker, ConsumeOptions, Peer};
+
+/// A running `workspace-engine` with its stderr in a file.
+struct EngineProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl EngineProcess {
+    fn start(
+        brokers: &str,
+        topic: &str,
+        group: &str,
+        state: &Path,
+        log: PathBuf,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let file = fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(example_binary("klamm-engine", "workspace-engine"));
+        cmd.env("KAFKA_BROKERS", brokers)
+            .env("KAFKA_TOPIC", topic)
+            .env("KAFKA_GROUP_ID", group)
+            .env("KAFKA_STATE_DIR", state)
+            .env("KAFKA_RETRY_BACKOFF_MS", "20")
+            .env("KAFKA_CONSUMER_MAX_POLL_RECORDS", "20")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        EngineProcess { child: cmd.spawn().unwrap(), log }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL.
+    fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.log()
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    fn stop(mut self, within: Duration) -> String {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = self.log();
+                assert!(status.success(), "engine exited with {status}:\n{log}");
+                return log;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("engine did not stop within {within:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("engine exited early with {status}:\n{}", self.log());
+        }
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every workspace state file, by workspace id.
+fn states(dir: &Path) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for e in entries {
+        let path = e.unwrap().path();
+        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        out.insert(v["workspace_id"].as_str().unwrap().to_string(), v);
+    }
+    out
+}
+
+fn total_events(dir: &Path) -> u64 {
+    states(dir).values().map(|v| v["events"].as_u64().unwrap_or(0)).sum()
+}
+
+fn wait_for_events(engine: &mut EngineProcess, dir: &Path, at_least: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = total_events(dir);
+        if n >= at_least {
+            return n;
+        }
+        engine.assert_running();
+        assert!(Instant::now() < deadline, "only {n} of {at_least} events applied:\n{}", engine.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
+async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin = Admin::connect(ClientConfig::new(brokers)).await.unwrap();
+    let created = admin.create_topics(&[NewTopic::new(topic, partitions, 1)]).await;
+    created[0].1.as_ref().unwrap();
+    admin.wait_for_topic(topic, Duration::from_secs(30)).await.unwrap();
+}
+
+/// Sends `records` in order and returns each one's (partition, offset).
+async fn produce(brokers: &str, records: Vec<ProducerRecord>) -> Vec<(i32, i64)> {
+    let producer = Producer::new(ProducerConfig::new(brokers)).unwrap();
+    let mut deliveries = Vec::new();
+    for r in records {
+        deliveries.push(producer.send(r).await.unwrap());
+    }
+    let mut out = Vec::new();
+    for d in deliveries {
+        let m = d.await.unwrap();
+        out.push((m.partition, m.offset));
+    }
+    producer.close(Duration::from_secs(10)).await;
+    out
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_topic(name));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn engine_resumes_after_kill_without_applying_any_event_twice() {
+    let broker = Broker::shared_kafka();
+    let brokers = broker.bootstrap();
+    let topic = unique_topic("engine-resume");
+    let group = unique_topic("engine-resume-group");
+    let dir = temp_dir("engine-resume");
+    let state = dir.join("state");
+    const WORKSPACES: usize = 12;
+    const EVENTS: usize = 600;
+    let rt = runtime();
+    rt.block_on(create_topic(&brokers, &topic, 3));
+    let records: Vec<ProducerRecord> = (0..EVENTS)
+        .map(|i| {
+            let ws = format!("ws-{}", i % WORKSPACES);
+            let value = serde_json::json!({"workspace_id": ws, "type": "add", "seq": i}).to_string();
+            ProducerRecord::new(topic.as_str(), value).key(ws)
+        })
+        .collect();
+    let placed = rt.block_on(produce(&brokers, records));
+
+    // First run: slow events, killed part way.
+    let mut first = EngineProcess::start(
+        &brokers,
+        &topic,
+        &group,
+        &state,
+        dir.join("first.log"),
+        &[("WORKSPACE_ENGINE_DELAY_MS", "5")],
+    );
+    let applied = wait_for_events(&mut first, &state, (EVENTS / 3) as u64, Duration::from_secs(90));
+    let first_log = first.kill();
+    let at_kill = total_events(&state);
+    assert!(at_kill < EVENTS as u64, "the kill came too late ({applied} applied):\n{first_log}");
+    assert!(first_log.contains("partitions assigned"), "{first_log}");
+
+    // Second run: resumes and finishes.
+    let mut second = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("second.log"), &[]);
+    wait_for_events(&mut second, &state, EVENTS as u64, Duration::from_secs(90));
+    // Let anything that would be applied twice show up.
+    std::thread::sleep(Duration::from_secs(2));
+    let second_log = second.stop(Duration::from_secs(60));
+    assert!(second_log.contains("seek to stored offset"), "{second_log}");
+    assert!(second_log.contains("shutdown complete"), "{second_log}");
+
+    let found = states(&state);
+    assert_eq!(found.len(), WORKSPACES, "{found:?}");
+    let seven = NonZeroU32::new(3).unwrap();
+    for w in 0..WORKSPACES {
+        let id = format!("ws-{w}");
+        let s = &found[&id];
+        let mine: Vec<&(i32, i64)> =
+            placed.iter().enumerate().filter(|(i, _)| i % WORKSPACES == w).map(|(_, p)| p).collect();
+        assert_eq!(s["events"].as_u64(), Some(mine.len() as u64), "{id}: {s}");
+        let partition = klamm::partitioner::partition_for_key(id.as_bytes(), seven);
+        assert_eq!(s["partition"].as_i64(), Some(i64::from(partition)), "{id}");
+        assert!(mine.iter().all(|(p, _)| *p == partition));
+        let last = mine.iter().map(|(_, o)| *o).max().unwrap();
+        assert_eq!(s["offset"].as_i64(), Some(last + 1), "{id}: {s}");
+    }
+    // Graceful shutdown committed the end of every partition.
+    let committed = Peer::rdkafka().committed(&brokers, &group, &topic);
+    for c in committed {
+        let end = placed.iter().filter(|(p, _)| *p == c.partition).map(|(_, o)| o + 1).max();
+        assert_eq!(c.offset, end, "partition {}", c.partition);
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn engine_dead_letters_poison_and_non_json_and_retries_flaky() {
+    let broker = Broker::shared_kafka();
+    let brokers = broker.bootstrap();
+    let topic = unique_topic("engine-dlq");
+    let dlq = format!("{topic}.dlq");
+    let group = unique_topic("engine-dlq-group");
+    let dir = temp_dir("engine-dlq");
+    let state = dir.join("state");
+    let rt = runtime();
+    rt.block_on(create_topic(&brokers, &topic, 2));
+    let event = |ws: &str, kind: &str| {
+        let value = serde_json::json!({"workspace_id": ws, "type": kind}).to_string();
+        ProducerRecord::new(topic.as_str(), value).key(ws.to_string()).header("trace", format!("{ws}-{kind}"))
+    };
+    let mut records = Vec::new();
+    for ws in ["ws-a", "ws-b"] {
+        records.push(event(ws, "add"));
+        records.push(event(ws, "poison"));
+        records.push(event(ws, "add"));
+        records.push(event(ws, "flaky"));
+        records.push(event(ws, "add"));
+    }
+    records
+        .push(ProducerRecord::new(topic.as_str(), "this is not json").key("ws-a").header("trace", "garbage"));
+    let bad: Vec<usize> = vec![1, 6, 10];
+    let placed = rt.block_on(produce(&brokers, records));
+
+    let mut engine = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("engine.log"), &[]);
+    // 3 adds and a flaky per workspace.
+    wait_for_events(&mut engine, &state, 8, Duration::from_secs(90));
+    let options = ConsumeOptions { idle_timeout: Duration::from_secs(15), ..ConsumeOptions::default() };
+    let dead = Peer::rdkafka().consume(&brokers, &dlq, bad.len(), &options);
+    std::thread::sleep(Duration::from_secs(1));
+    let log = engine.stop(Duration::from_secs(60));
+
+    let found = states(&state);
+    assert_eq!(found["ws-a"]["events"].as_u64(), Some(4), "{log}");
+    assert_eq!(found["ws-b"]["events"].as_u64(), Some(4), "{log}");
+    // Each flaky event failed twice, then succeeded.
+    assert_eq!(log.matches("transient error; retrying").count(), 4, "{log}");
+    assert_eq!(log.matches("dead-lettered").count(), bad.len(), "{log}");
+
+    assert_eq!(dead.len(), bad.len(), "{dead:?}");
+    for &i in &bad {
+        let (partition, offset) = placed[i];
+        let r = dead
+            .iter()
+            .find(|r| {
+                r.headers.iter().any(|(k, v)| {
+                    k == "original-offset" && v.as_deref() == Some(offset.to_string().as_bytes())
+                }) && r.headers.iter().any(|(k, v)| {
+                    k == "original-partition" && v.as_deref() == Some(partition.to_string().as_bytes())
+                })
+            })
+            .unwrap_or_else(|| panic!("event {i} at {partition}/{offset} not dead-lettered: {dead:?}"));
+        let header = |name: &str| {
+            let v = r.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.clone());
+            String::from_utf8(v.unwrap_or_else(|| panic!("no {name} header: {r:?}"))).unwrap()
+        };
+        assert_eq!(header("original-topic"), topic);
+        assert_eq!(header("error-class"), "permanent");
+        assert_eq!(header("retry-count"), "0");
+        assert!(!header("error").is_empty());
+        let ts = header("timestamp");
+        assert!(ts.len() == 24 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+        let trace = header("trace");
+        if i == 10 {
+            assert_eq!(trace, "garbage");
+            assert_eq!(r.value.as_deref(), Some(&b"this is not json"[..]));
+            assert!(header("error").contains("JSON"), "{}", header("error"));
+        } else {
+            assert!(trace.ends_with("-poison"), "{trace}");
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            assert_eq!(v["type"], "poison");
+        }
+        let key = if i == 10 || i == 1 { "ws-a" } else { "ws-b" };
+        assert_eq!(r.key.as_deref(), Some(key.as_bytes()));
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
