@@ -9,6 +9,8 @@
 //!   [--runtime multi|current]` (`--window 0`: klamm drops its delivery futures and only
 //!   flushes at the end, so its buffer limit alone throttles `send`): one worker, which prints one JSON line (`worker.rs`). The
 //!   driver runs these as child processes; run by hand, they are what to profile.
+//! - `rebalance [--runs 5]`: the time a cooperative-sticky group of one takes to absorb a
+//!   second member, klamm against librdkafka, on Apache Kafka (`rebalance.rs`).
 //! - `serve [--broker tansu|kafka] [--topics N]`: starts a broker with N fresh 4-partition
 //!   topics, prints its address and the topic names, and keeps it up until stdin closes.
 //!
@@ -20,6 +22,7 @@ mod driver;
 mod klamm_client;
 mod payload;
 mod rdkafka_client;
+mod rebalance;
 mod rskafka_client;
 mod worker;
 
@@ -37,7 +40,8 @@ const USAGE: &str = "usage:
                    [--window 100000] [--warmup 1]
   client-bench produce|consume --client NAME --brokers HOST:PORT --topic T --count N
                    [--window 100000] [--runtime multi|current]
-  client-bench serve [--broker tansu|kafka] [--topics 2]";
+  client-bench serve [--broker tansu|kafka] [--topics 2]
+  client-bench rebalance [--runs 5]";
 
 /// Default pending-delivery window of the klamm and rskafka producers.
 const DEFAULT_WINDOW: &str = "100000";
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
         "run" => run(&opts),
         "produce" | "consume" => work(command, &opts),
         "serve" => serve(&opts),
+        "rebalance" => rebalance_bench(&opts),
         "offsets" => offsets(&opts),
         _ => Err(format!("unknown command {command:?}\n{USAGE}").into()),
     });
@@ -199,6 +204,18 @@ fn serve(opts: &Options) -> Result<(), BoxError> {
     let mut sink = Vec::new();
     std::io::stdin().read_to_end(&mut sink)?;
     Ok(())
+}
+
+/// Starts Apache Kafka and runs the rebalance benchmark against it.
+fn rebalance_bench(opts: &Options) -> Result<(), BoxError> {
+    let runs: usize = opts.number("runs", "5")?;
+    if runs == 0 {
+        return Err("--runs must be above zero".into());
+    }
+    driver::use_kafka_jvm_opts();
+    let broker = Broker::builder(BrokerKind::Kafka).start()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(rebalance::run(&broker.bootstrap(), runs))
 }
 
 /// Prints each partition's earliest and latest offset.
