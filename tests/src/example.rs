@@ -241,27 +241,20 @@ impl GroupMember {
     /// Asks it to stop (SIGTERM: it commits and leaves the group) and waits up to `within`;
     /// panics when it does not exit cleanly.
     pub fn stop(mut self, within: Duration) -> MemberLog {
-        let mut child = self.child.take().expect("running");
+        let child = self.child.take().expect("running");
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                self.drain();
-                assert!(status.success(), "{} exited with {status}: {}", self.name, self.stderr());
-                return self.log();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{} did not stop within {within:?}: {}", self.name, self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.exit_within(child, within, "stop")
     }
 
     /// Waits up to `within` for it to end by itself (after `--count` records); panics when it
     /// does not, or does not exit cleanly.
     pub fn wait_for_exit(mut self, within: Duration) -> MemberLog {
-        let mut child = self.child.take().expect("running");
+        let child = self.child.take().expect("running");
+        self.exit_within(child, within, "end")
+    }
+
+    /// Waits for `child` to exit with success within `within`, then returns the whole log.
+    fn exit_within(&mut self, mut child: Child, within: Duration, what: &str) -> MemberLog {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -271,7 +264,7 @@ impl GroupMember {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("{} did not end within {within:?}: {}", self.name, self.stderr());
+                panic!("{} did not {what} within {within:?}: {}", self.name, self.stderr());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -59,6 +59,15 @@ fn setup(partitions: i32, records: usize) -> (&'static Broker, String, String) {
     (broker, topic, group)
 }
 
+/// A group member's settings for these tests: a member noticed gone after 10 s, heartbeats
+/// every 500 ms, new partitions read from the beginning, fetches answered within 100 ms.
+fn quick(broker: &Broker, group: &str) -> GroupConfig {
+    GroupConfig::new(&broker.bootstrap(), group)
+        .session_timeout(Duration::from_secs(10))
+        .heartbeat_interval(Duration::from_millis(500))
+        .consumer(|c| c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100)))
+}
+
 #[test]
 fn three_members_join_one_leaves_one_is_killed_cooperatively() {
     const P: i32 = 6;
@@ -122,14 +131,7 @@ async fn committed_offsets_are_the_next_offset_to_consume() {
     let group = unique_topic("g");
     create_topic(broker, &topic, 1).await;
     produce(broker, &topic, 10).await;
-    let config = || {
-        GroupConfig::new(&broker.bootstrap(), &group)
-            .session_timeout(Duration::from_secs(10))
-            .heartbeat_interval(Duration::from_millis(500))
-            .consumer(|c| {
-                c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100))
-            })
-    };
+    let config = || quick(broker, &group);
     let mut consumer = GroupConsumer::new(config()).unwrap();
     consumer.subscribe([topic.as_str()]);
     let mut got = Vec::new();
@@ -164,14 +166,10 @@ async fn a_pattern_subscription_follows_matching_topics() {
     for t in [&a, &b, &other] {
         create_topic(broker, t, 2).await;
     }
-    let config = GroupConfig::new(&broker.bootstrap(), &unique_topic("g"))
-        .session_timeout(Duration::from_secs(10))
-        .heartbeat_interval(Duration::from_millis(500))
-        .consumer(|c| {
-            let mut c = c.auto_offset_reset(OffsetReset::Earliest);
-            c.client.metadata_max_age = Duration::from_secs(1);
-            c
-        });
+    let config = quick(broker, &unique_topic("g")).consumer(|mut c| {
+        c.client.metadata_max_age = Duration::from_secs(1);
+        c
+    });
     let mut consumer = GroupConsumer::new(config).unwrap();
     assert!(consumer.subscribe_pattern("(unclosed").is_err(), "an invalid pattern is refused");
     consumer.subscribe_pattern(&format!("{stem}-.*")).unwrap();
@@ -206,15 +204,7 @@ async fn auto_commit_batches_streams_and_a_drop_that_does_not_block() {
     let group = unique_topic("g");
     create_topic(broker, &topic, 2).await;
     produce(broker, &topic, 500).await;
-    let config = || {
-        GroupConfig::new(&broker.bootstrap(), &group)
-            .session_timeout(Duration::from_secs(10))
-            .heartbeat_interval(Duration::from_millis(500))
-            .auto_commit(Duration::from_millis(200))
-            .consumer(|c| {
-                c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100))
-            })
-    };
+    let config = || quick(broker, &group).auto_commit(Duration::from_millis(200));
     let mut consumer = GroupConsumer::new(config()).unwrap();
     consumer.subscribe([topic.as_str()]);
     // Batches of at most 64, nothing lost or repeated between them.
@@ -265,14 +255,10 @@ async fn added_partitions_are_assigned_after_a_rebalance() {
     let broker = Broker::shared_kafka();
     let topic = unique_topic("group-grow");
     create_topic(broker, &topic, 2).await;
-    let config = GroupConfig::new(&broker.bootstrap(), &unique_topic("g"))
-        .session_timeout(Duration::from_secs(10))
-        .heartbeat_interval(Duration::from_millis(500))
-        .consumer(|c| {
-            let mut c = c.auto_offset_reset(OffsetReset::Earliest);
-            c.client.metadata_max_age = Duration::from_secs(1);
-            c
-        });
+    let config = quick(broker, &unique_topic("g")).consumer(|mut c| {
+        c.client.metadata_max_age = Duration::from_secs(1);
+        c
+    });
     let mut consumer = GroupConsumer::new(config).unwrap();
     consumer.subscribe([topic.as_str()]);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -318,13 +304,9 @@ async fn a_member_that_stops_polling_leaves_and_its_partitions_move() {
     let group = unique_topic("g");
     create_topic(broker, &topic, 4).await;
     let config = || {
-        GroupConfig::new(&broker.bootstrap(), &group)
-            .session_timeout(Duration::from_secs(10))
+        quick(broker, &group)
             .heartbeat_interval(Duration::from_millis(300))
             .max_poll_interval(Duration::from_secs(3))
-            .consumer(|c| {
-                c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100))
-            })
     };
     let slow_calls = Calls::default();
     let mut slow = GroupConsumer::with_listener(config(), slow_calls.clone()).unwrap();
