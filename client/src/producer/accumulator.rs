@@ -135,6 +135,10 @@ pub(crate) struct Batch {
     pub(crate) attempts: u32,
     pub(crate) last_error: Option<Error>,
     pub(crate) in_flight: bool,
+    /// A send of this batch ended without an answer (timeout, lost connection): the broker may
+    /// have written it. Resent under the same epoch, the broker's de-duplication settles it;
+    /// under a bumped epoch nothing could, so an epoch bump fails such a batch instead.
+    pub(crate) unresolved: bool,
 }
 
 impl Batch {
@@ -354,6 +358,7 @@ impl Accumulator {
                 attempts: 0,
                 last_error: None,
                 in_flight: false,
+                unresolved: false,
             });
             next_id += 1;
             new_batch = true;
@@ -409,11 +414,25 @@ impl Accumulator {
 
     /// Bumps the producer epoch: every partition starts again at sequence 0, and queued
     /// batches get new stamps in queue order. Called only when nothing is in flight.
-    pub(crate) fn bump(&mut self, producer_id: i64, epoch: i16) {
+    ///
+    /// Returns the batches that leave the queue instead: those whose earlier send ended
+    /// without an answer. The broker may hold them already, and under the new epoch it could
+    /// not tell a resend from a new batch, so resending them could write them twice (the Java
+    /// client fails such batches too). The caller fails them and releases their memory.
+    pub(crate) fn bump(&mut self, producer_id: i64, epoch: i16) -> Vec<Batch> {
         self.producer = Some((producer_id, epoch));
         self.bump_epoch = false;
+        let mut unresolved = Vec::new();
         for topic in self.topics.values_mut() {
             for queue in &mut topic.partitions {
+                let mut i = 0;
+                while i < queue.queue.len() {
+                    if queue.queue[i].unresolved && !queue.queue[i].in_flight {
+                        unresolved.extend(queue.remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
                 queue.next_sequence = 0;
                 queue.confirmed = false;
                 queue.sent = 0;
@@ -425,6 +444,7 @@ impl Accumulator {
                 }
             }
         }
+        unresolved
     }
 
     /// Whether nothing is queued or open anywhere.

@@ -710,19 +710,47 @@ mod tests {
     /// right after the topic was created, it answers the first Produce with
     /// NOT_LEADER_OR_FOLLOWER, after a pause in which a client can pipeline more.
     async fn new_topic_broker() -> (String, Arc<Mutex<FakePartition>>) {
+        scripted_broker(Arc::new(|log: &mut FakePartition, n, epoch, sequence, count| {
+            if n == 1 {
+                Reply::After(Duration::from_millis(200), ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)
+            } else {
+                let (code, base) = log.append(epoch, sequence, count);
+                Reply::Now(code, base)
+            }
+        }))
+        .await
+    }
+
+    /// How the fake broker answers a Produce.
+    enum Reply {
+        /// This code and base offset, at once.
+        Now(ErrorCode, i64),
+        /// This code and base offset, after a pause.
+        After(Duration, ErrorCode, i64),
+        /// No answer: the connection is closed.
+        Close,
+    }
+
+    /// Decides the answer to the `n`th Produce (from 1) with this epoch, base sequence and
+    /// record count; may append to the partition's log.
+    type Script = Arc<dyn Fn(&mut FakePartition, usize, i16, i32, i32) -> Reply + Send + Sync>;
+
+    /// A broker (node 0) with topic `t` of one partition, which it leads, answering Produce
+    /// requests as `script` says.
+    async fn scripted_broker(script: Script) -> (String, Arc<Mutex<FakePartition>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let partition = Arc::new(Mutex::new(FakePartition::default()));
         let log = Arc::clone(&partition);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, addr.port(), Arc::clone(&log)));
+                tokio::spawn(serve(stream, addr.port(), Arc::clone(&log), Arc::clone(&script)));
             }
         });
         (addr.to_string(), partition)
     }
 
-    async fn serve(mut stream: TcpStream, port: u16, log: Arc<Mutex<FakePartition>>) {
+    async fn serve(mut stream: TcpStream, port: u16, log: Arc<Mutex<FakePartition>>, script: Script) {
         let wanted = [ApiKey::API_VERSIONS, ApiKey::METADATA, ApiKey::INIT_PRODUCER_ID, ApiKey::PRODUCE];
         while let Some(frame) = read_frame(&mut stream).await {
             let (header, body) = decode_request_frame(frame).expect("a valid request");
@@ -783,16 +811,19 @@ mod tests {
                     let epoch = i16::from_be_bytes([records[51], records[52]]);
                     let sequence = i32::from_be_bytes(records[53..57].try_into().unwrap());
                     let count = i32::from_be_bytes(records[57..61].try_into().unwrap());
-                    let first = {
+                    let reply = {
                         let mut log = log.lock().unwrap();
                         log.produces += 1;
-                        log.produces == 1
+                        let n = log.produces;
+                        script(&mut log, n, epoch, sequence, count)
                     };
-                    let (code, base_offset) = if first {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        (ErrorCode::NOT_LEADER_OR_FOLLOWER, -1)
-                    } else {
-                        log.lock().unwrap().append(epoch, sequence, count)
+                    let (code, base_offset) = match reply {
+                        Reply::Now(code, base) => (code, base),
+                        Reply::After(pause, code, base) => {
+                            tokio::time::sleep(pause).await;
+                            (code, base)
+                        }
+                        Reply::Close => return,
                     };
                     let partition = PartitionProduceResponse {
                         index: 0,
@@ -843,5 +874,44 @@ mod tests {
             misplaced.iter().next()
         );
         assert_eq!(partition.lock().unwrap().log_end, 2_000);
+    }
+
+    /// A batch written by the broker whose answer never came, and then the broker lost the
+    /// producer's state (UNKNOWN_PRODUCER_ID on the resend): the epoch must be bumped, and
+    /// under the new epoch the broker could not recognise the batch. It fails instead of being
+    /// written twice; later records go through.
+    #[tokio::test]
+    async fn a_batch_without_an_answer_is_not_resent_under_a_bumped_epoch() {
+        let (addr, partition) =
+            scripted_broker(Arc::new(|log: &mut FakePartition, n, epoch, sequence, count| {
+                match n {
+                    // Written, but the answer is lost with the connection.
+                    1 => {
+                        log.append(epoch, sequence, count);
+                        Reply::Close
+                    }
+                    // The resend: the broker no longer knows the producer.
+                    2 => Reply::Now(ErrorCode::UNKNOWN_PRODUCER_ID, -1),
+                    _ => {
+                        let (code, base) = log.append(epoch, sequence, count);
+                        Reply::Now(code, base)
+                    }
+                }
+            }))
+            .await;
+        let config = ProducerConfig::new(&addr).linger(Duration::ZERO).with_client(|c| {
+            c.retry_backoff(Duration::from_millis(5), Duration::from_millis(20))
+                .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(20))
+        });
+        let producer = Producer::new(config).unwrap();
+        let first = producer.send(ProducerRecord::new("t", "written once").partition(0)).await.unwrap();
+        let e = first.await.expect_err("its outcome is unknown");
+        assert_eq!(e.kind(), &ErrorKind::Timeout, "{e}");
+        assert!(e.to_string().contains("may have written"), "{e}");
+        let second = producer.send(ProducerRecord::new("t", "after the bump").partition(0)).await.unwrap();
+        assert_eq!(second.await.expect("delivered").offset, 1);
+        assert_eq!(producer.close(Duration::from_secs(5)).await, 0);
+        let log = partition.lock().unwrap();
+        assert_eq!(log.log_end, 2, "the first record was written once, not resent");
     }
 }

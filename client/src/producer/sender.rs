@@ -23,6 +23,11 @@
 //! - anything else fails the batch's records; if the batch had sequence numbers the epoch is
 //!   bumped, because later batches would otherwise leave a gap the broker refuses.
 //!
+//! At an epoch bump, a batch whose last send got no answer (timeout, lost connection) is
+//! failed, not resent: the broker may hold it, and under the new epoch it could not recognise
+//! a resend, which would write the records twice. Resends under the same epoch are safe (the
+//! broker answers DUPLICATE_SEQUENCE_NUMBER for what it has).
+//!
 //! A request that timed out closes its connection (as the Java client does), so that nothing
 //! sent after it can overtake its retry.
 
@@ -220,7 +225,8 @@ impl Sender {
                 if let Some((id, epoch)) = state.producer {
                     if epoch < i16::MAX {
                         tracing::debug!(producer_id = id, epoch = epoch + 1, "bumping the producer epoch");
-                        state.bump(id, epoch + 1);
+                        let unresolved = state.bump(id, epoch + 1);
+                        fail_unresolved(&self.shared, unresolved);
                     } else {
                         state.producer = None;
                         self.start_init(now, &mut wake_at);
@@ -381,8 +387,8 @@ impl Sender {
             match result {
                 Ok((id, epoch)) => {
                     tracing::debug!(producer_id = id, epoch, "got a producer id");
-                    let mut state = lock(&shared.state);
-                    state.bump(id, epoch);
+                    let unresolved = lock(&shared.state).bump(id, epoch);
+                    fail_unresolved(&shared, unresolved);
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "InitProducerId failed");
@@ -506,7 +512,11 @@ impl Sender {
                         Outcome::Retry(Error::new(ErrorKind::Broker(ErrorCode::UNKNOWN_SERVER_ERROR)), false)
                     }
                 },
-                Err(e) if e.is_retriable() => Outcome::Retry(e.clone(), true),
+                Err(e) if e.is_retriable() => {
+                    // No answer: the broker may have written it.
+                    queue.queue[index].unresolved = true;
+                    Outcome::Retry(e.clone(), true)
+                }
                 Err(e) => Outcome::Fail(e.clone()),
             };
             let batch = &mut queue.queue[index];
@@ -557,6 +567,19 @@ impl Sender {
         for topic in invalidate {
             self.shared.client.invalidate_topic(&topic);
         }
+    }
+}
+
+/// Fails the batches an epoch bump took out of their queues (see [`Accumulator::bump`]).
+fn fail_unresolved(shared: &Shared, batches: Vec<super::accumulator::Batch>) {
+    for batch in batches {
+        tracing::warn!(records = batch.records, "failing a batch whose outcome is unknown at an epoch bump");
+        shared.memory.add_permits(batch.memory);
+        batch.result.complete(Err(Error::with_message(
+            ErrorKind::Timeout,
+            "no answer came for this batch, so the broker may have written it; the producer epoch \
+             had to be bumped since, and a resend could write it twice, so it was not resent",
+        )));
     }
 }
 
