@@ -183,7 +183,8 @@ impl EngineConfig {
         self.group_config_named(|p| p.to_string())
     }
 
-    /// The dead-letter producer's settings.
+    /// The dead-letter producer's settings: the producer properties over the client's defaults,
+    /// except that topics are not auto-created (`allow.auto.create.topics` false unless set).
     pub fn producer_config(&self) -> Result<ProducerConfig, Error> {
         self.producer_config_named(|p| p.to_string())
     }
@@ -203,6 +204,9 @@ impl EngineConfig {
 
     fn producer_config_named(&self, name: impl Fn(&str) -> String) -> Result<ProducerConfig, Error> {
         let mut p = ProducerConfig::new(&self.brokers);
+        // The engine makes the dead-letter topic itself, with the source's partition count; a
+        // write must not let the broker make it again with its defaults (if it was deleted).
+        p.client.allow_auto_create_topics = false;
         for (k, v) in &self.producer_properties {
             p.set(k, v).map_err(|e| bad(&name(k), e))?;
         }
@@ -255,6 +259,7 @@ mod tests {
         assert_eq!(c.state_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.producer_properties.get("linger.ms").map(String::as_str), Some("5"));
         assert_eq!(c.producer_config().unwrap().linger, Duration::from_millis(5));
+        assert!(!c.producer_config().unwrap().client.allow_auto_create_topics);
         let g = c.group_config().unwrap();
         assert_eq!(g.consumer.max_poll_records, 10);
         assert_eq!(g.session_timeout, Duration::from_secs(6));

@@ -130,6 +130,7 @@ struct Shared {
 struct Worker {
     records: mpsc::UnboundedSender<Vec<ConsumerRecord>>,
     queued: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
     abort: watch::Sender<bool>,
     task: JoinHandle<Option<i64>>,
 }
@@ -171,18 +172,20 @@ impl Shared {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let (abort, abort_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(false);
         let queued = Arc::new(AtomicUsize::new(0));
         let span =
             tracing::info_span!("klamm.engine.partition", topic = &*tp.topic, partition = tp.partition);
         let task = tokio::spawn(tracing::Instrument::instrument(
-            run_partition(Arc::clone(self), tp.clone(), rx, abort_rx, Arc::clone(&queued)),
+            run_partition(Arc::clone(self), tp.clone(), rx, stop_rx, abort_rx, Arc::clone(&queued)),
             span,
         ));
-        workers.insert(tp, Worker { records: tx, queued, abort, task });
+        workers.insert(tp, Worker { records: tx, queued, stop, abort, task });
     }
 
-    /// Stops the tasks of `partitions` once they have handled what they were given (or at
-    /// once, with `abort`), and returns the offset each saved up to.
+    /// Stops the tasks of `partitions` once they have finished the message each is on (or at
+    /// once, with `abort`), and returns the offset each saved up to. Records queued behind that
+    /// message are dropped uncommitted: whoever owns the partition next reads them again.
     async fn stop_workers(&self, partitions: &[TopicPartition], abort: bool) -> Vec<(TopicPartition, i64)> {
         let taken: Vec<(TopicPartition, Worker)> = {
             let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
@@ -190,6 +193,7 @@ impl Shared {
         };
         let mut done = Vec::new();
         for (tp, w) in taken {
+            let _ = w.stop.send(true);
             if abort {
                 let _ = w.abort.send(true);
             }
@@ -264,6 +268,7 @@ impl Shared {
             let slot = self.slot(id, mine[0].partition);
             let s = slot.lock().await;
             loaded += 1;
+            tracing::info!(workspace = %id, partition = mine[0].partition, offset = s.ws.offset, "loaded workspace");
             for tp in mine {
                 let primary = self.primary(&tp.topic);
                 if !primary && !s.ws.offsets.contains_key(&*tp.topic) {
@@ -393,11 +398,13 @@ fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
 }
 
 /// One partition's task: handles its records in order, saves the workspaces a batch changed,
-/// then reports the offset after the batch for commit. Returns the offset saved up to.
+/// then reports the offset after the batch for commit. Once `stop` is set it finishes the
+/// message it is on and handles no more. Returns the offset saved up to.
 async fn run_partition(
     shared: Arc<Shared>,
     tp: TopicPartition,
     mut records: mpsc::UnboundedReceiver<Vec<ConsumerRecord>>,
+    stop: watch::Receiver<bool>,
     abort: watch::Receiver<bool>,
     queued: Arc<AtomicUsize>,
 ) -> Option<i64> {
@@ -409,6 +416,10 @@ async fn run_partition(
         let n = batch.len();
         let mut aborted = false;
         for record in batch {
+            if *stop.borrow() {
+                aborted = true;
+                break;
+            }
             match process(&shared, record, primary, &mut touched, &abort).await {
                 Ok(next) => handled = Some(next),
                 Err(Aborted) => {
@@ -428,7 +439,7 @@ async fn run_partition(
             break;
         }
     }
-    if !touched.is_empty() && save_touched(&shared, &mut touched) {
+    if save_touched(&shared, &mut touched) {
         saved = handled;
     }
     saved

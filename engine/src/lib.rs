@@ -46,6 +46,7 @@ mod engine;
 mod handler;
 mod layer;
 mod metrics;
+mod publish;
 mod workspace;
 
 pub use config::{EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, PRODUCER_PREFIX};
@@ -58,4 +59,7 @@ pub use layer::{
     HandlerExt, HandlerStats, Layer, Logging, LoggingLayer, Metered, MetricsLayer, Tracing, TracingLayer,
 };
 pub use metrics::MetricsSnapshot;
+pub use publish::{
+    new_event_id, EventBuilder, EventPublisher, OutgoingEvent, PublishLayer, PublishLogging, PublishMetrics,
+};
 pub use workspace::{partition_of, FileStorage, StorageError, Workspace, WorkspaceStorage};

@@ -2,160 +2,18 @@
 //! applying an event twice, and dead-lettering of poison and non-JSON events (read back with
 //! librdkafka) while flaky events succeed after two retries.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use klamm::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
-use klamm_tests::{example_binary, unique_topic, Broker, ConsumeOptions, Peer};
+use klamm::ProducerRecord;
+use klamm_tests::{unique_topic, Broker, ConsumeOptions, Peer};
 
-/// A running `workspace-engine` with its stderr in a file.
-struct EngineProcess {
-    child: Child,
-    log: PathBuf,
-}
+mod engine_common;
 
-impl EngineProcess {
-    fn start(
-        brokers: &str,
-        topic: &str,
-        group: &str,
-        state: &Path,
-        log: PathBuf,
-        extra: &[(&str, &str)],
-    ) -> Self {
-        let file = fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(example_binary("klamm-engine", "workspace-engine"));
-        cmd.env("KAFKA_BROKERS", brokers)
-            .env("KAFKA_TOPIC", topic)
-            .env("KAFKA_GROUP_ID", group)
-            .env("KAFKA_STATE_DIR", state)
-            .env("KAFKA_RETRY_BACKOFF_MS", "20")
-            .env("KAFKA_CONSUMER_MAX_POLL_RECORDS", "20")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(file);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        EngineProcess { child: cmd.spawn().unwrap(), log }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGKILL.
-    fn kill(mut self) -> String {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.log()
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    fn stop(mut self, within: Duration) -> String {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log = self.log();
-                assert!(status.success(), "engine exited with {status}:\n{log}");
-                return log;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("engine did not stop within {within:?}:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("engine exited early with {status}:\n{}", self.log());
-        }
-    }
-}
-
-impl Drop for EngineProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Every workspace state file, by workspace id.
-fn states(dir: &Path) -> BTreeMap<String, serde_json::Value> {
-    let mut out = BTreeMap::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
-    for e in entries {
-        let path = e.unwrap().path();
-        if path.extension().and_then(|x| x.to_str()) != Some("json") {
-            continue;
-        }
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        out.insert(v["workspace_id"].as_str().unwrap().to_string(), v);
-    }
-    out
-}
-
-fn total_events(dir: &Path) -> u64 {
-    states(dir).values().map(|v| v["events"].as_u64().unwrap_or(0)).sum()
-}
-
-fn wait_for_events(engine: &mut EngineProcess, dir: &Path, at_least: u64, within: Duration) -> u64 {
-    let deadline = Instant::now() + within;
-    loop {
-        let n = total_events(dir);
-        if n >= at_least {
-            return n;
-        }
-        engine.assert_running();
-        assert!(Instant::now() < deadline, "only {n} of {at_least} events applied:\n{}", engine.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
-}
-
-async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin = Admin::connect(ClientConfig::new(brokers)).await.unwrap();
-    let created = admin.create_topics(&[NewTopic::new(topic, partitions, 1)]).await;
-    created[0].1.as_ref().unwrap();
-    admin.wait_for_topic(topic, Duration::from_secs(30)).await.unwrap();
-}
-
-/// Sends `records` in order and returns each one's (partition, offset).
-async fn produce(brokers: &str, records: Vec<ProducerRecord>) -> Vec<(i32, i64)> {
-    let producer = Producer::new(ProducerConfig::new(brokers)).unwrap();
-    let mut deliveries = Vec::new();
-    for r in records {
-        deliveries.push(producer.send(r).await.unwrap());
-    }
-    let mut out = Vec::new();
-    for d in deliveries {
-        let m = d.await.unwrap();
-        out.push((m.partition, m.offset));
-    }
-    producer.close(Duration::from_secs(10)).await;
-    out
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique_topic(name));
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use engine_common::{
+    create_topic, produce, runtime, states, temp_dir, total_events, wait_for_events, EngineProcess,
+};
 
 #[test]
 fn engine_resumes_after_kill_without_applying_any_event_twice() {

@@ -1,0 +1,326 @@
+//! The demo behind `scripts/demo`: the workspace engine end to end against a local Apache Kafka.
+//!
+//! 1. Start Kafka on a free 127.0.0.1 port, create the `workspace-events` topic (3 partitions)
+//!    and produce demo events keyed by workspace id: plain events for six workspaces, a poison
+//!    event, a value that is not JSON and a flaky event.
+//! 2. Run the `workspace-engine` example with a per-event delay and stop it (SIGTERM) part way.
+//! 3. Show the workspace files it saved, run it again to the end and show that it resumed from
+//!    the stored offsets: every workspace's `events` equals the number of its events (none
+//!    applied twice), and the dead-letter topic holds the poison and non-JSON events.
+//!
+//! Exits non-zero when any of those checks fails.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use klamm::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
+use klamm_tests::{example_binary, Broker, ConsumeOptions, Peer};
+
+const TOPIC: &str = "workspace-events";
+const DLQ: &str = "workspace-events.dlq";
+const GROUP: &str = "workspace-engine-demo";
+const WORKSPACES: [&str; 6] = ["acme", "globex", "initech", "umbrella", "hooli", "stark"];
+const EVENTS_PER_WORKSPACE: usize = 40;
+const DELAY_MS: &str = "20";
+
+/// The demo's outcome: `Err` carries what went wrong.
+type Step<T> = Result<T, String>;
+
+fn main() -> ExitCode {
+    match demo() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nDEMO FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo() -> Step<()> {
+    let t0 = Instant::now();
+    println!("==> Starting Apache Kafka (KRaft, single node) on a free 127.0.0.1 port...");
+    let broker = Broker::kafka();
+    let brokers = broker.bootstrap();
+    println!("    up at {brokers} after {:.1} s", t0.elapsed().as_secs_f64());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let (expected, bad) = rt.block_on(prepare(&brokers))?;
+
+    println!("\n==> Building the workspace-engine example...");
+    let binary = example_binary("klamm-engine", "workspace-engine");
+    let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let state = dir.path().join("state");
+    let total: u64 = expected.values().sum();
+
+    println!("\n==> Run 1: the engine applies events ({DELAY_MS} ms each); we stop it part way with SIGTERM");
+    let mut first = EngineRun::start(&binary, &brokers, &state, dir.path().join("run1.log"))?;
+    let at = total / 3;
+    first.wait_until(&state, |n| n >= at, Duration::from_secs(90))?;
+    println!("    {} events applied so far; sending SIGTERM", applied(&state));
+    let log = first.stop(Duration::from_secs(60))?;
+    print_log(&log);
+    let after_first = applied(&state);
+    if after_first >= total {
+        return Err(format!("run 1 applied all {total} events before it was stopped; nothing to resume"));
+    }
+    println!("\n    Workspace files after run 1 ({after_first} of {total} events applied):");
+    print_states(&state);
+
+    println!("\n==> Run 2: the same engine, same state directory and group; it resumes where each workspace stopped");
+    let mut second = EngineRun::start(&binary, &brokers, &state, dir.path().join("run2.log"))?;
+    second.wait_until(&state, |n| n >= total, Duration::from_secs(90))?;
+    // Give anything that would be applied twice time to show up.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = second.stop(Duration::from_secs(60))?;
+    print_log(&log);
+    if !log.contains("seek to stored offset") {
+        return Err("run 2 did not seek to the stored offsets".into());
+    }
+    println!("\n    Workspace files after run 2:");
+    print_states(&state);
+
+    println!("\n==> Checking");
+    let found = states(&state)?;
+    let mut ok = true;
+    for (id, want) in &expected {
+        let got = found.get(id).and_then(|v| v["events"].as_u64());
+        let fine = got == Some(*want);
+        ok &= fine;
+        println!(
+            "    {id:<9} events {:>3}, expected {want:>3}  {}",
+            got.map_or("-".into(), |g| g.to_string()),
+            if fine { "ok" } else { "WRONG" }
+        );
+    }
+    if !ok {
+        return Err("some workspace did not apply each of its events exactly once".into());
+    }
+    println!("    every event applied exactly once across the two runs");
+
+    let options = ConsumeOptions { idle_timeout: Duration::from_secs(10), ..ConsumeOptions::default() };
+    let dead = Peer::rdkafka().consume(&brokers, DLQ, bad.len(), &options);
+    println!("    dead-letter topic {DLQ} (read with librdkafka):");
+    for r in &dead {
+        let header = |name: &str| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.as_deref())
+                .map_or(String::new(), |v| String::from_utf8_lossy(v).into_owned())
+        };
+        println!(
+            "      {} offset {} ({}): {}",
+            header("original-topic"),
+            header("original-offset"),
+            header("error-class"),
+            header("error")
+        );
+    }
+    for (what, offset) in &bad {
+        let there = dead.iter().any(|r| {
+            r.headers
+                .iter()
+                .any(|(k, v)| k == "original-offset" && v.as_deref() == Some(offset.to_string().as_bytes()))
+        });
+        if !there {
+            return Err(format!("the {what} event (offset {offset}) is not on the dead-letter topic"));
+        }
+    }
+    if dead.len() != bad.len() {
+        return Err(format!("{} dead-letter records, expected {}", dead.len(), bad.len()));
+    }
+    drop(broker);
+    println!("\n==> Demo OK in {:.1} s; broker stopped", t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Creates the topic and produces the demo events. Returns each workspace's number of events
+/// the engine must apply, and the (kind, offset) of the events it must dead-letter (both are
+/// acme's, so they share a partition and their offsets tell them apart).
+async fn prepare(brokers: &str) -> Step<(BTreeMap<String, u64>, Vec<(&'static str, i64)>)> {
+    let admin = Admin::connect(ClientConfig::new(brokers)).await.map_err(|e| format!("admin: {e}"))?;
+    let created = admin.create_topics(&[NewTopic::new(TOPIC, 3, 1)]).await;
+    if let Some((_, Err(e))) = created.first() {
+        return Err(format!("create topic {TOPIC}: {e}"));
+    }
+    admin.wait_for_topic(TOPIC, Duration::from_secs(30)).await.map_err(|e| format!("{TOPIC}: {e}"))?;
+    println!("    created topic {TOPIC} with 3 partitions");
+
+    let mut records = Vec::new();
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    let event = |ws: &str, kind: &str, seq: usize| {
+        let value = serde_json::json!({"workspace_id": ws, "type": kind, "seq": seq}).to_string();
+        ProducerRecord::new(TOPIC, value).key(ws.to_string())
+    };
+    for seq in 0..EVENTS_PER_WORKSPACE {
+        for ws in WORKSPACES {
+            records.push((None, event(ws, "add", seq)));
+            *expected.entry(ws.to_string()).or_default() += 1;
+        }
+        if seq == 5 {
+            records.push((Some("poison"), event("acme", "poison", seq)));
+            records.push((Some("non-JSON"), ProducerRecord::new(TOPIC, "this is not JSON").key("acme")));
+            records.push((None, event("globex", "flaky", seq)));
+            *expected.entry("globex".to_string()).or_default() += 1;
+        }
+    }
+    let producer = Producer::new(ProducerConfig::new(brokers)).map_err(|e| format!("producer: {e}"))?;
+    let mut deliveries = Vec::new();
+    for (bad, r) in records {
+        deliveries.push((bad, producer.send(r).await.map_err(|e| format!("send: {e}"))?));
+    }
+    let mut bad = Vec::new();
+    let n = deliveries.len();
+    for (kind, d) in deliveries {
+        let meta = d.await.map_err(|e| format!("delivery: {e}"))?;
+        if let Some(kind) = kind {
+            bad.push((kind, meta.offset));
+        }
+    }
+    producer.close(Duration::from_secs(10)).await;
+    println!(
+        "    produced {n} events keyed by workspace id: {EVENTS_PER_WORKSPACE} for each of {}, \
+         plus a poison event and a non-JSON value (both for acme) and a flaky event (globex)",
+        WORKSPACES.join(", ")
+    );
+    Ok((expected, bad))
+}
+
+/// A running `workspace-engine` process with its log in a file.
+struct EngineRun {
+    child: Child,
+    log: PathBuf,
+}
+
+impl EngineRun {
+    fn start(binary: &Path, brokers: &str, state: &Path, log: PathBuf) -> Step<Self> {
+        let file = fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = Command::new(binary)
+            .env("KAFKA_BROKERS", brokers)
+            .env("KAFKA_TOPIC", TOPIC)
+            .env("KAFKA_GROUP_ID", GROUP)
+            .env("KAFKA_STATE_DIR", state)
+            .env("KAFKA_RETRY_BACKOFF_MS", "50")
+            .env("KAFKA_CONSUMER_MAX_POLL_RECORDS", "20")
+            .env("WORKSPACE_ENGINE_DELAY_MS", DELAY_MS)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        println!("    started workspace-engine (pid {})", child.id());
+        Ok(EngineRun { child, log })
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_until(&mut self, state: &Path, done: impl Fn(u64) -> bool, within: Duration) -> Step<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            if done(applied(state)) {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("the engine exited early ({status}):\n{}", self.log()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the engine made too little progress:\n{}", self.log()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the log.
+    fn stop(mut self, within: Duration) -> Step<String> {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        if !sent.is_ok_and(|s| s.success()) {
+            return Err("cannot send SIGTERM".into());
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                if !status.success() {
+                    return Err(format!("the engine exited with {status}:\n{}", self.log()));
+                }
+                return Ok(self.log());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the engine did not stop within {within:?}:\n{}", self.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for EngineRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Prints the engine's log lines that tell the story (assignment, workspaces, seeks, DLQ,
+/// shutdown), without timestamps and span noise.
+fn print_log(log: &str) {
+    const TOLD: [&str; 9] = [
+        "partitions assigned",
+        "loaded workspace",
+        "seek to stored offset",
+        "dead-lettered",
+        "transient error; retrying",
+        "shutdown requested",
+        "final offsets committed",
+        "dead-letter topic created",
+        "shutdown complete",
+    ];
+    println!("    engine log:");
+    for line in log.lines() {
+        if let Some(what) = TOLD.iter().find(|t| line.contains(*t)) {
+            let start = line.find(what).unwrap_or(0);
+            println!("      | {}", &line[start..]);
+        }
+    }
+}
+
+/// Events applied, over every workspace file.
+fn applied(dir: &Path) -> u64 {
+    states(dir).map_or(0, |s| s.values().map(|v| v["events"].as_u64().unwrap_or(0)).sum())
+}
+
+fn states(dir: &Path) -> Step<BTreeMap<String, serde_json::Value>> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(out) };
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || path.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let id = v["workspace_id"].as_str().unwrap_or(&name).to_string();
+        out.insert(id, v);
+    }
+    Ok(out)
+}
+
+fn print_states(dir: &Path) {
+    match states(dir) {
+        Ok(s) => {
+            for (id, v) in s {
+                println!("      {id}.json  {v}");
+            }
+        }
+        Err(e) => println!("      cannot read: {e}"),
+    }
+}

@@ -1,0 +1,257 @@
+//! The `workspace-engine` example as a child process, its state files, and topic set-up shared
+//! by the engine test files.
+// Each test file that includes this module uses only some of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use klamm::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
+use klamm_tests::{example_binary, unique_topic};
+
+/// A running `workspace-engine` with its stderr in a file.
+pub struct EngineProcess {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl EngineProcess {
+    pub fn start(
+        brokers: &str,
+        topic: &str,
+        group: &str,
+        state: &Path,
+        log: PathBuf,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let file = fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(example_binary("klamm-engine", "workspace-engine"));
+        cmd.env("KAFKA_BROKERS", brokers)
+            .env("KAFKA_TOPIC", topic)
+            .env("KAFKA_GROUP_ID", group)
+            .env("KAFKA_STATE_DIR", state)
+            .env("KAFKA_RETRY_BACKOFF_MS", "20")
+            .env("KAFKA_CONSUMER_MAX_POLL_RECORDS", "20")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        EngineProcess { child: cmd.spawn().unwrap(), log }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL.
+    pub fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.log()
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self, within: Duration) -> String {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = self.log();
+                assert!(status.success(), "engine exited with {status}:\n{log}");
+                return log;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("engine did not stop within {within:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("engine exited early with {status}:\n{}", self.log());
+        }
+    }
+}
+
+impl Drop for EngineProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every workspace state file, by workspace id.
+pub fn states(dir: &Path) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for e in entries {
+        let path = e.unwrap().path();
+        if path.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        out.insert(v["workspace_id"].as_str().unwrap().to_string(), v);
+    }
+    out
+}
+
+pub fn total_events(dir: &Path) -> u64 {
+    states(dir).values().map(|v| v["events"].as_u64().unwrap_or(0)).sum()
+}
+
+pub fn wait_for_events(engine: &mut EngineProcess, dir: &Path, at_least: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = total_events(dir);
+        if n >= at_least {
+            return n;
+        }
+        engine.assert_running();
+        assert!(Instant::now() < deadline, "only {n} of {at_least} events applied:\n{}", engine.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap()
+}
+
+pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin = Admin::connect(ClientConfig::new(brokers)).await.unwrap();
+    let created = admin.create_topics(&[NewTopic::new(topic, partitions, 1)]).await;
+    created[0].1.as_ref().unwrap();
+    admin.wait_for_topic(topic, Duration::from_secs(30)).await.unwrap();
+}
+
+/// Sends `records` in order and returns each one's (partition, offset).
+pub async fn produce(brokers: &str, records: Vec<ProducerRecord>) -> Vec<(i32, i64)> {
+    let producer = Producer::new(ProducerConfig::new(brokers)).unwrap();
+    let mut deliveries = Vec::new();
+    for r in records {
+        deliveries.push(producer.send(r).await.unwrap());
+    }
+    let mut out = Vec::new();
+    for d in deliveries {
+        let m = d.await.unwrap();
+        out.push((m.partition, m.offset));
+    }
+    producer.close(Duration::from_secs(10)).await;
+    out
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique_topic(name));
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The value of field `name` in an engine log line, after its message `message` (span fields
+/// before the message are skipped).
+pub fn field<'a>(line: &'a str, message: &str, name: &str) -> Option<&'a str> {
+    let rest = &line[line.find(message)? + message.len()..];
+    let at = rest.find(&format!(" {name}="))? + name.len() + 2;
+    let value = &rest[at..];
+    let end = if value.starts_with('[') {
+        value.find(']').map_or(value.len(), |e| e + 1)
+    } else {
+        value.find(' ').unwrap_or(value.len())
+    };
+    Some(value[..end].trim_matches('"'))
+}
+
+/// The partition numbers of a `partitions assigned|revoked|lost partitions=["t-0", ...]` line.
+pub fn partitions_of(line: &str, message: &str) -> Vec<i32> {
+    let Some(list) = field(line, message, "partitions") else { return Vec::new() };
+    list.trim_matches(['[', ']'])
+        .split(", ")
+        .filter_map(|tp| tp.trim_matches('"').rsplit('-').next()?.parse().ok())
+        .collect()
+}
+
+/// One engine event of interest, in log order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// Partitions newly assigned.
+    Assigned(Vec<i32>),
+    /// Partitions revoked or lost.
+    Revoked(Vec<i32>),
+    /// A stored workspace loaded for an assigned partition.
+    Loaded { workspace: String, partition: i32, offset: i64 },
+    /// A partition sought to its workspaces' smallest stored offset.
+    Seek { partition: i32, stored: i64 },
+}
+
+/// The assignment, workspace and seek events of an engine log.
+pub fn engine_events(log: &str) -> Vec<EngineEvent> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let num = |message: &str, name: &str| field(line, message, name).and_then(|v| v.parse::<i64>().ok());
+        if line.contains("partitions assigned") {
+            out.push(EngineEvent::Assigned(partitions_of(line, "partitions assigned")));
+        } else if line.contains("partitions revoked") {
+            out.push(EngineEvent::Revoked(partitions_of(line, "partitions revoked")));
+        } else if line.contains("partitions lost") {
+            out.push(EngineEvent::Revoked(partitions_of(line, "partitions lost")));
+        } else if line.contains("loaded workspace ") {
+            let m = "loaded workspace";
+            if let (Some(w), Some(p), Some(o)) =
+                (field(line, m, "workspace"), num(m, "partition"), num(m, "offset"))
+            {
+                out.push(EngineEvent::Loaded { workspace: w.to_string(), partition: p as i32, offset: o });
+            }
+        } else if line.contains("seek to stored offset") {
+            let m = "seek to stored offset";
+            if let (Some(p), Some(s)) = (num(m, "partition"), num(m, "stored")) {
+                out.push(EngineEvent::Seek { partition: p as i32, stored: s });
+            }
+        }
+    }
+    out
+}
+
+/// The partitions an engine owns at the end of its log.
+pub fn owned(events: &[EngineEvent]) -> std::collections::BTreeSet<i32> {
+    let mut owned = std::collections::BTreeSet::new();
+    for e in events {
+        match e {
+            EngineEvent::Assigned(p) => owned.extend(p),
+            EngineEvent::Revoked(p) => p.iter().for_each(|p| {
+                owned.remove(p);
+            }),
+            _ => {}
+        }
+    }
+    owned
+}
+
+/// Checks that every workspace an engine loaded belongs to the partitions of the assignment it
+/// was loaded for, and lives on the partition its id hashes to.
+pub fn assert_loads_only_its_workspaces(log: &str, partitions: std::num::NonZeroU32) {
+    let mut current: Vec<i32> = Vec::new();
+    for e in engine_events(log) {
+        match e {
+            EngineEvent::Assigned(p) => current = p,
+            EngineEvent::Loaded { workspace, partition, .. } => {
+                assert!(
+                    current.contains(&partition),
+                    "{workspace} on {partition} loaded for {current:?}:\n{log}"
+                );
+                let home = klamm::partitioner::partition_for_key(workspace.as_bytes(), partitions);
+                assert_eq!(partition, home, "{workspace}");
+            }
+            _ => {}
+        }
+    }
+}
