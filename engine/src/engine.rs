@@ -152,7 +152,7 @@ impl Shared {
         if let Some(s) = self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
             return Arc::clone(s);
         }
-        let ws = match self.storage.load(id) {
+        let ws = match off_the_runtime(|| self.storage.load(id)) {
             Ok(Some(ws)) => ws,
             Ok(None) => Workspace::new(id, partition),
             Err(e) => {
@@ -236,7 +236,7 @@ impl Shared {
                 continue;
             }
             if s.dirty {
-                match self.storage.save(&s.ws) {
+                match off_the_runtime(|| self.storage.save(&s.ws)) {
                     Ok(()) => s.dirty = false,
                     Err(e) => tracing::error!(workspace = %id, error = %e, "cannot save workspace"),
                 }
@@ -251,7 +251,7 @@ impl Shared {
         let names: Vec<String> =
             partitions.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
         tracing::info!(partitions = ?names, "partitions assigned");
-        let ids = self.storage.discover().unwrap_or_else(|e| {
+        let ids = off_the_runtime(|| self.storage.discover()).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot list stored workspaces");
             Vec::new()
         });
@@ -374,6 +374,19 @@ impl RebalanceListener for Listener {
     }
 }
 
+/// Runs a storage call (file reads, writes and fsyncs) without holding up the other tasks of
+/// the worker thread: on a multi-threaded runtime the thread hands its tasks to the others
+/// while `f` blocks. On a current-thread runtime there is no other thread to hand them to, so
+/// `f` just runs.
+fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// Saves the dirty workspaces among `touched`; `true` when all were saved.
 fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
     let mut ok = true;
@@ -382,7 +395,7 @@ fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
         if !s.dirty {
             return false;
         }
-        match shared.storage.save(&s.ws) {
+        match off_the_runtime(|| shared.storage.save(&s.ws)) {
             Ok(()) => {
                 s.dirty = false;
                 false
