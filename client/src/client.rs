@@ -134,6 +134,26 @@ impl Client {
         &self.inner.config
     }
 
+    /// The node ids of the brokers this client (or a clone) has an open connection to now, in
+    /// ascending order and without repeats. Connections to bootstrap servers made before their
+    /// node ids were known are not included, nor are connections being opened right now.
+    /// Meant for health checks: it takes no lock that a request holds and never waits.
+    pub fn connected_brokers(&self) -> Vec<i32> {
+        let slots: Vec<(i32, Arc<Slot>)> =
+            lock(&self.inner.slots).iter().map(|((node, _), slot)| (*node, Arc::clone(slot))).collect();
+        let mut nodes: Vec<i32> = slots
+            .into_iter()
+            .filter(|(node, _)| *node >= 0)
+            .filter(|(_, slot)| {
+                slot.state.try_lock().is_ok_and(|state| state.conn.as_ref().is_some_and(|c| !c.is_closed()))
+            })
+            .map(|(node, _)| node)
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes
+    }
+
     /// The current metadata snapshot (possibly empty before the first request).
     pub fn metadata(&self) -> Arc<ClusterMetadata> {
         Arc::clone(&read(&self.inner.metadata))

@@ -337,6 +337,17 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         (m.generation(), m.member_id().to_string())
     }
 
+    /// Where the member stands in the group protocol now ([`MemberState::Stable`] once it is
+    /// in a generation with its assignment).
+    pub fn state(&self) -> MemberState {
+        self.shared.membership().state()
+    }
+
+    /// The client the member talks to the cluster through (shared with its fetches).
+    pub fn client(&self) -> &Client {
+        &self.shared.client
+    }
+
     /// The group's committed offsets of `partitions` (`None` where nothing is committed).
     pub async fn committed(
         &self,

@@ -9,13 +9,14 @@
 //! Settings come from `KAFKA_*` variables (see `EngineConfig::from_env`); besides them,
 //! `WORKSPACE_ENGINE_DELAY_MS` makes each event take that long (for demos and tests that stop
 //! the engine part way). Logs go to stderr (`RUST_LOG` filters them; default `info`). SIGINT or
-//! SIGTERM shuts down gracefully.
+//! SIGTERM shuts down gracefully; the engine's health snapshot, as a probe would see it at that
+//! moment, is logged first (`health at shutdown`).
 
 use std::time::Duration;
 
 use klamm_engine::{
-    Engine, EngineConfig, Handler, HandlerContext, HandlerError, HandlerExt, LoggingLayer, Message,
-    TracingLayer,
+    Engine, EngineConfig, Handler, HandlerContext, HandlerError, HandlerExt, HealthSnapshot, LoggingLayer,
+    Message, TracingLayer,
 };
 use serde::Deserialize;
 
@@ -82,6 +83,26 @@ async fn shutdown_signal() {
     }
 }
 
+/// Logs what a liveness or readiness probe would see now.
+fn log_health(h: &HealthSnapshot) {
+    let assigned: Vec<String> =
+        h.assigned.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
+    let lag: Vec<String> = h.lag.iter().map(|((t, p), l)| format!("{t}-{p}={l}")).collect();
+    let last_error = h.last_error.as_ref().map(|e| format!("{} at {}", e.message, e.at_rfc3339()));
+    tracing::info!(
+        live = h.is_live(),
+        ready = h.is_ready(),
+        phase = h.phase.as_str(),
+        member_state = ?h.member_state,
+        generation = h.generation,
+        connected_brokers = ?h.connected_brokers,
+        assigned = ?assigned,
+        lag = ?lag,
+        last_error = ?last_error,
+        "health at shutdown"
+    );
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -104,7 +125,13 @@ fn main() -> std::process::ExitCode {
         };
         let handler = Apply { delay }.with(TracingLayer).with(LoggingLayer);
         let engine = Engine::builder().config(config).handler(handler).build()?;
-        engine.run(shutdown_signal()).await
+        let health = engine.health();
+        engine
+            .run(async move {
+                shutdown_signal().await;
+                log_health(&health.snapshot());
+            })
+            .await
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -78,6 +78,29 @@ fn bad(var: &str, why: impl std::fmt::Display) -> Error {
     Error::with_message(ErrorKind::Config, format!("{var}: {why}"))
 }
 
+/// `linger.ms` -> `<prefix>LINGER_MS`.
+fn variable_name(prefix: &str, prop: &str) -> String {
+    format!("{prefix}{}", prop.replace('.', "_").to_uppercase())
+}
+
+/// The variables to blame for `error`, a check across several properties: those of the set
+/// `properties` the message names, else all of them, else every variable of `prefix`.
+fn blame(prefix: &str, properties: &BTreeMap<String, String>, error: &Error) -> String {
+    let message = error.to_string();
+    let named: Vec<String> = properties
+        .keys()
+        .filter(|k| message.contains(k.as_str()))
+        .map(|k| variable_name(prefix, k))
+        .collect();
+    if !named.is_empty() {
+        named.join(", ")
+    } else if !properties.is_empty() {
+        properties.keys().map(|k| variable_name(prefix, k)).collect::<Vec<_>>().join(", ")
+    } else {
+        format!("{prefix}*")
+    }
+}
+
 /// `LINGER_MS` -> `linger.ms`.
 fn property_name(suffix: &str) -> String {
     suffix.to_ascii_lowercase().replace('_', ".")
@@ -151,14 +174,13 @@ impl EngineConfig {
             }
         }
         // Apply the properties now, so that a bad one fails here and names its variable.
-        c.group_config_named(|prop| format!("{CONSUMER_PREFIX}{}", prop.replace('.', "_").to_uppercase()))?;
-        c.producer_config_named(|prop| {
-            format!("{PRODUCER_PREFIX}{}", prop.replace('.', "_").to_uppercase())
-        })?;
+        c.validate()?;
         Ok(c)
     }
 
-    /// Checks the settings that do not depend on a broker.
+    /// Checks the settings that do not depend on a broker, the consumer and producer
+    /// properties included (as the group member and the producer will check them); an error
+    /// names the `KAFKA_CONSUMER_*` or `KAFKA_PRODUCER_*` variable(s) involved.
     pub fn validate(&self) -> Result<(), Error> {
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             return Err(bad("topics", "at least one non-empty topic name is needed"));
@@ -172,8 +194,8 @@ impl EngineConfig {
         if self.group_id.trim().is_empty() {
             return Err(bad("group_id", "must not be empty"));
         }
-        self.group_config()?;
-        self.producer_config()?;
+        self.group_config_named(|prop| variable_name(CONSUMER_PREFIX, prop))?;
+        self.producer_config_named(|prop| variable_name(PRODUCER_PREFIX, prop))?;
         Ok(())
     }
 
@@ -198,7 +220,7 @@ impl EngineConfig {
         if g.enable_auto_commit {
             return Err(bad(&name("enable.auto.commit"), "the engine commits by itself; must be false"));
         }
-        g.validate().map_err(|e| bad(&name("group"), e))?;
+        g.validate().map_err(|e| bad(&blame_named(&self.consumer_properties, &e, &name), e))?;
         Ok(g)
     }
 
@@ -210,7 +232,30 @@ impl EngineConfig {
         for (k, v) in &self.producer_properties {
             p.set(k, v).map_err(|e| bad(&name(k), e))?;
         }
+        // Checks across properties that only `Producer::new` would make otherwise.
+        p.validate().map_err(|e| bad(&blame_named(&self.producer_properties, &e, &name), e))?;
         Ok(p)
+    }
+}
+
+/// [`blame`] with `name` turning a property into what to call it: the variables under their
+/// prefix, or the property names themselves (from code).
+fn blame_named(
+    properties: &BTreeMap<String, String>,
+    error: &Error,
+    name: &impl Fn(&str) -> String,
+) -> String {
+    // `name("")` is the prefix alone when names are variables, empty when they are properties.
+    let prefix = name("");
+    if prefix.is_empty() {
+        let b = blame("", properties, error);
+        if b == "*" {
+            "properties".to_string()
+        } else {
+            b
+        }
+    } else {
+        blame(&prefix, properties, error)
     }
 }
 
@@ -278,10 +323,33 @@ mod tests {
             ("KAFKA_PRODUCER_NO_SUCH_THING", "1"),
             ("KAFKA_CONSUMER_AUTO_OFFSET_RESET", "sideways"),
             ("KAFKA_CONSUMER_ENABLE_AUTO_COMMIT", "true"),
+            ("KAFKA_PRODUCER_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION", "0"),
+            ("KAFKA_PRODUCER_BATCH_SIZE", "0"),
         ] {
             let e = vars(&[(var, value)]).expect_err(var);
             assert_eq!(e.kind(), &ErrorKind::Config, "{var}");
             assert!(e.to_string().contains(var), "{var}: {e}");
         }
+    }
+
+    #[test]
+    fn checks_across_producer_properties_name_the_variables_involved() {
+        let e = vars(&[
+            ("KAFKA_PRODUCER_ENABLE_IDEMPOTENCE", "true"),
+            ("KAFKA_PRODUCER_ACKS", "1"),
+            ("KAFKA_PRODUCER_LINGER_MS", "5"),
+        ])
+        .expect_err("idempotence without acks=all");
+        assert_eq!(e.kind(), &ErrorKind::Config);
+        let m = e.to_string();
+        assert!(m.contains("KAFKA_PRODUCER_ENABLE_IDEMPOTENCE") && m.contains("KAFKA_PRODUCER_ACKS"), "{m}");
+        assert!(!m.contains("KAFKA_PRODUCER_LINGER_MS"), "{m}");
+        // The same settings made in code fail in validate (and so in build), naming the variables.
+        let mut c = EngineConfig::default();
+        c.producer_properties.insert("enable.idempotence".into(), "true".into());
+        c.producer_properties.insert("acks".into(), "1".into());
+        let m = c.validate().expect_err("validate").to_string();
+        assert!(m.contains("KAFKA_PRODUCER_ACKS"), "{m}");
+        assert!(c.producer_config().expect_err("producer_config").to_string().contains("acks"));
     }
 }

@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::config::EngineConfig;
 use crate::dlq::{dead_letter_record, retry_backoff};
 use crate::handler::{catch_panic, BoxHandler, ErrorClass, Handler, HandlerContext, HandlerError, Message};
+use crate::health::{EngineHealth, EnginePhase, GroupView, Health};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::workspace::{partition_of, FileStorage, Workspace, WorkspaceStorage};
 
@@ -75,7 +76,13 @@ impl EngineBuilder {
                     .map_err(|e| Error::with_message(ErrorKind::Config, format!("KAFKA_STATE_DIR: {e}")))?,
             ),
         };
-        Ok(Engine { config, handler, storage, metrics: Arc::new(Metrics::default()) })
+        Ok(Engine {
+            config,
+            handler,
+            storage,
+            metrics: Arc::new(Metrics::default()),
+            health: Arc::new(Health::default()),
+        })
     }
 }
 
@@ -96,6 +103,7 @@ pub struct Engine {
     handler: BoxHandler,
     storage: Arc<dyn WorkspaceStorage>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -118,6 +126,7 @@ struct Shared {
     handler: BoxHandler,
     storage: Arc<dyn WorkspaceStorage>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     producer: Producer,
     admin: Admin,
     partition_counts: HashMap<String, NonZeroU32>,
@@ -157,6 +166,7 @@ impl Shared {
             Ok(None) => Workspace::new(id, partition),
             Err(e) => {
                 tracing::error!(workspace = id, error = %e, "cannot load workspace; starting it empty");
+                self.health.error(format_args!("cannot load workspace {id}: {e}"));
                 Workspace::new(id, partition)
             }
         };
@@ -238,7 +248,10 @@ impl Shared {
             if s.dirty {
                 match off_the_runtime(|| self.storage.save(&s.ws)) {
                     Ok(()) => s.dirty = false,
-                    Err(e) => tracing::error!(workspace = %id, error = %e, "cannot save workspace"),
+                    Err(e) => {
+                        tracing::error!(workspace = %id, error = %e, "cannot save workspace");
+                        self.health.error(format_args!("cannot save workspace {id}: {e}"));
+                    }
                 }
             }
             self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
@@ -339,7 +352,10 @@ impl Shared {
             let offsets = done.into_iter().map(|(tp, n)| (tp, NextOffset::new(n)));
             match handle.commit(offsets).await {
                 Ok(()) => tracing::info!("committed before revocation"),
-                Err(e) => tracing::warn!(error = %e, "commit before revocation failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "commit before revocation failed");
+                    self.health.error(format_args!("commit before revocation failed: {e}"));
+                }
             }
         }
     }
@@ -402,6 +418,7 @@ fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
             }
             Err(e) => {
                 tracing::error!(workspace = %s.ws.workspace_id, error = %e, "cannot save workspace; not committing past it");
+                shared.health.error(format_args!("cannot save workspace {}: {e}", s.ws.workspace_id));
                 ok = false;
                 true
             }
@@ -567,6 +584,9 @@ async fn dead_letter(
                 let wait =
                     retry_backoff(shared.config.retry_backoff, shared.config.retry_backoff_max, attempt);
                 tracing::warn!(offset = msg.offset, error = %e, ?wait, "dead-letter write failed; retrying");
+                shared
+                    .health
+                    .error(format_args!("dead-letter write to {} failed: {e}", shared.config.dlq_topic));
                 sleep_or_abort(wait, abort).await?;
                 attempt = attempt.saturating_add(1);
             }
@@ -590,15 +610,34 @@ impl Engine {
         EngineMetrics(Arc::clone(&self.metrics))
     }
 
+    /// A handle on the engine's health (connected brokers, group state, assigned partitions,
+    /// lag, last error), to serve from liveness and readiness probes while [`Engine::run`]
+    /// runs.
+    pub fn health(&self) -> EngineHealth {
+        EngineHealth { health: Arc::clone(&self.health), metrics: Arc::clone(&self.metrics) }
+    }
+
     /// Runs until `shutdown` completes, then stops fetching, lets the partition tasks finish
     /// what they were given, saves the workspaces, commits and leaves the group.
     ///
     /// Fails at startup when a source topic does not exist or the dead-letter topic cannot be
     /// made, and later when the group member cannot go on.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let health = Arc::clone(&self.health);
+        health.set_phase(EnginePhase::Starting);
+        let outcome = self.run_inner(shutdown).await;
+        if let Err(e) = &outcome {
+            health.error(e);
+        }
+        health.set_phase(EnginePhase::Stopped);
+        outcome
+    }
+
+    async fn run_inner(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let config = self.config;
         let group_config = config.group_config()?;
         let admin = Admin::new(Client::new(group_config.consumer.client.clone())?);
+        self.health.add_client(admin.client().clone());
         let mut partition_counts = HashMap::new();
         for topic in &config.topics {
             let meta = admin
@@ -613,12 +652,14 @@ impl Engine {
         }
         ensure_dlq(&admin, &config, partition_counts[&config.topics[0]]).await?;
         let producer = Producer::new(config.producer_config()?)?;
+        self.health.add_client(producer.client().clone());
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             config: config.clone(),
             handler: self.handler,
             storage: self.storage,
             metrics: Arc::clone(&self.metrics),
+            health: Arc::clone(&self.health),
             producer: producer.clone(),
             admin,
             partition_counts,
@@ -627,7 +668,9 @@ impl Engine {
             progress: progress_tx,
         });
         let mut consumer = GroupConsumer::with_listener(group_config, Listener(Arc::clone(&shared)))?;
+        shared.health.add_client(consumer.client().clone());
         consumer.subscribe(config.topics.iter().cloned());
+        shared.health.set_phase(EnginePhase::Running);
         tracing::info!(topics = ?config.topics, group = %config.group_id, dlq = %config.dlq_topic, "engine started");
 
         let mut shutdown = pin!(shutdown);
@@ -649,6 +692,7 @@ impl Engine {
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(error = %e, failures, "poll failed");
+                    shared.health.error(format_args!("poll failed: {e}"));
                     if failures >= MAX_POLL_FAILURES {
                         outcome = Err(e);
                         break;
@@ -657,7 +701,8 @@ impl Engine {
                 }
             }
             flow_control(&shared, &mut consumer, &mut paused);
-            commit_progress(&consumer, &mut progress_rx).await;
+            commit_progress(&shared, &consumer, &mut progress_rx).await;
+            shared.health.polled(group_view(&consumer));
             if Instant::now() >= next_log {
                 next_log = Instant::now() + config.metrics_interval;
                 log_metrics(&shared.metrics.snapshot());
@@ -665,6 +710,7 @@ impl Engine {
         }
 
         // Shutdown: finish in-flight messages, save, commit, leave.
+        shared.health.set_phase(EnginePhase::ShuttingDown);
         let assigned = consumer.assignment();
         let all: Vec<TopicPartition> =
             shared.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
@@ -679,11 +725,15 @@ impl Engine {
         if !finals.is_empty() {
             match consumer.commit(finals).await {
                 Ok(()) => tracing::info!("final offsets committed"),
-                Err(e) => tracing::warn!(error = %e, "final commit failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "final commit failed");
+                    shared.health.error(format_args!("final commit failed: {e}"));
+                }
             }
         }
         if let Err(e) = consumer.close(config.shutdown_timeout).await {
             tracing::warn!(error = %e, "leaving the group failed");
+            shared.health.error(format_args!("leaving the group failed: {e}"));
         }
         producer.close(config.shutdown_timeout).await;
         log_metrics(&shared.metrics.snapshot());
@@ -748,6 +798,7 @@ fn flow_control<L: RebalanceListener>(
 
 /// Commits the latest saved offset each partition task reported.
 async fn commit_progress<L: RebalanceListener>(
+    shared: &Shared,
     consumer: &GroupConsumer<L>,
     progress: &mut mpsc::UnboundedReceiver<(TopicPartition, i64)>,
 ) {
@@ -770,7 +821,19 @@ async fn commit_progress<L: RebalanceListener>(
     }
     if let Err(e) = consumer.commit(offsets).await {
         tracing::warn!(error = %e, "commit failed; the next one covers it");
+        shared.health.error(format_args!("commit failed: {e}"));
     }
+}
+
+/// Where the group member stands now, for the health snapshot.
+fn group_view<L: RebalanceListener>(consumer: &GroupConsumer<L>) -> GroupView {
+    let assigned = consumer.assignment();
+    let fetch_lag = assigned
+        .iter()
+        .filter_map(|tp| consumer.lag(tp).map(|l| ((tp.topic.to_string(), tp.partition), l)))
+        .collect();
+    let (generation, member_id) = consumer.generation();
+    GroupView { state: consumer.state(), generation, member_id, assigned, fetch_lag }
 }
 
 fn log_metrics(m: &MetricsSnapshot) {

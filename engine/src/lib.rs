@@ -44,6 +44,7 @@ mod config;
 mod dlq;
 mod engine;
 mod handler;
+mod health;
 mod layer;
 mod metrics;
 mod publish;
@@ -55,6 +56,9 @@ pub use engine::{Engine, EngineBuilder, EngineMetrics};
 pub use handler::{
     BoxHandler, ErrorClass, Handler, HandlerContext, HandlerError, HandlerFuture, Message, Router,
 };
+pub use health::{EngineHealth, EnginePhase, HealthSnapshot, LastError, STALL_TIMEOUT};
+/// Where a group member stands in the group protocol (part of a [`HealthSnapshot`]).
+pub use klamm_group::membership::MemberState;
 pub use layer::{
     HandlerExt, HandlerStats, Layer, Logging, LoggingLayer, Metered, MetricsLayer, Tracing, TracingLayer,
 };

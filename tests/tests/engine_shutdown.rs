@@ -3,6 +3,8 @@
 //! - SIGTERM part way: the engine saves, then commits what it saved. For each partition the
 //!   committed offset equals the largest stored `offset` of its workspaces (all events apply,
 //!   so the last handled event is the last applied one) and no workspace is ahead of it.
+//!   The health snapshot the example logs on the signal shows a live, ready, stable member
+//!   connected to the broker and owning every partition, with a lag for each.
 //! - A dead-letter write that fails (the dead-letter topic was deleted; topics are never
 //!   auto-created by the client) is retried: the engine commits nothing past the poison event
 //!   and applies nothing after it until the topic exists again; then the record lands on it
@@ -17,7 +19,7 @@ use klamm_tests::{unique_topic, Broker, ConsumeOptions, Peer};
 mod engine_common;
 
 use engine_common::{
-    create_topic, produce, runtime, states, temp_dir, total_events, wait_for_events, EngineProcess,
+    create_topic, field, produce, runtime, states, temp_dir, total_events, wait_for_events, EngineProcess,
 };
 
 fn add(topic: &str, ws: &str, seq: usize) -> ProducerRecord {
@@ -55,6 +57,20 @@ fn graceful_shutdown_saves_then_commits_what_was_saved() {
     wait_for_events(&mut engine, &state, 60, Duration::from_secs(90));
     let log = engine.stop(Duration::from_secs(60));
     assert!(log.contains("final offsets committed"), "{log}");
+    let health = log.lines().find(|l| l.contains("health at shutdown")).unwrap_or_else(|| panic!("{log}"));
+    let get =
+        |name: &str| field(health, "health at shutdown", name).unwrap_or_else(|| panic!("{name}: {health}"));
+    assert_eq!(get("live"), "true", "{health}");
+    assert_eq!(get("ready"), "true", "{health}");
+    assert_eq!(get("phase"), "running", "{health}");
+    assert_eq!(get("member_state"), "Some(Stable)", "{health}");
+    assert!(get("generation").parse::<i32>().unwrap() >= 1, "{health}");
+    assert_ne!(get("connected_brokers"), "[]", "{health}");
+    for p in 0..3 {
+        let tp = format!("\"{topic}-{p}\"");
+        assert!(get("assigned").contains(&tp), "{health}");
+        assert!(get("lag").contains(&format!("\"{topic}-{p}=")), "{health}");
+    }
     let found = states(&state);
     let applied: u64 = found.values().map(|v| v["events"].as_u64().unwrap()).sum();
     assert!(applied < EVENTS as u64, "stopped too late: {applied}");

@@ -1,0 +1,316 @@
+//! The engine's health, read as a [`HealthSnapshot`] through an [`EngineHealth`] handle: the
+//! brokers it is connected to, where its group member stands, the partitions it owns and
+//! their lag, and the last operational error. A service serves it from its liveness and
+//! readiness probes ([`HealthSnapshot::is_live`], [`HealthSnapshot::is_ready`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use klamm::{Client, TopicPartition};
+use klamm_group::membership::MemberState;
+
+use crate::dlq::rfc3339_utc;
+use crate::metrics::Metrics;
+
+/// How long the engine's poll loop may go without a turn before [`HealthSnapshot::is_live`]
+/// says it is stuck. The loop turns every 100 ms when nothing blocks it; a commit or a
+/// rebalance can hold it for up to the client's request timeouts, which this is well above.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Where an engine is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnginePhase {
+    /// [`Engine::run`](crate::Engine::run) has not been called yet.
+    Idle,
+    /// Checking the source topics, making the dead-letter topic, joining the group.
+    Starting,
+    /// Polling and handling messages.
+    Running,
+    /// Shutdown requested: finishing in-flight messages, saving, committing, leaving.
+    ShuttingDown,
+    /// [`Engine::run`](crate::Engine::run) has returned (cleanly or with an error).
+    Stopped,
+}
+
+impl EnginePhase {
+    /// The phase as a lower-case word (`idle`, `starting`, `running`, `shutting-down`, `stopped`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnginePhase::Idle => "idle",
+            EnginePhase::Starting => "starting",
+            EnginePhase::Running => "running",
+            EnginePhase::ShuttingDown => "shutting-down",
+            EnginePhase::Stopped => "stopped",
+        }
+    }
+}
+
+/// The last operational error the engine met (a failed poll, commit, dead-letter write,
+/// workspace load or save, or the error [`Engine::run`](crate::Engine::run) stopped with).
+/// Handler failures are not operational errors: they are counted in the metrics and end on
+/// the dead-letter topic or in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    /// What went wrong, as the error displays.
+    pub message: String,
+    /// When, as wall-clock time.
+    pub at: SystemTime,
+}
+
+impl LastError {
+    /// [`LastError::at`] in RFC 3339 (UTC, milliseconds).
+    pub fn at_rfc3339(&self) -> String {
+        let ms = self.at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        rfc3339_utc(ms)
+    }
+}
+
+/// The engine's health at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSnapshot {
+    /// Where the engine is in its life.
+    pub phase: EnginePhase,
+    /// Node ids of the brokers with an open connection (from the group member's, the
+    /// dead-letter producer's and the admin client's connections), ascending.
+    pub connected_brokers: Vec<i32>,
+    /// Where the group member stands; `None` before it was made.
+    pub member_state: Option<MemberState>,
+    /// The member's generation (-1 when not in one).
+    pub generation: i32,
+    /// The member id the coordinator gave (empty before the first join).
+    pub member_id: String,
+    /// The partitions the member owns, sorted.
+    pub assigned: Vec<TopicPartition>,
+    /// Per assigned (topic, partition), records behind the high watermark: after the last
+    /// handled message when there is one, else after the fetch position. Missing until known.
+    pub lag: BTreeMap<(String, i32), i64>,
+    /// The last operational error, if any.
+    pub last_error: Option<LastError>,
+    /// How long ago the poll loop last turned; `None` when it has not turned yet.
+    pub since_last_poll: Option<Duration>,
+}
+
+impl HealthSnapshot {
+    /// Liveness: `false` only when restarting the process is the remedy, that is when the
+    /// engine has stopped (its `run` returned) or its poll loop has not turned for
+    /// [`STALL_TIMEOUT`]. An engine that cannot reach its brokers is still live: the client
+    /// reconnects by itself.
+    pub fn is_live(&self) -> bool {
+        match self.phase {
+            EnginePhase::Stopped => false,
+            EnginePhase::Running => self.since_last_poll.is_none_or(|d| d < STALL_TIMEOUT),
+            EnginePhase::Idle | EnginePhase::Starting | EnginePhase::ShuttingDown => true,
+        }
+    }
+
+    /// Readiness: the engine is running, is a stable member of its group (it has its
+    /// assignment, which may be empty when the group has more members than partitions) and
+    /// has an open connection to at least one broker. `false` while it starts, rebalances,
+    /// shuts down or is cut off from the cluster.
+    pub fn is_ready(&self) -> bool {
+        self.is_live()
+            && self.phase == EnginePhase::Running
+            && self.member_state == Some(MemberState::Stable)
+            && !self.connected_brokers.is_empty()
+    }
+}
+
+/// What the run loop reports about the group member.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupView {
+    pub(crate) state: MemberState,
+    pub(crate) generation: i32,
+    pub(crate) member_id: String,
+    pub(crate) assigned: Vec<TopicPartition>,
+    /// Fetch lag of the assigned partitions, for those with no handled message yet.
+    pub(crate) fetch_lag: BTreeMap<(String, i32), i64>,
+}
+
+/// Health state shared by the engine's tasks and its [`EngineHealth`] handles.
+#[derive(Debug)]
+pub(crate) struct Health {
+    inner: Mutex<HealthInner>,
+}
+
+#[derive(Debug)]
+struct HealthInner {
+    phase: EnginePhase,
+    clients: Vec<Client>,
+    group: Option<GroupView>,
+    last_poll: Option<Instant>,
+    last_error: Option<LastError>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            inner: Mutex::new(HealthInner {
+                phase: EnginePhase::Idle,
+                clients: Vec::new(),
+                group: None,
+                last_poll: None,
+                last_error: None,
+            }),
+        }
+    }
+}
+
+impl Health {
+    fn lock(&self) -> MutexGuard<'_, HealthInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_phase(&self, phase: EnginePhase) {
+        self.lock().phase = phase;
+    }
+
+    /// Adds a client whose connections count as the engine's.
+    pub(crate) fn add_client(&self, client: Client) {
+        self.lock().clients.push(client);
+    }
+
+    /// The poll loop turned; `group` is where the member stands now.
+    pub(crate) fn polled(&self, group: GroupView) {
+        let mut h = self.lock();
+        h.last_poll = Some(Instant::now());
+        h.group = Some(group);
+    }
+
+    /// Records an operational error.
+    pub(crate) fn error(&self, error: impl std::fmt::Display) {
+        self.lock().last_error = Some(LastError { message: error.to_string(), at: SystemTime::now() });
+    }
+
+    fn snapshot(&self, metrics: &Metrics) -> HealthSnapshot {
+        let (phase, clients, group, last_poll, last_error) = {
+            let h = self.lock();
+            (h.phase, h.clients.clone(), h.group.clone(), h.last_poll, h.last_error.clone())
+        };
+        let mut connected_brokers: Vec<i32> = clients.iter().flat_map(Client::connected_brokers).collect();
+        connected_brokers.sort_unstable();
+        connected_brokers.dedup();
+        let handled_lag = metrics.snapshot().lag;
+        let (member_state, generation, member_id, mut assigned, lag) = match group {
+            Some(g) => {
+                let mut lag = g.fetch_lag;
+                for tp in &g.assigned {
+                    let key = (tp.topic.to_string(), tp.partition);
+                    if let Some(l) = handled_lag.get(&key) {
+                        lag.insert(key, *l);
+                    }
+                }
+                (Some(g.state), g.generation, g.member_id, g.assigned, lag)
+            }
+            None => (None, -1, String::new(), Vec::new(), BTreeMap::new()),
+        };
+        assigned.sort();
+        HealthSnapshot {
+            phase,
+            connected_brokers,
+            member_state,
+            generation,
+            member_id,
+            assigned,
+            lag,
+            last_error,
+            since_last_poll: last_poll.map(|t| t.elapsed()),
+        }
+    }
+}
+
+/// A read handle on an engine's health, usable while it runs (and after).
+#[derive(Debug, Clone)]
+pub struct EngineHealth {
+    pub(crate) health: Arc<Health>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl EngineHealth {
+    /// The health now. Cheap: takes no lock a request holds and makes no request.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        self.health.snapshot(&self.metrics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(topic: &str, partition: i32) -> TopicPartition {
+        TopicPartition { topic: topic.into(), partition }
+    }
+
+    fn handle() -> EngineHealth {
+        EngineHealth { health: Arc::new(Health::default()), metrics: Arc::new(Metrics::default()) }
+    }
+
+    fn stable(assigned: Vec<TopicPartition>) -> GroupView {
+        GroupView {
+            state: MemberState::Stable,
+            generation: 4,
+            member_id: "m-1".into(),
+            assigned,
+            fetch_lag: BTreeMap::from([(("t".to_string(), 0), 7), (("t".to_string(), 1), 3)]),
+        }
+    }
+
+    #[test]
+    fn a_new_engine_is_live_but_not_ready() {
+        let s = handle().snapshot();
+        assert_eq!(s.phase, EnginePhase::Idle);
+        assert_eq!(s.member_state, None);
+        assert_eq!(s.generation, -1);
+        assert!(s.assigned.is_empty() && s.lag.is_empty() && s.last_error.is_none());
+        assert!(s.is_live());
+        assert!(!s.is_ready());
+    }
+
+    #[test]
+    fn handled_lag_wins_over_fetch_lag_and_only_for_assigned_partitions() {
+        let h = handle();
+        h.health.set_phase(EnginePhase::Running);
+        h.metrics.set_lag("t", 1, 1);
+        h.metrics.set_lag("other", 0, 50);
+        h.health.polled(stable(vec![tp("t", 1), tp("t", 0)]));
+        let s = h.snapshot();
+        assert_eq!(s.assigned, vec![tp("t", 0), tp("t", 1)]);
+        assert_eq!(s.lag, BTreeMap::from([(("t".to_string(), 0), 7), (("t".to_string(), 1), 1)]));
+        assert_eq!((s.generation, s.member_id.as_str()), (4, "m-1"));
+        assert!(s.since_last_poll.is_some_and(|d| d < STALL_TIMEOUT));
+        // No broker connection: live, not ready.
+        assert!(s.is_live());
+        assert!(!s.is_ready());
+        let ready = HealthSnapshot { connected_brokers: vec![1], ..s.clone() };
+        assert!(ready.is_ready());
+    }
+
+    #[test]
+    fn readiness_needs_a_stable_running_member() {
+        let h = handle();
+        h.health.set_phase(EnginePhase::Running);
+        h.health.polled(stable(Vec::new()));
+        let s = HealthSnapshot { connected_brokers: vec![0], ..h.snapshot() };
+        assert!(s.is_ready(), "a stable member with no partitions is ready");
+        let rebalancing = HealthSnapshot { member_state: Some(MemberState::Joining), ..s.clone() };
+        assert!(rebalancing.is_live() && !rebalancing.is_ready());
+        let stopping = HealthSnapshot { phase: EnginePhase::ShuttingDown, ..s.clone() };
+        assert!(stopping.is_live() && !stopping.is_ready());
+        let stopped = HealthSnapshot { phase: EnginePhase::Stopped, ..s.clone() };
+        assert!(!stopped.is_live() && !stopped.is_ready());
+        let stuck = HealthSnapshot { since_last_poll: Some(STALL_TIMEOUT), ..s };
+        assert!(!stuck.is_live() && !stuck.is_ready());
+    }
+
+    #[test]
+    fn the_last_error_is_kept_with_its_time() {
+        let h = handle();
+        h.health.error("first");
+        h.health.error("commit failed: REBALANCE_IN_PROGRESS");
+        let e = h.snapshot().last_error.unwrap();
+        assert_eq!(e.message, "commit failed: REBALANCE_IN_PROGRESS");
+        assert!(e.at.elapsed().unwrap_or_default() < Duration::from_secs(60));
+        let stamp = e.at_rfc3339();
+        assert!(stamp.ends_with('Z') && stamp.len() == "2026-01-01T00:00:00.000Z".len(), "{stamp}");
+    }
+}
