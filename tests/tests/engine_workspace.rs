@@ -165,3 +165,50 @@ fn engine_dead_letters_poison_and_non_json_and_retries_flaky() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A workspace whose stored offset is past the end of the log (say, the topic was deleted and
+/// created again): the engine warns and starts the partition from the committed offset or the
+/// reset policy instead of seeking past every record, so the partition's other workspaces
+/// still get all their events.
+#[test]
+fn a_stored_offset_outside_the_log_falls_back_with_a_warning() {
+    let broker = Broker::shared_kafka();
+    let brokers = broker.bootstrap();
+    let topic = unique_topic("engine-stale");
+    let group = unique_topic("engine-stale-group");
+    let dir = temp_dir("engine-stale");
+    let state = dir.join("state");
+    fs::create_dir_all(&state).unwrap();
+    let rt = runtime();
+    rt.block_on(create_topic(&brokers, &topic, 1));
+    // "stale" was saved against a longer, older log.
+    let stale =
+        serde_json::json!({"workspace_id": "stale", "partition": 0, "offset": 1_000_000, "events": 7});
+    fs::write(state.join("stale.json"), stale.to_string()).unwrap();
+    let records: Vec<ProducerRecord> = (0..30)
+        .map(|i| {
+            let ws = if i % 3 == 0 { "stale" } else { "fresh" };
+            let value = serde_json::json!({"workspace_id": ws, "type": "add", "seq": i}).to_string();
+            ProducerRecord::new(topic.as_str(), value).key(ws)
+        })
+        .collect();
+    rt.block_on(produce(&brokers, records));
+
+    let mut engine = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("engine.log"), &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while states(&state).get("fresh").and_then(|s| s["events"].as_u64()) != Some(20) {
+        engine.assert_running();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fresh: {:?}\n{}",
+            states(&state).get("fresh"),
+            engine.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = engine.stop(Duration::from_secs(60));
+    assert!(log.contains("stored offset is outside the log"), "{log}");
+    assert!(!log.contains("seek to stored offset"), "{log}");
+    // The stale workspace keeps its rule: nothing at or below its stored offset is applied.
+    assert_eq!(states(&state)["stale"]["events"].as_u64(), Some(7));
+}
