@@ -425,11 +425,7 @@ impl Client {
         } else if let Some(broker) = self.metadata().broker(node_id) {
             return Ok(broker.address());
         }
-        Err(Error::with_source(
-            ErrorKind::Broker(ErrorCode::BROKER_NOT_AVAILABLE),
-            None,
-            UnknownNode(node_id),
-        ))
+        Err(Error::new(ErrorKind::UnknownNode { node: node_id }))
     }
 
     /// Fetches `topic` unless a refresh since `seen_generation` already brought it.
@@ -535,10 +531,6 @@ struct TopicProblem(String);
 #[derive(Debug, thiserror::Error)]
 #[error("the client was closed")]
 struct ClientClosed;
-
-#[derive(Debug, thiserror::Error)]
-#[error("node {0} is not in the cluster metadata")]
-struct UnknownNode(i32);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section is a single map operation: a panic cannot leave it half done.

@@ -55,6 +55,13 @@ pub enum ErrorKind {
     },
     /// The broker answered with an error code.
     Broker(ErrorCode),
+    /// The cluster metadata names a node (as a partition's leader or a coordinator) that it
+    /// does not list among its brokers: the view is stale or a broker just left or joined.
+    /// Nothing was sent; retriable once the metadata is refreshed.
+    UnknownNode {
+        /// The node id.
+        node: i32,
+    },
     /// A record is larger than the producer may send (`max.request.size`) or buffer
     /// (`buffer.memory`). The broker's own limit comes back as `Broker(MESSAGE_TOO_LARGE)`.
     RecordTooLarge {
@@ -136,7 +143,11 @@ impl Error {
     /// harmless (or idempotent on the broker).
     pub fn is_retriable(&self) -> bool {
         match &self.inner.kind {
-            ErrorKind::Io | ErrorKind::Connect { .. } | ErrorKind::Timeout | ErrorKind::Closed => true,
+            ErrorKind::Io
+            | ErrorKind::Connect { .. }
+            | ErrorKind::Timeout
+            | ErrorKind::Closed
+            | ErrorKind::UnknownNode { .. } => true,
             ErrorKind::Broker(code) => code.is_retriable(),
             _ => false,
         }
@@ -154,6 +165,9 @@ impl fmt::Display for Error {
             ErrorKind::Io => f.write_str("I/O error")?,
             ErrorKind::Connect { addr } => write!(f, "cannot connect to {addr}")?,
             ErrorKind::Timeout => f.write_str("request timed out")?,
+            ErrorKind::UnknownNode { node } => {
+                write!(f, "node {node} is not among the brokers in the cluster metadata")?
+            }
             ErrorKind::Closed => f.write_str("connection closed")?,
             ErrorKind::Decode(e) => write!(f, "cannot decode a response: {e}")?,
             ErrorKind::Encode(e) => write!(f, "cannot encode a request: {e}")?,

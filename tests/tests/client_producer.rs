@@ -106,6 +106,40 @@ async fn unknown_topic_and_oversized_records_are_typed_errors() {
     assert!(err.is_user_error(), "{err}");
 }
 
+/// A topic whose `max.message.bytes` is far below the producer's `batch.size`: Kafka refuses
+/// the full batches with MESSAGE_TOO_LARGE, and the producer splits them (keeping their
+/// sequence numbers) until each part fits. Every record arrives once, in order, read back by
+/// librdkafka.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_larger_than_the_topic_allows_are_split() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("split");
+    let admin = klamm::Admin::connect(klamm::ClientConfig::new(&broker.bootstrap())).await.unwrap();
+    let created = admin
+        .create_topics(&[klamm::NewTopic::new(&topic, 2, 1).config("max.message.bytes", "2048")])
+        .await;
+    created.into_iter().for_each(|(name, r)| {
+        r.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    });
+    NegotiatedConnection::connect(broker.addr()).wait_for_leaders(&topic, 2);
+    let config = ProducerConfig::new(&broker.bootstrap())
+        .batch_size(64 << 10)
+        .linger(Duration::from_millis(100))
+        .compression(Compression::None);
+    let producer = Producer::new(config).unwrap();
+    let count = 3_000;
+    let delivered = produce_all(&producer, &topic, count).await;
+    assert_eq!(producer.close(Duration::from_secs(10)).await, 0);
+    // Offsets follow send order in each partition, with no gaps: nothing written twice.
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    for (i, (p, offset)) in delivered.iter().enumerate() {
+        let want = next.entry(*p).or_insert(0);
+        assert_eq!(*offset, *want, "record {i} in partition {p}");
+        *want += 1;
+    }
+    check_read_back(&broker.bootstrap(), &topic, count);
+}
+
 #[test]
 fn the_produce_example_sends_stdin_lines() {
     use std::io::Write;

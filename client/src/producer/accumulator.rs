@@ -26,9 +26,18 @@
 //!   state for the producer takes any sequence number as the first; had a later batch been
 //!   pipelined behind one that failed (say, while a new topic's leader is still starting), it
 //!   would be written ahead of it.
-//! - Sequence numbers are assigned in queue order, once per producer epoch. When the epoch is
-//!   bumped (after a batch was dropped or the broker lost our state), every partition starts
-//!   again at 0 and queued batches are re-stamped in order before they are sent.
+//! - Sequence numbers are assigned in queue order, per partition, under the producer id and
+//!   epoch the partition uses ([`PartitionQueue::producer`]). Epochs are per partition, as the
+//!   broker keeps producer state per partition: a partition moves to a new epoch (and back to
+//!   sequence 0, re-stamping its queued batches in order) only when the broker told us that the
+//!   batches it holds were not written: OUT_OF_ORDER_SEQUENCE_NUMBER for its first batch,
+//!   UNKNOWN_PRODUCER_ID, or a sequenced batch that failed for good without ever having been
+//!   written. A batch whose outcome is unknown is never re-stamped: it is resent with the same
+//!   sequence numbers (the broker de-duplicates) until it is acknowledged or
+//!   `delivery.timeout.ms` passes. When such a batch expires, the partition keeps its epoch and
+//!   sends what follows; if the expired batch was not written after all, the broker answers
+//!   OUT_OF_ORDER_SEQUENCE_NUMBER for the next one, and the partition moves on then. So no
+//!   partition's trouble touches another's batches, and no batch is ever written twice.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -62,41 +71,89 @@ pub(crate) struct BatchAck {
 }
 
 /// The outcome of one batch, shared by the delivery futures of its records.
+///
+/// A batch the broker found too large is split in two; its result then points to the results
+/// of the two halves ([`BatchResult::part_of`]) instead of holding an outcome.
 #[derive(Debug, Default)]
 pub(crate) struct BatchResult {
     outcome: std::sync::OnceLock<Result<BatchAck, Error>>,
+    /// Set instead of `outcome` when the batch was split.
+    parts: std::sync::OnceLock<Vec<Part>>,
     wakers: Mutex<Vec<Waker>>,
+}
+
+/// One half of a split batch: its first record's index in the batch it came from, its record
+/// count and its result.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) first: u32,
+    pub(crate) records: u32,
+    pub(crate) result: Arc<BatchResult>,
 }
 
 impl BatchResult {
     /// Sets the outcome (the first call wins) and wakes every waiting future.
     pub(crate) fn complete(&self, outcome: Result<BatchAck, Error>) {
-        let _ = self.outcome.set(outcome);
+        if self.parts.get().is_none() {
+            let _ = self.outcome.set(outcome);
+        }
+        self.wake();
+    }
+
+    /// Hands the batch's records over to the results of the batches it was split into.
+    pub(crate) fn split_into(&self, parts: Vec<Part>) {
+        if self.outcome.get().is_none() {
+            let _ = self.parts.set(parts);
+        }
+        self.wake();
+    }
+
+    fn wake(&self) {
         let wakers = std::mem::take(&mut *lock(&self.wakers));
         for waker in wakers {
             waker.wake();
         }
     }
 
+    /// The outcome, once settled (`None` also after a split: see [`BatchResult::part_of`]).
     pub(crate) fn outcome(&self) -> Option<&Result<BatchAck, Error>> {
         self.outcome.get()
     }
 
-    /// Polls for the outcome. `slot` remembers where this caller's waker is, so polling again
-    /// replaces it instead of adding another.
-    pub(crate) fn poll(
-        &self,
-        cx: &mut Context<'_>,
-        slot: &mut Option<usize>,
-    ) -> Poll<&Result<BatchAck, Error>> {
-        if let Some(outcome) = self.outcome.get() {
-            return Poll::Ready(outcome);
+    /// After a split: the result that now holds record `index`, and the record's index there.
+    pub(crate) fn part_of(&self, index: u32) -> Option<(Arc<BatchResult>, u32)> {
+        let parts = self.parts.get()?;
+        let part = parts.iter().rev().find(|p| p.first <= index).or(parts.first())?;
+        Some((Arc::clone(&part.result), index.saturating_sub(part.first)))
+    }
+
+    /// The parts the batch was split into, if it was.
+    pub(crate) fn parts(&self) -> Option<&[Part]> {
+        self.parts.get().map(Vec::as_slice)
+    }
+
+    /// How many of the batch's `records` records have no outcome yet, following splits.
+    pub(crate) fn pending(&self, records: u32) -> usize {
+        if self.outcome.get().is_some() {
+            return 0;
+        }
+        match self.parts.get() {
+            Some(parts) => parts.iter().map(|p| p.result.pending(p.records)).sum(),
+            None => records as usize,
+        }
+    }
+
+    /// Polls until the batch has an outcome or was split. `slot` remembers where this
+    /// caller's waker is, so polling again replaces it instead of adding another.
+    pub(crate) fn poll(&self, cx: &mut Context<'_>, slot: &mut Option<usize>) -> Poll<()> {
+        if self.is_settled() {
+            return Poll::Ready(());
         }
         let mut wakers = lock(&self.wakers);
-        // Checked again under the lock: `complete` sets the outcome before it takes the lock,
-        // so either we see the outcome now or it will see our waker.
-        if let Some(outcome) = self.outcome.get() {
-            return Poll::Ready(outcome);
+        // Checked again under the lock: `complete` and `split_into` set their value before
+        // they take the lock, so either we see it now or they will see our waker.
+        if self.is_settled() {
+            return Poll::Ready(());
         }
         match *slot {
             Some(i) if i < wakers.len() => wakers[i].clone_from(cx.waker()),
@@ -106,6 +163,10 @@ impl BatchResult {
             }
         }
         Poll::Pending
+    }
+
+    fn is_settled(&self) -> bool {
+        self.outcome.get().is_some() || self.parts.get().is_some()
     }
 }
 
@@ -135,10 +196,11 @@ pub(crate) struct Batch {
     pub(crate) attempts: u32,
     pub(crate) last_error: Option<Error>,
     pub(crate) in_flight: bool,
-    /// A send of this batch ended without an answer (timeout, lost connection): the broker may
-    /// have written it. Resent under the same epoch, the broker's de-duplication settles it;
-    /// under a bumped epoch nothing could, so an epoch bump fails such a batch instead.
-    pub(crate) unresolved: bool,
+    /// A send of this batch ended without an answer (timeout, lost connection), or with an
+    /// answer saying the leader appended it without enough replicas: the broker may have
+    /// written it. Resent under the same epoch, the broker's de-duplication settles it; it is
+    /// never re-stamped under a new epoch while this is so.
+    pub(crate) maybe_written: bool,
 }
 
 impl Batch {
@@ -179,11 +241,18 @@ pub(crate) struct PartitionQueue {
     /// A sent batch failed retriably: resend from the front once nothing is in flight.
     pub(crate) rewind: bool,
     pub(crate) retry_at: Option<Instant>,
-    /// The next sequence number to assign in the current epoch.
+    /// The producer id and epoch of this partition's sequence numbers, once it has stamped a
+    /// batch. Partitions move to a new epoch one at a time (see the module docs).
+    pub(crate) producer: Option<(i64, i16)>,
+    /// The next sequence number to assign under `producer`.
     pub(crate) next_sequence: i32,
     /// A batch with sequence numbers was acknowledged since the producer id or epoch last
     /// changed: the broker now checks our sequences, and batches may be pipelined.
     pub(crate) confirmed: bool,
+    /// The broker told us that the sequence numbers of this partition have a gap it will not
+    /// accept (or that it lost our state): once nothing is in flight, the partition moves to a
+    /// new epoch and re-stamps its queued batches from 0. Nothing is sent meanwhile.
+    pub(crate) needs_bump: bool,
 }
 
 impl PartitionQueue {
@@ -208,14 +277,67 @@ impl PartitionQueue {
         Some(batch)
     }
 
-    /// Gives the next batch its sequence numbers, if the producer id is known.
-    pub(crate) fn assign_stamp(&mut self, producer: Option<(i64, i16)>, records: u32) -> Option<Stamp> {
-        let (producer_id, epoch) = producer?;
+    /// Gives the next batch its sequence numbers under the partition's producer id and epoch
+    /// (`latest`, the producer's newest, for a partition that has stamped nothing yet). `None`
+    /// while no producer id is known or the partition waits to move to a new epoch.
+    pub(crate) fn assign_stamp(&mut self, latest: Option<(i64, i16)>, records: u32) -> Option<Stamp> {
+        if self.needs_bump {
+            return None;
+        }
+        let (producer_id, epoch) = match self.producer {
+            Some(p) => p,
+            None => {
+                let p = latest?;
+                self.producer = Some(p);
+                self.next_sequence = 0;
+                p
+            }
+        };
         let base_sequence = self.next_sequence;
         // Sequences wrap at i32::MAX, as the broker expects.
         self.next_sequence =
             ((i64::from(base_sequence) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32;
         Some(Stamp { producer_id, epoch, base_sequence })
+    }
+
+    /// Moves the partition to `producer` (a newer epoch, or a new producer id): sequence
+    /// numbers start again at 0 and every queued batch is re-stamped in queue order. Called only
+    /// when nothing of the partition is in flight and the broker said its batches were not
+    /// written (see the module docs).
+    pub(crate) fn move_to(&mut self, producer: (i64, i16)) {
+        self.needs_bump = false;
+        self.producer = Some(producer);
+        self.next_sequence = 0;
+        self.confirmed = false;
+        self.sent = 0;
+        self.rewind = false;
+        for i in 0..self.queue.len() {
+            let records = self.queue[i].records;
+            let stamp = self.assign_stamp(Some(producer), records);
+            let batch = &mut self.queue[i];
+            batch.stamp = stamp;
+            batch.maybe_written = false;
+        }
+    }
+
+    /// Whether the partition has to move to an epoch newer than `latest` (it already uses
+    /// `latest`), rather than to `latest` itself.
+    pub(crate) fn needs_newer_than(&self, latest: (i64, i16)) -> bool {
+        match self.producer {
+            Some((id, epoch)) => id == latest.0 && epoch >= latest.1,
+            None => false,
+        }
+    }
+
+    /// Notes that batch `batch` left the queue for good without being acknowledged (failed
+    /// or expired). If the broker cannot have written it, the sequence numbers behind it
+    /// would leave a gap, so the partition must move to a new epoch; if it may have been
+    /// written, nothing changes: the broker's answer to the next batch tells (see the module
+    /// docs).
+    pub(crate) fn dropped(&mut self, batch: &Batch) {
+        if batch.stamp.is_some() && !batch.maybe_written && self.producer.is_some() {
+            self.needs_bump = true;
+        }
     }
 }
 
@@ -242,11 +364,9 @@ impl TopicQueues {
 pub(crate) struct Accumulator {
     pub(crate) topics: FxHashMap<Arc<str>, TopicQueues>,
     pub(crate) next_batch_id: u64,
-    /// The producer id and epoch in use (idempotence), once known.
+    /// The newest producer id and epoch (idempotence), once known: what a partition that has
+    /// not stamped a batch yet starts with. Each partition keeps its own (see the module docs).
     pub(crate) producer: Option<(i64, i16)>,
-    /// A batch with sequence numbers was dropped, or the broker lost our state: bump the epoch
-    /// once nothing is in flight.
-    pub(crate) bump_epoch: bool,
     /// Callers of `flush` waiting: linger does not apply meanwhile.
     pub(crate) flushing: usize,
     /// No more records will come (close was called or every handle dropped).
@@ -315,7 +435,7 @@ impl Accumulator {
         record: &NewRecord<'_>,
         settings: &BatchSettings,
     ) -> Result<Appended, Error> {
-        let producer = self.producer.filter(|_| !self.bump_epoch);
+        let producer = self.producer;
         let mut next_id = self.next_batch_id;
         let topic_queues = self.topic_mut(topic);
         let partition = match target {
@@ -358,7 +478,7 @@ impl Accumulator {
                 attempts: 0,
                 last_error: None,
                 in_flight: false,
-                unresolved: false,
+                maybe_written: false,
             });
             next_id += 1;
             new_batch = true;
@@ -403,48 +523,11 @@ impl Accumulator {
             // Encoding failed (only a codec error can do that): the batch fails alone.
             Err(e) => {
                 let batch = queue.remove(index)?;
-                if batch.stamp.is_some() {
-                    self.bump_epoch = true;
-                }
+                queue.dropped(&batch);
                 batch.result.complete(Err(e));
                 Some(batch)
             }
         }
-    }
-
-    /// Bumps the producer epoch: every partition starts again at sequence 0, and queued
-    /// batches get new stamps in queue order. Called only when nothing is in flight.
-    ///
-    /// Returns the batches that leave the queue instead: those whose earlier send ended
-    /// without an answer. The broker may hold them already, and under the new epoch it could
-    /// not tell a resend from a new batch, so resending them could write them twice (the Java
-    /// client fails such batches too). The caller fails them and releases their memory.
-    pub(crate) fn bump(&mut self, producer_id: i64, epoch: i16) -> Vec<Batch> {
-        self.producer = Some((producer_id, epoch));
-        self.bump_epoch = false;
-        let mut unresolved = Vec::new();
-        for topic in self.topics.values_mut() {
-            for queue in &mut topic.partitions {
-                let mut i = 0;
-                while i < queue.queue.len() {
-                    if queue.queue[i].unresolved && !queue.queue[i].in_flight {
-                        unresolved.extend(queue.remove(i));
-                    } else {
-                        i += 1;
-                    }
-                }
-                queue.next_sequence = 0;
-                queue.confirmed = false;
-                queue.sent = 0;
-                queue.rewind = false;
-                for i in 0..queue.queue.len() {
-                    let records = queue.queue[i].records;
-                    let stamp = queue.assign_stamp(Some((producer_id, epoch)), records);
-                    queue.queue[i].stamp = stamp;
-                }
-            }
-        }
-        unresolved
     }
 
     /// Whether nothing is queued or open anywhere.

@@ -221,15 +221,27 @@ impl Future for DeliveryFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (partition, index, timestamp) = (this.partition, this.index, this.timestamp);
-        match this.batch.poll(cx, &mut this.waker_slot) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e.clone())),
-            Poll::Ready(Ok(ack)) => Poll::Ready(Ok(RecordMetadata {
-                partition,
-                offset: if ack.base_offset < 0 { -1 } else { ack.base_offset + i64::from(index) },
-                timestamp: if ack.log_append_time >= 0 { ack.log_append_time } else { timestamp },
-            })),
+        loop {
+            if this.batch.poll(cx, &mut this.waker_slot).is_pending() {
+                return Poll::Pending;
+            }
+            // A batch split in two: follow the record to the half that holds it.
+            if let Some((part, index)) = this.batch.part_of(this.index) {
+                this.batch = part;
+                this.index = index;
+                this.waker_slot = None;
+                continue;
+            }
+            let (partition, index, timestamp) = (this.partition, this.index, this.timestamp);
+            return match this.batch.outcome() {
+                Some(Ok(ack)) => Poll::Ready(Ok(RecordMetadata {
+                    partition,
+                    offset: if ack.base_offset < 0 { -1 } else { ack.base_offset + i64::from(index) },
+                    timestamp: if ack.log_append_time >= 0 { ack.log_append_time } else { timestamp },
+                })),
+                Some(Err(e)) => Poll::Ready(Err(e.clone())),
+                None => Poll::Pending,
+            };
         }
     }
 }
@@ -342,7 +354,8 @@ impl Producer {
         let meta = self.topic_metadata(&record.topic, &deadline).await?;
         let partitions = NonZeroU32::new(meta.partition_count())
             .ok_or_else(|| topic_error(&record.topic, ErrorCode::LEADER_NOT_AVAILABLE))?;
-        self.reserve(size, &deadline).await?;
+        // Given back if this future is dropped or fails before the record is queued.
+        let reserved = self.reserve(size, &deadline).await?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let new = NewRecord {
             timestamp,
@@ -364,7 +377,6 @@ impl Producer {
                     (Some(p), _) => {
                         if u32::try_from(p).map_or(true, |p| p >= partitions.get()) {
                             drop(state);
-                            shared.memory.add_permits(size);
                             return Err(Error::with_source(
                                 ErrorKind::User,
                                 None,
@@ -380,21 +392,17 @@ impl Producer {
                     Ok(appended) => Some(appended),
                     Err(e) => {
                         drop(state);
-                        shared.memory.add_permits(size);
                         return Err(e);
                     }
                 }
             };
             match attempt {
                 Some(appended) => break appended,
-                None => {
-                    if let Err(e) = self.wait_for_producer_id(deadline.at()).await {
-                        shared.memory.add_permits(size);
-                        return Err(e);
-                    }
-                }
+                None => self.wait_for_producer_id(deadline.at()).await?,
             }
         };
+        // The batch holds the memory now and gives it back when it is done.
+        reserved.keep();
         let partition = appended.partition;
         if let Some(to_seal) = appended.closed {
             // Compressing a full batch takes a while: it runs in a task of its own (on another
@@ -504,20 +512,17 @@ impl Producer {
         }
     }
 
-    /// Takes `size` bytes of buffer memory, waiting until `deadline`.
-    async fn reserve(&self, size: usize, deadline: &Deadline) -> Result<(), Error> {
+    /// Takes `size` bytes of buffer memory, waiting until `deadline`. Cancel safe: dropped
+    /// while waiting, it holds nothing; the memory it returns goes back unless kept.
+    async fn reserve(&self, size: usize, deadline: &Deadline) -> Result<Reserved<'_>, Error> {
         let memory = &self.handle.shared.memory;
         let permits = size as u32;
         if let Ok(permit) = memory.try_acquire_many(permits) {
-            permit.forget();
-            return Ok(());
+            return Ok(Reserved(Some(permit)));
         }
         let deadline = deadline.at();
         match tokio::time::timeout_at(deadline.into(), memory.acquire_many(permits)).await {
-            Ok(Ok(permit)) => {
-                permit.forget();
-                Ok(())
-            }
+            Ok(Ok(permit)) => Ok(Reserved(Some(permit))),
             Ok(Err(_)) => Err(closed_error()),
             Err(_) => Err(Error::with_source(
                 ErrorKind::Timeout,
@@ -534,28 +539,53 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+/// Buffer memory taken for one record: released when dropped, unless the record was queued
+/// ([`Reserved::keep`]), whose batch then gives it back when it is done.
+struct Reserved<'a>(Option<tokio::sync::SemaphorePermit<'a>>);
+
+impl Reserved<'_> {
+    fn keep(mut self) {
+        if let Some(permit) = self.0.take() {
+            permit.forget();
+        }
+    }
+}
+
 async fn flush(shared: &Arc<Shared>, timeout: Duration) -> usize {
-    let waits: Vec<(Arc<BatchResult>, u32)> = {
+    // Counted while this call waits, and uncounted when it ends however it ends (a caller
+    // may drop the future): linger does not apply while any flush waits.
+    struct Flushing<'a>(&'a Shared);
+    impl Drop for Flushing<'_> {
+        fn drop(&mut self) {
+            lock(&self.0.state).flushing -= 1;
+        }
+    }
+    let (waits, _flushing): (Vec<(Arc<BatchResult>, u32)>, Flushing<'_>) = {
         let mut state = lock(&shared.state);
         state.flushing += 1;
-        state
+        let waits = state
             .topics
             .values()
             .flat_map(|t| t.partitions.iter())
             .flat_map(|p| p.queue.iter().chain(p.open.iter()))
             .map(|b| (Arc::clone(&b.result), b.records))
-            .collect()
+            .collect();
+        (waits, Flushing(shared))
     };
     shared.wake.notify_one();
     let all = async {
-        for (result, _) in &waits {
+        let mut stack: Vec<Arc<BatchResult>> = waits.iter().map(|(r, _)| Arc::clone(r)).collect();
+        stack.reverse();
+        while let Some(result) = stack.pop() {
             let mut slot = None;
-            std::future::poll_fn(|cx| result.poll(cx, &mut slot).map(|_| ())).await;
+            std::future::poll_fn(|cx| result.poll(cx, &mut slot)).await;
+            if let Some(parts) = result.parts() {
+                stack.extend(parts.iter().rev().map(|p| Arc::clone(&p.result)));
+            }
         }
     };
     let _ = tokio::time::timeout(timeout, all).await;
-    lock(&shared.state).flushing -= 1;
-    waits.iter().filter(|(r, _)| r.outcome().is_none()).map(|(_, n)| *n as usize).sum()
+    waits.iter().map(|(r, n)| r.pending(*n)).sum()
 }
 
 fn now_ms() -> i64 {
@@ -668,13 +698,20 @@ mod tests {
     struct FakePartition {
         /// The producer's epoch and next expected sequence, once a batch of it was written.
         producer: Option<(i16, i32)>,
+        /// The last five batches written: epoch, base sequence, base offset (for duplicates).
+        recent: Vec<(i16, i32, i64)>,
         log_end: i64,
         produces: usize,
+        /// How many Metadata requests were answered.
+        metadata_requests: usize,
     }
 
     impl FakePartition {
         /// Appends a batch with this epoch, base sequence and record count, or refuses it.
         fn append(&mut self, epoch: i16, sequence: i32, records: i32) -> (ErrorCode, i64) {
+            if let Some(&(_, _, base)) = self.recent.iter().find(|(e, s, _)| *e == epoch && *s == sequence) {
+                return (ErrorCode::DUPLICATE_SEQUENCE_NUMBER, base);
+            }
             let accepted = match self.producer {
                 // Kafka holds no state for a producer it has not seen on the partition, and takes
                 // any sequence as its first.
@@ -688,6 +725,10 @@ mod tests {
             self.producer = Some((epoch, sequence + records));
             let base = self.log_end;
             self.log_end += i64::from(records);
+            self.recent.push((epoch, sequence, base));
+            if self.recent.len() > 5 {
+                self.recent.remove(0);
+            }
             (ErrorCode::NONE, base)
         }
     }
@@ -735,22 +776,43 @@ mod tests {
     /// record count; may append to the partition's log.
     type Script = Arc<dyn Fn(&mut FakePartition, usize, i16, i32, i32) -> Reply + Send + Sync>;
 
+    /// Which node the `n`th Metadata answer (from 1) names as the partition's leader (the fake
+    /// broker is node 0 and lists only itself).
+    type LeaderScript = Arc<dyn Fn(usize) -> i32 + Send + Sync>;
+
     /// A broker (node 0) with topic `t` of one partition, which it leads, answering Produce
     /// requests as `script` says.
     async fn scripted_broker(script: Script) -> (String, Arc<Mutex<FakePartition>>) {
+        scripted_cluster(script, Arc::new(|_| 0)).await
+    }
+
+    /// Like [`scripted_broker`], with Metadata answers naming the leader `leaders` says.
+    async fn scripted_cluster(script: Script, leaders: LeaderScript) -> (String, Arc<Mutex<FakePartition>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let partition = Arc::new(Mutex::new(FakePartition::default()));
         let log = Arc::clone(&partition);
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, addr.port(), Arc::clone(&log), Arc::clone(&script)));
+                tokio::spawn(serve(
+                    stream,
+                    addr.port(),
+                    Arc::clone(&log),
+                    Arc::clone(&script),
+                    Arc::clone(&leaders),
+                ));
             }
         });
         (addr.to_string(), partition)
     }
 
-    async fn serve(mut stream: TcpStream, port: u16, log: Arc<Mutex<FakePartition>>, script: Script) {
+    async fn serve(
+        mut stream: TcpStream,
+        port: u16,
+        log: Arc<Mutex<FakePartition>>,
+        script: Script,
+        leaders: LeaderScript,
+    ) {
         let wanted = [ApiKey::API_VERSIONS, ApiKey::METADATA, ApiKey::INIT_PRODUCER_ID, ApiKey::PRODUCE];
         while let Some(frame) = read_frame(&mut stream).await {
             let (header, body) = decode_request_frame(frame).expect("a valid request");
@@ -776,9 +838,14 @@ mod tests {
                     .await;
                 }
                 AnyRequest::Metadata(_) => {
+                    let n = {
+                        let mut log = log.lock().unwrap();
+                        log.metadata_requests += 1;
+                        log.metadata_requests
+                    };
                     let partition = MetadataResponsePartition {
                         partition_index: 0,
-                        leader_id: 0,
+                        leader_id: leaders(n),
                         replica_nodes: vec![0],
                         isr_nodes: vec![0],
                         ..Default::default()
@@ -876,42 +943,111 @@ mod tests {
         assert_eq!(partition.lock().unwrap().log_end, 2_000);
     }
 
-    /// A batch written by the broker whose answer never came, and then the broker lost the
-    /// producer's state (UNKNOWN_PRODUCER_ID on the resend): the epoch must be bumped, and
-    /// under the new epoch the broker could not recognise the batch. It fails instead of being
-    /// written twice; later records go through.
+    /// A batch written by the broker whose answer never came, while the cluster metadata named
+    /// a leader that it did not list among its brokers (as it can while brokers restart): the
+    /// batch must be retried (not failed: its outcome is unknown, and a failure used to bump
+    /// the epoch and fail every batch of unknown outcome), with its sequence numbers, so the
+    /// broker recognises it and it is written once.
     #[tokio::test]
-    async fn a_batch_without_an_answer_is_not_resent_under_a_bumped_epoch() {
-        let (addr, partition) =
-            scripted_broker(Arc::new(|log: &mut FakePartition, n, epoch, sequence, count| {
-                match n {
-                    // Written, but the answer is lost with the connection.
-                    1 => {
-                        log.append(epoch, sequence, count);
-                        Reply::Close
-                    }
-                    // The resend: the broker no longer knows the producer.
-                    2 => Reply::Now(ErrorCode::UNKNOWN_PRODUCER_ID, -1),
-                    _ => {
-                        let (code, base) = log.append(epoch, sequence, count);
-                        Reply::Now(code, base)
-                    }
+    async fn a_batch_without_an_answer_survives_a_leader_missing_from_the_metadata() {
+        let (addr, partition) = scripted_cluster(
+            Arc::new(|log: &mut FakePartition, n, epoch, sequence, count| {
+                let (code, base) = log.append(epoch, sequence, count);
+                // Written, but the answer is lost with the connection.
+                if n == 1 {
+                    Reply::Close
+                } else {
+                    Reply::Now(code, base)
                 }
-            }))
-            .await;
+            }),
+            // After the first answers, the metadata names node 5 (not listed) for a while.
+            Arc::new(|n| if (2..=4).contains(&n) { 5 } else { 0 }),
+        )
+        .await;
         let config = ProducerConfig::new(&addr).linger(Duration::ZERO).with_client(|c| {
             c.retry_backoff(Duration::from_millis(5), Duration::from_millis(20))
                 .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(20))
         });
         let producer = Producer::new(config).unwrap();
         let first = producer.send(ProducerRecord::new("t", "written once").partition(0)).await.unwrap();
-        let e = first.await.expect_err("its outcome is unknown");
-        assert_eq!(e.kind(), &ErrorKind::Timeout, "{e}");
-        assert!(e.to_string().contains("may have written"), "{e}");
-        let second = producer.send(ProducerRecord::new("t", "after the bump").partition(0)).await.unwrap();
+        let first = first.await.expect("retried until the broker recognised it");
+        let second = producer.send(ProducerRecord::new("t", "after it").partition(0)).await.unwrap();
         assert_eq!(second.await.expect("delivered").offset, 1);
         assert_eq!(producer.close(Duration::from_secs(5)).await, 0);
         let log = partition.lock().unwrap();
-        assert_eq!(log.log_end, 2, "the first record was written once, not resent");
+        assert!(log.metadata_requests >= 3, "the metadata named the missing leader");
+        assert_eq!(log.log_end, 2, "the first record was written once, not twice");
+        assert!(first.offset == 0 || first.offset == -1, "{first:?}");
+    }
+
+    /// A batch the broker refuses as too large (MESSAGE_TOO_LARGE) is split until each part
+    /// fits; every record is written once, in order, with its own offset.
+    #[tokio::test]
+    async fn a_batch_too_large_for_the_broker_is_split() {
+        let (addr, partition) =
+            scripted_broker(Arc::new(|log: &mut FakePartition, _, epoch, sequence, count| {
+                if count > 3 {
+                    return Reply::Now(ErrorCode::MESSAGE_TOO_LARGE, -1);
+                }
+                let (code, base) = log.append(epoch, sequence, count);
+                Reply::Now(code, base)
+            }))
+            .await;
+        let config = ProducerConfig::new(&addr).linger(Duration::from_millis(50)).with_client(|c| {
+            c.retry_backoff(Duration::from_millis(5), Duration::from_millis(20))
+                .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(20))
+        });
+        let producer = Producer::new(config).unwrap();
+        let mut deliveries = Vec::new();
+        for i in 0..20 {
+            let record = ProducerRecord::new("t", format!("value {i}")).partition(0);
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        assert_eq!(producer.flush(Duration::from_secs(5)).await, 0, "flush follows the split parts");
+        let mut offsets = Vec::new();
+        for d in deliveries {
+            offsets.push(d.await.expect("every record fits once split").offset);
+        }
+        assert_eq!(offsets, (0..20).collect::<Vec<i64>>());
+        assert_eq!(partition.lock().unwrap().log_end, 20);
+        assert_eq!(producer.close(Duration::from_secs(5)).await, 0);
+    }
+
+    /// Dropping a `send` that waits for buffer memory, or a `flush` part way, leaks nothing:
+    /// the memory comes back and linger applies again.
+    #[tokio::test]
+    async fn dropped_sends_and_flushes_leave_nothing_behind() {
+        let (addr, _partition) =
+            scripted_broker(Arc::new(|log: &mut FakePartition, _, epoch, sequence, count| {
+                let (code, base) = log.append(epoch, sequence, count);
+                Reply::After(Duration::from_millis(300), code, base)
+            }))
+            .await;
+        let config = ProducerConfig::new(&addr)
+            .buffer_memory(4096)
+            .max_request_size(2048)
+            .max_block(Duration::from_secs(10))
+            .linger(Duration::from_secs(60));
+        let producer = Producer::new(config).unwrap();
+        let value = vec![7u8; 1500];
+        let first = producer.send(ProducerRecord::new("t", value.clone()).partition(0)).await.unwrap();
+        let second = producer.send(ProducerRecord::new("t", value.clone()).partition(0)).await.unwrap();
+        let available = producer.handle.shared.memory.available_permits();
+        // The third cannot get memory: cancelled while it waits.
+        let third = tokio::time::timeout(
+            Duration::from_millis(50),
+            producer.send(ProducerRecord::new("t", value.clone()).partition(0)),
+        )
+        .await;
+        assert!(third.is_err(), "the buffer is full");
+        assert_eq!(producer.handle.shared.memory.available_permits(), available);
+        // A flush dropped part way: linger must apply again afterwards.
+        let _ =
+            tokio::time::timeout(Duration::from_millis(10), producer.flush(Duration::from_secs(10))).await;
+        assert_eq!(lock(&producer.handle.shared.state).flushing, 0);
+        assert_eq!(producer.flush(Duration::from_secs(5)).await, 0);
+        first.await.unwrap();
+        second.await.unwrap();
+        assert_eq!(producer.handle.shared.memory.available_permits(), 4096);
     }
 }

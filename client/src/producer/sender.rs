@@ -13,20 +13,27 @@
 //! `max.request.size` bytes.
 //!
 //! Errors, per partition (the Java client's classification):
-//! - connection lost, timeout, retriable broker codes: the partition rewinds and resends after
-//!   `retry.backoff.ms` (growing), until `delivery.timeout.ms`; leader errors and connection
-//!   errors also drop the topic's metadata so the next round routes to the new leader;
+//! - connection lost, timeout, retriable broker codes: the partition rewinds and resends the
+//!   same batches with the same sequence numbers after `retry.backoff.ms` (growing), until
+//!   `delivery.timeout.ms`; leader errors and connection errors also drop the topic's
+//!   metadata so the next round routes to the new leader. A request that never reached a
+//!   broker (no connection, or the leader is not in the metadata yet) is retried the same way;
+//!   the batches it carried are known not to be written;
 //! - OUT_OF_ORDER_SEQUENCE_NUMBER for a batch that follows one that failed: a rewind too;
-//!   for the first unacknowledged batch, or UNKNOWN_PRODUCER_ID / INVALID_PRODUCER_EPOCH: the
-//!   broker lost our state, so the epoch is bumped (sequences restart at 0) and batches resent;
+//!   for the partition's first unacknowledged batch, or UNKNOWN_PRODUCER_ID: the broker holds
+//!   a gap or lost our state, so that partition moves to a new epoch (sequences restart at 0)
+//!   and resends;
 //! - DUPLICATE_SEQUENCE_NUMBER: the batch was written before; success;
-//! - anything else fails the batch's records; if the batch had sequence numbers the epoch is
-//!   bumped, because later batches would otherwise leave a gap the broker refuses.
+//! - MESSAGE_TOO_LARGE for a batch of several records: the batch is split in two halves that
+//!   keep its sequence numbers, and each is sent on its own (again split if need be);
+//! - anything else fails the batch's records.
 //!
-//! At an epoch bump, a batch whose last send got no answer (timeout, lost connection) is
-//! failed, not resent: the broker may hold it, and under the new epoch it could not recognise
-//! a resend, which would write the records twice. Resends under the same epoch are safe (the
-//! broker answers DUPLICATE_SEQUENCE_NUMBER for what it has).
+//! Epochs are per partition (see the accumulator's docs): one partition's trouble never fails
+//! or re-stamps another partition's batches, and a batch whose outcome is unknown keeps its
+//! sequence numbers until it is acknowledged or expires.
+//!
+//! The sender drains partitions starting one further each round (as the Java client rotates
+//! its drain index), so that under load the first partitions do not take every request slot.
 //!
 //! A request that timed out closes its connection (as the Java client does), so that nothing
 //! sent after it can overtake its retry.
@@ -41,7 +48,9 @@ use klamm_protocol::api::produce::{PartitionProduceData, ProduceRequest, Produce
 use klamm_protocol::ErrorCode;
 use tokio::sync::mpsc;
 
-use super::accumulator::{close_open, Accumulator, Batch, BatchAck, ToSeal};
+use klamm_protocol::records::{RecordBatchBuilder, RecordBatches};
+
+use super::accumulator::{close_open, Accumulator, Batch, BatchAck, Part, Payload, Stamp, ToSeal};
 use super::{lock, Shared};
 use crate::client::{topic_error, ConnectionKind};
 use crate::config::backoff;
@@ -59,6 +68,9 @@ enum Event {
     Response {
         node: i32,
         sent: Vec<Sent>,
+        /// Whether the request may have reached the broker. `false` when it failed before
+        /// anything was written to a connection (no connection, no common version).
+        reached: bool,
         result: Result<Option<ProduceResponse>, Error>,
     },
     /// A metadata refresh for these topics finished.
@@ -78,6 +90,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         init_attempts: 0,
         init_retry_at: None,
         init_running: false,
+        drain_start: 0,
     };
     loop {
         let wake_at = match sender.round() {
@@ -110,6 +123,9 @@ async fn sink(
     events: mpsc::UnboundedSender<Event>,
 ) {
     while let Some((request, sent)) = requests.recv().await {
+        // Set once the request is handed to a connection: from then on its outcome may be
+        // unknown.
+        let mut reached = false;
         let submitted = async {
             let conn = client.connection(node, ConnectionKind::Produce).await?;
             let version = conn.version_for::<ProduceRequest>()?;
@@ -119,6 +135,7 @@ async fn sink(
                     broker_range: conn.broker_versions(klamm_protocol::ApiKey::PRODUCE),
                 }));
             }
+            reached = true;
             if acks_zero {
                 conn.send_without_response(version, &request).await?;
                 return Ok(None);
@@ -138,14 +155,15 @@ async fn sink(
                             conn.close().await;
                         }
                     }
-                    let _ = events.send(Event::Response { node, sent, result: result.map(Some) });
+                    let _ =
+                        events.send(Event::Response { node, sent, reached: true, result: result.map(Some) });
                 });
             }
             Ok(None) => {
-                let _ = events.send(Event::Response { node, sent, result: Ok(None) });
+                let _ = events.send(Event::Response { node, sent, reached: true, result: Ok(None) });
             }
             Err(e) => {
-                let _ = events.send(Event::Response { node, sent, result: Err(e) });
+                let _ = events.send(Event::Response { node, sent, reached, result: Err(e) });
             }
         }
     }
@@ -183,6 +201,8 @@ struct Sender {
     init_attempts: u32,
     init_retry_at: Option<Instant>,
     init_running: bool,
+    /// Where the next round starts draining, among the partitions that have batches to send.
+    drain_start: usize,
 }
 
 /// A request being put together for one broker.
@@ -200,7 +220,6 @@ impl Sender {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
         let idempotent = config.idempotent();
-        let max_in_flight = config.max_in_flight;
         let mut wake_at = now + Duration::from_secs(1);
         let mut to_seal: Vec<ToSeal> = Vec::new();
         let mut drafts: HashMap<i32, Vec<Draft>> = HashMap::new();
@@ -216,28 +235,22 @@ impl Sender {
             if state.closing && state.is_empty() && nothing_in_flight {
                 return None;
             }
-            // The producer id: fetched before anything is sent; the epoch bumped once nothing
-            // is in flight.
+            // The producer id: fetched before anything is sent.
             if idempotent && state.producer.is_none() {
                 self.start_init(now, &mut wake_at);
             }
-            if idempotent && state.bump_epoch && nothing_in_flight {
-                if let Some((id, epoch)) = state.producer {
-                    if epoch < i16::MAX {
-                        tracing::debug!(producer_id = id, epoch = epoch + 1, "bumping the producer epoch");
-                        let unresolved = state.bump(id, epoch + 1);
-                        fail_unresolved(&self.shared, unresolved);
-                    } else {
-                        state.producer = None;
-                        self.start_init(now, &mut wake_at);
-                    }
-                }
+            if idempotent && move_epochs(&mut state) {
+                // The epoch cannot grow any further: a new producer id is needed.
+                state.producer = None;
+                self.start_init(now, &mut wake_at);
             }
-            let producer = state.producer.filter(|_| !state.bump_epoch);
+            let producer = state.producer;
             let can_send = !idempotent || producer.is_some();
             let linger_over = state.flushing > 0 || state.closing;
-            let Accumulator { topics, bump_epoch, .. } = &mut *state;
-            for topic in topics.values_mut() {
+            // Partitions with batches to send, with their leaders; drained below in an order
+            // that starts one further each round.
+            let mut ready: Vec<(Arc<str>, usize, i32)> = Vec::new();
+            for topic in state.topics.values_mut() {
                 let name = Arc::clone(&topic.name);
                 let meta = metadata.topic(&name);
                 for (p, queue) in topic.partitions.iter_mut().enumerate() {
@@ -259,14 +272,12 @@ impl Sender {
                     if queue.in_flight == 0 {
                         while let Some(front) = queue.queue.front() {
                             if front.created + config.delivery_timeout > now
-                                || matches!(front.payload, super::accumulator::Payload::Sealing)
+                                || matches!(front.payload, Payload::Sealing)
                             {
                                 break;
                             }
                             let batch = queue.remove(0).expect("front exists");
-                            if batch.stamp.is_some() {
-                                *bump_epoch = true;
-                            }
+                            queue.dropped(&batch);
                             released += batch.memory;
                             batch.result.complete(Err(expired(&name, &batch, config.delivery_timeout)));
                         }
@@ -283,7 +294,7 @@ impl Sender {
                             }
                         }
                     }
-                    if !can_send || queue.rewind || queue.sent >= queue.queue.len() || *bump_epoch {
+                    if !can_send || queue.rewind || queue.needs_bump || queue.sent >= queue.queue.len() {
                         continue;
                     }
                     let Some(leader) =
@@ -297,41 +308,19 @@ impl Sender {
                     if queue.in_flight > 0 && queue.in_flight_node != leader {
                         continue;
                     }
-                    // Queue batches for this broker, one per request, up to the limits.
-                    let limit = if idempotent && !queue.confirmed { 1 } else { max_in_flight };
-                    let mut request = 0;
-                    while queue.sent < queue.queue.len() && queue.in_flight < limit {
-                        let in_use = self.broker_requests.get(&leader).copied().unwrap_or(0);
-                        let drafts = drafts.entry(leader).or_default();
-                        if request >= drafts.len() {
-                            if in_use + drafts.len() >= max_in_flight {
-                                break;
-                            }
-                            drafts.push(Draft::default());
-                        }
-                        let index = queue.sent;
-                        let records = queue.queue[index].records;
-                        if idempotent && queue.queue[index].stamp.is_none() {
-                            let stamp = queue.assign_stamp(producer, records);
-                            queue.queue[index].stamp = stamp;
-                        }
-                        let batch = &mut queue.queue[index];
-                        let Some(bytes) = batch.wire_bytes() else { break };
-                        let draft = &mut drafts[request];
-                        if draft.bytes > 0 && draft.bytes + bytes.len() > config.max_request_size {
-                            // This request is full; the batch goes in the next one.
-                            request += 1;
-                            continue;
-                        }
-                        batch.in_flight = true;
-                        batch.attempts += 1;
-                        draft.bytes += bytes.len();
-                        add_batch(draft, &name, partition, batch.id, bytes);
-                        queue.sent += 1;
-                        queue.in_flight += 1;
-                        queue.in_flight_node = leader;
-                        request += 1;
-                    }
+                    ready.push((Arc::clone(&name), p, leader));
+                }
+            }
+            let count = ready.len();
+            if count > 0 {
+                let start = self.drain_start % count;
+                self.drain_start = self.drain_start.wrapping_add(1);
+                for (name, p, leader) in ready.iter().cycle().skip(start).take(count) {
+                    let Some(queue) = state.topics.get_mut(name).and_then(|t| t.partitions.get_mut(*p))
+                    else {
+                        continue;
+                    };
+                    self.drain(queue, name, *p as i32, *leader, producer, &mut drafts);
                 }
             }
         }
@@ -355,6 +344,60 @@ impl Sender {
             }
         }
         Some(wake_at)
+    }
+
+    /// Puts the partition's next batches into requests for `leader`, up to the limits: per
+    /// partition `max_in_flight` (one until the partition's first acknowledgement under its
+    /// epoch), per broker `max_in_flight` requests, per request `max.request.size`.
+    fn drain(
+        &self,
+        queue: &mut super::accumulator::PartitionQueue,
+        name: &Arc<str>,
+        partition: i32,
+        leader: i32,
+        producer: Option<(i64, i16)>,
+        drafts: &mut HashMap<i32, Vec<Draft>>,
+    ) {
+        let config = &self.shared.config;
+        let idempotent = config.idempotent();
+        let max_in_flight = config.max_in_flight;
+        let limit = if idempotent && !queue.confirmed { 1 } else { max_in_flight };
+        let mut request = 0;
+        while queue.sent < queue.queue.len() && queue.in_flight < limit {
+            let in_use = self.broker_requests.get(&leader).copied().unwrap_or(0);
+            let drafts = drafts.entry(leader).or_default();
+            if request >= drafts.len() {
+                if in_use + drafts.len() >= max_in_flight {
+                    break;
+                }
+                drafts.push(Draft::default());
+            }
+            let index = queue.sent;
+            let records = queue.queue[index].records;
+            if idempotent && queue.queue[index].stamp.is_none() {
+                let stamp = queue.assign_stamp(producer, records);
+                if stamp.is_none() {
+                    break;
+                }
+                queue.queue[index].stamp = stamp;
+            }
+            let batch = &mut queue.queue[index];
+            let Some(bytes) = batch.wire_bytes() else { break };
+            let draft = &mut drafts[request];
+            if draft.bytes > 0 && draft.bytes + bytes.len() > config.max_request_size {
+                // This request is full; the batch goes in the next one.
+                request += 1;
+                continue;
+            }
+            batch.in_flight = true;
+            batch.attempts += 1;
+            draft.bytes += bytes.len();
+            add_batch(draft, name, partition, batch.id, bytes);
+            queue.sent += 1;
+            queue.in_flight += 1;
+            queue.in_flight_node = leader;
+            request += 1;
+        }
     }
 
     /// Starts InitProducerId in the background unless it runs or is backing off.
@@ -387,8 +430,7 @@ impl Sender {
             match result {
                 Ok((id, epoch)) => {
                     tracing::debug!(producer_id = id, epoch, "got a producer id");
-                    let unresolved = lock(&shared.state).bump(id, epoch);
-                    fail_unresolved(&shared, unresolved);
+                    lock(&shared.state).producer = Some((id, epoch));
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "InitProducerId failed");
@@ -461,21 +503,22 @@ impl Sender {
                     self.refreshing.remove(&topic);
                 }
             }
-            Event::Response { node, sent, result } => {
+            Event::Response { node, sent, reached, result } => {
                 if let Some(n) = self.broker_requests.get_mut(&node) {
                     *n = n.saturating_sub(1);
                 }
-                self.apply(sent, result);
+                self.apply(sent, reached, result);
             }
         }
     }
 
-    /// Applies a Produce outcome to the batches it carried.
-    fn apply(&mut self, sent: Vec<Sent>, result: Result<Option<ProduceResponse>, Error>) {
+    /// Applies a Produce outcome to the batches it carried. `reached`: whether the request
+    /// may have reached the broker.
+    fn apply(&mut self, sent: Vec<Sent>, reached: bool, result: Result<Option<ProduceResponse>, Error>) {
         let config = &self.shared.config;
         let mut released = 0usize;
         let mut invalidate: Vec<Arc<str>> = Vec::new();
-        let mut bump_epoch = false;
+        let mut splits: Vec<(Arc<str>, i32, u64)> = Vec::new();
         let mut state = lock(&self.shared.state);
         let mut responses: HashMap<(&str, i32), PartitionAnswer> = HashMap::new();
         if let Ok(Some(response)) = &result {
@@ -483,12 +526,13 @@ impl Sender {
                 for p in &topic.partition_responses {
                     responses.insert(
                         (topic.name.as_str(), p.index),
-                        (
-                            ErrorCode(p.error_code),
-                            p.base_offset,
-                            p.log_append_time_ms,
-                            p.error_message.clone(),
-                        ),
+                        PartitionAnswer {
+                            code: ErrorCode(p.error_code),
+                            base_offset: p.base_offset,
+                            log_append_time: p.log_append_time_ms,
+                            log_start_offset: p.log_start_offset,
+                            message: p.error_message.clone(),
+                        },
                     );
                 }
             }
@@ -502,22 +546,37 @@ impl Sender {
             let Some(index) = queue.position(s.id) else { continue };
             queue.queue[index].in_flight = false;
             queue.in_flight -= 1;
+            let records = queue.queue[index].records;
             let outcome = match &result {
                 Ok(None) => Outcome::Done(BatchAck { base_offset: -1, log_append_time: -1 }),
                 Ok(Some(_)) => match responses.get(&(&*s.topic, s.partition)) {
-                    Some((code, base_offset, append_time, message)) => {
-                        classify(*code, *base_offset, *append_time, message.as_deref(), index, &s.topic)
+                    Some(answer) => {
+                        if matches!(
+                            answer.code,
+                            ErrorCode::REQUEST_TIMED_OUT | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+                        ) {
+                            // The leader appended it, but not enough replicas confirmed in time.
+                            queue.queue[index].maybe_written = true;
+                        }
+                        classify(answer, index, records, &s.topic)
                     }
                     None => {
                         Outcome::Retry(Error::new(ErrorKind::Broker(ErrorCode::UNKNOWN_SERVER_ERROR)), false)
                     }
                 },
+                // Never written to a connection: the batch is known not to be written.
+                Err(e) if !reached && e.is_retriable() => Outcome::Retry(e.clone(), true),
                 Err(e) if e.is_retriable() => {
                     // No answer: the broker may have written it.
-                    queue.queue[index].unresolved = true;
+                    queue.queue[index].maybe_written = true;
                     Outcome::Retry(e.clone(), true)
                 }
-                Err(e) => Outcome::Fail(e.clone()),
+                Err(e) => {
+                    if reached {
+                        queue.queue[index].maybe_written = true;
+                    }
+                    Outcome::Fail(e.clone())
+                }
             };
             let batch = &mut queue.queue[index];
             let outcome = match outcome {
@@ -526,7 +585,7 @@ impl Sender {
                 }
                 other => other,
             };
-            bump_epoch |= matches!(outcome, Outcome::Bump(..));
+            let bump = matches!(outcome, Outcome::Bump(..));
             match outcome {
                 Outcome::Done(ack) => {
                     let batch = queue.remove(index).expect("present");
@@ -535,6 +594,11 @@ impl Sender {
                     batch.result.complete(Ok(ack));
                 }
                 Outcome::Retry(e, stale_metadata) | Outcome::Bump(e, stale_metadata) => {
+                    if bump {
+                        // Moves to a new epoch once nothing of it is in flight (next rounds).
+                        tracing::info!(topic = %s.topic, partition = s.partition, error = %e, "the broker holds no batch of this partition beyond the last acknowledged one: moving it to a new producer epoch");
+                        queue.needs_bump = true;
+                    }
                     tracing::debug!(topic = %s.topic, partition = s.partition, error = %e, "retrying a batch");
                     let attempt = batch.attempts;
                     batch.last_error = Some(e);
@@ -548,17 +612,21 @@ impl Sender {
                         invalidate.push(Arc::clone(&s.topic));
                     }
                 }
+                Outcome::Split(e) => {
+                    tracing::debug!(topic = %s.topic, partition = s.partition, records, error = %e, "splitting a batch the broker found too large");
+                    batch.last_error = Some(e);
+                    queue.rewind = true;
+                    queue.retry_at = None;
+                    splits.push((Arc::clone(&s.topic), s.partition, s.id));
+                }
                 Outcome::Fail(e) => {
                     let batch = queue.remove(index).expect("present");
-                    bump_epoch |= batch.stamp.is_some();
+                    queue.dropped(&batch);
                     released += batch.memory;
                     tracing::debug!(topic = %s.topic, partition = s.partition, error = %e, "a batch failed");
                     batch.result.complete(Err(e));
                 }
             }
-        }
-        if bump_epoch {
-            state.bump_epoch = true;
         }
         drop(state);
         if released > 0 {
@@ -567,65 +635,60 @@ impl Sender {
         for topic in invalidate {
             self.shared.client.invalidate_topic(&topic);
         }
+        for (topic, partition, id) in splits {
+            split(&self.shared, &topic, partition, id);
+        }
     }
 }
 
-/// Fails the batches an epoch bump took out of their queues (see [`Accumulator::bump`]).
-fn fail_unresolved(shared: &Shared, batches: Vec<super::accumulator::Batch>) {
-    for batch in batches {
-        tracing::warn!(records = batch.records, "failing a batch whose outcome is unknown at an epoch bump");
-        shared.memory.add_permits(batch.memory);
-        batch.result.complete(Err(Error::with_message(
-            ErrorKind::Timeout,
-            "no answer came for this batch, so the broker may have written it; the producer epoch \
-             had to be bumped since, and a resend could write it twice, so it was not resent",
-        )));
-    }
+/// A partition's answer in a Produce response.
+struct PartitionAnswer {
+    code: ErrorCode,
+    base_offset: i64,
+    log_append_time: i64,
+    log_start_offset: i64,
+    message: Option<String>,
 }
-
-/// A partition's answer in a Produce response: code, base offset, append time, message.
-type PartitionAnswer = (ErrorCode, i64, i64, Option<String>);
 
 enum Outcome {
     Done(BatchAck),
-    /// Resend later; `true` when the topic's metadata may be stale.
+    /// Resend later with the same sequence numbers; `true` when the topic's metadata may be
+    /// stale.
     Retry(Error, bool),
-    /// Resend under a bumped epoch.
+    /// Resend once the partition moved to a new epoch.
     Bump(Error, bool),
+    /// Too large for the broker: split in two and resend both halves.
+    Split(Error),
     Fail(Error),
 }
 
-/// What to do with a batch, given its partition's error code. `index` is the batch's place in
-/// its queue: an out-of-order error for a batch behind another unacknowledged one only means
-/// that one failed first.
-fn classify(
-    code: ErrorCode,
-    base_offset: i64,
-    append_time: i64,
-    message: Option<&str>,
-    index: usize,
-    topic: &str,
-) -> Outcome {
-    let error = || {
-        let e = topic_error(topic, code);
-        match message {
-            Some(m) if !m.is_empty() => Error::with_source(
-                ErrorKind::Broker(code),
-                None,
-                BrokerMessage(topic.to_owned(), m.to_owned()),
-            ),
-            _ => e,
+/// What to do with a batch of `records` records, given its partition's answer. `index` is the
+/// batch's place in its queue: an out-of-order error for a batch behind another
+/// unacknowledged one only means that one failed first.
+fn classify(answer: &PartitionAnswer, index: usize, records: u32, topic: &str) -> Outcome {
+    let code = answer.code;
+    let error = || match answer.message.as_deref() {
+        Some(m) if !m.is_empty() => {
+            Error::with_source(ErrorKind::Broker(code), None, BrokerMessage(topic.to_owned(), m.to_owned()))
         }
+        _ => topic_error(topic, code),
     };
     match code {
-        ErrorCode::NONE => Outcome::Done(BatchAck { base_offset, log_append_time: append_time }),
+        ErrorCode::NONE => Outcome::Done(BatchAck {
+            base_offset: answer.base_offset,
+            log_append_time: answer.log_append_time,
+        }),
         ErrorCode::DUPLICATE_SEQUENCE_NUMBER => {
             Outcome::Done(BatchAck { base_offset: -1, log_append_time: -1 })
         }
         ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER if index > 0 => Outcome::Retry(error(), false),
+        // Without the log start offset the broker could not say whether it lost our state
+        // (the partition may be moving): ask again, as the Java client does.
+        ErrorCode::UNKNOWN_PRODUCER_ID if answer.log_start_offset < 0 => Outcome::Retry(error(), true),
         ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
         | ErrorCode::UNKNOWN_PRODUCER_ID
         | ErrorCode::INVALID_PRODUCER_EPOCH => Outcome::Bump(error(), false),
+        ErrorCode::MESSAGE_TOO_LARGE if records > 1 => Outcome::Split(error()),
         ErrorCode::NOT_LEADER_OR_FOLLOWER
         | ErrorCode::LEADER_NOT_AVAILABLE
         | ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
@@ -634,6 +697,173 @@ fn classify(
         c if c.is_retriable() => Outcome::Retry(error(), false),
         _ => Outcome::Fail(error()),
     }
+}
+
+/// Moves every partition that waits for a new epoch, and has nothing in flight, to one: the
+/// producer's newest epoch when the partition is on an older one, else the newest bumped by
+/// one (once per round; the partitions that move in the same round share it). Returns `true`
+/// when the epoch cannot grow any more, so that a new producer id must be fetched first.
+fn move_epochs(state: &mut Accumulator) -> bool {
+    let Some(mut newest) = state.producer else { return false };
+    for topic in state.topics.values_mut() {
+        for (p, queue) in topic.partitions.iter_mut().enumerate() {
+            if !queue.needs_bump || queue.in_flight > 0 {
+                continue;
+            }
+            if queue.needs_newer_than(newest) {
+                if newest.1 == i16::MAX {
+                    state.producer = Some(newest);
+                    return true;
+                }
+                newest = (newest.0, newest.1 + 1);
+                tracing::debug!(producer_id = newest.0, epoch = newest.1, "bumping the producer epoch");
+            }
+            tracing::debug!(topic = %topic.name, partition = p, epoch = newest.1, "a partition moves to a new producer epoch");
+            queue.move_to(newest);
+        }
+    }
+    state.producer = Some(newest);
+    false
+}
+
+/// Splits batch `id` of a partition, which the broker refused as too large, into two halves
+/// that take its place in the queue with its sequence numbers (the broker wrote none of it)
+/// and its creation time (`delivery.timeout.ms` still counts from the first send). The
+/// records' delivery futures follow them ([`BatchResult::split_into`]). Decoding and
+/// compressing again run outside the lock: the sender is the only one that moves sent batches.
+fn split(shared: &Shared, topic: &str, partition: i32, id: u64) {
+    let taken = {
+        let state = lock(&shared.state);
+        state
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(partition as usize))
+            .and_then(|q| q.position(id).map(|i| &q.queue[i]))
+            .and_then(|b| match &b.payload {
+                Payload::Sealed(bytes, _) => Some((bytes.clone(), b.stamp, b.records)),
+                _ => None,
+            })
+    };
+    let Some((bytes, stamp, records)) = taken else { return };
+    let halves = rebuild_halves(&bytes, stamp, records, &shared.settings);
+    let mut state = lock(&shared.state);
+    let mut next_id = state.next_batch_id;
+    let Some(queue) = state.topics.get_mut(topic).and_then(|t| t.partitions.get_mut(partition as usize))
+    else {
+        return;
+    };
+    let Some(index) = queue.position(id) else { return };
+    let halves = match halves {
+        Ok(halves) => halves,
+        Err(e) => {
+            // Cannot happen for a batch this producer built; fail it rather than loop.
+            let batch = queue.remove(index).expect("present");
+            queue.dropped(&batch);
+            shared.memory.add_permits(batch.memory);
+            batch.result.complete(Err(e));
+            return;
+        }
+    };
+    let original = queue.queue.remove(index).expect("present");
+    let mut parts = Vec::with_capacity(halves.len());
+    let mut memory_left = original.memory;
+    for (i, (bytes, half_stamp, count, first)) in halves.into_iter().enumerate() {
+        // Memory is shared out by record count; the last half takes the rest.
+        let memory = if i == 1 {
+            memory_left
+        } else {
+            (original.memory as u64 * u64::from(count) / u64::from(records.max(1))) as usize
+        };
+        memory_left -= memory;
+        let result = Arc::new(super::accumulator::BatchResult::default());
+        parts.push(Part { first, records: count, result: Arc::clone(&result) });
+        let batch = Batch {
+            id: next_id,
+            payload: Payload::Sealed(bytes, half_stamp),
+            records: count,
+            memory,
+            result,
+            created: original.created,
+            stamp: half_stamp,
+            attempts: original.attempts,
+            last_error: original.last_error.clone(),
+            in_flight: false,
+            maybe_written: false,
+        };
+        next_id += 1;
+        queue.queue.insert(index + i, batch);
+    }
+    if index < queue.sent {
+        // The original counted as sent; both halves do (until the rewind).
+        queue.sent += 1;
+    }
+    state.next_batch_id = next_id;
+    drop(state);
+    original.result.split_into(parts);
+}
+
+/// Half of a split batch: its bytes, stamp, record count, and the index of its first record
+/// in the batch it came from.
+type Half = (Bytes, Option<Stamp>, u32, u32);
+
+/// The records of a sealed batch rebuilt as two batches: (bytes, stamp, records, index of the
+/// first record in the original). The second half's sequence numbers follow the first's.
+fn rebuild_halves(
+    bytes: &Bytes,
+    stamp: Option<Stamp>,
+    records: u32,
+    settings: &super::accumulator::BatchSettings,
+) -> Result<Vec<Half>, Error> {
+    let batch = RecordBatches::new(bytes.clone())
+        .next()
+        .ok_or_else(|| Error::with_message(ErrorKind::User, "a batch to split holds no records"))?
+        .map_err(|e| Error::new(ErrorKind::Decode(e)))?;
+    let first_count = records / 2;
+    let mut halves = Vec::with_capacity(2);
+    let mut builder = None;
+    let mut first_index = 0u32;
+    let mut half_stamp = stamp;
+    for (i, record) in batch.records().map_err(|e| Error::new(ErrorKind::Decode(e)))?.enumerate() {
+        let record = record.map_err(|e| Error::new(ErrorKind::Decode(e)))?;
+        let i = i as u32;
+        if i == first_count && i > 0 {
+            if let Some(b) = builder.take() {
+                halves.push(finish_half(b, half_stamp, i - first_index, first_index)?);
+            }
+            half_stamp = stamp.map(|s| Stamp {
+                base_sequence: ((i64::from(s.base_sequence) + i64::from(i)) % (i64::from(i32::MAX) + 1))
+                    as i32,
+                ..s
+            });
+            first_index = i;
+        }
+        let b = builder.get_or_insert_with(|| {
+            let b =
+                RecordBatchBuilder::new().compression(settings.compression).compression_level(settings.level);
+            match half_stamp {
+                Some(s) => b.producer(s.producer_id, s.epoch, s.base_sequence),
+                None => b,
+            }
+        });
+        let headers = record.headers().iter().map(|h| (h.key, h.value));
+        b.push_with_headers(record.timestamp(), record.key(), record.value(), headers)
+            .map_err(Error::from)?;
+    }
+    if let Some(b) = builder.take() {
+        let count = records - first_index;
+        halves.push(finish_half(b, half_stamp, count, first_index)?);
+    }
+    Ok(halves)
+}
+
+fn finish_half(
+    builder: RecordBatchBuilder,
+    stamp: Option<Stamp>,
+    count: u32,
+    first: u32,
+) -> Result<Half, Error> {
+    let bytes = builder.finish().map_err(Error::from)?.freeze();
+    Ok((bytes, stamp, count, first))
 }
 
 fn add_batch(draft: &mut Draft, topic: &Arc<str>, partition: i32, id: u64, bytes: Bytes) {
@@ -688,38 +918,102 @@ struct BrokerMessage(String, String);
 mod tests {
     use super::*;
 
+    fn answer(code: ErrorCode) -> PartitionAnswer {
+        PartitionAnswer { code, base_offset: -1, log_append_time: -1, log_start_offset: 0, message: None }
+    }
+
     #[test]
     fn classification_follows_the_java_client() {
         let t = "t";
+        let ok = PartitionAnswer { base_offset: 5, ..answer(ErrorCode::NONE) };
+        assert!(matches!(classify(&ok, 0, 1, t), Outcome::Done(BatchAck { base_offset: 5, .. })));
+        assert!(matches!(classify(&answer(ErrorCode::DUPLICATE_SEQUENCE_NUMBER), 0, 1, t), Outcome::Done(_)));
         assert!(matches!(
-            classify(ErrorCode::NONE, 5, -1, None, 0, t),
-            Outcome::Done(BatchAck { base_offset: 5, .. })
-        ));
-        assert!(matches!(
-            classify(ErrorCode::DUPLICATE_SEQUENCE_NUMBER, -1, -1, None, 0, t),
-            Outcome::Done(_)
-        ));
-        assert!(matches!(
-            classify(ErrorCode::NOT_LEADER_OR_FOLLOWER, -1, -1, None, 0, t),
+            classify(&answer(ErrorCode::NOT_LEADER_OR_FOLLOWER), 0, 1, t),
             Outcome::Retry(_, true)
         ));
         assert!(matches!(
-            classify(ErrorCode::NOT_ENOUGH_REPLICAS, -1, -1, None, 0, t),
+            classify(&answer(ErrorCode::NOT_ENOUGH_REPLICAS), 0, 1, t),
             Outcome::Retry(_, false)
         ));
+        // The leader may hold these: resent with the same sequence numbers, never re-stamped.
         assert!(matches!(
-            classify(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1, None, 2, t),
+            classify(&answer(ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND), 0, 1, t),
+            Outcome::Retry(_, false)
+        ));
+        assert!(matches!(classify(&answer(ErrorCode::REQUEST_TIMED_OUT), 0, 1, t), Outcome::Retry(_, false)));
+        assert!(matches!(
+            classify(&answer(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER), 2, 1, t),
             Outcome::Retry(..)
         ));
         assert!(matches!(
-            classify(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER, -1, -1, None, 0, t),
+            classify(&answer(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER), 0, 1, t),
             Outcome::Bump(..)
         ));
-        assert!(matches!(classify(ErrorCode::UNKNOWN_PRODUCER_ID, -1, -1, None, 0, t), Outcome::Bump(..)));
-        let Outcome::Fail(e) = classify(ErrorCode::MESSAGE_TOO_LARGE, -1, -1, Some("too big"), 0, t) else {
-            panic!("MESSAGE_TOO_LARGE is final")
+        assert!(matches!(classify(&answer(ErrorCode::UNKNOWN_PRODUCER_ID), 0, 1, t), Outcome::Bump(..)));
+        // Without a log start offset the broker could not tell: asked again.
+        let unsure = PartitionAnswer { log_start_offset: -1, ..answer(ErrorCode::UNKNOWN_PRODUCER_ID) };
+        assert!(matches!(classify(&unsure, 0, 1, t), Outcome::Retry(..)));
+        // Too large: split while it holds several records, final for one.
+        assert!(matches!(classify(&answer(ErrorCode::MESSAGE_TOO_LARGE), 0, 2, t), Outcome::Split(_)));
+        let big = PartitionAnswer { message: Some("too big".into()), ..answer(ErrorCode::MESSAGE_TOO_LARGE) };
+        let Outcome::Fail(e) = classify(&big, 0, 1, t) else {
+            panic!("MESSAGE_TOO_LARGE is final for one record")
         };
         assert_eq!(e.code(), Some(ErrorCode::MESSAGE_TOO_LARGE));
         assert!(e.to_string().contains("too big"), "{e}");
+    }
+
+    #[test]
+    fn a_split_keeps_every_record_and_its_sequence_numbers() {
+        let settings = super::super::accumulator::BatchSettings {
+            batch_size: 1 << 20,
+            compression: klamm_protocol::compression::Compression::Lz4,
+            level: None,
+        };
+        let stamp = Stamp { producer_id: 7, epoch: 3, base_sequence: i32::MAX - 1 };
+        let mut builder = RecordBatchBuilder::new().compression(settings.compression).producer(
+            stamp.producer_id,
+            stamp.epoch,
+            stamp.base_sequence,
+        );
+        for i in 0..5u8 {
+            let headers = [(&b"h"[..], if i % 2 == 0 { None } else { Some(&[i][..]) })];
+            builder
+                .push_with_headers(1_000 + i64::from(i), Some(&[i][..]), Some(&[i, i][..]), headers)
+                .unwrap();
+        }
+        let bytes = builder.finish().unwrap().freeze();
+        let halves = rebuild_halves(&bytes, Some(stamp), 5, &settings).unwrap();
+        assert_eq!(halves.len(), 2);
+        let (first, second) = (&halves[0], &halves[1]);
+        assert_eq!((first.2, first.3), (2, 0));
+        assert_eq!((second.2, second.3), (3, 2));
+        assert_eq!(first.1, Some(stamp));
+        // Sequences wrap at i32::MAX as the broker expects.
+        assert_eq!(second.1.unwrap().base_sequence, 0);
+        let mut seen = Vec::new();
+        for (bytes, stamp, count, _) in &halves {
+            let batch = RecordBatches::new(bytes.clone()).next().unwrap().unwrap();
+            assert_eq!(batch.record_count(), *count);
+            assert_eq!(batch.base_sequence(), stamp.unwrap().base_sequence);
+            assert_eq!(batch.producer_epoch(), 3);
+            for r in batch.records().unwrap() {
+                let r = r.unwrap();
+                let h: Vec<_> = r.headers().iter().map(|h| h.value.map(<[u8]>::to_vec)).collect();
+                seen.push((r.timestamp(), r.key().unwrap().to_vec(), r.value().unwrap().to_vec(), h));
+            }
+        }
+        let expected: Vec<_> = (0..5u8)
+            .map(|i| {
+                (
+                    1_000 + i64::from(i),
+                    vec![i],
+                    vec![i, i],
+                    vec![if i % 2 == 0 { None } else { Some(vec![i]) }],
+                )
+            })
+            .collect();
+        assert_eq!(seen, expected);
     }
 }
