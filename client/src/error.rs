@@ -70,6 +70,16 @@ pub enum ErrorKind {
         /// The limit it exceeds.
         max: usize,
     },
+    /// The partition's log was truncated below the consumer's position (KIP-320: after an
+    /// unclean leader election the new leader lacks records that were read). Returned when
+    /// `auto.offset.reset` is none; otherwise the consumer resumes at `diverging_offset` and
+    /// logs a warning. Seek to go on.
+    LogTruncation {
+        /// Where the consumer was.
+        position: i64,
+        /// The first offset at which the leader's log differs from what was read.
+        diverging_offset: i64,
+    },
     /// The configuration is invalid.
     Config,
     /// The API was used in a way it does not allow.
@@ -188,6 +198,10 @@ impl fmt::Display for Error {
             ErrorKind::RecordTooLarge { size, max } => {
                 write!(f, "the record is {size} bytes, more than the limit of {max} bytes")?
             }
+            ErrorKind::LogTruncation { position, diverging_offset } => write!(
+                f,
+                "log truncated below the position {position} (the logs diverge at {diverging_offset})"
+            )?,
             ErrorKind::Config => f.write_str("invalid configuration")?,
             ErrorKind::User => f.write_str("invalid use of the API")?,
         }

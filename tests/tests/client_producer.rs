@@ -115,9 +115,8 @@ async fn batches_larger_than_the_topic_allows_are_split() {
     let broker = Broker::shared_kafka();
     let topic = unique_topic("split");
     let admin = klamm::Admin::connect(klamm::ClientConfig::new(&broker.bootstrap())).await.unwrap();
-    let created = admin
-        .create_topics(&[klamm::NewTopic::new(&topic, 2, 1).config("max.message.bytes", "2048")])
-        .await;
+    let created =
+        admin.create_topics(&[klamm::NewTopic::new(&topic, 2, 1).config("max.message.bytes", "2048")]).await;
     created.into_iter().for_each(|(name, r)| {
         r.unwrap_or_else(|e| panic!("create {name}: {e}"));
     });

@@ -46,6 +46,8 @@ pub(crate) struct CompletedFetch {
     /// Producers whose transaction is aborted at the current read point.
     aborted_producers: HashSet<i64>,
     done: bool,
+    /// The leader epoch of the last record handed out, if its batch carried one.
+    pub(crate) last_epoch: Option<i32>,
 }
 
 /// What a fetch response said about one partition, as the drain needs it.
@@ -87,6 +89,7 @@ impl CompletedFetch {
             aborted,
             aborted_producers: HashSet::new(),
             done: false,
+            last_epoch: None,
         }
     }
 
@@ -108,6 +111,9 @@ impl CompletedFetch {
                         }
                         self.position = record.offset().wrapping_add(1);
                         let epoch = batch.partition_leader_epoch();
+                        if epoch >= 0 {
+                            self.last_epoch = Some(epoch);
+                        }
                         return Some(Ok(ConsumerRecord {
                             topic: Arc::clone(&self.topic),
                             partition: self.partition,
@@ -127,7 +133,8 @@ impl CompletedFetch {
                     }
                     Some(Err(e)) => return Some(Err(self.fail(e))),
                     None => {
-                        self.position = self.position.max(batch.next_offset());
+                        let (epoch, next) = (batch.partition_leader_epoch(), batch.next_offset());
+                        self.passed(epoch, next);
                         self.current = None;
                     }
                 }
@@ -161,13 +168,13 @@ impl CompletedFetch {
                             Err(e) => return Some(Err(self.fail(e))),
                         }
                     } else if batch.is_transactional() && self.aborted_producers.contains(&producer) {
-                        self.position = self.position.max(batch.next_offset());
+                        self.passed(batch.partition_leader_epoch(), batch.next_offset());
                         continue;
                     }
                 }
             }
             if batch.is_control() {
-                self.position = self.position.max(batch.next_offset());
+                self.passed(batch.partition_leader_epoch(), batch.next_offset());
                 continue;
             }
             match batch.records() {
@@ -176,6 +183,14 @@ impl CompletedFetch {
             }
         }
         None
+    }
+
+    /// The position moved past a batch (to `next_offset`) whose leader epoch is `epoch`.
+    fn passed(&mut self, epoch: i32, next_offset: i64) {
+        self.position = self.position.max(next_offset);
+        if epoch >= 0 {
+            self.last_epoch = Some(epoch);
+        }
     }
 
     fn reach_aborted_up_to(&mut self, offset: i64) {

@@ -50,6 +50,9 @@ struct Planned {
     generation: u64,
     leader_epoch: i32,
     offset: i64,
+    /// The leader epoch of the record before `offset`, if known (see
+    /// [`PartitionState::last_epoch`](crate::consumer::state::PartitionState::last_epoch)).
+    last_epoch: Option<i32>,
 }
 
 /// The driver task: runs until the consumer is closed (or the task is aborted).
@@ -90,7 +93,7 @@ async fn plan(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Option<Instant> 
             match p.position {
                 Position::Lookup(target) => lookups.push((tp.clone(), p.generation, target)),
                 Position::Fetch(offset) if !p.paused && !p.buffered => {
-                    fetches.push((tp.clone(), p.generation, offset))
+                    fetches.push((tp.clone(), p.generation, offset, p.last_epoch))
                 }
                 _ => {}
             }
@@ -111,19 +114,20 @@ async fn plan(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Option<Instant> 
     for (tp, generation, target) in lookups {
         match shared.client.leader(&tp.topic, tp.partition).await {
             Ok((node, leader_epoch)) => {
-                let planned = Planned { tp, generation, leader_epoch, offset: -1 };
+                let planned = Planned { tp, generation, leader_epoch, offset: -1, last_epoch: None };
                 lookup_by_leader.entry(node).or_default().push((planned, target));
             }
             Err(e) => failed.push((tp, e)),
         }
     }
-    for (tp, generation, offset) in fetches {
+    for (tp, generation, offset, last_epoch) in fetches {
         match shared.client.leader(&tp.topic, tp.partition).await {
             Ok((node, leader_epoch)) => fetch_by_leader.entry(node).or_default().push(Planned {
                 tp,
                 generation,
                 leader_epoch,
                 offset,
+                last_epoch,
             }),
             Err(e) => failed.push((tp, e)),
         }
@@ -246,6 +250,12 @@ async fn fetch(shared: Arc<Shared>, node: i32, parts: Vec<Planned>) {
                 partition: p.tp.partition,
                 current_leader_epoch: p.leader_epoch,
                 fetch_offset: p.offset,
+                // From v12 the leader checks that its log still holds what was read up to
+                // here, and answers with a diverging epoch if not (KIP-320).
+                last_fetched_epoch: match p.last_epoch {
+                    Some(epoch) if version >= FIRST_FETCH_VERSION_WITH_LAST_EPOCH => epoch,
+                    _ => -1,
+                },
                 partition_max_bytes: config.max_partition_fetch_bytes,
                 ..FetchPartition::default()
             };
@@ -324,6 +334,39 @@ async fn fetch(shared: Arc<Shared>, node: i32, parts: Vec<Planned>) {
                 continue;
             }
             let code = ErrorCode(data.error_code);
+            let diverging = &data.diverging_epoch;
+            if code.is_ok() && diverging.epoch >= 0 && diverging.end_offset >= 0 {
+                // The leader's log diverged from what was read: records up to the position
+                // were truncated (an unclean leader election, say).
+                state.high_watermark = Some(data.high_watermark);
+                state.failures = 0;
+                match truncation(
+                    diverging.epoch,
+                    diverging.end_offset,
+                    planned.offset,
+                    config.auto_offset_reset,
+                ) {
+                    Truncation::Resume { offset, epoch } => {
+                        tracing::warn!(
+                            %tp,
+                            position = planned.offset,
+                            diverging_offset = offset,
+                            diverging_epoch = epoch,
+                            "log truncation detected: the leader no longer holds records this consumer \
+                             read; resuming at the first offset where the logs diverge"
+                        );
+                        state.position = Position::Fetch(offset);
+                        state.last_epoch = Some(epoch);
+                    }
+                    Truncation::Fail(e) => {
+                        tracing::warn!(%tp, error = %e, "log truncation detected");
+                        state.position = Position::Failed;
+                        st.errors.push_back(e.on_partition(tp));
+                        delivered = true;
+                    }
+                }
+                continue;
+            }
             if code.is_ok() {
                 state.high_watermark = Some(data.high_watermark);
                 state.failures = 0;
@@ -386,6 +429,54 @@ async fn fetch(shared: Arc<Shared>, node: i32, parts: Vec<Planned>) {
         shared.ready.notify_one();
     }
     shared.wake.notify_one();
+}
+
+/// The first Fetch version with `last_fetched_epoch` in the request and `diverging_epoch` in
+/// the response.
+const FIRST_FETCH_VERSION_WITH_LAST_EPOCH: i16 = 12;
+
+/// What to do when the leader says its log diverges at `end_offset` (the end of `epoch`, the
+/// last epoch both logs share) while the position is at `position`.
+#[derive(Debug)]
+enum Truncation {
+    /// Read on from `offset`, the first offset where the logs differ.
+    Resume { offset: i64, epoch: i32 },
+    /// `auto.offset.reset` is none: the user decides (the position stays failed until a seek).
+    Fail(TruncationError),
+}
+
+/// Follows the Java client: with a reset policy the consumer goes back to where the logs
+/// diverge (so it never skips a record the new leader has there) and logs a warning; without
+/// one it stops the partition with an error.
+fn truncation(epoch: i32, end_offset: i64, position: i64, reset: OffsetReset) -> Truncation {
+    let offset = end_offset.min(position);
+    match reset {
+        OffsetReset::None => Truncation::Fail(TruncationError { position, diverging_offset: offset, epoch }),
+        _ => Truncation::Resume { offset, epoch },
+    }
+}
+
+/// The log was truncated below the consumer's position.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "log truncation: the position was {position}, but the leader's log diverges from what was read \
+     at offset {diverging_offset} (end of leader epoch {epoch}); records from there were lost; seek to \
+     resume (auto.offset.reset is none)"
+)]
+struct TruncationError {
+    position: i64,
+    diverging_offset: i64,
+    epoch: i32,
+}
+
+impl TruncationError {
+    fn on_partition(&self, tp: &TopicPartition) -> Error {
+        Error::with_source(
+            ErrorKind::LogTruncation { position: self.position, diverging_offset: self.diverging_offset },
+            None,
+            PartitionProblem(format!("partition {tp}: {self}")),
+        )
+    }
 }
 
 /// One ListOffsets request to broker `node`, resolving the positions of `parts`.
@@ -493,4 +584,34 @@ async fn list_offsets(shared: Arc<Shared>, node: i32, parts: Vec<(Planned, Offse
         shared.ready.notify_one();
     }
     shared.wake.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncation_resumes_where_the_logs_diverge_or_fails_without_a_reset_policy() {
+        for reset in [OffsetReset::Earliest, OffsetReset::Latest] {
+            match truncation(4, 120, 150, reset) {
+                Truncation::Resume { offset, epoch } => assert_eq!((offset, epoch), (120, 4)),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Never forward of the position.
+        assert!(matches!(
+            truncation(4, 900, 150, OffsetReset::Earliest),
+            Truncation::Resume { offset: 150, .. }
+        ));
+        let Truncation::Fail(e) = truncation(4, 120, 150, OffsetReset::None) else {
+            panic!("no reset policy")
+        };
+        let tp = TopicPartition { topic: Arc::from("t"), partition: 2 };
+        let e = e.on_partition(&tp);
+        assert_eq!(e.kind(), &ErrorKind::LogTruncation { position: 150, diverging_offset: 120 });
+        assert!(!e.is_retriable());
+        let text = e.to_string();
+        assert!(text.contains("t-2") || text.contains("t/2") || text.contains("partition"), "{text}");
+        assert!(text.contains("120") && text.contains("150"), "{text}");
+    }
 }

@@ -174,6 +174,29 @@ impl Consumer {
     /// [`Offset::Beginning`], [`Offset::End`] and [`Offset::Timestamp`] are looked up before the
     /// next fetch. Fails with [`ErrorKind::User`] when the partition is not assigned.
     pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> Result<(), Error> {
+        self.seek_with_leader_epoch(tp, offset, None)
+    }
+
+    /// Like [`Consumer::seek`], for an offset whose record before it was written in leader
+    /// epoch `leader_epoch` (a committed offset carries it): the first fetch then checks that
+    /// the leader's log still holds what was read up to there, and a truncation below the
+    /// offset is detected ([`ErrorKind::LogTruncation`], or a warning and a resume where the
+    /// logs diverge, as `auto.offset.reset` says) instead of being skipped silently.
+    ///
+    /// ```no_run
+    /// # use klamm::{Consumer, ConsumerConfig, Offset, TopicPartition};
+    /// # fn example(consumer: &mut Consumer, tp: TopicPartition) -> Result<(), klamm::Error> {
+    /// // Resume from a committed offset 42 that was committed with leader epoch 3.
+    /// consumer.seek_with_leader_epoch(&tp, Offset::At(42), Some(3))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn seek_with_leader_epoch(
+        &mut self,
+        tp: &TopicPartition,
+        offset: Offset,
+        leader_epoch: Option<i32>,
+    ) -> Result<(), Error> {
         let position = match offset {
             Offset::At(o) if o >= 0 => Position::Fetch(o),
             Offset::At(o) => {
@@ -194,6 +217,10 @@ impl Consumer {
         st.discard(tp);
         if let Some(p) = st.partitions.get_mut(tp) {
             p.position = position;
+            p.last_epoch = match position {
+                Position::Fetch(_) => leader_epoch.filter(|e| *e >= 0),
+                _ => None,
+            };
         }
         drop(st);
         shared.wake.notify_one();

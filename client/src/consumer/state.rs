@@ -78,6 +78,11 @@ pub(crate) struct PartitionState {
     /// Errors in a row, for the backoff.
     pub(crate) failures: u32,
     pub(crate) high_watermark: Option<i64>,
+    /// The leader epoch of the record just before the position (of the last record consumed,
+    /// or the one a committed offset carried), when known. Sent with each fetch
+    /// (`last_fetched_epoch`), so that the leader can tell when its log diverged from what was
+    /// read (KIP-320): a truncation after an unclean leader election.
+    pub(crate) last_epoch: Option<i32>,
 }
 
 impl PartitionState {
@@ -91,6 +96,7 @@ impl PartitionState {
             retry_at: None,
             failures: 0,
             high_watermark: None,
+            last_epoch: None,
         }
     }
 }
@@ -156,6 +162,9 @@ impl State {
         if let Some(p) = self.partitions.get_mut(&tp) {
             if p.generation == fetch.generation {
                 p.position = Position::Fetch(fetch.position);
+                if fetch.last_epoch.is_some() {
+                    p.last_epoch = fetch.last_epoch;
+                }
                 p.buffered = false;
             }
         }
