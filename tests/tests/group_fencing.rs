@@ -380,6 +380,15 @@ async fn a_static_member_commits_in_on_revoked_when_it_closes() {
     let all = tps(&topic, P);
     assert_eq!(heard.heard().last(), Some(&Heard::Revoked(all.clone(), Some(Ok(())))), "{:?}", heard.heard());
     assert_eq!(committed(&bootstrap, &group, &all).await, vec![Some(10); P as usize]);
+    // Each commit carries the leader epoch of the last record consumed (KIP-320), and reading
+    // the committed offsets gives it back.
+    let reader = GroupConsumer::new(GroupConfig::new(&bootstrap, &group)).unwrap();
+    let got = reader.committed(&all).await.unwrap();
+    reader.close(Duration::from_secs(5)).await.unwrap();
+    for tp in &all {
+        let epoch = got.get(tp).cloned().flatten().and_then(|n| n.leader_epoch());
+        assert_eq!(epoch, Some(0), "{tp}: the single broker's first leader epoch");
+    }
 }
 
 /// Fails the first OffsetCommit response it sees with COORDINATOR_LOAD_IN_PROGRESS (the
