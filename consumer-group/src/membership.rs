@@ -764,7 +764,8 @@ impl Membership {
     /// Java client: UNKNOWN_MEMBER_ID and ILLEGAL_GENERATION mean the group moved on without
     /// the member (its partitions are lost, and it rejoins, forgetting its member id after the
     /// first), unless the member has joined another generation meanwhile (the answer is then
-    /// about the old one); REBALANCE_IN_PROGRESS makes a stable member rejoin.
+    /// about the old one); REBALANCE_IN_PROGRESS makes a stable member rejoin;
+    /// FENCED_INSTANCE_ID is fatal.
     pub fn handle_commit_error(&mut self, now: Instant, generation: i32, member_id: &str, code: ErrorCode) {
         let same = generation == self.generation && member_id == self.member_id && self.generation >= 0;
         match code {
@@ -778,6 +779,8 @@ impl Membership {
                 self.fenced(now, code == ErrorCode::UNKNOWN_MEMBER_ID);
             }
             ErrorCode::REBALANCE_IN_PROGRESS if same => self.request_rejoin(now),
+            // Another instance with the same group.instance.id took the member's place.
+            ErrorCode::FENCED_INSTANCE_ID if same => self.fail(code, "OffsetCommit", None),
             _ => {}
         }
     }

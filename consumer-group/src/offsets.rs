@@ -369,6 +369,7 @@ impl Commit {
                         ErrorCode::UNKNOWN_MEMBER_ID
                             | ErrorCode::ILLEGAL_GENERATION
                             | ErrorCode::REBALANCE_IN_PROGRESS
+                            | ErrorCode::FENCED_INSTANCE_ID
                     ) {
                         shared.membership().handle_commit_error(
                             Instant::now(),

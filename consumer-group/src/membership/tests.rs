@@ -569,6 +569,19 @@ fn a_commit_answered_fenced_loses_the_partitions() {
     h.m.handle_commit_error(h.now, 2, "m-1", ErrorCode::ILLEGAL_GENERATION);
     assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0]))]);
     assert_eq!(h.expect_join().member_id, "m-1");
+
+    // A static member fenced by another instance with its id cannot go on.
+    let mut cfg = sticky();
+    cfg.group_instance_id = Some("instance-1".to_string());
+    let mut h = Harness::new(cfg);
+    h.join_follower("m-1", 2, &tps("t", &[0]));
+    h.m.handle_commit_error(h.now, 2, "m-1", ErrorCode::FENCED_INSTANCE_ID);
+    let events = h.events();
+    assert_eq!(events[0], GroupEvent::Lost(tps("t", &[0])));
+    assert!(
+        matches!(&events[1], GroupEvent::Fatal(e) if e.code == ErrorCode::FENCED_INSTANCE_ID && e.during == "OffsetCommit")
+    );
+    assert_eq!(h.m.state(), MemberState::Left);
 }
 
 /// A loss makes a revocation whose event was not taken yet moot: the application hears of
