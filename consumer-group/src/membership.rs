@@ -787,7 +787,9 @@ impl Membership {
 
     /// Leaves the group: the owned partitions are revoked first (a [`GroupEvent::Revoke`] to
     /// acknowledge), then LeaveGroup is sent. A static member does not send LeaveGroup (its
-    /// place is kept for the session timeout, so a restart causes no rebalance).
+    /// place is kept for the session timeout, so a restart causes no rebalance); it stays in
+    /// its generation, [`MemberState::Leaving`], until the revocation is acknowledged, so that
+    /// the application can still commit.
     pub fn leave(&mut self, now: Instant) {
         if matches!(self.state, MemberState::Leaving | MemberState::Left) {
             return;
