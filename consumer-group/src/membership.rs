@@ -433,6 +433,15 @@ impl Membership {
                     self.start_revoke(all, true);
                     return None;
                 }
+                // Cooperative: partitions of topics no longer subscribed are given up before
+                // joining (as the Java client's onJoinPrepare does), so the subscription never
+                // claims them; a `subscribe` in the middle of a rebalance lands here.
+                let dropped: Vec<TopicPartition> =
+                    self.owned.iter().filter(|tp| !self.topics.contains(&*tp.topic)).cloned().collect();
+                if !dropped.is_empty() {
+                    self.start_revoke(dropped, true);
+                    return None;
+                }
                 self.state = MemberState::Joining;
                 Some(Action::Join(self.join_request()))
             }

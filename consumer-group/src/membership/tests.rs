@@ -802,6 +802,33 @@ fn subscribing_during_a_pending_revocation_keeps_both_revocations() {
     assert_eq!(sub.owned_partitions, to_wire(&[tp("t", 0)]));
 }
 
+/// A `subscribe` that drops a topic while the member is rejoining: the topic's partitions are
+/// revoked before the JoinGroup of the new subscription, which does not claim them.
+#[test]
+fn subscribing_while_rejoining_revokes_dropped_topics_before_joining() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string(), "u".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 1, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&[tp("t", 0), tp("u", 0)])));
+    h.events();
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
+    h.expect_join();
+    h.m.subscribe(["t".to_string()], h.now);
+    assert_eq!(h.action(), None, "the revocation comes first");
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(vec![tp("u", 0)])]);
+    h.m.revocation_done(h.now, &[tp("u", 0)]);
+    let join = h.expect_join();
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert_eq!(sub.topics, ["t"]);
+    assert_eq!(sub.owned_partitions, to_wire(&[tp("t", 0)]));
+}
+
 #[test]
 fn rebalance_during_a_pending_revocation_waits_for_it() {
     let mut h = Harness::new(sticky());
