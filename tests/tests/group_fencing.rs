@@ -263,6 +263,12 @@ async fn a_member_dropped_while_cut_off_loses_its_partitions_and_does_not_commit
         vec![Some(40); P as usize],
         "B's commits stand; A heard {heard:?}"
     );
+    // An explicit commit by A of a partition B owns now is refused, not sent: the coordinator
+    // would take it (it checks A's generation, not who owns the partition).
+    let bs = b.assignment().into_iter().find(|tp| *tp.topic == *topic).expect("B keeps part of the topic");
+    let refused = a.commit([(bs.clone(), NextOffset::new(3))]).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::ILLEGAL_GENERATION), "{refused}");
+    assert_eq!(committed(&direct, &group, &all).await, vec![Some(40); P as usize]);
     a.close(Duration::from_secs(10)).await.unwrap();
     b.close(Duration::from_secs(10)).await.unwrap();
 }
