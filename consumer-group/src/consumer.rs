@@ -218,6 +218,7 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             stopped: Default::default(),
             done: Notify::new(),
             pattern: Mutex::new(None),
+            commit_order: Default::default(),
         });
         let task = tokio::spawn(coordinator::run(Arc::clone(&shared)));
         Ok(GroupConsumer {
@@ -360,6 +361,11 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// `default.api.timeout.ms`). Fails with the broker's error when the member is no longer
     /// in the generation (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID): the
     /// partitions may have moved, and the new owner reads from the last successful commit.
+    /// The same errors come without anything sent when the member knows already: it is
+    /// rejoining, its generation changed while the commit was retried, or one of the
+    /// partitions is not assigned to it (any more). The commit is made in the generation of
+    /// this call; partitions that a newer commit covers before a retry are left out of it, so
+    /// an older offset never lands after a newer one.
     pub async fn commit(
         &self,
         offsets: impl IntoIterator<Item = (TopicPartition, NextOffset)>,
@@ -369,15 +375,23 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     }
 
     /// Starts a commit of `offsets` and returns at once. The commit goes ahead even if the
-    /// returned future is dropped; awaiting it gives the outcome.
+    /// returned future is dropped; awaiting it gives the outcome. Ordered and refused as
+    /// [`GroupConsumer::commit`]: a later commit of the same partition (of any kind) supersedes
+    /// this one's pending retries, and this one reports `Ok` when nothing of it is left to send.
     pub fn commit_async(
         &self,
         offsets: impl IntoIterator<Item = (TopicPartition, NextOffset)>,
     ) -> CommitFuture {
         let offsets: Vec<_> = offsets.into_iter().collect();
         let shared = Arc::clone(&self.shared);
+        // Its place among the member's commits and its generation are fixed now, not when the
+        // task runs.
+        let commit = offsets::Commit::new(&shared, offsets);
         let task = tokio::spawn(async move {
-            let result = offsets::commit(&shared, &offsets, shared.config.api_timeout).await;
+            let result = match commit {
+                Ok(commit) => commit.run(&shared, shared.config.api_timeout).await,
+                Err(e) => Err(e),
+            };
             if let Err(e) = &result {
                 tracing::warn!(group = %shared.config.group_id, error = %e, "asynchronous commit failed");
             }
@@ -531,7 +545,7 @@ impl<L: RebalanceListener> GroupConsumer<L> {
                     let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);
                     self.listener.on_revoked(&mut handle, &partitions).await;
                     self.drop_partitions(&partitions);
-                    self.shared.membership().revocation_done(Instant::now());
+                    self.shared.membership().revocation_done(Instant::now(), &partitions);
                     self.shared.wake.notify_one();
                 }
                 GroupEvent::Lost(partitions) => {

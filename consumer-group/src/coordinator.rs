@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::config::GroupConfig;
 use crate::membership::{leave_request_at, Action, MemberState, Membership};
+use crate::offsets::CommitOrder;
 
 /// What the consumer and the coordinator task share.
 pub(crate) struct GroupShared {
@@ -38,6 +39,8 @@ pub(crate) struct GroupShared {
     /// The pattern of a pattern subscription: the task subscribes to the topics matching it,
     /// checking again every `metadata.max.age.ms`.
     pub(crate) pattern: Mutex<Option<regex::Regex>>,
+    /// Keeps commits of one partition from landing out of order.
+    pub(crate) commit_order: CommitOrder,
 }
 
 impl GroupShared {

@@ -1,12 +1,13 @@
 //! Consumer groups for Klamm: membership, assignors and commits.
 //!
-//! Built so far:
+//! - [`GroupConsumer`]: a group member that reads the partitions the group gives it, calls a
+//!   [`RebalanceListener`] from inside `poll`, and commits ([`NextOffset`]);
 //! - [`assignor`]: the partition assignors a group leader runs, wire-compatible with the Java
 //!   client and librdkafka (`cooperative-sticky`, `range`, `roundrobin`);
-//! - [`membership`]: the classic group protocol as a state machine with no IO.
+//! - [`membership`]: the classic group protocol as a state machine with no IO, driven by a
+//!   task of each `GroupConsumer`.
 //!
-//! The task that drives the membership and the `GroupConsumer` come next; see the workspace
-//! README for the status.
+//! `docs/consumer-groups.md` in the repository is the guide.
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 

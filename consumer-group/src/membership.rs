@@ -27,8 +27,11 @@
 //! ```
 //!
 //! Errors follow the Java client: MEMBER_ID_REQUIRED rejoins with the id the broker gave;
-//! UNKNOWN_MEMBER_ID and ILLEGAL_GENERATION lose the partitions (the group moved on without
-//! us) and rejoin, the first also forgetting the member id; NOT_COORDINATOR,
+//! UNKNOWN_MEMBER_ID and ILLEGAL_GENERATION, in answer to JoinGroup, SyncGroup, Heartbeat or
+//! OffsetCommit ([`Membership::handle_commit_error`]), lose the partitions (the group moved on
+//! without us) and rejoin owning nothing, the first also forgetting the member id;
+//! [`Membership::check_commit`] keeps commits to the generation they were made in and to the
+//! partitions the member owns; NOT_COORDINATOR,
 //! COORDINATOR_NOT_AVAILABLE and lost connections look the coordinator up again;
 //! REBALANCE_IN_PROGRESS rejoins; FENCED_INSTANCE_ID, authorization and configuration errors
 //! are fatal. A member that is not polled within `max.poll.interval.ms` leaves the group (a
@@ -158,6 +161,40 @@ pub struct FatalError {
     pub detail: Option<String>,
 }
 
+/// Why [`Membership::check_commit`] refuses a commit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitRefused {
+    /// The member is not in a generation with a known assignment (not joined yet, fenced, or
+    /// between JoinGroup and SyncGroup).
+    #[error("the member is not in a generation of the group (joining, rebalancing or fenced)")]
+    NotInGeneration,
+    /// The member's generation (or member id) changed since the commit was made: the
+    /// partitions may have moved in between.
+    #[error("the member's generation changed from {from} to {to} since the commit was made")]
+    GenerationChanged {
+        /// The generation the commit was made in.
+        from: i32,
+        /// The member's generation now.
+        to: i32,
+    },
+    /// The member does not own this partition (any more): another member may.
+    #[error("{0} is not assigned to this member")]
+    NotOwned(TopicPartition),
+}
+
+impl CommitRefused {
+    /// The Kafka error a commit refused for this reason fails with, the one the coordinator
+    /// would answer: REBALANCE_IN_PROGRESS while (re)joining, ILLEGAL_GENERATION otherwise.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CommitRefused::NotInGeneration => ErrorCode::REBALANCE_IN_PROGRESS,
+            CommitRefused::GenerationChanged { .. } | CommitRefused::NotOwned(_) => {
+                ErrorCode::ILLEGAL_GENERATION
+            }
+        }
+    }
+}
+
 /// Where the member stands in the group protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberState {
@@ -197,9 +234,10 @@ pub struct Membership {
     coordinator_retry_at: Instant,
     /// When `WaitingToJoin` may send JoinGroup.
     join_at: Instant,
-    /// Partitions handed out in a `Revoke` event and not acknowledged yet.
-    revoking: Option<Vec<TopicPartition>>,
-    /// Join once the pending revocation is done.
+    /// Partitions handed out in `Revoke` events and not acknowledged yet, one entry per
+    /// event, oldest first. They stay in `owned` until acknowledged.
+    revoking: VecDeque<Vec<TopicPartition>>,
+    /// Join once every pending revocation is done.
     rejoin_after_revoke: bool,
     /// The leader's pending work: the members' subscriptions, while `Assigning`.
     leading: Option<Vec<MemberSubscription>>,
@@ -245,7 +283,7 @@ impl Membership {
             coordinator_in_flight: false,
             coordinator_retry_at: now,
             join_at: now,
-            revoking: None,
+            revoking: VecDeque::new(),
             rejoin_after_revoke: false,
             leading: None,
             leader_view: None,
@@ -316,9 +354,15 @@ impl Membership {
             MemberState::Leaving | MemberState::Left => {}
             MemberState::Stable => {
                 // Partitions of topics no longer subscribed go first (cooperative); the eager
-                // protocol revokes everything when it rejoins anyway.
-                let dropped: Vec<TopicPartition> =
-                    self.owned.iter().filter(|tp| !self.topics.contains(&*tp.topic)).cloned().collect();
+                // protocol revokes everything when it rejoins anyway. Partitions already being
+                // revoked stay in their own revocation: this one comes after it, and each is
+                // acknowledged on its own, so neither is lost track of.
+                let dropped: Vec<TopicPartition> = self
+                    .owned
+                    .iter()
+                    .filter(|tp| !self.topics.contains(&*tp.topic) && !self.is_revoking(tp))
+                    .cloned()
+                    .collect();
                 if self.protocol == RebalanceProtocol::Cooperative && !dropped.is_empty() {
                     self.start_revoke(dropped, true);
                 } else {
@@ -345,7 +389,7 @@ impl Membership {
     /// Asks for a rebalance (the subscribed topics changed shape, say a partition was added):
     /// a stable member rejoins now. Ignored in any other state (a rebalance is on its way).
     pub fn request_rejoin(&mut self, now: Instant) {
-        if self.state == MemberState::Stable && self.revoking.is_none() {
+        if self.state == MemberState::Stable && self.revoking.is_empty() {
             self.rejoin(now, Duration::ZERO);
         }
     }
@@ -368,7 +412,11 @@ impl Membership {
             MemberState::Unjoined | MemberState::Left | MemberState::Assigning => None,
             MemberState::Leaving => {
                 // The application commits in its revocation handler: leave after that.
-                if self.leave_sent || self.revoking.is_some() {
+                if self.leave_sent || !self.revoking.is_empty() {
+                    return None;
+                }
+                if self.config.group_instance_id.is_some() {
+                    self.finish_leaving(now);
                     return None;
                 }
                 self.leave_sent = true;
@@ -376,13 +424,22 @@ impl Membership {
             }
             _ if self.coordinator.is_none() => self.find_coordinator(now),
             MemberState::WaitingToJoin => {
-                if now < self.join_at || self.revoking.is_some() {
+                if now < self.join_at || !self.revoking.is_empty() {
                     return None;
                 }
                 if self.protocol == RebalanceProtocol::Eager && !self.owned.is_empty() {
                     // Eager: give everything back before joining.
                     let all = self.owned.iter().cloned().collect();
                     self.start_revoke(all, true);
+                    return None;
+                }
+                // Cooperative: partitions of topics no longer subscribed are given up before
+                // joining (as the Java client's onJoinPrepare does), so the subscription never
+                // claims them; a `subscribe` in the middle of a rebalance lands here.
+                let dropped: Vec<TopicPartition> =
+                    self.owned.iter().filter(|tp| !self.topics.contains(&*tp.topic)).cloned().collect();
+                if !dropped.is_empty() {
+                    self.start_revoke(dropped, true);
                     return None;
                 }
                 self.state = MemberState::Joining;
@@ -425,7 +482,7 @@ impl Membership {
             // Nothing else can happen before the coordinator is known.
             _ if self.coordinator.is_none() && !self.coordinator_in_flight => at(self.coordinator_retry_at),
             _ if self.coordinator.is_none() => {}
-            MemberState::WaitingToJoin if self.revoking.is_none() => at(self.join_at),
+            MemberState::WaitingToJoin if self.revoking.is_empty() => at(self.join_at),
             MemberState::Stable if !self.heartbeat_in_flight => at(self.heartbeat_at),
             _ => {}
         }
@@ -487,13 +544,13 @@ impl Membership {
                 self.member_id = response.member_id;
                 return self.rejoin(now, Duration::ZERO);
             }
-            ErrorCode::UNKNOWN_MEMBER_ID => {
-                self.member_id.clear();
-                return self.rejoin(now, Duration::ZERO);
-            }
-            ErrorCode::ILLEGAL_GENERATION => {
-                self.generation = -1;
-                return self.rejoin(now, Duration::ZERO);
+            // The group moved on without the member: what it owned went to others meanwhile,
+            // so it is lost (as in the Java client, whose reset generation makes the next join
+            // call onPartitionsLost), and the member rejoins owning nothing. Keeping the
+            // partitions would keep fetching them, claim them in the next subscription and let
+            // a revocation handler commit over their new owner.
+            code @ (ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION) => {
+                return self.fenced(now, code == ErrorCode::UNKNOWN_MEMBER_ID);
             }
             ErrorCode::REBALANCE_IN_PROGRESS => return self.rejoin(now, Duration::ZERO),
             c if is_coordinator_error(c) => {
@@ -639,7 +696,7 @@ impl Membership {
             ErrorCode::NONE => self.last_heartbeat_ok = now,
             ErrorCode::REBALANCE_IN_PROGRESS => {
                 self.last_heartbeat_ok = now;
-                if self.revoking.is_none() {
+                if self.revoking.is_empty() {
                     self.rejoin(now, Duration::ZERO);
                 }
             }
@@ -652,11 +709,21 @@ impl Membership {
         }
     }
 
-    /// The application finished with the partitions of the last [`GroupEvent::Revoke`].
-    pub fn revocation_done(&mut self, now: Instant) {
-        let Some(revoked) = self.revoking.take() else { return };
+    /// The application finished with `partitions`, those of a [`GroupEvent::Revoke`] it took:
+    /// they are no longer the member's. An acknowledgement that matches no pending revocation
+    /// (one made moot by a loss or by leaving) changes nothing.
+    pub fn revocation_done(&mut self, now: Instant, partitions: &[TopicPartition]) {
+        let Some(i) = self.revoking.iter().position(|r| r.as_slice() == partitions) else { return };
+        let revoked = self.revoking.remove(i).unwrap_or_default();
         for tp in &revoked {
             self.owned.remove(tp);
+        }
+        if !self.revoking.is_empty() {
+            return;
+        }
+        if self.state == MemberState::Leaving && self.config.group_instance_id.is_some() {
+            // A static member sends no LeaveGroup: it is done once its revocation is.
+            return self.finish_leaving(now);
         }
         if std::mem::take(&mut self.rejoin_after_revoke)
             && matches!(self.state, MemberState::Stable | MemberState::WaitingToJoin)
@@ -665,9 +732,73 @@ impl Membership {
         }
     }
 
+    /// Whether `tp` is in a revocation the application has not acknowledged yet.
+    fn is_revoking(&self, tp: &TopicPartition) -> bool {
+        self.revoking.iter().any(|r| r.contains(tp))
+    }
+
+    /// Whether a commit made in `generation` as `member_id` may be sent now for `partitions`:
+    /// the member is still in that generation under that id, and owns every one of them
+    /// (partitions being revoked included, until the revocation is acknowledged). Commits
+    /// carry only the generation and member id, and the coordinator of a classic group does
+    /// not check which member owns a partition: a commit sent for a partition the member lost
+    /// would overwrite the new owner's progress. `Err` says why not.
+    pub fn check_commit<'a>(
+        &self,
+        generation: i32,
+        member_id: &str,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> Result<(), CommitRefused> {
+        // Between JoinGroup and SyncGroup the generation is new but the assignment is not
+        // known yet (the coordinator refuses commits then, too).
+        let settled = matches!(
+            self.state,
+            MemberState::Stable | MemberState::WaitingToJoin | MemberState::Joining | MemberState::Leaving
+        );
+        if self.generation < 0 || !settled {
+            return Err(CommitRefused::NotInGeneration);
+        }
+        if generation != self.generation || member_id != self.member_id {
+            return Err(CommitRefused::GenerationChanged { from: generation, to: self.generation });
+        }
+        for tp in partitions {
+            if !self.owned.contains(tp) {
+                return Err(CommitRefused::NotOwned(tp.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// An OffsetCommit sent in `generation` as `member_id` was answered with `code`. Like the
+    /// Java client: UNKNOWN_MEMBER_ID and ILLEGAL_GENERATION mean the group moved on without
+    /// the member (its partitions are lost, and it rejoins, forgetting its member id after the
+    /// first), unless the member has joined another generation meanwhile (the answer is then
+    /// about the old one); REBALANCE_IN_PROGRESS makes a stable member rejoin;
+    /// FENCED_INSTANCE_ID is fatal.
+    pub fn handle_commit_error(&mut self, now: Instant, generation: i32, member_id: &str, code: ErrorCode) {
+        let same = generation == self.generation && member_id == self.member_id && self.generation >= 0;
+        match code {
+            ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION if same => {
+                if matches!(self.state, MemberState::Leaving | MemberState::Left) {
+                    // Leaving anyway: nothing to rejoin, but the partitions are gone.
+                    self.lose_all();
+                    return;
+                }
+                tracing::warn!(group = %self.config.group_id, %code, generation, "a commit found the member fenced");
+                self.fenced(now, code == ErrorCode::UNKNOWN_MEMBER_ID);
+            }
+            ErrorCode::REBALANCE_IN_PROGRESS if same => self.request_rejoin(now),
+            // Another instance with the same group.instance.id took the member's place.
+            ErrorCode::FENCED_INSTANCE_ID if same => self.fail(code, "OffsetCommit", None),
+            _ => {}
+        }
+    }
+
     /// Leaves the group: the owned partitions are revoked first (a [`GroupEvent::Revoke`] to
     /// acknowledge), then LeaveGroup is sent. A static member does not send LeaveGroup (its
-    /// place is kept for the session timeout, so a restart causes no rebalance).
+    /// place is kept for the session timeout, so a restart causes no rebalance); it stays in
+    /// its generation, [`MemberState::Leaving`], until the revocation is acknowledged, so that
+    /// the application can still commit.
     pub fn leave(&mut self, now: Instant) {
         if matches!(self.state, MemberState::Leaving | MemberState::Left) {
             return;
@@ -675,15 +806,26 @@ impl Membership {
         // Everything the member owns is revoked once, in one event: a revocation still
         // pending (its handler interrupted, or its event not yet taken) is folded into it.
         self.events.retain(|e| !matches!(e, GroupEvent::Revoke(_)));
-        self.revoking = None;
+        self.revoking.clear();
         let owned: Vec<TopicPartition> = self.owned.iter().cloned().collect();
         if !owned.is_empty() {
             self.events.push_back(GroupEvent::Revoke(owned.clone()));
-            self.revoking = Some(owned);
+            self.revoking.push_back(owned);
         }
         self.rejoin_after_revoke = false;
+        if self.config.group_instance_id.is_some() {
+            // A static member sends no LeaveGroup, but it stays in its generation until its
+            // revocation is done, so that the handler can still commit (as the Java client
+            // calls onPartitionsRevoked before it stops).
+            if self.generation >= 0 && !self.member_id.is_empty() && !self.revoking.is_empty() {
+                self.state = MemberState::Leaving;
+            } else {
+                self.finish_leaving(now);
+            }
+            return;
+        }
         let in_group = !self.member_id.is_empty() && self.coordinator.is_some();
-        if in_group && self.config.group_instance_id.is_none() {
+        if in_group {
             self.state = MemberState::Leaving;
             self.leave_sent = false;
         } else {
@@ -788,8 +930,8 @@ impl Membership {
     /// Hands `partitions` to the application to revoke; `rejoin` once it is done.
     fn start_revoke(&mut self, partitions: Vec<TopicPartition>, rejoin: bool) {
         self.events.push_back(GroupEvent::Revoke(partitions.clone()));
-        self.revoking = Some(partitions);
-        self.rejoin_after_revoke = rejoin;
+        self.revoking.push_back(partitions);
+        self.rejoin_after_revoke |= rejoin;
     }
 
     /// Goes (back) to `WaitingToJoin`, sending JoinGroup after `delay`.
@@ -814,8 +956,11 @@ impl Membership {
     }
 
     fn lose_all(&mut self) {
-        // A pending revocation is moot: the partitions are gone.
-        self.revoking = None;
+        // A pending revocation is moot: the partitions are gone. Its event, if not taken yet,
+        // is dropped, so the application hears of the partitions once, as lost (their
+        // revocation handler would commit, which can no longer succeed).
+        self.revoking.clear();
+        self.events.retain(|e| !matches!(e, GroupEvent::Revoke(_)));
         self.rejoin_after_revoke = false;
         let lost: Vec<TopicPartition> = std::mem::take(&mut self.owned).into_iter().collect();
         if !lost.is_empty() {

@@ -296,7 +296,7 @@ fn cooperative_rebalance_revokes_only_what_moves_then_rejoins() {
     h.advance(Duration::from_secs(3));
     h.expect_heartbeat();
     h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse::default()));
-    h.m.revocation_done(h.now);
+    h.m.revocation_done(h.now, &tps("t", &[2, 3]));
     assert_eq!(h.m.assignment().iter().cloned().collect::<Vec<_>>(), tps("t", &[0, 1]));
     // The second rebalance, so that the revoked partitions reach their new owner.
     let join = h.expect_join();
@@ -321,7 +321,7 @@ fn eager_members_revoke_everything_before_joining() {
     assert_eq!(h.action(), None, "no JoinGroup before the revocation");
     assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[0, 1]))]);
     assert_eq!(h.action(), None);
-    h.m.revocation_done(h.now);
+    h.m.revocation_done(h.now, &tps("t", &[0, 1]));
     let join = h.expect_join();
     let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
     assert!(sub.owned_partitions.is_empty());
@@ -451,8 +451,167 @@ fn a_static_member_neither_leaves_on_poll_timeout_nor_on_close() {
     h.events();
     h.m.leave(h.now);
     assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[0]))]);
+    // Still in its generation while the revocation handler runs, so that it can commit.
+    assert_eq!(h.m.state(), MemberState::Leaving);
+    assert_eq!((h.m.generation(), h.m.member_id()), (2, "m-2"));
+    assert_eq!(h.m.check_commit(2, "m-2", &tps("t", &[0])), Ok(()));
+    assert_eq!(h.action(), None, "no LeaveGroup for a static member");
+    h.m.revocation_done(h.now, &tps("t", &[0]));
     assert_eq!(h.m.state(), MemberState::Left);
+    assert_eq!(h.m.check_commit(2, "m-2", &tps("t", &[0])), Err(CommitRefused::NotInGeneration));
     assert_eq!(h.action(), None);
+    assert_eq!(h.m.poll_timeout(), None);
+}
+
+/// A static member's `on_revoked` runs during close and commits: the commit must go out in
+/// the member's generation (it used to find the generation already reset and fail).
+#[test]
+fn a_static_member_can_commit_in_its_revocation_on_close() {
+    let mut cfg = sticky();
+    cfg.group_instance_id = Some("instance-1".to_string());
+    let mut h = Harness::new(cfg);
+    h.join_follower("m-1", 3, &tps("t", &[0, 1]));
+    h.m.leave(h.now);
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[0, 1]))]);
+    assert_eq!(h.m.generation(), 3);
+    assert_eq!(h.m.check_commit(3, "m-1", &tps("t", &[0, 1])), Ok(()));
+    // A commit answered UNKNOWN_MEMBER_ID meanwhile: the partitions are lost, the member ends.
+    h.m.handle_commit_error(h.now, 3, "m-1", ErrorCode::UNKNOWN_MEMBER_ID);
+    assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0, 1]))]);
+    h.m.revocation_done(h.now, &tps("t", &[0, 1]));
+    assert_eq!(h.action(), None);
+    assert_eq!(h.m.state(), MemberState::Left);
+}
+
+/// A member whose JoinGroup is answered UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION was dropped
+/// by the group, which gave its partitions away meanwhile: they are lost (the application
+/// stops fetching them), the member claims nothing in its next subscription, and a commit for
+/// them is refused. It used to keep them, fetch them, and claim them in its next join.
+#[test]
+fn a_join_answered_fenced_loses_the_partitions() {
+    for code in [ErrorCode::UNKNOWN_MEMBER_ID, ErrorCode::ILLEGAL_GENERATION] {
+        let mut h = Harness::new(sticky());
+        h.join_follower("m-1", 4, &tps("t", &[0, 1]));
+        h.advance(Duration::from_secs(3));
+        h.expect_heartbeat();
+        h.m.handle_heartbeat(
+            h.now,
+            Ok(HeartbeatResponse {
+                error_code: ErrorCode::REBALANCE_IN_PROGRESS.code(),
+                ..Default::default()
+            }),
+        );
+        h.expect_join();
+        assert!(h.events().is_empty(), "cooperative: the partitions are kept while rejoining");
+        h.m.handle_join(h.now, Ok(JoinGroupResponse { error_code: code.code(), ..Default::default() }));
+        assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0, 1]))], "{code}");
+        assert!(h.m.assignment().is_empty(), "{code}");
+        assert_eq!(h.m.generation(), -1, "{code}");
+        assert_eq!(
+            h.m.check_commit(4, "m-1", &tps("t", &[0])),
+            Err(CommitRefused::NotInGeneration),
+            "{code}"
+        );
+        let join = h.expect_join();
+        let forget = code == ErrorCode::UNKNOWN_MEMBER_ID;
+        assert_eq!(join.member_id, if forget { "" } else { "m-1" }, "{code}");
+        let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+        assert!(sub.owned_partitions.is_empty(), "{code}: claims nothing");
+        assert_eq!(sub.generation_id, -1, "{code}");
+        // In the next generation the member owns what it is given, and only that.
+        h.m.handle_join(h.now, Ok(join_ok("m-2", "leader", 6, "cooperative-sticky")));
+        h.expect_sync();
+        assert_eq!(
+            h.m.check_commit(6, "m-2", &tps("t", &[1])),
+            Err(CommitRefused::NotInGeneration),
+            "{code}: not between JoinGroup and SyncGroup"
+        );
+        h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[1]))));
+        assert_eq!(h.events(), vec![GroupEvent::Assigned(tps("t", &[1]))], "{code}");
+        assert_eq!(h.m.check_commit(6, "m-2", &tps("t", &[1])), Ok(()), "{code}");
+        assert_eq!(
+            h.m.check_commit(6, "m-2", &tps("t", &[0, 1])),
+            Err(CommitRefused::NotOwned(tp("t", 0))),
+            "{code}: the lost partition is someone else's"
+        );
+        assert_eq!(
+            h.m.check_commit(4, "m-1", &tps("t", &[1])),
+            Err(CommitRefused::GenerationChanged { from: 4, to: 6 }),
+            "{code}: a commit made in the old generation never lands in the new one"
+        );
+    }
+}
+
+/// A commit answered UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION fences the member as a heartbeat
+/// would (the Java client resets its generation and rejoins); answers about an older
+/// generation are ignored; REBALANCE_IN_PROGRESS makes it rejoin.
+#[test]
+fn a_commit_answered_fenced_loses_the_partitions() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 2, &tps("t", &[0, 1]));
+    h.m.handle_commit_error(h.now, 1, "m-1", ErrorCode::UNKNOWN_MEMBER_ID);
+    assert!(h.events().is_empty(), "an answer about an older generation changes nothing");
+    assert_eq!(h.m.state(), MemberState::Stable);
+    h.m.handle_commit_error(h.now, 2, "m-1", ErrorCode::REBALANCE_IN_PROGRESS);
+    assert!(h.events().is_empty());
+    let join = h.expect_join();
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert_eq!(sub.owned_partitions, to_wire(&tps("t", &[0, 1])), "a rebalance alone loses nothing");
+    h.m.handle_commit_error(h.now, 2, "m-1", ErrorCode::UNKNOWN_MEMBER_ID);
+    assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0, 1]))]);
+    assert_eq!(h.m.generation(), -1);
+    // The JoinGroup in flight was made for the old member id; its answer is not awaited.
+    let join = h.expect_join();
+    assert_eq!(join.member_id, "");
+
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 2, &tps("t", &[0]));
+    h.m.handle_commit_error(h.now, 2, "m-1", ErrorCode::ILLEGAL_GENERATION);
+    assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0]))]);
+    assert_eq!(h.expect_join().member_id, "m-1");
+
+    // A static member fenced by another instance with its id cannot go on.
+    let mut cfg = sticky();
+    cfg.group_instance_id = Some("instance-1".to_string());
+    let mut h = Harness::new(cfg);
+    h.join_follower("m-1", 2, &tps("t", &[0]));
+    h.m.handle_commit_error(h.now, 2, "m-1", ErrorCode::FENCED_INSTANCE_ID);
+    let events = h.events();
+    assert_eq!(events[0], GroupEvent::Lost(tps("t", &[0])));
+    assert!(
+        matches!(&events[1], GroupEvent::Fatal(e) if e.code == ErrorCode::FENCED_INSTANCE_ID && e.during == "OffsetCommit")
+    );
+    assert_eq!(h.m.state(), MemberState::Left);
+}
+
+/// A loss makes a revocation whose event was not taken yet moot: the application hears of
+/// the partitions once, as lost, and a late acknowledgement of an older revocation does not
+/// touch a newer one.
+#[test]
+fn a_loss_replaces_a_revocation_not_yet_taken() {
+    let mut h = Harness::new(sticky());
+    h.join_follower("m-1", 1, &tps("t", &[0, 1, 2]));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 2, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[0]))));
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(
+        h.now,
+        Ok(HeartbeatResponse { error_code: ErrorCode::ILLEGAL_GENERATION.code(), ..Default::default() }),
+    );
+    assert_eq!(h.events(), vec![GroupEvent::Lost(tps("t", &[0, 1, 2]))]);
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 3, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&tps("t", &[2]))));
+    assert_eq!(h.events(), vec![GroupEvent::Assigned(tps("t", &[2]))]);
+    h.m.revocation_done(h.now, &tps("t", &[1, 2]));
+    assert_eq!(h.m.assignment().iter().cloned().collect::<Vec<_>>(), tps("t", &[2]));
 }
 
 #[test]
@@ -462,7 +621,7 @@ fn a_dynamic_member_leaves_after_its_revocation() {
     h.m.leave(h.now);
     assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[0]))]);
     assert_eq!(h.action(), None, "LeaveGroup waits for the application to commit");
-    h.m.revocation_done(h.now);
+    h.m.revocation_done(h.now, &tps("t", &[0]));
     match h.action() {
         Some(Action::Leave(r)) => {
             assert_eq!(r.group_id, GROUP);
@@ -493,7 +652,7 @@ fn the_leave_request_encodes_at_every_version_with_the_member_in_place() {
         } else {
             h.m.leave(h.now);
             h.events();
-            h.m.revocation_done(h.now);
+            h.m.revocation_done(h.now, &tps("t", &[0]));
         }
         let Some(Action::Leave(request)) = h.action() else { panic!("expected LeaveGroup") };
         for version in LeaveGroupRequest::MIN_VERSION..=LeaveGroupRequest::MAX_VERSION {
@@ -595,7 +754,75 @@ fn unsubscribing_a_topic_revokes_its_partitions_first() {
     h.m.subscribe(["t".to_string()], h.now);
     assert_eq!(h.events(), vec![GroupEvent::Revoke(vec![tp("u", 0)])]);
     assert_eq!(h.action(), None);
-    h.m.revocation_done(h.now);
+    h.m.revocation_done(h.now, &[tp("u", 0)]);
+    let join = h.expect_join();
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert_eq!(sub.topics, ["t"]);
+    assert_eq!(sub.owned_partitions, to_wire(&[tp("t", 0)]));
+}
+
+/// `subscribe` while a cooperative revocation is pending: each revocation is acknowledged on
+/// its own, so every partition ends up either owned (and fetched) or given up. The second
+/// revocation used to replace the first, whose partitions then stayed owned (claimed in the
+/// next join) though the application had stopped fetching them.
+#[test]
+fn subscribing_during_a_pending_revocation_keeps_both_revocations() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string(), "u".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 1, "cooperative-sticky")));
+    h.expect_sync();
+    let all = vec![tp("t", 0), tp("t", 1), tp("u", 0)];
+    h.m.handle_sync(h.now, Ok(sync_ok(&all)));
+    h.events();
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 2, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&[tp("t", 0), tp("u", 0)])));
+    // t-1 moves away; before the application gets to it, it drops topic u.
+    h.m.subscribe(["t".to_string()], h.now);
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(vec![tp("t", 1)]), GroupEvent::Revoke(vec![tp("u", 0)])]);
+    h.m.revocation_done(h.now, &[tp("t", 1)]);
+    assert_eq!(
+        h.m.assignment().iter().cloned().collect::<Vec<_>>(),
+        vec![tp("t", 0), tp("u", 0)],
+        "t-1 is given up, u-0 is still being revoked"
+    );
+    assert_eq!(h.action(), None, "no join before both revocations are done");
+    h.m.revocation_done(h.now, &[tp("u", 0)]);
+    assert_eq!(h.m.assignment().iter().cloned().collect::<Vec<_>>(), vec![tp("t", 0)]);
+    let join = h.expect_join();
+    let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
+    assert_eq!(sub.topics, ["t"]);
+    assert_eq!(sub.owned_partitions, to_wire(&[tp("t", 0)]));
+}
+
+/// A `subscribe` that drops a topic while the member is rejoining: the topic's partitions are
+/// revoked before the JoinGroup of the new subscription, which does not claim them.
+#[test]
+fn subscribing_while_rejoining_revokes_dropped_topics_before_joining() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string(), "u".to_string()], h.now);
+    h.expect_find();
+    h.m.handle_coordinator(h.now, Ok(1));
+    h.expect_join();
+    h.m.handle_join(h.now, Ok(join_ok("m-1", "leader", 1, "cooperative-sticky")));
+    h.expect_sync();
+    h.m.handle_sync(h.now, Ok(sync_ok(&[tp("t", 0), tp("u", 0)])));
+    h.events();
+    h.advance(Duration::from_secs(3));
+    h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
+    h.expect_join();
+    h.m.subscribe(["t".to_string()], h.now);
+    assert_eq!(h.action(), None, "the revocation comes first");
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(vec![tp("u", 0)])]);
+    h.m.revocation_done(h.now, &[tp("u", 0)]);
     let join = h.expect_join();
     let sub = ConsumerProtocolSubscription::from_bytes(join.protocols[0].metadata.clone()).unwrap();
     assert_eq!(sub.topics, ["t"]);
@@ -618,7 +845,7 @@ fn rebalance_during_a_pending_revocation_waits_for_it() {
     h.expect_heartbeat();
     h.m.handle_heartbeat(h.now, Ok(HeartbeatResponse { error_code: 27, ..Default::default() }));
     assert_eq!(h.action(), None, "the join waits until the revocation is done");
-    h.m.revocation_done(h.now);
+    h.m.revocation_done(h.now, &tps("t", &[1]));
     h.expect_join();
 }
 
@@ -659,7 +886,7 @@ fn leaving_during_an_unfinished_revocation_revokes_everything_once() {
     h.m.leave(h.now);
     assert_eq!(h.events(), vec![GroupEvent::Revoke(tps("t", &[0, 1, 2]))]);
     assert_eq!(h.action(), None);
-    h.m.revocation_done(h.now);
+    h.m.revocation_done(h.now, &tps("t", &[0, 1, 2]));
     assert!(matches!(h.action(), Some(Action::Leave(_))));
     assert!(h.m.assignment().is_empty());
 }
