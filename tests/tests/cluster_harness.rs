@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use klamm::protocol::ErrorCode;
+use klamm::{Admin, ClientConfig, ElectionType};
 use klamm_tests::{unique_topic, Cluster};
 
 #[test]
@@ -52,12 +54,47 @@ fn three_nodes_fail_over_and_rejoin() {
     cluster.resume(paused);
     cluster.wait_for_isr(&topic, Duration::from_secs(60)).unwrap();
 
-    // SIGTERM: a controlled shutdown.
-    let took = cluster.terminate(2);
-    eprintln!("node 2 terminated in {took:.1?}");
-    assert!(!cluster.is_running(2));
-    cluster.restart(2);
-    cluster.wait_for_isr(&topic, Duration::from_secs(60)).unwrap();
+    // SIGTERM (a controlled shutdown) of partition 0's preferred replica: it loses its
+    // leadership and, with auto.leader.rebalance.enable=false, does not get it back alone.
+    let preferred = cluster.partitions(&topic).unwrap()[0].replicas[0];
+    let took = cluster.terminate(preferred);
+    eprintln!("node {preferred} terminated in {took:.1?}");
+    assert!(!cluster.is_running(preferred));
+    cluster.restart(preferred);
+    let state = cluster.wait_for_isr(&topic, Duration::from_secs(60)).unwrap();
+    assert_ne!(state[0].leader, preferred, "{state:?}");
+
+    // Preferred election, with Klamm's admin: partition 0 goes back to its preferred replica;
+    // a partition already led by its preferred replica needs no election.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let admin = runtime.block_on(Admin::connect(ClientConfig::new(&cluster.bootstrap()))).unwrap();
+    let asked = [(topic.as_str(), 0), (topic.as_str(), 1), (topic.as_str(), 0)];
+    let elected = runtime.block_on(admin.elect_leaders(ElectionType::Preferred, Some(&asked)));
+    eprintln!("preferred election: {elected:?}");
+    assert_eq!(elected.len(), 3);
+    assert_eq!(elected[0].0, (topic.clone(), 0));
+    elected[0].1.as_ref().unwrap_or_else(|e| panic!("partition 0: {e}"));
+    assert!(elected[2].1.is_ok(), "the repeated entry gets the same answer: {elected:?}");
+    if state[1].leader == state[1].replicas[0] {
+        let e = elected[1].1.as_ref().unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::ELECTION_NOT_NEEDED), "{elected:?}");
+    }
+    wait_for(Duration::from_secs(10), || cluster.leader(&topic, 0).filter(|l| *l == preferred));
+
+    // An unclean election for a partition that has in-sync replicas changes nothing.
+    let unclean = runtime.block_on(admin.elect_leaders(ElectionType::Unclean, Some(&[(&topic, 0)])));
+    assert_eq!(
+        unclean[0].1.as_ref().unwrap_err().code(),
+        Some(ErrorCode::ELECTION_NOT_NEEDED),
+        "{unclean:?}"
+    );
+    // A partition that does not exist is that partition's error.
+    let missing = runtime.block_on(admin.elect_leaders(ElectionType::Preferred, Some(&[(&topic, 7)])));
+    assert_eq!(
+        missing[0].1.as_ref().unwrap_err().code(),
+        Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+        "{missing:?}"
+    );
     eprintln!("total {:.1?}", started.elapsed());
 }
 
