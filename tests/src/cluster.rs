@@ -698,6 +698,29 @@ impl Cluster {
         started.elapsed()
     }
 
+    /// Whether `node` is paused ([`Cluster::pause`] without a [`Cluster::resume`] yet).
+    pub fn is_paused(&self, node: i32) -> bool {
+        let mut n = self.node(node);
+        n.is_running() && n.paused
+    }
+
+    /// Brings the whole cluster back after a test's faults: resumes paused nodes, restarts
+    /// stopped ones, and waits until each answers. Returns the nodes it had to act on.
+    pub fn heal(&self) -> Vec<i32> {
+        let mut acted = Vec::new();
+        for id in self.node_ids() {
+            if self.is_paused(id) {
+                self.resume(id);
+                acted.push(id);
+            } else if !self.is_running(id) {
+                self.node(id).reap();
+                acted.push(id);
+                self.restart(id);
+            }
+        }
+        acted
+    }
+
     /// Kills `node` if it runs (SIGKILL), then [`restart`](Self::restart)s it.
     pub fn kill_and_restart(&self, node: i32) -> Duration {
         self.kill(node);
