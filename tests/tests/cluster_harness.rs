@@ -1,17 +1,18 @@
 //! The multi-node test bed itself: a 3-node KRaft cluster starts, reports leaders and the active
 //! controller, and each per-node control (SIGKILL, SIGTERM, SIGSTOP/SIGCONT, restart) does what
-//! it says, observed through the cluster's own metadata.
+//! it says, observed through the cluster's own metadata; a proxy in front of one node carries its
+//! client traffic across restarts; Klamm's admin elects leaders.
 
 use std::time::{Duration, Instant};
 
 use klamm::protocol::ErrorCode;
 use klamm::{Admin, ClientConfig, ElectionType};
-use klamm_tests::{unique_topic, Cluster};
+use klamm_tests::{api_versions_request, unique_topic, Cluster, RawConnection};
 
 #[test]
 fn three_nodes_fail_over_and_rejoin() {
     let started = Instant::now();
-    let cluster = Cluster::start(3);
+    let cluster = Cluster::builder().nodes(3).proxy(3).start().unwrap_or_else(|e| panic!("{e}"));
     eprintln!("cluster up in {:.1?}: {}", started.elapsed(), cluster.bootstrap());
     let controller = cluster.wait_for_active_controller(Duration::from_secs(30)).unwrap();
     eprintln!("active controller: {controller}");
@@ -95,6 +96,20 @@ fn three_nodes_fail_over_and_rejoin() {
         Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
         "{missing:?}"
     );
+
+    // Node 3 sits behind a FaultProxy: clients are told its port, and reach node 3 through it,
+    // also after a restart (the node keeps its port).
+    let proxy = cluster.proxy(3).expect("node 3 has a proxy");
+    assert_eq!(cluster.advertised_addr(3), proxy.addr());
+    assert_ne!(cluster.addr(3), proxy.addr());
+    let described = runtime.block_on(admin.describe_cluster()).unwrap();
+    let node3 = described.brokers.iter().find(|b| b.node_id == 3).expect("node 3 listed");
+    assert_eq!(node3.port, proxy.port(), "{described:?}");
+    let before = proxy.connections_accepted();
+    cluster.kill_and_restart(3);
+    let mut conn = RawConnection::connect(proxy.addr()).unwrap();
+    assert_eq!(conn.send(3, &api_versions_request()).error_code, 0);
+    assert!(proxy.connections_accepted() > before);
     eprintln!("total {:.1?}", started.elapsed());
 }
 
