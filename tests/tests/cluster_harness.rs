@@ -82,6 +82,23 @@ fn three_nodes_fail_over_and_rejoin() {
     }
     wait_for(Duration::from_secs(10), || cluster.leader(&topic, 0).filter(|l| *l == preferred));
 
+    // Every partition of the cluster (no list): after another controlled shutdown, partition
+    // 0 is among those elected, and nothing fails.
+    cluster.terminate(preferred);
+    cluster.restart(preferred);
+    cluster.wait_for_isr(&topic, Duration::from_secs(60)).unwrap();
+    let everything = runtime.block_on(admin.elect_leaders(ElectionType::Preferred, None));
+    eprintln!("preferred election for the whole cluster: {everything:?}");
+    for ((t, p), result) in &everything {
+        assert!(!t.is_empty() && *p >= 0, "the whole request failed: {result:?}");
+        if let Err(e) = result {
+            assert_eq!(e.code(), Some(ErrorCode::ELECTION_NOT_NEEDED), "{t}-{p}: {e}");
+        }
+    }
+    let p0 = everything.iter().find(|((t, p), _)| *t == topic && *p == 0);
+    assert!(matches!(p0, Some((_, Ok(())))), "partition 0 was not elected: {everything:?}");
+    wait_for(Duration::from_secs(10), || cluster.leader(&topic, 0).filter(|l| *l == preferred));
+
     // An unclean election for a partition that has in-sync replicas changes nothing.
     let unclean = runtime.block_on(admin.elect_leaders(ElectionType::Unclean, Some(&[(&topic, 0)])));
     assert_eq!(
