@@ -65,6 +65,8 @@ fn serial() -> MutexGuard<'static, ()> {
 struct Outcome {
     key: usize,
     seq: u64,
+    /// The partition the producer chose (None when `send` itself failed).
+    partition: Option<i32>,
     /// From the start of the run.
     sent: Duration,
     /// When the delivery future resolved (or `send` failed), from the start of the run.
@@ -105,6 +107,11 @@ impl Writer {
         let started = Instant::now();
         let task = runtime.spawn(produce(producer, topic.into(), stop.clone(), started));
         Writer { runtime, stop, task, topic: topic.to_owned(), started }
+    }
+
+    /// How far into the run we are, for the fault timeline.
+    fn at(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Keeps writing for `d`.
@@ -149,12 +156,16 @@ async fn produce(
             let sent = started.elapsed();
             match producer.send(record).await {
                 Ok(delivery) => {
+                    let partition = Some(delivery.partition());
                     pending.spawn(async move {
                         let result = delivery.await;
-                        Outcome { key, seq, sent, done: started.elapsed(), result }
+                        Outcome { key, seq, partition, sent, done: started.elapsed(), result }
                     });
                 }
-                Err(e) => outcomes.push(Outcome { key, seq, sent, done: started.elapsed(), result: Err(e) }),
+                Err(e) => {
+                    let done = started.elapsed();
+                    outcomes.push(Outcome { key, seq, partition: None, sent, done, result: Err(e) })
+                }
             }
             // Collect finished outcomes as we go, so the set stays small.
             while let Some(done) = pending.try_join_next() {
@@ -245,6 +256,36 @@ fn examine(records: &[PeerRecord], outcomes: &[Outcome]) -> Findings {
     f
 }
 
+/// The records that failed with one error: how many, on which partitions, when (from the
+/// start of the run) and how long after their send.
+struct ErrorSummary {
+    count: usize,
+    partitions: Vec<i32>,
+    first: Duration,
+    last: Duration,
+    shortest: Duration,
+    longest: Duration,
+}
+
+impl ErrorSummary {
+    fn new() -> Self {
+        let (first, last, shortest, longest) = (Duration::MAX, Duration::ZERO, Duration::MAX, Duration::ZERO);
+        Self { count: 0, partitions: Vec::new(), first, last, shortest, longest }
+    }
+
+    fn add(&mut self, o: &Outcome) {
+        let waited = o.done.saturating_sub(o.sent);
+        self.count += 1;
+        if let Some(p) = o.partition.filter(|p| !self.partitions.contains(p)) {
+            self.partitions.push(p);
+        }
+        self.first = self.first.min(o.done);
+        self.last = self.last.max(o.done);
+        self.shortest = self.shortest.min(waited);
+        self.longest = self.longest.max(waited);
+    }
+}
+
 /// Reads the topic back with both peers, prints the figures, and checks the promises.
 fn verify(
     cluster: &Cluster,
@@ -262,9 +303,10 @@ fn verify(
         .iter()
         .filter(|o| o.done.saturating_sub(o.sent) + Duration::from_millis(500) < DELIVERY_TIMEOUT)
         .collect();
-    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
+    // Per distinct error: how many, on which partitions, when.
+    let mut errors: BTreeMap<String, ErrorSummary> = BTreeMap::new();
     for o in &failed {
-        *errors.entry(o.result.as_ref().unwrap_err().to_string()).or_default() += 1;
+        errors.entry(o.result.as_ref().unwrap_err().to_string()).or_insert_with(ErrorSummary::new).add(o);
     }
     // The longest wait between acknowledgements, and the slowest acknowledgement.
     let mut acks: Vec<Duration> = outcomes.iter().filter(|o| o.result.is_ok()).map(|o| o.done).collect();
@@ -294,8 +336,11 @@ fn verify(
         failed.len(),
         early.len()
     );
-    for (error, n) in &errors {
-        eprintln!("{scenario}:   {n} x {error}");
+    for (error, ErrorSummary { count: n, partitions, first, last, shortest, longest }) in &errors {
+        eprintln!(
+            "{scenario}:   {n} x {error}\n{scenario}:     partitions {partitions:?}, at {first:.1?}-{last:.1?} into the \
+             run, {shortest:.1?}-{longest:.1?} after their send"
+        );
     }
     if let (Some(first), Some(last)) = (
         failed.iter().map(|o| o.done.saturating_sub(o.sent)).min(),
@@ -333,8 +378,9 @@ fn verify(
     assert_eq!(unresolved, 0, "{scenario}: records without an answer after the delivery timeout");
     assert!(
         early.is_empty(),
-        "{scenario}: {} records failed before delivery.timeout.ms: {errors:?}",
-        early.len()
+        "{scenario}: {} records failed before delivery.timeout.ms: {:?}",
+        early.len(),
+        errors.iter().map(|(e, v)| (e, v.count)).collect::<Vec<_>>()
     );
     for (reader, f) in &readers {
         assert_eq!(f.foreign, 0, "{scenario}: {reader} read records this test did not write");
@@ -401,10 +447,10 @@ fn leader_of_most_partitions_killed_then_restarted() {
     let (cluster, topic, writer) = begin("kill-leader");
     let leader = cluster.busiest_leader(&topic).expect("a leader");
     cluster.kill(leader);
-    eprintln!("kill-leader: SIGKILLed node {leader}");
+    eprintln!("kill-leader: SIGKILLed node {leader} at {:.1?}", writer.at());
     writer.keep_writing(Duration::from_secs(6));
     let took = cluster.restart(leader);
-    eprintln!("kill-leader: node {leader} back in {took:.1?}");
+    eprintln!("kill-leader: node {leader} back in {took:.1?}, at {:.1?}", writer.at());
     cluster.wait_for_isr(&topic, Duration::from_secs(60)).unwrap();
     end(cluster, "kill-leader", writer);
 }
@@ -416,7 +462,10 @@ fn leader_of_most_partitions_killed_then_restarted() {
 //   is the dead (fenced) node fails at once instead of waiting for a new leader;
 // - "request timed out: ... the producer epoch had to be bumped since, and a resend could write
 //   it twice, so it was not resent": batches in flight to the dead node are given up.
-// Measured: 22 of ~11000 records failed 27.7-28.4 s after their send.
+// Measured: 22 of ~11000 records failed 27.7-28.4 s after their send. In one run on a loaded
+// machine (another 3-node cluster beside it) the producer acknowledged nothing after the nodes
+// came back although the partitions were in sync again: 974 of 10959 acked, 7848 failed at
+// 120 s ("no attempt finished"), 2137 still without an answer 150 s after the last send.
 #[test]
 #[ignore = "producer defect: records fail before delivery.timeout.ms when a leader is killed"]
 fn two_of_three_nodes_down_for_20_seconds() {
@@ -426,11 +475,14 @@ fn two_of_three_nodes_down_for_20_seconds() {
     let second = cluster.node_ids().into_iter().find(|id| *id != first).unwrap();
     cluster.kill(first);
     cluster.kill(second);
-    eprintln!("two-down: SIGKILLed nodes {first} and {second}; no quorum, no ISR of 2");
+    eprintln!(
+        "two-down: SIGKILLed nodes {first} and {second} at {:.1?}; no quorum, no ISR of 2",
+        writer.at()
+    );
     writer.keep_writing(Duration::from_secs(20));
     let a = cluster.restart(first);
     let b = cluster.restart(second);
-    eprintln!("two-down: nodes back in {a:.1?} and {b:.1?}");
+    eprintln!("two-down: nodes back in {a:.1?} and {b:.1?}, at {:.1?}", writer.at());
     cluster.wait_for_isr(&topic, Duration::from_secs(90)).unwrap();
     end(cluster, "two-down", writer);
 }
@@ -443,7 +495,10 @@ fn rolling_sigterm_restart_of_every_node() {
         let stopped = cluster.terminate(node);
         let back = cluster.restart(node);
         cluster.wait_for_isr(&topic, Duration::from_secs(60)).unwrap();
-        eprintln!("rolling: node {node} stopped in {stopped:.1?}, back in {back:.1?}");
+        eprintln!(
+            "rolling: node {node} stopped in {stopped:.1?}, back in {back:.1?}, in sync at {:.1?}",
+            writer.at()
+        );
     }
     end(cluster, "rolling", writer);
 }
@@ -468,7 +523,11 @@ fn active_controller_killed() {
     let next = wait_for("a new active controller", Duration::from_secs(30), || {
         cluster.active_controller().filter(|c| *c != controller)
     });
-    eprintln!("controller: SIGKILLed node {controller}; node {next} active after {:.1?}", started.elapsed());
+    eprintln!(
+        "controller: SIGKILLed node {controller}; node {next} active after {:.1?}, at {:.1?}",
+        started.elapsed(),
+        writer.at()
+    );
     writer.keep_writing(Duration::from_secs(4));
     cluster.restart(controller);
     cluster.wait_for_isr(&topic, Duration::from_secs(60)).unwrap();
@@ -482,7 +541,7 @@ fn leader_frozen_longer_than_the_request_timeout() {
     let leader = cluster.busiest_leader(&topic).expect("a leader");
     let frozen = REQUEST_TIMEOUT + Duration::from_secs(5);
     cluster.pause(leader);
-    eprintln!("sigstop: SIGSTOPped node {leader} for {frozen:?}");
+    eprintln!("sigstop: SIGSTOPped node {leader} for {frozen:?} at {:.1?}", writer.at());
     writer.keep_writing(frozen);
     cluster.resume(leader);
     cluster.wait_for_isr(&topic, Duration::from_secs(60)).unwrap();
