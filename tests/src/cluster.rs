@@ -682,7 +682,7 @@ impl Cluster {
     }
 
     /// Starts a stopped `node` again on the same ports and data, and waits until it answers
-    /// and sees every running node registered (it has rejoined the cluster, but may not be in
+    /// and sees every running, unpaused node registered (it has rejoined the cluster, but may not be in
     /// every ISR yet: see [`Cluster::wait_for_isr`]). Panics with its log if it does not come
     /// back within the start timeout. Returns how long it took.
     pub fn restart(&self, node: i32) -> Duration {
@@ -734,10 +734,11 @@ impl Cluster {
         Ok(())
     }
 
-    /// Waits until `node` answers and sees at least as many brokers as run now.
+    /// Waits until `node` answers and sees at least as many brokers as run (unpaused) now.
     fn wait_until_ready(&self, node: i32, deadline: Instant) -> Result<(), Error> {
         loop {
-            let expect = self.running().len();
+            // A paused node stops heartbeating and drops out of the registered brokers.
+            let expect = self.running().into_iter().filter(|id| !self.is_paused(*id)).count();
             let result = {
                 let mut n = self.node(node);
                 if !n.is_running() {
