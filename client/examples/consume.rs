@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! cargo run -p klamm --release --example consume -- --brokers B --topic T \
-//!     [--from beginning|end|OFFSET] [--count N] [--timeout-ms MS]
+//!     [--from beginning|end|OFFSET] [--count N] [--timeout-ms MS] [--property key=value]...
 //! ```
+//!
+//! `--property` sets any consumer or client property by its Kafka name (`fetch.max.wait.ms`,
+//! `isolation.level`, `client.id`, ...), applied in the order given after the defaults (which
+//! include `auto.offset.reset=earliest`).
 //!
 //! Stops after N records, or when nothing arrived for MS milliseconds (default 10000). Exits
 //! with status 1 and a message on a failure, 2 on a usage error.
@@ -21,6 +25,7 @@ struct Args {
     from: Offset,
     count: Option<u64>,
     idle: Duration,
+    properties: Vec<(String, String)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -29,6 +34,7 @@ fn parse_args() -> Result<Args, String> {
     let mut from = Offset::End;
     let mut count = None;
     let mut idle = Duration::from_secs(10);
+    let mut properties = Vec::new();
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
         let mut value = || argv.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -52,6 +58,12 @@ fn parse_args() -> Result<Args, String> {
                 let ms = value()?.parse().map_err(|_| "--timeout-ms takes a number".to_owned())?;
                 idle = Duration::from_millis(ms);
             }
+            "--property" => {
+                let kv = value()?;
+                let (k, v) =
+                    kv.split_once('=').ok_or_else(|| format!("--property takes key=value, not {kv:?}"))?;
+                properties.push((k.trim().to_owned(), v.to_owned()));
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -61,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
         from,
         count,
         idle,
+        properties,
     })
 }
 
@@ -69,7 +82,10 @@ fn text(bytes: Option<&[u8]>) -> String {
 }
 
 async fn run(args: Args) -> Result<(), klamm::Error> {
-    let config = ConsumerConfig::new(&args.brokers).auto_offset_reset(OffsetReset::Earliest);
+    let mut config = ConsumerConfig::new(&args.brokers).auto_offset_reset(OffsetReset::Earliest);
+    for (key, value) in &args.properties {
+        config.set(key, value)?;
+    }
     let mut consumer = Consumer::new(config)?;
     let topic = consumer.client().topic(&args.topic).await?;
     let partitions: Vec<TopicPartition> =
@@ -111,7 +127,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("consume: {e}");
             eprintln!(
-                "usage: consume --brokers B --topic T [--from beginning|end|OFFSET] [--count N] [--timeout-ms MS]"
+                "usage: consume --brokers B --topic T [--from beginning|end|OFFSET] [--count N] [--timeout-ms MS] \
+                 [--property key=value]..."
             );
             return ExitCode::from(2);
         }

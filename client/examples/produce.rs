@@ -3,10 +3,14 @@
 //! ```text
 //! cargo run -p klamm --release --example produce -- --brokers B --topic T \
 //!     [--compression none|gzip|snappy|lz4|zstd] [--acks 0|1|all] [--key-delimiter C] [--header k=v]...
+//!     [--property key=value]...
 //! ```
 //!
 //! With `--key-delimiter C` each line is split at the first `C` into key and value (a line
-//! without `C` has no key). Prints a summary; exits non-zero with a message on failure.
+//! without `C` has no key). `--property` sets any producer or client property by its Kafka name
+//! (`linger.ms`, `delivery.timeout.ms`, `client.id`, ...); properties are applied after the other
+//! flags, in the order given, so they win over them. Prints a summary; exits non-zero with a
+//! message on failure (an unknown property or bad value is named).
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -22,10 +26,11 @@ struct Args {
     acks: String,
     key_delimiter: Option<char>,
     headers: Vec<(String, String)>,
+    properties: Vec<(String, String)>,
 }
 
 const USAGE: &str = "usage: produce --brokers B --topic T [--compression none|gzip|snappy|lz4|zstd] \
-[--acks 0|1|all] [--key-delimiter C] [--header k=v]...";
+[--acks 0|1|all] [--key-delimiter C] [--header k=v]... [--property key=value]...";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -35,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         acks: "all".into(),
         key_delimiter: None,
         headers: Vec::new(),
+        properties: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,6 +63,12 @@ fn parse_args() -> Result<Args, String> {
                 let (k, val) = v.split_once('=').ok_or_else(|| format!("--header takes k=v, not {v:?}"))?;
                 args.headers.push((k.to_owned(), val.to_owned()));
             }
+            "--property" => {
+                let v = value()?;
+                let (k, val) =
+                    v.split_once('=').ok_or_else(|| format!("--property takes key=value, not {v:?}"))?;
+                args.properties.push((k.trim().to_owned(), val.to_owned()));
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -68,12 +80,14 @@ fn parse_args() -> Result<Args, String> {
 }
 
 async fn run(args: Args) -> Result<String, Box<dyn std::error::Error>> {
-    let config = ProducerConfig::from_properties([
+    let defaults = [
         ("bootstrap.servers", args.brokers.as_str()),
         ("compression.type", args.compression.as_str()),
         ("acks", args.acks.as_str()),
         ("max.block.ms", "15000"),
-    ])?;
+    ];
+    let given = args.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let config = ProducerConfig::from_properties(defaults.into_iter().chain(given))?;
     let producer = Producer::new(config)?;
     // Made once, cloned per record: no allocation for the topic name.
     let topic: Arc<str> = Arc::from(args.topic.as_str());

@@ -1,7 +1,8 @@
 //! [`Admin`]: cluster administration over a [`Client`]. This file owns the handle itself, the
 //! topic operations (CreateTopics, DeleteTopics, CreatePartitions, topic descriptions through
 //! Metadata) and DescribeCluster; `admin_offsets.rs` owns the operations routed to partition
-//! leaders (ListOffsets, DeleteRecords) and `admin_groups.rs` the consumer group ones.
+//! leaders (ListOffsets, DeleteRecords), `admin_groups.rs` the consumer group ones and
+//! `admin_elect.rs` leader elections (ElectLeaders).
 //!
 //! Where requests go: in KRaft any broker forwards CreateTopics, DeleteTopics and
 //! CreatePartitions to the active controller, so they go to any broker ([`Client::send_any`]'s

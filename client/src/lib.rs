@@ -8,7 +8,8 @@
 //! - [`Consumer`]: a partition-level consumer (assign, seek, pause/resume), records as a stream
 //!   or from `poll`, with `auto.offset.reset` and `isolation.level`.
 //! - [`Admin`]: topics (create, delete, add partitions, describe), the cluster, offsets (list
-//!   by earliest, latest or timestamp; delete records) and consumer groups (list, describe).
+//!   by earliest, latest or timestamp; delete records), leader elections (preferred, unclean)
+//!   and consumer groups (list, describe).
 //! - [`Client`]: what they share: the bootstrap list, the metadata cache, and one connection
 //!   per broker and traffic kind, reconnecting with backoff. [`ClientConfig`] and the role
 //!   configs accept Kafka property names and `KAFKA_BROKERS`.
@@ -37,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod admin_elect;
 mod admin_groups;
 mod admin_offsets;
 mod client;
@@ -53,6 +55,7 @@ pub use admin::{
     Admin, ClusterDescription, CreateTopicsOptions, CreatedTopic, NewTopic, TopicResults,
     DEFAULT_ADMIN_TIMEOUT,
 };
+pub use admin_elect::ElectionType;
 pub use admin_groups::{GroupDescription, GroupListing, MemberDescription, COORDINATOR_ATTEMPTS};
 pub use admin_offsets::{ListedOffset, OffsetSpec, PartitionResults, LEADER_ATTEMPTS};
 pub use client::{Client, ConnectionKind};

@@ -50,10 +50,10 @@ impl BrokerKind {
 const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The cluster id every test Kafka cluster is formatted with (base64 of "klamm-test-clstr").
-const KAFKA_CLUSTER_ID: &str = "a2xhbW0tdGVzdC1jbHN0cg";
+pub(crate) const KAFKA_CLUSTER_ID: &str = "a2xhbW0tdGVzdC1jbHN0cg";
 
 /// The broker's output (stdout, stderr) in its directory.
-const LOG_FILE: &str = "broker.log";
+pub(crate) const LOG_FILE: &str = "broker.log";
 
 /// Settings for a broker to start. [`Broker::kafka`] and [`Broker::tansu`] start one with the
 /// defaults.
@@ -263,23 +263,25 @@ impl<E: Into<Error>> From<E> for StartError {
 /// JVM options for the test broker: a small heap, and the client compiler only, which starts
 /// the broker in about half the time on two cores (throughput matters little here).
 /// `KLAMM_KAFKA_JVM_OPTS` replaces them (split on whitespace).
-fn kafka_jvm_options() -> Vec<String> {
+pub(crate) fn kafka_jvm_options() -> Vec<String> {
+    kafka_jvm_options_with_heap("-Xmx512m")
+}
+
+/// [`kafka_jvm_options`] with another maximum heap (`-Xmx...`) when `KLAMM_KAFKA_JVM_OPTS` is
+/// not set.
+pub(crate) fn kafka_jvm_options_with_heap(max_heap: &str) -> Vec<String> {
     match std::env::var("KLAMM_KAFKA_JVM_OPTS") {
         Ok(opts) if !opts.trim().is_empty() => opts.split_whitespace().map(str::to_owned).collect(),
-        _ => [
-            "-Xmx512m",
-            "-Xms128m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-Djava.awt.headless=true",
-        ]
-        .map(str::to_owned)
-        .into(),
+        _ => {
+            [max_heap, "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"]
+                .map(str::to_owned)
+                .into()
+        }
     }
 }
 
 /// Warnings and errors only, plus the lines that say how far the start got.
-const KAFKA_LOG4J: &str = "\
+pub(crate) const KAFKA_LOG4J: &str = "\
 status = warn
 appender.out.type = Console
 appender.out.name = out
@@ -296,7 +298,7 @@ logger.broker.level = info
 /// Formatting Kafka's storage costs a JVM start. Its output (meta.properties and the bootstrap
 /// metadata checkpoint) names no ports when the controller quorum is given as static voters, so
 /// one formatted directory serves every test broker: it is made once per cache and copied.
-fn kafka_storage_template(install: &Path) -> Result<PathBuf, Error> {
+pub(crate) fn kafka_storage_template(install: &Path) -> Result<PathBuf, Error> {
     static TEMPLATE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     TEMPLATE
         .get_or_init(|| make_kafka_storage_template(install).map_err(|e| e.to_string()))
@@ -352,7 +354,7 @@ fn make_kafka_storage_template(install: &Path) -> Result<PathBuf, Error> {
     Ok(target)
 }
 
-fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
@@ -369,7 +371,7 @@ fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
 /// Runs the broker under the supervisor, which kills it when its stdin (the returned pipe) closes
 /// and, if asked, then removes `dir`. Arguments: the pid file, the directory to remove (or
 /// empty), the broker command.
-const SUPERVISOR: &str = r#"
+pub(crate) const SUPERVISOR: &str = r#"
 pidfile=$1; cleanup=$2; shift 2
 # Background jobs of a non-interactive shell read /dev/null unless told otherwise, so keep the
 # pipe on fd 3 for the watcher below.
@@ -570,7 +572,7 @@ impl Drop for Broker {
     }
 }
 
-fn tail(path: &Path, lines: usize) -> io::Result<String> {
+pub(crate) fn tail(path: &Path, lines: usize) -> io::Result<String> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(64 * 1024)))?;

@@ -4,6 +4,8 @@
 //! - [`Broker`]: starts a broker on a free 127.0.0.1 port in a fresh directory and stops it when
 //!   dropped, or when the test process dies. [`Broker::shared_kafka`] is one broker per test
 //!   binary, for tests that only need *a* broker.
+//! - [`Cluster`]: several Kafka nodes (3 by default, each broker and controller) with per-node
+//!   SIGKILL, SIGTERM, SIGSTOP/SIGCONT and restart, for failover tests.
 //! - [`Peer`]: runs a third-party client to produce or consume [`PeerRecord`]s.
 //! - [`RawConnection`]: a blocking connection that sends one `klamm-protocol` request at the
 //!   version a test chooses. [`NegotiatedConnection`] wraps one with the broker's ApiVersions
@@ -37,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 mod broker;
+mod cluster;
 mod example;
 mod fixture_scenario;
 mod install;
@@ -50,6 +53,7 @@ mod recording;
 mod version_cap;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
+pub use cluster::{Cluster, ClusterBuilder, PartitionState};
 pub use example::{
     assert_not_revoked, example_binary, kept, wait_for_exact_cover, GroupMember, MemberKind, MemberLog,
 };

@@ -476,8 +476,8 @@ async fn consume_example_prints_every_record() {
     want.sort();
     assert_eq!(lines, want);
 
-    // From an offset, stopping when idle.
-    let out = run(&["--from", "5", "--timeout-ms", "1500"]);
+    // From an offset, stopping when idle; properties reach the consumer.
+    let out = run(&["--from", "5", "--timeout-ms", "1500", "--property", "fetch.max.wait.ms=100"]);
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 20 - 3 * 5, "{stdout}");
@@ -489,4 +489,15 @@ async fn consume_example_prints_every_record() {
     let out = cmd.output().expect("cargo run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("UNKNOWN_TOPIC_OR_PARTITION"), "{out:?}");
+
+    // A property the consumer does not know, or a bad value: refused, naming it.
+    for (property, named) in
+        [("no.such.property=1", "no.such.property"), ("fetch.max.wait.ms=x", "fetch.max.wait.ms")]
+    {
+        let out = run(&["--timeout-ms", "1000", "--property", property]);
+        assert!(!out.status.success(), "{property}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(named), "{property}: {out:?}");
+    }
+    let out = run(&["--timeout-ms", "1000", "--property", "novalue"]);
+    assert_eq!(out.status.code(), Some(2), "a property without '=' is a usage error: {out:?}");
 }

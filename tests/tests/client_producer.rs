@@ -150,6 +150,7 @@ fn the_produce_example_sends_stdin_lines() {
         .args(["run", "-q", "-p", "klamm", "--example", "produce", "--", "--brokers"])
         .args([broker.bootstrap().as_str(), "--topic", &topic, "--compression", "zstd", "--acks", "1"])
         .args(["--key-delimiter", ",", "--header", "origin=example"])
+        .args(["--property", "linger.ms=1", "--property", "client.id=produce-example"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -180,4 +181,27 @@ fn the_produce_example_sends_stdin_lines() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("compression.type"), "{bad:?}");
+
+    // --property: an unknown name or a bad value is refused with the name; a property given
+    // after a flag wins over it (acks=0 cannot carry idempotence, which is then refused).
+    for (property, named) in [("no.such.property=1", "no.such.property"), ("linger.ms=soon", "linger.ms")] {
+        let bad = Command::new(env!("CARGO"))
+            .args(["run", "-q", "-p", "klamm", "--example", "produce", "--", "--brokers", "127.0.0.1:1"])
+            .args(["--topic", &topic, "--property", property])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!bad.status.success(), "{property}: {bad:?}");
+        assert!(String::from_utf8_lossy(&bad.stderr).contains(named), "{property}: {bad:?}");
+    }
+    let overridden = Command::new(env!("CARGO"))
+        .args(["run", "-q", "-p", "klamm", "--example", "produce", "--", "--brokers", "127.0.0.1:1"])
+        .args(["--topic", &topic, "--acks", "all", "--property", "acks=0"])
+        .args(["--property", "enable.idempotence=true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!overridden.status.success(), "{overridden:?}");
+    let stderr = String::from_utf8_lossy(&overridden.stderr);
+    assert!(stderr.contains("acks"), "the property's acks=0 replaced --acks all: {stderr}");
 }

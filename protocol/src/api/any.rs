@@ -127,6 +127,7 @@ apis! {
     SaslAuthenticate => sasl_authenticate::SaslAuthenticateRequest, SaslAuthenticateResponse;
     CreatePartitions => create_partitions::CreatePartitionsRequest, CreatePartitionsResponse;
     DeleteGroups => delete_groups::DeleteGroupsRequest, DeleteGroupsResponse;
+    ElectLeaders => elect_leaders::ElectLeadersRequest, ElectLeadersResponse;
     OffsetDelete => offset_delete::OffsetDeleteRequest, OffsetDeleteResponse;
     DescribeCluster => describe_cluster::DescribeClusterRequest, DescribeClusterResponse;
     ConsumerGroupHeartbeat => consumer_group_heartbeat::ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
@@ -199,7 +200,7 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), IMPLEMENTED.len());
-        assert_eq!(IMPLEMENTED.len(), 29);
+        assert_eq!(IMPLEMENTED.len(), 30);
     }
 
     #[test]
