@@ -432,16 +432,7 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
-// Ignored until the producer's retry and epoch handling is fixed (in progress). With a leader
-// SIGKILLed, the producer fails some records seconds after their send instead of retrying them
-// within delivery.timeout.ms (nothing is lost, duplicated or reordered):
-// - "BROKER_NOT_AVAILABLE: node N is not in the cluster metadata": a partition whose leader
-//   is the dead (fenced) node fails at once instead of waiting for a new leader;
-// - "request timed out: ... the producer epoch had to be bumped since, and a resend could write
-//   it twice, so it was not resent": batches in flight to the dead node are given up.
-// Measured: 11-12 of ~4900 records failed 4.7-5.5 s after their send.
 #[test]
-#[ignore = "producer defect: records fail before delivery.timeout.ms when a leader is killed"]
 fn leader_of_most_partitions_killed_then_restarted() {
     let _serial = serial();
     let (cluster, topic, writer) = begin("kill-leader");
@@ -455,19 +446,7 @@ fn leader_of_most_partitions_killed_then_restarted() {
     end(cluster, "kill-leader", writer);
 }
 
-// Ignored until the producer's retry and epoch handling is fixed (in progress). With a leader
-// SIGKILLed, the producer fails some records seconds after their send instead of retrying them
-// within delivery.timeout.ms (nothing is lost, duplicated or reordered):
-// - "BROKER_NOT_AVAILABLE: node N is not in the cluster metadata": a partition whose leader
-//   is the dead (fenced) node fails at once instead of waiting for a new leader;
-// - "request timed out: ... the producer epoch had to be bumped since, and a resend could write
-//   it twice, so it was not resent": batches in flight to the dead node are given up.
-// Measured: 22 of ~11000 records failed 27.7-28.4 s after their send. In one run on a loaded
-// machine (another 3-node cluster beside it) the producer acknowledged nothing after the nodes
-// came back although the partitions were in sync again: 974 of 10959 acked, 7848 failed at
-// 120 s ("no attempt finished"), 2137 still without an answer 150 s after the last send.
 #[test]
-#[ignore = "producer defect: records fail before delivery.timeout.ms when a leader is killed"]
 fn two_of_three_nodes_down_for_20_seconds() {
     let _serial = serial();
     let (cluster, topic, writer) = begin("two-down");
@@ -503,17 +482,7 @@ fn rolling_sigterm_restart_of_every_node() {
     end(cluster, "rolling", writer);
 }
 
-// Ignored until the producer's retry and epoch handling is fixed (in progress). With a leader
-// SIGKILLed, the producer fails some records seconds after their send instead of retrying them
-// within delivery.timeout.ms (nothing is lost, duplicated or reordered):
-// - "BROKER_NOT_AVAILABLE: node N is not in the cluster metadata": a partition whose leader
-//   is the dead (fenced) node fails at once instead of waiting for a new leader;
-// - "request timed out: ... the producer epoch had to be bumped since, and a resend could write
-//   it twice, so it was not resent": batches in flight to the dead node are given up.
-// (The active controller is also a broker that leads partitions.) Measured: 6 of ~4900
-// records failed 7.2-7.3 s after their send.
 #[test]
-#[ignore = "producer defect: records fail before delivery.timeout.ms when a leader is killed"]
 fn active_controller_killed() {
     let _serial = serial();
     let (cluster, topic, writer) = begin("controller");
