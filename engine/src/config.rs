@@ -50,8 +50,10 @@ pub struct EngineConfig {
     pub producer_properties: BTreeMap<String, String>,
     /// How often the metrics snapshot is logged (default 30 s).
     pub metrics_interval: Duration,
-    /// How long a shutdown waits for in-flight messages before it gives up on them (they are
-    /// then not committed; default 30 s).
+    /// The longest a shutdown or a revocation takes (`KAFKA_SHUTDOWN_TIMEOUT_MS`, default
+    /// 30 s). Messages in flight get until a quarter of it (at most 5 s) is left, kept for
+    /// saving, committing and leaving the group; a handler still running then is cancelled
+    /// and its message is not committed.
     pub shutdown_timeout: Duration,
 }
 
@@ -162,6 +164,15 @@ impl EngineConfig {
                 bad("KAFKA_RETRY_BACKOFF_MS", format!("{b:?} is not a number of milliseconds"))
             })?;
             c.retry_backoff = Duration::from_millis(ms);
+        }
+        if let Some(t) = get("KAFKA_SHUTDOWN_TIMEOUT_MS") {
+            let ms: u64 = t.parse().map_err(|_| {
+                bad("KAFKA_SHUTDOWN_TIMEOUT_MS", format!("{t:?} is not a number of milliseconds"))
+            })?;
+            if ms == 0 {
+                return Err(bad("KAFKA_SHUTDOWN_TIMEOUT_MS", "must be above 0"));
+            }
+            c.shutdown_timeout = Duration::from_millis(ms);
         }
         if let Some(d) = get("KAFKA_STATE_DIR") {
             c.state_dir = PathBuf::from(d);
@@ -290,6 +301,7 @@ mod tests {
             ("KAFKA_MAX_RETRIES", "7"),
             ("KAFKA_RETRY_BACKOFF_MS", "250"),
             ("KAFKA_STATE_DIR", "/tmp/x"),
+            ("KAFKA_SHUTDOWN_TIMEOUT_MS", "4000"),
             ("KAFKA_PRODUCER_LINGER_MS", "5"),
             ("KAFKA_CONSUMER_MAX_POLL_RECORDS", "10"),
             ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000"),
@@ -302,6 +314,7 @@ mod tests {
         assert_eq!(c.max_retries, 7);
         assert_eq!(c.retry_backoff, Duration::from_millis(250));
         assert_eq!(c.state_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(4));
         assert_eq!(c.producer_properties.get("linger.ms").map(String::as_str), Some("5"));
         assert_eq!(c.producer_config().unwrap().linger, Duration::from_millis(5));
         assert!(!c.producer_config().unwrap().client.allow_auto_create_topics);
@@ -318,6 +331,8 @@ mod tests {
             ("KAFKA_MAX_RETRIES", "three"),
             ("KAFKA_MAX_RETRIES", "-1"),
             ("KAFKA_RETRY_BACKOFF_MS", "1s"),
+            ("KAFKA_SHUTDOWN_TIMEOUT_MS", "0"),
+            ("KAFKA_SHUTDOWN_TIMEOUT_MS", "soon"),
             ("KAFKA_TOPIC", " , "),
             ("KAFKA_PRODUCER_LINGER_MS", "soon"),
             ("KAFKA_PRODUCER_NO_SUCH_THING", "1"),
