@@ -390,9 +390,10 @@ impl Shared {
         done
     }
 
-    /// Saves and drops the workspaces whose partition no longer has a task. A workspace still
-    /// locked at `deadline` (by a task that was left behind) is skipped.
-    async fn unload_unowned(&self, deadline: Instant) {
+    /// Saves and drops the workspaces whose partition no longer has a task. A workspace that is
+    /// locked is in use by a task still running (which saves it) or by one that was left
+    /// behind (which holds it for good): it is passed over, never waited for.
+    fn unload_unowned(&self) {
         let owned: HashSet<i32> =
             self.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().map(|tp| tp.partition).collect();
         let slots: Vec<(String, SlotRef)> = {
@@ -400,7 +401,7 @@ impl Shared {
             map.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
         };
         for (id, slot) in slots {
-            let Some(mut s) = lock_until(&slot, deadline).await else { continue };
+            let Ok(mut s) = slot.try_lock() else { continue };
             if owned.contains(&s.ws.partition) {
                 continue;
             }
@@ -432,7 +433,9 @@ impl Shared {
         // Workspaces already loaded (for partitions kept) follow the topics as they are now.
         let kept: Vec<SlotRef> =
             self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-        let wait_until = Instant::now() + self.config.shutdown_timeout;
+        // A workspace is locked only while an event is applied to it; one held longer is held
+        // by a handler that hangs, which must not hold up the rebalance.
+        let wait_until = Instant::now() + Duration::from_secs(1).min(self.config.shutdown_timeout);
         for slot in kept {
             let Some(mut s) = lock_until(&slot, wait_until).await else { continue };
             if self.adopt(&mut s.ws) {
@@ -577,7 +580,7 @@ impl Shared {
         }
         let done = self.stop_workers(partitions, lost, self.drain_deadline(started)).await;
         let end = started + self.config.shutdown_timeout;
-        self.unload_unowned(end).await;
+        self.unload_unowned();
         for tp in partitions {
             self.metrics.forget(&tp.topic, tp.partition);
             self.health.clear_stopped(tp);
@@ -1001,7 +1004,7 @@ impl Engine {
         let all: Vec<TopicPartition> =
             shared.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         let done = shared.stop_workers(&all, false, shared.drain_deadline(started)).await;
-        shared.unload_unowned(end).await;
+        shared.unload_unowned();
         while progress_rx.try_recv().is_ok() {}
         let finals: Vec<(TopicPartition, NextOffset)> = done
             .into_iter()
