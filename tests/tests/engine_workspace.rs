@@ -15,8 +15,8 @@ use klamm_tests::{unique_topic, Broker, ConsumeOptions, Peer};
 mod engine_common;
 
 use engine_common::{
-    create_topic, produce, runtime, states, stored_offset, stored_offsets, temp_dir, total_events,
-    wait_for_events, EngineProcess,
+    create_topic, engine_events, produce, runtime, states, stored_offset, stored_offsets, temp_dir,
+    total_events, wait_for_events, EngineEvent, EngineProcess,
 };
 
 #[test]
@@ -322,8 +322,18 @@ fn partitions_added_while_running_lose_no_event() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
+    let grown = std::time::Instant::now();
     let second = rt.block_on(produce(&brokers, phase(2)));
     assert!(second.iter().any(|(p, _)| *p >= 3), "the producer did not see the new partitions");
+    while !engine_events(&engine.log())
+        .iter()
+        .any(|e| matches!(e, EngineEvent::Assigned(p) if p.iter().any(|p| *p >= 3)))
+    {
+        engine.assert_running();
+        assert!(grown.elapsed() < Duration::from_secs(60), "new partitions not taken on:\n{}", engine.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("new partitions taken on {:?} after they were added", grown.elapsed());
     let total = (2 * PER_PHASE * WORKSPACES) as u64;
     let mut waited = 0;
     while total_events(&state) < total && waited < 600 {
