@@ -112,12 +112,15 @@ impl Serialize for Workspace {
             }
             _ => (None, Some(RawOffsets::PerPartition(self.offsets.clone()))),
         };
+        // The engine's field names are not the application's to use: written from `data` they
+        // would come back as the engine's (or make the file unreadable).
+        let data = self.data.iter().filter(|(k, _)| !Workspace::RESERVED_KEYS.contains(&k.as_str()));
         RawWorkspace {
             workspace_id: self.workspace_id.clone(),
             partition: self.partition,
             offset,
             offsets,
-            data: self.data.clone(),
+            data: data.map(|(k, v)| (k.clone(), v.clone())).collect(),
         }
         .serialize(serializer)
     }
@@ -156,6 +159,10 @@ impl<'de> Deserialize<'de> for Workspace {
 }
 
 impl Workspace {
+    /// Field names of the stored form that belong to the engine; [`Workspace::data`] entries
+    /// of these names are not stored.
+    pub const RESERVED_KEYS: [&'static str; 4] = ["workspace_id", "partition", "offset", "offsets"];
+
     /// An empty workspace.
     pub fn new(id: impl Into<String>, partition: i32) -> Self {
         Self {
@@ -479,6 +486,13 @@ mod tests {
         assert_eq!(v["offsets"].as_array().map(Vec::len), Some(2), "{v}");
         let back: Workspace = serde_json::from_value(v).unwrap();
         assert_eq!(back, ws);
+        // The engine's names in the application's data are not written.
+        let mut clash = ws.clone();
+        clash.data.insert("offset".into(), 1.into());
+        clash.data.insert("offsets".into(), "mine".into());
+        let v = serde_json::to_value(&clash).unwrap();
+        assert!(v.get("offset").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<Workspace>(v).unwrap(), ws);
 
         // Offset 0 meant "nothing applied yet": no entry.
         let mut empty: Workspace =
