@@ -2,7 +2,7 @@
 //! applying an event twice; dead-lettering of poison and non-JSON events (read back with
 //! librdkafka) while flaky events succeed after two retries; stored offsets of a deleted topic
 //! and files of the older single-offset form; partitions added while the engine runs; a
-//! workspace file that cannot be read.
+//! workspace file that cannot be read, at assignment or met while running.
 
 use std::fs;
 use std::num::NonZeroU32;
@@ -456,4 +456,57 @@ fn states_lenient(dir: &std::path::Path) -> std::collections::BTreeMap<String, u
         }
     }
     out
+}
+
+/// The same when the damaged file turns up while the engine runs (here: a file holding another
+/// workspace's id) and is met at the workspace's first event: the partition stops at that
+/// event, so the events before it stay applied and committed and none after it are.
+#[test]
+fn a_workspace_that_cannot_be_loaded_mid_stream_stops_its_partition_at_that_event() {
+    let broker = Broker::shared_kafka();
+    let brokers = broker.bootstrap();
+    let topic = unique_topic("engine-latebad");
+    let group = unique_topic("engine-latebad-group");
+    let dir = temp_dir("engine-latebad");
+    let state = dir.join("state");
+    let rt = runtime();
+    rt.block_on(create_topic(&brokers, &topic, 1));
+    let add = |ws: &str| {
+        let value = serde_json::json!({"workspace_id": ws, "type": "add"}).to_string();
+        ProducerRecord::new(topic.as_str(), value).key(ws.to_string())
+    };
+    let committed = || Peer::rdkafka().committed(&brokers, &group, &topic)[0].offset;
+    rt.block_on(produce(&brokers, (0..5).map(|_| add("ok")).collect()));
+    let mut engine = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("engine.log"), &[]);
+    wait_for_events(&mut engine, &state, 5, Duration::from_secs(90));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while committed() != Some(5) {
+        assert!(std::time::Instant::now() < deadline, "{}", engine.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let late_file = state.join("late.json");
+    let foreign =
+        br#"{"workspace_id": "someone-else", "partition": 0, "offsets": [], "events": 70}"#.to_vec();
+    fs::write(&late_file, &foreign).unwrap();
+    let placed =
+        rt.block_on(produce(&brokers, vec![add("ok"), add("ok"), add("late"), add("ok"), add("ok")]));
+    assert_eq!(placed[2], (0, 7));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !engine.log().contains("partition stopped") || committed() != Some(7) {
+        engine.assert_running();
+        assert!(std::time::Instant::now() < deadline, "committed {:?}:\n{}", committed(), engine.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let log = engine.stop(Duration::from_secs(60));
+    assert_eq!(fs::read(&late_file).unwrap(), foreign, "{log}");
+    assert_eq!(states_lenient(&state).get("ok").copied(), Some(7), "{log}");
+    assert_eq!(committed(), Some(7), "{log}");
+    let health = log.lines().find(|l| l.contains("health at shutdown")).unwrap_or_else(|| panic!("{log}"));
+    let stopped = health.split(" stopped=").nth(1).unwrap_or_else(|| panic!("{health}"));
+    assert!(stopped.starts_with(&format!("[\"{topic}-0: ")), "{health}");
+    assert!(stopped.contains("late.json") && stopped.contains("someone-else"), "{health}");
+    assert!(stopped.contains("at offset 7"), "{health}");
+    let _ = fs::remove_dir_all(&dir);
 }
