@@ -53,7 +53,9 @@ mod metrics;
 mod publish;
 mod workspace;
 
-pub use config::{EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, PRODUCER_PREFIX};
+pub use config::{
+    EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, MAX_SHUTDOWN_TIMEOUT, PRODUCER_PREFIX,
+};
 pub use dlq::{dead_letter_record, now_rfc3339, retry_backoff, rfc3339_utc};
 pub use engine::{Engine, EngineBuilder, EngineMetrics};
 pub use handler::{
