@@ -2,9 +2,11 @@
 //!
 //! Events are `{"workspace_id": "...", "type": "...", ...}` keyed by workspace id. Each
 //! workspace's state, `$KAFKA_STATE_DIR/<workspace_id>.json`, holds `workspace_id`,
-//! `partition`, `offset` (the next offset to consume) and `events` (how many were applied).
-//! An event of type `poison` fails permanently (to the dead-letter topic); `flaky` fails
-//! transiently twice, then succeeds; a value that is not JSON is a permanent error.
+//! `partition`, `offsets` (the next offset to consume, per source partition) and `events` (how
+//! many were applied). An event of type `poison` fails permanently (to the dead-letter topic);
+//! `flaky` fails transiently twice, then succeeds; `hang` never returns (a handler stuck on a
+//! call that does not answer, for shutdown tests); a value that is not JSON is a permanent
+//! error.
 //!
 //! Settings come from `KAFKA_*` variables (see `EngineConfig::from_env`); besides them,
 //! `WORKSPACE_ENGINE_DELAY_MS` makes each event take that long (for demos and tests that stop
@@ -49,6 +51,10 @@ impl Handler for Apply {
             Some("flaky") if attempt < 2 => {
                 return Err(HandlerError::transient(format!("flaky event, attempt {attempt}")))
             }
+            Some("hang") => {
+                tracing::info!(workspace = key, offset = msg.offset, "hanging");
+                std::future::pending::<()>().await;
+            }
             _ => {}
         }
         if !self.delay.is_zero() {
@@ -89,6 +95,8 @@ fn log_health(h: &HealthSnapshot) {
         h.assigned.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
     let lag: Vec<String> = h.lag.iter().map(|((t, p), l)| format!("{t}-{p}={l}")).collect();
     let last_error = h.last_error.as_ref().map(|e| format!("{} at {}", e.message, e.at_rfc3339()));
+    let stopped: Vec<String> =
+        h.stopped_partitions.iter().map(|((t, p), why)| format!("{t}-{p}: {why}")).collect();
     tracing::info!(
         live = h.is_live(),
         ready = h.is_ready(),
@@ -98,6 +106,7 @@ fn log_health(h: &HealthSnapshot) {
         connected_brokers = ?h.connected_brokers,
         assigned = ?assigned,
         lag = ?lag,
+        stopped = ?stopped,
         last_error = ?last_error,
         "health at shutdown"
     );
@@ -140,7 +149,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run) {
+    let outcome = rt.block_on(run);
+    // A handler that blocks its thread would hold the runtime's drop; the engine has saved
+    // and committed what it could by now.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "workspace-engine failed");

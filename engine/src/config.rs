@@ -18,6 +18,10 @@ pub const CONSUMER_PREFIX: &str = "KAFKA_CONSUMER_";
 /// Prefix of the variables that set producer properties (the dead-letter producer).
 pub const PRODUCER_PREFIX: &str = "KAFKA_PRODUCER_";
 
+/// The longest shutdown timeout accepted (a day): deadlines are computed from it, and a
+/// shutdown that may take longer is not one.
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// The longest a retry backoff grows to, whatever the base.
 pub const DEFAULT_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
@@ -50,8 +54,10 @@ pub struct EngineConfig {
     pub producer_properties: BTreeMap<String, String>,
     /// How often the metrics snapshot is logged (default 30 s).
     pub metrics_interval: Duration,
-    /// How long a shutdown waits for in-flight messages before it gives up on them (they are
-    /// then not committed; default 30 s).
+    /// The longest a shutdown or a revocation takes (`KAFKA_SHUTDOWN_TIMEOUT_MS`, default
+    /// 30 s). Messages in flight get until a quarter of it (at most 5 s) is left, kept for
+    /// saving, committing and leaving the group; a handler still running then is cancelled
+    /// and its message is not committed.
     pub shutdown_timeout: Duration,
 }
 
@@ -163,6 +169,14 @@ impl EngineConfig {
             })?;
             c.retry_backoff = Duration::from_millis(ms);
         }
+        if let Some(t) = get("KAFKA_SHUTDOWN_TIMEOUT_MS") {
+            let ms: u64 = t.parse().map_err(|_| {
+                bad("KAFKA_SHUTDOWN_TIMEOUT_MS", format!("{t:?} is not a number of milliseconds"))
+            })?;
+            c.shutdown_timeout = Duration::from_millis(ms);
+            check_shutdown_timeout(c.shutdown_timeout)
+                .map_err(|why| bad("KAFKA_SHUTDOWN_TIMEOUT_MS", why))?;
+        }
         if let Some(d) = get("KAFKA_STATE_DIR") {
             c.state_dir = PathBuf::from(d);
         }
@@ -194,6 +208,7 @@ impl EngineConfig {
         if self.group_id.trim().is_empty() {
             return Err(bad("group_id", "must not be empty"));
         }
+        check_shutdown_timeout(self.shutdown_timeout).map_err(|why| bad("shutdown_timeout", why))?;
         self.group_config_named(|prop| variable_name(CONSUMER_PREFIX, prop))?;
         self.producer_config_named(|prop| variable_name(PRODUCER_PREFIX, prop))?;
         Ok(())
@@ -235,6 +250,16 @@ impl EngineConfig {
         // Checks across properties that only `Producer::new` would make otherwise.
         p.validate().map_err(|e| bad(&blame_named(&self.producer_properties, &e, &name), e))?;
         Ok(p)
+    }
+}
+
+fn check_shutdown_timeout(timeout: Duration) -> Result<(), String> {
+    if timeout.is_zero() {
+        Err("must be above 0".into())
+    } else if timeout > MAX_SHUTDOWN_TIMEOUT {
+        Err(format!("must be at most {} ms", MAX_SHUTDOWN_TIMEOUT.as_millis()))
+    } else {
+        Ok(())
     }
 }
 
@@ -290,6 +315,7 @@ mod tests {
             ("KAFKA_MAX_RETRIES", "7"),
             ("KAFKA_RETRY_BACKOFF_MS", "250"),
             ("KAFKA_STATE_DIR", "/tmp/x"),
+            ("KAFKA_SHUTDOWN_TIMEOUT_MS", "4000"),
             ("KAFKA_PRODUCER_LINGER_MS", "5"),
             ("KAFKA_CONSUMER_MAX_POLL_RECORDS", "10"),
             ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000"),
@@ -302,6 +328,7 @@ mod tests {
         assert_eq!(c.max_retries, 7);
         assert_eq!(c.retry_backoff, Duration::from_millis(250));
         assert_eq!(c.state_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(4));
         assert_eq!(c.producer_properties.get("linger.ms").map(String::as_str), Some("5"));
         assert_eq!(c.producer_config().unwrap().linger, Duration::from_millis(5));
         assert!(!c.producer_config().unwrap().client.allow_auto_create_topics);
@@ -318,6 +345,9 @@ mod tests {
             ("KAFKA_MAX_RETRIES", "three"),
             ("KAFKA_MAX_RETRIES", "-1"),
             ("KAFKA_RETRY_BACKOFF_MS", "1s"),
+            ("KAFKA_SHUTDOWN_TIMEOUT_MS", "0"),
+            ("KAFKA_SHUTDOWN_TIMEOUT_MS", "soon"),
+            ("KAFKA_SHUTDOWN_TIMEOUT_MS", "18446744073709551615"),
             ("KAFKA_TOPIC", " , "),
             ("KAFKA_PRODUCER_LINGER_MS", "soon"),
             ("KAFKA_PRODUCER_NO_SUCH_THING", "1"),
@@ -330,6 +360,17 @@ mod tests {
             assert_eq!(e.kind(), &ErrorKind::Config, "{var}");
             assert!(e.to_string().contains(var), "{var}: {e}");
         }
+    }
+
+    #[test]
+    fn a_shutdown_timeout_set_in_code_is_checked() {
+        for bad in [Duration::ZERO, MAX_SHUTDOWN_TIMEOUT + Duration::from_millis(1), Duration::MAX] {
+            let c = EngineConfig { shutdown_timeout: bad, ..EngineConfig::default() };
+            let e = c.validate().expect_err("out of range");
+            assert!(e.to_string().contains("shutdown_timeout"), "{e}");
+        }
+        let c = EngineConfig { shutdown_timeout: MAX_SHUTDOWN_TIMEOUT, ..EngineConfig::default() };
+        c.validate().unwrap();
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -120,6 +120,15 @@ struct Slot {
 
 type SlotRef = Arc<tokio::sync::Mutex<Slot>>;
 
+/// What the engine knows of a source topic, from the last metadata it read (at startup and
+/// at each assignment).
+#[derive(Debug, Clone)]
+struct TopicInfo {
+    partitions: NonZeroU32,
+    /// The topic id (hyphenated hex); `None` when the broker gave none.
+    id: Option<String>,
+}
+
 /// What the partition tasks and the rebalance listener share.
 struct Shared {
     config: EngineConfig,
@@ -129,11 +138,14 @@ struct Shared {
     health: Arc<Health>,
     producer: Producer,
     admin: Admin,
-    partition_counts: HashMap<String, NonZeroU32>,
+    topics: Mutex<HashMap<String, TopicInfo>>,
     workspaces: Mutex<HashMap<String, SlotRef>>,
     workers: Mutex<HashMap<TopicPartition, Worker>>,
     progress: mpsc::UnboundedSender<(TopicPartition, i64)>,
 }
+
+/// No offset saved yet, in [`Worker::saved`].
+const NOTHING_SAVED: i64 = i64::MIN;
 
 /// One partition's task.
 struct Worker {
@@ -141,38 +153,142 @@ struct Worker {
     queued: Arc<AtomicUsize>,
     stop: watch::Sender<bool>,
     abort: watch::Sender<bool>,
+    /// The offset the task saved up to ([`NOTHING_SAVED`] if none), for when it has to be
+    /// abandoned without returning.
+    saved: Arc<AtomicI64>,
     task: JoinHandle<Option<i64>>,
 }
 
-/// The partition task stopped on an abort; nothing after its last saved offset counts.
-struct Aborted;
+/// Why a partition task stopped handling a message before it was done.
+enum Halt {
+    /// Told to abort (shutdown or revocation deadline, or the partition was lost): nothing
+    /// after its last saved offset counts.
+    Aborted,
+    /// The partition is stopped (a workspace could not be loaded): this message and the
+    /// ones after it are not handled.
+    Stopped,
+}
+
+/// How long partition tasks told to abort get to reach an await point and end, before they
+/// are abandoned.
+const ABORT_GRACE: Duration = Duration::from_millis(200);
 
 impl Shared {
-    fn primary(&self, topic: &str) -> bool {
-        self.config.topics.first().is_some_and(|t| t == topic)
+    fn primary(&self) -> &str {
+        &self.config.topics[0]
+    }
+
+    fn topic_info(&self, topic: &str) -> Option<TopicInfo> {
+        self.topics.lock().unwrap_or_else(|e| e.into_inner()).get(topic).cloned()
     }
 
     fn partitions_of(&self, topic: &str) -> NonZeroU32 {
-        self.partition_counts.get(topic).copied().unwrap_or(NonZeroU32::MIN)
+        self.topic_info(topic).map_or(NonZeroU32::MIN, |t| t.partitions)
     }
 
-    /// The loaded slot of workspace `id`, loading or making it if needed.
-    fn slot(&self, id: &str, partition: i32) -> SlotRef {
-        if let Some(s) = self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
-            return Arc::clone(s);
+    /// The partition of the primary topic workspace `id` lives on now.
+    fn home_of(&self, id: &str) -> i32 {
+        partition_of(id, self.partitions_of(self.primary()))
+    }
+
+    /// Reads the source topics' partition counts and ids again (partitions may have been
+    /// added, or a topic deleted and made again, which is what brings a rebalance).
+    async fn refresh_topics(&self) {
+        let names: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
+        for (name, described) in self.admin.describe_topics(&names).await {
+            match described {
+                Ok(meta) => {
+                    let Some(partitions) = NonZeroU32::new(meta.partition_count()) else { continue };
+                    let id = (!meta.id.is_zero()).then(|| meta.id.to_string());
+                    let info = TopicInfo { partitions, id };
+                    let old = self
+                        .topics
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name.clone(), info.clone());
+                    if let Some(old) = old.filter(|o| o.partitions != info.partitions || o.id != info.id) {
+                        tracing::info!(
+                            topic = %name, partitions = info.partitions.get(), was = old.partitions.get(),
+                            id = ?info.id, was_id = ?old.id, "source topic changed"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %name, error = %e, "cannot read the topic's metadata; using what was known")
+                }
+            }
         }
-        let ws = match off_the_runtime(|| self.storage.load(id)) {
+    }
+
+    /// Brings a workspace in line with the topics as they are now: places offsets of the
+    /// older form, drops offsets recorded for an earlier topic of the same name (its id
+    /// differs), and sets its partition. Returns whether it changed.
+    fn adopt(&self, ws: &mut Workspace) -> bool {
+        let topics = self.topics.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let id = ws.workspace_id.clone();
+        let mut changed = ws.place_legacy_offsets(self.primary(), |t| {
+            topics.get(t).map(|info| partition_of(&id, info.partitions))
+        });
+        let stale: Vec<(String, i32)> = ws
+            .offsets()
+            .iter()
+            .filter(|o| {
+                let now = topics.get(&o.topic).and_then(|t| t.id.as_deref());
+                matches!((o.topic_id.as_deref(), now), (Some(then), Some(now)) if then != now)
+            })
+            .map(|o| (o.topic.clone(), o.partition))
+            .collect();
+        for (topic, partition) in stale {
+            if let Some(o) = ws.forget_offset(&topic, partition) {
+                tracing::warn!(
+                    workspace = %id, topic = %topic, partition, offset = o.offset, topic_id = ?o.topic_id,
+                    "stored offset belongs to a deleted topic of the same name; dropped"
+                );
+                changed = true;
+            }
+        }
+        let home = self.home_of(&id);
+        if ws.partition != home {
+            tracing::info!(workspace = %id, partition = home, was = ws.partition, "workspace moved partition (partitions were added)");
+            ws.partition = home;
+            changed = true;
+        }
+        changed
+    }
+
+    /// The loaded slot of workspace `id`, loading or making it if needed. A workspace that
+    /// cannot be loaded is an error: starting it empty would overwrite what is stored.
+    fn slot(&self, id: &str) -> Result<SlotRef, String> {
+        if let Some(s) = self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(Arc::clone(s));
+        }
+        let mut ws = match off_the_runtime(|| self.storage.load(id)) {
             Ok(Some(ws)) => ws,
-            Ok(None) => Workspace::new(id, partition),
+            Ok(None) => Workspace::new(id, self.home_of(id)),
             Err(e) => {
-                tracing::error!(workspace = id, error = %e, "cannot load workspace; starting it empty");
-                self.health.error(format_args!("cannot load workspace {id}: {e}"));
-                Workspace::new(id, partition)
+                tracing::error!(workspace = id, error = %e, "cannot load workspace");
+                return Err(format!("cannot load workspace {id:?}: {e}"));
             }
         };
-        let slot = Arc::new(tokio::sync::Mutex::new(Slot { ws, dirty: false }));
+        let dirty = self.adopt(&mut ws);
+        let slot = Arc::new(tokio::sync::Mutex::new(Slot { ws, dirty }));
         let mut map = self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(map.entry(id.to_string()).or_insert(slot))
+        Ok(Arc::clone(map.entry(id.to_string()).or_insert(slot)))
+    }
+
+    /// Stops partition `tp`: it handles nothing more and commits nothing past where it is,
+    /// and the health snapshot shows why.
+    fn stop_partition(&self, tp: &TopicPartition, reason: &str) {
+        if !self.health.is_stopped(tp) {
+            tracing::error!(
+                topic = &*tp.topic,
+                partition = tp.partition,
+                reason,
+                "partition stopped: nothing more is handled or committed on it until it is assigned again"
+            );
+        }
+        self.health
+            .stop_partition(tp, format_args!("partition {}-{} stopped: {reason}", tp.topic, tp.partition));
     }
 
     fn start_worker(self: &Arc<Self>, tp: TopicPartition) {
@@ -184,56 +300,100 @@ impl Shared {
         let (abort, abort_rx) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(false);
         let queued = Arc::new(AtomicUsize::new(0));
+        let saved = Arc::new(AtomicI64::new(NOTHING_SAVED));
         let span =
             tracing::info_span!("klamm.engine.partition", topic = &*tp.topic, partition = tp.partition);
         let task = tokio::spawn(tracing::Instrument::instrument(
-            run_partition(Arc::clone(self), tp.clone(), rx, stop_rx, abort_rx, Arc::clone(&queued)),
+            run_partition(
+                Arc::clone(self),
+                tp.clone(),
+                rx,
+                stop_rx,
+                abort_rx,
+                Arc::clone(&queued),
+                Arc::clone(&saved),
+            ),
             span,
         ));
-        workers.insert(tp, Worker { records: tx, queued, stop, abort, task });
+        workers.insert(tp, Worker { records: tx, queued, stop, abort, saved, task });
     }
 
-    /// Stops the tasks of `partitions` once they have finished the message each is on (or at
-    /// once, with `abort`), and returns the offset each saved up to. Records queued behind that
-    /// message are dropped uncommitted: whoever owns the partition next reads them again.
-    async fn stop_workers(&self, partitions: &[TopicPartition], abort: bool) -> Vec<(TopicPartition, i64)> {
+    /// When a shutdown or revocation that starts now has to have stopped its partition tasks:
+    /// `shutdown_timeout` less what is kept for saving, committing and leaving afterwards
+    /// (a quarter of it, at most 5 s).
+    fn drain_deadline(&self, started: Instant) -> Instant {
+        let timeout = self.config.shutdown_timeout;
+        started + timeout - (timeout / 4).min(Duration::from_secs(5))
+    }
+
+    /// Stops the tasks of `partitions`, all at once, and returns the offset each saved up to.
+    /// Each finishes the message it is on (at once, with `abort`) until `deadline`; then it is
+    /// told to abort, which cancels a handler that is still running (that message is not
+    /// committed), and a task that does not end within [`ABORT_GRACE`] is abandoned at its
+    /// last saved offset. Records queued behind the current message are dropped uncommitted:
+    /// whoever owns the partition next reads them again.
+    async fn stop_workers(
+        &self,
+        partitions: &[TopicPartition],
+        abort: bool,
+        deadline: Instant,
+    ) -> Vec<(TopicPartition, i64)> {
         let taken: Vec<(TopicPartition, Worker)> = {
             let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
             partitions.iter().filter_map(|tp| workers.remove(tp).map(|w| (tp.clone(), w))).collect()
         };
-        let mut done = Vec::new();
+        let mut running = Vec::with_capacity(taken.len());
         for (tp, w) in taken {
             let _ = w.stop.send(true);
             if abort {
                 let _ = w.abort.send(true);
             }
             drop(w.records);
-            let mut task = w.task;
-            let ended = match tokio::time::timeout(self.config.shutdown_timeout, &mut task).await {
-                Ok(r) => r,
+            running.push((tp, w.abort, w.saved, w.task));
+        }
+        let mut done = Vec::new();
+        let mut late = Vec::new();
+        for (tp, abort, saved, mut task) in running {
+            match tokio::time::timeout_at(deadline.into(), &mut task).await {
+                Ok(ended) => collect_ended(&tp, ended, &mut done),
+                Err(_) => late.push((tp, abort, saved, task)),
+            }
+        }
+        for (tp, abort, _, _) in &late {
+            tracing::warn!(
+                topic = &*tp.topic,
+                partition = tp.partition,
+                "in-flight message did not finish in time; abandoning it uncommitted"
+            );
+            let _ = abort.send(true);
+        }
+        let grace = tokio::time::Instant::now() + ABORT_GRACE;
+        for (tp, _, saved, mut task) in late {
+            match tokio::time::timeout_at(grace, &mut task).await {
+                Ok(ended) => collect_ended(&tp, ended, &mut done),
                 Err(_) => {
-                    tracing::warn!(
+                    // Blocked without an await point: it cannot be cancelled, only left behind.
+                    task.abort();
+                    let s = saved.load(Ordering::Acquire);
+                    tracing::error!(
                         topic = &*tp.topic,
                         partition = tp.partition,
-                        "in-flight messages did not finish in time; abandoning them uncommitted"
+                        saved = (s != NOTHING_SAVED).then_some(s),
+                        "partition task does not stop (a handler blocks its thread); left behind"
                     );
-                    let _ = w.abort.send(true);
-                    task.await
-                }
-            };
-            match ended {
-                Ok(Some(next)) => done.push((tp, next)),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(topic = &*tp.topic, partition = tp.partition, error = %e, "partition task failed")
+                    if s != NOTHING_SAVED {
+                        done.push((tp, s));
+                    }
                 }
             }
         }
         done
     }
 
-    /// Saves and drops the workspaces whose partition no longer has a task.
-    async fn unload_unowned(&self) {
+    /// Saves and drops the workspaces whose partition no longer has a task. A workspace that is
+    /// locked is in use by a task still running (which saves it) or by one that was left
+    /// behind (which holds it for good): it is passed over, never waited for.
+    fn unload_unowned(&self) {
         let owned: HashSet<i32> =
             self.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().map(|tp| tp.partition).collect();
         let slots: Vec<(String, SlotRef)> = {
@@ -241,7 +401,7 @@ impl Shared {
             map.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
         };
         for (id, slot) in slots {
-            let mut s = slot.lock().await;
+            let Ok(mut s) = slot.try_lock() else { continue };
             if owned.contains(&s.ws.partition) {
                 continue;
             }
@@ -258,41 +418,70 @@ impl Shared {
         }
     }
 
-    /// Loads the stored workspaces of `partitions` and seeks each partition to the smallest
-    /// stored next offset of its workspaces (bounded by the committed offset).
+    /// Loads the stored workspaces of `partitions` and seeks each partition with a committed
+    /// offset to the smallest stored next offset of the loaded workspaces on it, when that is
+    /// below the committed offset.
+    /// A partition one of whose workspaces cannot be loaded is stopped.
     async fn on_assigned(self: &Arc<Self>, handle: &mut RebalanceHandle<'_>, partitions: &[TopicPartition]) {
         let names: Vec<String> =
             partitions.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
         tracing::info!(partitions = ?names, "partitions assigned");
-        let ids = off_the_runtime(|| self.storage.discover()).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot list stored workspaces");
-            Vec::new()
-        });
-        let mut stored: HashMap<TopicPartition, i64> = HashMap::new();
-        let mut loaded = 0usize;
+        for tp in partitions {
+            self.health.clear_stopped(tp);
+        }
+        self.refresh_topics().await;
+        // Workspaces already loaded (for partitions kept) follow the topics as they are now.
+        let kept: Vec<SlotRef> =
+            self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        // A workspace is locked only while an event is applied to it; one held longer is held
+        // by a handler that hangs, which must not hold up the rebalance.
+        let wait_until = Instant::now() + Duration::from_secs(1).min(self.config.shutdown_timeout);
+        for slot in kept {
+            let Some(mut s) = lock_until(&slot, wait_until).await else { continue };
+            if self.adopt(&mut s.ws) {
+                s.dirty = true;
+            }
+        }
+        let ids = match off_the_runtime(|| self.storage.discover()) {
+            Ok(ids) => ids,
+            Err(e) => {
+                for tp in partitions {
+                    self.stop_partition(tp, &format!("cannot list stored workspaces: {e}"));
+                }
+                Vec::new()
+            }
+        };
+        let mut loaded: Vec<SlotRef> = Vec::new();
         for id in &ids {
-            let mine: Vec<&TopicPartition> = partitions
+            let home: Vec<&TopicPartition> = partitions
                 .iter()
                 .filter(|tp| partition_of(id, self.partitions_of(&tp.topic)) == tp.partition)
                 .collect();
-            if mine.is_empty() {
+            if home.is_empty() {
                 continue;
             }
-            let slot = self.slot(id, mine[0].partition);
-            let s = slot.lock().await;
-            loaded += 1;
-            tracing::info!(workspace = %id, partition = mine[0].partition, offset = s.ws.offset, "loaded workspace");
-            for tp in mine {
-                let primary = self.primary(&tp.topic);
-                if !primary && !s.ws.offsets.contains_key(&*tp.topic) {
+            let slot = match self.slot(id) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    for tp in home {
+                        self.stop_partition(tp, &e);
+                    }
                     continue;
                 }
-                let next = s.ws.next_offset(&tp.topic, primary);
-                let e = stored.entry(tp.clone()).or_insert(next);
-                *e = (*e).min(next);
+            };
+            {
+                let Some(s) = lock_until(&slot, wait_until).await else { continue };
+                let offsets: Vec<String> =
+                    s.ws.offsets()
+                        .iter()
+                        .map(|o| format!("{}-{}={}", o.topic, o.partition, o.offset))
+                        .collect();
+                let offset = s.ws.next_offset(self.primary(), s.ws.partition).unwrap_or(0);
+                tracing::info!(workspace = %id, partition = s.ws.partition, offset, offsets = ?offsets, "loaded workspace");
             }
+            loaded.push(slot);
         }
-        tracing::info!(workspaces = loaded, "workspaces loaded");
+        tracing::info!(workspaces = loaded.len(), "workspaces loaded");
         let committed = match handle.committed(partitions).await {
             Ok(c) => c,
             Err(e) => {
@@ -301,14 +490,59 @@ impl Shared {
             }
         };
         for tp in partitions {
-            let Some(&s) = stored.get(tp) else { continue };
-            let c = committed.get(tp).cloned().flatten().map(|n| n.offset());
-            let (earliest, latest) = self.log_range(tp).await;
+            if self.health.is_stopped(tp) {
+                continue;
+            }
+            let mut stored: Option<i64> = None;
+            let mut range: Option<(Option<i64>, Option<i64>)> = None;
+            for slot in &loaded {
+                let Some(mut s) = lock_until(slot, wait_until).await else { continue };
+                let Some(next) = s.ws.next_offset(&tp.topic, tp.partition) else { continue };
+                let (earliest, latest) = match range {
+                    Some(r) => r,
+                    None => *range.insert(self.log_range(tp).await),
+                };
+                if latest.is_some_and(|l| next > l) {
+                    // Past the end of the log: the offset was recorded in a log that is gone
+                    // (the topic was made again, or the partition truncated). The events there
+                    // now are new to the workspace.
+                    tracing::warn!(
+                        workspace = %s.ws.workspace_id, topic = &*tp.topic, partition = tp.partition,
+                        stored = next, ?earliest, ?latest,
+                        "stored offset is past the end of the log; dropped (the workspace applies the partition's events from the committed offset)"
+                    );
+                    s.ws.forget_offset(&tp.topic, tp.partition);
+                    s.dirty = true;
+                    continue;
+                }
+                stored = Some(stored.map_or(next, |m| m.min(next)));
+            }
+            let Some(s) = stored else { continue };
+            let (earliest, latest) = range.unwrap_or((None, None));
+            let Some(c) = committed.get(tp).cloned().flatten().map(|n| n.offset()) else {
+                // Nothing committed (a new group, or its offsets expired): start where
+                // `auto.offset.reset` says. Jumping to the stored offsets would skip the events
+                // of workspaces that have no stored file.
+                tracing::info!(
+                    topic = &*tp.topic,
+                    partition = tp.partition,
+                    stored = s,
+                    "nothing committed; starting from the reset policy (workspaces skip what they applied)"
+                );
+                continue;
+            };
             let in_log = |o: i64| earliest.is_none_or(|e| o >= e) && latest.is_none_or(|l| o <= l);
-            let target = [c.map(|c| c.min(s)), Some(s)].into_iter().flatten().find(|&o| in_log(o));
+            let target = [c.min(s), s].into_iter().find(|&o| in_log(o));
             match target {
                 Some(o) => {
-                    tracing::info!(topic = &*tp.topic, partition = tp.partition, offset = o, stored = s, committed = ?c, "seek to stored offset");
+                    tracing::info!(
+                        topic = &*tp.topic,
+                        partition = tp.partition,
+                        offset = o,
+                        stored = s,
+                        committed = c,
+                        "seek to stored offset"
+                    );
                     if let Err(e) = handle.seek(tp, Offset::At(o)) {
                         tracing::warn!(topic = &*tp.topic, partition = tp.partition, error = %e, "seek failed");
                     }
@@ -336,6 +570,7 @@ impl Shared {
     }
 
     async fn on_revoked(&self, handle: &mut RebalanceHandle<'_>, partitions: &[TopicPartition], lost: bool) {
+        let started = Instant::now();
         let names: Vec<String> =
             partitions.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
         if lost {
@@ -343,20 +578,53 @@ impl Shared {
         } else {
             tracing::info!(partitions = ?names, "partitions revoked");
         }
-        let done = self.stop_workers(partitions, lost).await;
-        self.unload_unowned().await;
+        let done = self.stop_workers(partitions, lost, self.drain_deadline(started)).await;
+        let end = started + self.config.shutdown_timeout;
+        self.unload_unowned();
         for tp in partitions {
             self.metrics.forget(&tp.topic, tp.partition);
+            self.health.clear_stopped(tp);
         }
         if !lost && !done.is_empty() {
             let offsets = done.into_iter().map(|(tp, n)| (tp, NextOffset::new(n)));
-            match handle.commit(offsets).await {
-                Ok(()) => tracing::info!("committed before revocation"),
-                Err(e) => {
+            match tokio::time::timeout_at(end.into(), handle.commit(offsets)).await {
+                Ok(Ok(())) => tracing::info!("committed before revocation"),
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "commit before revocation failed");
                     self.health.error(format_args!("commit before revocation failed: {e}"));
                 }
+                Err(_) => {
+                    tracing::warn!("commit before revocation timed out");
+                    self.health.error("commit before revocation timed out");
+                }
             }
+        }
+    }
+}
+
+/// Locks `slot`, waiting no later than `deadline`: a workspace is locked while a partition
+/// task applies an event to it, and a handler that hangs must not hold up a rebalance.
+async fn lock_until(slot: &SlotRef, deadline: Instant) -> Option<tokio::sync::MutexGuard<'_, Slot>> {
+    match tokio::time::timeout_at(deadline.into(), slot.lock()).await {
+        Ok(guard) => Some(guard),
+        Err(_) => {
+            tracing::warn!("workspace held by a handler that does not return; passed over");
+            None
+        }
+    }
+}
+
+/// Adds what an ended partition task saved up to.
+fn collect_ended(
+    tp: &TopicPartition,
+    ended: Result<Option<i64>, tokio::task::JoinError>,
+    done: &mut Vec<(TopicPartition, i64)>,
+) {
+    match ended {
+        Ok(Some(next)) => done.push((tp.clone(), next)),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(topic = &*tp.topic, partition = tp.partition, error = %e, "partition task failed")
         }
     }
 }
@@ -429,7 +697,8 @@ fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
 
 /// One partition's task: handles its records in order, saves the workspaces a batch changed,
 /// then reports the offset after the batch for commit. Once `stop` is set it finishes the
-/// message it is on and handles no more. Returns the offset saved up to.
+/// message it is on and handles no more; once the partition is stopped (see
+/// [`Shared::stop_partition`]) it drops what it is given. Returns the offset saved up to.
 async fn run_partition(
     shared: Arc<Shared>,
     tp: TopicPartition,
@@ -437,8 +706,8 @@ async fn run_partition(
     stop: watch::Receiver<bool>,
     abort: watch::Receiver<bool>,
     queued: Arc<AtomicUsize>,
+    saved_cell: Arc<AtomicI64>,
 ) -> Option<i64> {
-    let primary = shared.primary(&tp.topic);
     let mut touched: Vec<SlotRef> = Vec::new();
     let mut saved: Option<i64> = None;
     let mut handled: Option<i64> = None;
@@ -450,9 +719,13 @@ async fn run_partition(
                 aborted = true;
                 break;
             }
-            match process(&shared, record, primary, &mut touched, &abort).await {
+            if shared.health.is_stopped(&tp) {
+                break;
+            }
+            match process(&shared, &tp, record, &mut touched, &abort).await {
                 Ok(next) => handled = Some(next),
-                Err(Aborted) => {
+                Err(Halt::Stopped) => break,
+                Err(Halt::Aborted) => {
                     aborted = true;
                     break;
                 }
@@ -462,6 +735,7 @@ async fn run_partition(
         if save_touched(&shared, &mut touched) && handled != saved {
             saved = handled;
             if let Some(next) = saved {
+                saved_cell.store(next, Ordering::Release);
                 let _ = shared.progress.send((tp.clone(), next));
             }
         }
@@ -475,11 +749,11 @@ async fn run_partition(
     saved
 }
 
-async fn sleep_or_abort(d: Duration, abort: &watch::Receiver<bool>) -> Result<(), Aborted> {
+async fn sleep_or_abort(d: Duration, abort: &watch::Receiver<bool>) -> Result<(), Halt> {
     let mut abort = abort.clone();
     tokio::select! {
         () = tokio::time::sleep(d) => Ok(()),
-        _ = abort.wait_for(|a| *a) => Err(Aborted),
+        _ = abort.wait_for(|a| *a) => Err(Halt::Aborted),
     }
 }
 
@@ -487,22 +761,29 @@ async fn sleep_or_abort(d: Duration, abort: &watch::Receiver<bool>) -> Result<()
 /// retries, dead-letters what cannot be handled. Returns the offset after it.
 async fn process(
     shared: &Shared,
+    tp: &TopicPartition,
     record: ConsumerRecord,
-    primary: bool,
     touched: &mut Vec<SlotRef>,
     abort: &watch::Receiver<bool>,
-) -> Result<i64, Aborted> {
+) -> Result<i64, Halt> {
     let metrics = &shared.metrics;
     let msg = Message::new(record);
     let next = msg.offset + 1;
     metrics.set_lag(&msg.topic, msg.partition, msg.high_watermark - next);
-    let slot = msg.workspace_id().map(|id| shared.slot(id, msg.partition));
+    let slot = match msg.workspace_id().map(|id| shared.slot(id)) {
+        Some(Ok(slot)) => Some(slot),
+        Some(Err(e)) => {
+            shared.stop_partition(tp, &format!("{e} (at offset {})", msg.offset));
+            return Err(Halt::Stopped);
+        }
+        None => None,
+    };
     let mut guard: Option<OwnedMutexGuard<Slot>> = match &slot {
         Some(s) => Some(Arc::clone(s).lock_owned().await),
         None => None,
     };
     if let Some(g) = &guard {
-        if msg.offset < g.ws.next_offset(&msg.topic, primary) {
+        if g.ws.next_offset(&msg.topic, msg.partition).is_some_and(|n| msg.offset < n) {
             tracing::debug!(offset = msg.offset, workspace = %g.ws.workspace_id, "already applied; skipped");
             Metrics::add(&metrics.replayed);
             return Ok(next);
@@ -511,14 +792,21 @@ async fn process(
     let mut attempt = 0u32;
     loop {
         let mut ctx = HandlerContext::new(attempt, guard.as_ref().map(|g| g.ws.clone()));
-        let result = catch_panic(shared.handler.handle(&msg, &mut ctx)).await;
+        let mut aborted = abort.clone();
+        // A handler that does not return is cancelled when the task is told to abort.
+        let result = tokio::select! {
+            r = catch_panic(shared.handler.handle(&msg, &mut ctx)) => r,
+            _ = aborted.wait_for(|a| *a) => return Err(Halt::Aborted),
+        };
         let error = match result {
             Ok(()) => {
                 if let (Some(g), Some(slot)) = (guard.as_mut(), &slot) {
-                    let mut ws = ctx.into_workspace().unwrap_or_else(|| g.ws.clone());
-                    ws.workspace_id.clone_from(&g.ws.workspace_id);
-                    ws.set_next_offset(&msg.topic, primary, next);
-                    g.ws = ws;
+                    // The handler owns the data; the id, partition and offsets are the engine's.
+                    if let Some(ws) = ctx.into_workspace() {
+                        g.ws.data = ws.data;
+                    }
+                    let topic_id = shared.topic_info(&msg.topic).and_then(|t| t.id);
+                    g.ws.set_next_offset(&msg.topic, topic_id.as_deref(), msg.partition, next);
                     g.dirty = true;
                     if !touched.iter().any(|t| Arc::ptr_eq(t, slot)) {
                         touched.push(Arc::clone(slot));
@@ -562,7 +850,7 @@ async fn dead_letter(
     class: ErrorClass,
     retries: u32,
     abort: &watch::Receiver<bool>,
-) -> Result<(), Aborted> {
+) -> Result<(), Halt> {
     let record = dead_letter_record(&shared.config.dlq_topic, msg, &error.to_string(), class, retries);
     let mut attempt = 0u32;
     loop {
@@ -638,19 +926,17 @@ impl Engine {
         let group_config = config.group_config()?;
         let admin = Admin::new(Client::new(group_config.consumer.client.clone())?);
         self.health.add_client(admin.client().clone());
-        let mut partition_counts = HashMap::new();
+        let mut topics = HashMap::new();
         for topic in &config.topics {
             let meta = admin
                 .wait_for_topic(topic, group_config.api_timeout)
                 .await
                 .map_err(|e| Error::with_message(ErrorKind::Config, format!("source topic {topic}: {e}")))?;
-            let n = u32::try_from(meta.partitions.len())
-                .ok()
-                .and_then(NonZeroU32::new)
-                .unwrap_or(NonZeroU32::MIN);
-            partition_counts.insert(topic.clone(), n);
+            let partitions = NonZeroU32::new(meta.partition_count()).unwrap_or(NonZeroU32::MIN);
+            let id = (!meta.id.is_zero()).then(|| meta.id.to_string());
+            topics.insert(topic.clone(), TopicInfo { partitions, id });
         }
-        ensure_dlq(&admin, &config, partition_counts[&config.topics[0]]).await?;
+        ensure_dlq(&admin, &config, topics[&config.topics[0]].partitions).await?;
         let producer = Producer::new(config.producer_config()?)?;
         self.health.add_client(producer.client().clone());
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
@@ -662,7 +948,7 @@ impl Engine {
             health: Arc::clone(&self.health),
             producer: producer.clone(),
             admin,
-            partition_counts,
+            topics: Mutex::new(topics),
             workspaces: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
             progress: progress_tx,
@@ -709,13 +995,16 @@ impl Engine {
             }
         }
 
-        // Shutdown: finish in-flight messages, save, commit, leave.
+        // Shutdown: finish in-flight messages, save, commit, leave; all of it within
+        // `shutdown_timeout`, however long a handler takes.
+        let started = Instant::now();
+        let end = started + config.shutdown_timeout;
         shared.health.set_phase(EnginePhase::ShuttingDown);
         let assigned = consumer.assignment();
         let all: Vec<TopicPartition> =
             shared.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-        let done = shared.stop_workers(&all, false).await;
-        shared.unload_unowned().await;
+        let done = shared.stop_workers(&all, false, shared.drain_deadline(started)).await;
+        shared.unload_unowned();
         while progress_rx.try_recv().is_ok() {}
         let finals: Vec<(TopicPartition, NextOffset)> = done
             .into_iter()
@@ -723,19 +1012,23 @@ impl Engine {
             .map(|(tp, n)| (tp, NextOffset::new(n)))
             .collect();
         if !finals.is_empty() {
-            match consumer.commit(finals).await {
-                Ok(()) => tracing::info!("final offsets committed"),
-                Err(e) => {
+            match tokio::time::timeout_at(end.into(), consumer.commit(finals)).await {
+                Ok(Ok(())) => tracing::info!("final offsets committed"),
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "final commit failed");
                     shared.health.error(format_args!("final commit failed: {e}"));
                 }
+                Err(_) => {
+                    tracing::warn!("final commit timed out");
+                    shared.health.error("final commit timed out");
+                }
             }
         }
-        if let Err(e) = consumer.close(config.shutdown_timeout).await {
+        if let Err(e) = consumer.close(end.saturating_duration_since(Instant::now())).await {
             tracing::warn!(error = %e, "leaving the group failed");
             shared.health.error(format_args!("leaving the group failed: {e}"));
         }
-        producer.close(config.shutdown_timeout).await;
+        producer.close(end.saturating_duration_since(Instant::now())).await;
         log_metrics(&shared.metrics.snapshot());
         tracing::info!("shutdown complete");
         outcome
@@ -764,7 +1057,8 @@ fn dispatch(shared: &Arc<Shared>, records: Vec<ConsumerRecord>) {
     }
 }
 
-/// Pauses partitions whose task has too much queued, resumes them once it caught up.
+/// Pauses partitions whose task has too much queued, resumes them once it caught up. A
+/// stopped partition is paused and stays so: there is no point fetching what it drops.
 fn flow_control<L: RebalanceListener>(
     shared: &Shared,
     consumer: &mut GroupConsumer<L>,
@@ -777,9 +1071,10 @@ fn flow_control<L: RebalanceListener>(
         let workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
         for (tp, w) in workers.iter() {
             let q = w.queued.load(Ordering::Relaxed);
-            if q > MAX_QUEUED && assigned.contains(tp) && !paused.contains(tp) {
+            let stopped = shared.health.is_stopped(tp);
+            if (q > MAX_QUEUED || stopped) && assigned.contains(tp) && !paused.contains(tp) {
                 pause.push(tp.clone());
-            } else if q <= MAX_QUEUED / 2 && paused.contains(tp) {
+            } else if q <= MAX_QUEUED / 2 && paused.contains(tp) && !stopped {
                 resume.push(tp.clone());
             }
         }

@@ -87,6 +87,12 @@ pub struct HealthSnapshot {
     pub lag: BTreeMap<(String, i32), i64>,
     /// The last operational error, if any.
     pub last_error: Option<LastError>,
+    /// Partitions the engine stopped handling because going on could lose stored state (a
+    /// workspace that cannot be loaded), by (topic, partition), with the reason. Nothing is
+    /// handled or committed on them past the point where they stopped until they are assigned
+    /// again (after a rebalance or a restart), so fix the cause and restart. The other
+    /// partitions go on.
+    pub stopped_partitions: BTreeMap<(String, i32), String>,
     /// How long ago the poll loop last turned; `None` when it has not turned yet.
     pub since_last_poll: Option<Duration>,
 }
@@ -140,6 +146,7 @@ struct HealthInner {
     group: Option<GroupView>,
     last_poll: Option<Instant>,
     last_error: Option<LastError>,
+    stopped: BTreeMap<(String, i32), String>,
 }
 
 impl Default for Health {
@@ -151,6 +158,7 @@ impl Default for Health {
                 group: None,
                 last_poll: None,
                 last_error: None,
+                stopped: BTreeMap::new(),
             }),
         }
     }
@@ -182,10 +190,37 @@ impl Health {
         self.lock().last_error = Some(LastError { message: error.to_string(), at: SystemTime::now() });
     }
 
+    /// Stops partition `tp` for `reason` (also the last error). The first reason is kept.
+    pub(crate) fn stop_partition(&self, tp: &TopicPartition, reason: impl std::fmt::Display) {
+        let reason = reason.to_string();
+        let mut h = self.lock();
+        h.last_error = Some(LastError { message: reason.clone(), at: SystemTime::now() });
+        h.stopped.entry((tp.topic.to_string(), tp.partition)).or_insert(reason);
+    }
+
+    /// Whether partition `tp` is stopped.
+    pub(crate) fn is_stopped(&self, tp: &TopicPartition) -> bool {
+        // Called per message: compare in place rather than build a key (the map is empty
+        // but for a failure).
+        self.lock().stopped.keys().any(|(t, p)| *p == tp.partition && **t == *tp.topic)
+    }
+
+    /// Forgets that `tp` was stopped (it was revoked: its next assignment tries again).
+    pub(crate) fn clear_stopped(&self, tp: &TopicPartition) {
+        self.lock().stopped.remove(&(tp.topic.to_string(), tp.partition));
+    }
+
     fn snapshot(&self, metrics: &Metrics) -> HealthSnapshot {
-        let (phase, clients, group, last_poll, last_error) = {
+        let (phase, clients, group, last_poll, last_error, stopped_partitions) = {
             let h = self.lock();
-            (h.phase, h.clients.clone(), h.group.clone(), h.last_poll, h.last_error.clone())
+            (
+                h.phase,
+                h.clients.clone(),
+                h.group.clone(),
+                h.last_poll,
+                h.last_error.clone(),
+                h.stopped.clone(),
+            )
         };
         let mut connected_brokers: Vec<i32> = clients.iter().flat_map(Client::connected_brokers).collect();
         connected_brokers.sort_unstable();
@@ -214,6 +249,7 @@ impl Health {
             assigned,
             lag,
             last_error,
+            stopped_partitions,
             since_last_poll: last_poll.map(|t| t.elapsed()),
         }
     }
@@ -262,6 +298,7 @@ mod tests {
         assert_eq!(s.member_state, None);
         assert_eq!(s.generation, -1);
         assert!(s.assigned.is_empty() && s.lag.is_empty() && s.last_error.is_none());
+        assert!(s.stopped_partitions.is_empty());
         assert!(s.is_live());
         assert!(!s.is_ready());
     }
@@ -312,5 +349,22 @@ mod tests {
         assert!(e.at.elapsed().unwrap_or_default() < Duration::from_secs(60));
         let stamp = e.at_rfc3339();
         assert!(stamp.ends_with('Z') && stamp.len() == "2026-01-01T00:00:00.000Z".len(), "{stamp}");
+    }
+
+    #[test]
+    fn a_stopped_partition_is_shown_with_its_first_reason_until_cleared() {
+        let h = handle();
+        h.health.stop_partition(&tp("t", 2), "cannot load workspace w");
+        h.health.stop_partition(&tp("t", 2), "later");
+        assert!(h.health.is_stopped(&tp("t", 2)));
+        assert!(!h.health.is_stopped(&tp("t", 1)));
+        let s = h.snapshot();
+        assert_eq!(
+            s.stopped_partitions,
+            BTreeMap::from([(("t".to_string(), 2), "cannot load workspace w".to_string())])
+        );
+        assert_eq!(s.last_error.map(|e| e.message).as_deref(), Some("later"));
+        h.health.clear_stopped(&tp("t", 2));
+        assert!(h.snapshot().stopped_partitions.is_empty());
     }
 }

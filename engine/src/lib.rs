@@ -15,9 +15,12 @@
 //!   dead-letter write was acknowledged;
 //! - messages are keyed by workspace id; a [`Workspace`] lives on the partition its id hashes
 //!   to ([`partition_of`]), is loaded when that partition is assigned, records the next
-//!   offset it has to apply, and is saved ([`WorkspaceStorage`], [`FileStorage`] by default)
-//!   before any commit covers it. An event below a workspace's stored offset is never
-//!   applied again, so a replay after a crash applies nothing twice.
+//!   offset it has to apply from each partition it has events on, and is saved
+//!   ([`WorkspaceStorage`], [`FileStorage`] by default) before any commit covers it. An event
+//!   below the workspace's stored offset for its partition is never applied again, so a
+//!   replay after a crash applies nothing twice; a workspace that cannot be loaded stops its
+//!   partition rather than start empty over what is stored;
+//! - a shutdown or a revocation takes at most `shutdown_timeout`, whatever the handlers do.
 //!
 //! ```no_run
 //! use klamm_engine::{Engine, EngineConfig, Handler, HandlerContext, HandlerError, Message};
@@ -50,7 +53,9 @@ mod metrics;
 mod publish;
 mod workspace;
 
-pub use config::{EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, PRODUCER_PREFIX};
+pub use config::{
+    EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, MAX_SHUTDOWN_TIMEOUT, PRODUCER_PREFIX,
+};
 pub use dlq::{dead_letter_record, now_rfc3339, retry_backoff, rfc3339_utc};
 pub use engine::{Engine, EngineBuilder, EngineMetrics};
 pub use handler::{
@@ -66,4 +71,4 @@ pub use metrics::MetricsSnapshot;
 pub use publish::{
     new_event_id, EventBuilder, EventPublisher, OutgoingEvent, PublishLayer, PublishLogging, PublishMetrics,
 };
-pub use workspace::{partition_of, FileStorage, StorageError, Workspace, WorkspaceStorage};
+pub use workspace::{partition_of, FileStorage, StorageError, StoredOffset, Workspace, WorkspaceStorage};

@@ -2,6 +2,7 @@
 //! partition ([`partition_of`]), and where state lives ([`WorkspaceStorage`], with
 //! [`FileStorage`]: one JSON file per workspace, replaced atomically).
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::num::NonZeroU32;
@@ -15,52 +16,240 @@ pub fn partition_of(id: &str, partitions: NonZeroU32) -> i32 {
     klamm::partitioner::partition_for_key(id.as_bytes(), partitions)
 }
 
-/// One workspace's state: its id, partition, the next offset to consume from its partition of
-/// the primary topic, and the application's data (stored beside them, flattened).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The next offset to apply from one partition of one source topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredOffset {
+    /// The topic.
+    pub topic: String,
+    /// The topic's id when the offset was recorded (hyphenated hex), so that an offset of a
+    /// deleted topic is not taken for one of a new topic of the same name. `None` when the
+    /// broker gave no id, or for an offset read from the older single-offset form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
+    /// The partition.
+    pub partition: i32,
+    /// The offset after the last event applied from this partition. Events of this partition
+    /// below it are never applied again.
+    pub offset: i64,
+}
+
+/// Offsets in the form files had before they were kept per partition: one for the primary
+/// topic (at the workspace's `partition`) and one per other topic, partition unrecorded. The
+/// engine turns them into [`StoredOffset`]s when it loads the workspace, since only it knows
+/// which topic is the primary one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct LegacyOffsets {
+    primary: Option<i64>,
+    others: BTreeMap<String, i64>,
+}
+
+/// One workspace's state: its id, its partition, the next offset to apply from each source
+/// partition it has events on, and the application's data.
+///
+/// Stored as one JSON object (what [`FileStorage`] writes, and what a changelog record would
+/// carry):
+///
+/// ```json
+/// {
+///   "workspace_id": "ws-42",
+///   "partition": 7,
+///   "offsets": [
+///     {"topic": "workspace-events", "topic_id": "5f1c…", "partition": 1, "offset": 40},
+///     {"topic": "workspace-events", "topic_id": "5f1c…", "partition": 7, "offset": 12}
+///   ],
+///   "events": 52
+/// }
+/// ```
+///
+/// `offsets` lists one entry per (topic, partition), sorted; a workspace has more than one
+/// entry per topic when the topic's partitions were added to (its id then hashes to another
+/// partition, and its earlier events sit on the old one). The application's fields (here
+/// `events`) sit beside the engine's. Files of the older form, with a single `offset` (the
+/// primary topic, at `partition`) and `offsets` as a map from other topic names to offsets,
+/// are still read.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Workspace {
     /// The workspace id (the key of its events).
     pub workspace_id: String,
-    /// Its partition.
+    /// The partition of the primary topic its id hashes to, under the partition count the
+    /// engine last saw (where its new events arrive).
     pub partition: i32,
-    /// The offset after the last event applied from the primary topic (0: none yet). Events
-    /// below it are never applied again.
-    pub offset: i64,
-    /// The same for the other source topics, by name (empty with one topic).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub offsets: std::collections::BTreeMap<String, i64>,
+    /// Sorted by (topic, partition), one entry each.
+    offsets: Vec<StoredOffset>,
+    /// Offsets of the older form not yet placed on partitions.
+    legacy: Option<LegacyOffsets>,
     /// The application's data.
-    #[serde(flatten)]
     pub data: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The stored form, both the current one and the older one (read only).
+#[derive(Serialize, Deserialize)]
+struct RawWorkspace {
+    workspace_id: String,
+    partition: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offset: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offsets: Option<RawOffsets>,
+    #[serde(flatten)]
+    data: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum RawOffsets {
+    PerPartition(Vec<StoredOffset>),
+    ByTopic(BTreeMap<String, i64>),
+}
+
+impl Serialize for Workspace {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // A workspace still in the older form is written back in it: it has no per-partition
+        // offsets yet (the engine places the old ones before it records any).
+        let (offset, offsets) = match &self.legacy {
+            Some(l) if self.offsets.is_empty() => {
+                (l.primary, (!l.others.is_empty()).then(|| RawOffsets::ByTopic(l.others.clone())))
+            }
+            _ => (None, Some(RawOffsets::PerPartition(self.offsets.clone()))),
+        };
+        // The engine's field names are not the application's to use: written from `data` they
+        // would come back as the engine's (or make the file unreadable).
+        let data = self.data.iter().filter(|(k, _)| !Workspace::RESERVED_KEYS.contains(&k.as_str()));
+        RawWorkspace {
+            workspace_id: self.workspace_id.clone(),
+            partition: self.partition,
+            offset,
+            offsets,
+            data: data.map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Workspace {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = RawWorkspace::deserialize(deserializer)?;
+        let mut legacy = LegacyOffsets { primary: raw.offset.filter(|&o| o > 0), others: BTreeMap::new() };
+        let mut offsets = Vec::new();
+        match raw.offsets {
+            Some(RawOffsets::PerPartition(list)) => offsets = list,
+            Some(RawOffsets::ByTopic(map)) => {
+                legacy.others = map.into_iter().filter(|(_, o)| *o > 0).collect()
+            }
+            None => {}
+        }
+        let mut ws = Workspace {
+            workspace_id: raw.workspace_id,
+            partition: raw.partition,
+            offsets: Vec::new(),
+            legacy: (legacy != LegacyOffsets::default()).then_some(legacy),
+            data: raw.data,
+        };
+        for o in offsets {
+            if o.offset < 0 {
+                return Err(serde::de::Error::custom(format!(
+                    "negative offset {} for {}-{}",
+                    o.offset, o.topic, o.partition
+                )));
+            }
+            ws.put(o);
+        }
+        Ok(ws)
+    }
+}
+
 impl Workspace {
+    /// Field names of the stored form that belong to the engine; [`Workspace::data`] entries
+    /// of these names are not stored.
+    pub const RESERVED_KEYS: [&'static str; 4] = ["workspace_id", "partition", "offset", "offsets"];
+
     /// An empty workspace.
     pub fn new(id: impl Into<String>, partition: i32) -> Self {
         Self {
             workspace_id: id.into(),
             partition,
-            offset: 0,
-            offsets: Default::default(),
+            offsets: Vec::new(),
+            legacy: None,
             data: Default::default(),
         }
     }
 
-    /// The next offset to apply from `topic` (`primary`: whether it is the primary topic).
-    pub(crate) fn next_offset(&self, topic: &str, primary: bool) -> i64 {
-        if primary {
-            self.offset
-        } else {
-            self.offsets.get(topic).copied().unwrap_or(0)
+    /// The next offset to apply from `partition` of `topic`; `None` when the workspace has
+    /// applied nothing from there.
+    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.entry(topic, partition).map(|o| o.offset)
+    }
+
+    /// Every stored offset, sorted by topic and partition.
+    pub fn offsets(&self) -> &[StoredOffset] {
+        &self.offsets
+    }
+
+    /// Whether it still holds offsets of the older single-offset form, not yet placed on
+    /// partitions (the engine places them when it loads the workspace).
+    pub fn has_legacy_offsets(&self) -> bool {
+        self.legacy.is_some()
+    }
+
+    fn entry(&self, topic: &str, partition: i32) -> Option<&StoredOffset> {
+        self.offsets
+            .binary_search_by(|o| (o.topic.as_str(), o.partition).cmp(&(topic, partition)))
+            .ok()
+            .map(|i| &self.offsets[i])
+    }
+
+    fn put(&mut self, entry: StoredOffset) {
+        match self.offsets.binary_search_by(|o| {
+            (o.topic.as_str(), o.partition).cmp(&(entry.topic.as_str(), entry.partition))
+        }) {
+            Ok(i) => self.offsets[i] = entry,
+            Err(i) => self.offsets.insert(i, entry),
         }
     }
 
-    pub(crate) fn set_next_offset(&mut self, topic: &str, primary: bool, next: i64) {
-        if primary {
-            self.offset = next;
-        } else {
-            self.offsets.insert(topic.to_string(), next);
+    /// Records that everything of `partition` of `topic` (id `topic_id`) below `next` is
+    /// applied.
+    pub(crate) fn set_next_offset(&mut self, topic: &str, topic_id: Option<&str>, partition: i32, next: i64) {
+        self.put(StoredOffset {
+            topic: topic.to_string(),
+            topic_id: topic_id.map(str::to_string),
+            partition,
+            offset: next,
+        });
+    }
+
+    /// Forgets the offset of `partition` of `topic`, returning it.
+    pub(crate) fn forget_offset(&mut self, topic: &str, partition: i32) -> Option<StoredOffset> {
+        let i = self
+            .offsets
+            .binary_search_by(|o| (o.topic.as_str(), o.partition).cmp(&(topic, partition)))
+            .ok()?;
+        Some(self.offsets.remove(i))
+    }
+
+    /// Places offsets of the older form: the primary topic's at the stored `partition` (where
+    /// the older version kept it), another topic's at `partition_in(topic)` (the older form
+    /// did not record it). Offsets already recorded per partition win. Returns whether
+    /// anything changed.
+    pub(crate) fn place_legacy_offsets(
+        &mut self,
+        primary: &str,
+        partition_in: impl Fn(&str) -> Option<i32>,
+    ) -> bool {
+        let Some(legacy) = self.legacy.take() else { return false };
+        if let Some(offset) = legacy.primary {
+            if self.entry(primary, self.partition).is_none() {
+                let partition = self.partition;
+                self.put(StoredOffset { topic: primary.to_string(), topic_id: None, partition, offset });
+            }
         }
+        for (topic, offset) in legacy.others {
+            let Some(partition) = partition_in(&topic) else { continue };
+            if self.entry(&topic, partition).is_none() {
+                self.put(StoredOffset { topic, topic_id: None, partition, offset });
+            }
+        }
+        true
     }
 }
 
@@ -232,19 +421,34 @@ mod tests {
         let dir = temp_dir("storage");
         let s = FileStorage::new(&dir).unwrap();
         let mut a = Workspace::new("ws-1", 3);
-        a.offset = 42;
+        a.set_next_offset("t", Some("00000000-0000-0000-0000-000000000001"), 3, 42);
+        a.set_next_offset("t", None, 1, 9);
         a.data.insert("events".into(), 7.into());
         let mut b = Workspace::new("../evil/ü", 0);
-        b.offsets.insert("other".into(), 9);
+        b.set_next_offset("other", None, 0, 9);
         s.save(&a).unwrap();
         s.save(&b).unwrap();
         assert_eq!(s.load("ws-1").unwrap(), Some(a.clone()));
         assert_eq!(s.load("../evil/ü").unwrap(), Some(b));
         assert_eq!(s.load("nope").unwrap(), None);
         assert_eq!(s.discover().unwrap(), vec!["../evil/ü".to_string(), "ws-1".to_string()]);
-        // The file has the documented layout.
+        // The file has the documented layout: offsets per partition, sorted.
         let v: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("ws-1.json")).unwrap()).unwrap();
-        assert_eq!(v, serde_json::json!({"workspace_id": "ws-1", "partition": 3, "offset": 42, "events": 7}));
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "workspace_id": "ws-1",
+                "partition": 3,
+                "offsets": [
+                    {"topic": "t", "partition": 1, "offset": 9},
+                    {"topic": "t", "topic_id": "00000000-0000-0000-0000-000000000001", "partition": 3, "offset": 42},
+                ],
+                "events": 7,
+            })
+        );
+        assert_eq!(a.next_offset("t", 3), Some(42));
+        assert_eq!(a.next_offset("t", 1), Some(9));
+        assert_eq!(a.next_offset("t", 0), None);
         assert!(fs::read_dir(&dir).unwrap().all(|e| !e
             .unwrap()
             .file_name()
@@ -252,7 +456,70 @@ mod tests {
             .contains("tmp")));
         fs::write(dir.join("bad.json"), b"{").unwrap();
         assert!(matches!(s.load("bad"), Err(StorageError::Corrupt { .. })));
+        fs::write(dir.join("neg.json"), br#"{"workspace_id": "neg", "partition": 0, "offsets": [{"topic": "t", "partition": 0, "offset": -1}]}"#).unwrap();
+        assert!(matches!(s.load("neg"), Err(StorageError::Corrupt { .. })));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_older_single_offset_form_is_read_and_placed_on_partitions() {
+        // As the previous version wrote it: `offset` for the primary topic at `partition`,
+        // `offsets` by topic name for the others.
+        let old =
+            r#"{"workspace_id": "ws-9", "partition": 2, "offset": 40, "offsets": {"side": 7}, "events": 5}"#;
+        let mut ws: Workspace = serde_json::from_str(old).unwrap();
+        assert!(ws.has_legacy_offsets());
+        assert_eq!(ws.offsets(), &[]);
+        assert_eq!(ws.data.get("events"), Some(&5.into()));
+        assert!(!ws.data.contains_key("offset") && !ws.data.contains_key("offsets"));
+        // Written back unchanged until it is placed.
+        let again: serde_json::Value = serde_json::to_value(&ws).unwrap();
+        assert_eq!(again, serde_json::from_str::<serde_json::Value>(old).unwrap());
+        assert!(ws.place_legacy_offsets("main", |t| (t == "side").then_some(4)));
+        assert!(!ws.has_legacy_offsets());
+        assert_eq!(ws.next_offset("main", 2), Some(40));
+        assert_eq!(ws.next_offset("side", 4), Some(7));
+        assert_eq!(ws.next_offset("main", 0), None);
+        // From then on it is written in the per-partition form.
+        let v = serde_json::to_value(&ws).unwrap();
+        assert!(v.get("offset").is_none(), "{v}");
+        assert_eq!(v["offsets"].as_array().map(Vec::len), Some(2), "{v}");
+        let back: Workspace = serde_json::from_value(v).unwrap();
+        assert_eq!(back, ws);
+        // The engine's names in the application's data are not written.
+        let mut clash = ws.clone();
+        clash.data.insert("offset".into(), 1.into());
+        clash.data.insert("offsets".into(), "mine".into());
+        let v = serde_json::to_value(&clash).unwrap();
+        assert!(v.get("offset").is_none(), "{v}");
+        assert_eq!(serde_json::from_value::<Workspace>(v).unwrap(), ws);
+
+        // Offset 0 meant "nothing applied yet": no entry.
+        let mut empty: Workspace =
+            serde_json::from_str(r#"{"workspace_id": "e", "partition": 0, "offset": 0}"#).unwrap();
+        assert!(!empty.has_legacy_offsets());
+        assert!(!empty.place_legacy_offsets("main", |_| Some(0)));
+        assert_eq!(empty.offsets(), &[]);
+        // A topic whose partition cannot be told is dropped rather than guessed.
+        let mut gone: Workspace =
+            serde_json::from_str(r#"{"workspace_id": "g", "partition": 1, "offsets": {"gone": 3}}"#).unwrap();
+        assert!(gone.place_legacy_offsets("main", |_| None));
+        assert_eq!(gone.offsets(), &[]);
+    }
+
+    #[test]
+    fn offsets_are_kept_per_partition() {
+        let mut ws = Workspace::new("w", 0);
+        ws.set_next_offset("t", None, 5, 3);
+        ws.set_next_offset("t", None, 1, 100);
+        ws.set_next_offset("a", None, 9, 1);
+        ws.set_next_offset("t", None, 5, 4);
+        let keys: Vec<(&str, i32, i64)> =
+            ws.offsets().iter().map(|o| (o.topic.as_str(), o.partition, o.offset)).collect();
+        assert_eq!(keys, [("a", 9, 1), ("t", 1, 100), ("t", 5, 4)]);
+        assert_eq!(ws.forget_offset("t", 1).map(|o| o.offset), Some(100));
+        assert_eq!(ws.next_offset("t", 1), None);
+        assert_eq!(ws.forget_offset("t", 1), None);
     }
 
     #[test]

@@ -12,8 +12,8 @@ use klamm_tests::{unique_topic, Broker};
 mod engine_common;
 
 use engine_common::{
-    assert_loads_only_its_workspaces, create_topic, engine_events, owned, produce, runtime, states, temp_dir,
-    total_events, wait_for_events, EngineEvent, EngineProcess,
+    assert_loads_only_its_workspaces, create_topic, engine_events, owned, produce, runtime, states,
+    stored_offset, temp_dir, total_events, wait_for_events, EngineEvent, EngineProcess,
 };
 
 const PARTITIONS: i32 = 4;
@@ -100,7 +100,7 @@ fn two_engines_split_the_workspaces_and_one_takes_over_when_the_other_stops() {
     for e in &events[takeover..] {
         match e {
             EngineEvent::Loaded { workspace, partition, offset } if a_owned.contains(partition) => {
-                let stored = at_stop[workspace]["offset"].as_i64().unwrap();
+                let stored = stored_offset(&at_stop[workspace], &topic, *partition).unwrap();
                 // What a saved when it stopped (b may have applied more since we read it).
                 assert!(*offset <= stored && *offset > 0, "{workspace}: loaded {offset}, stored {stored}");
                 let s = smallest.entry(*partition).or_insert(*offset);

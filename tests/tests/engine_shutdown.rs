@@ -1,7 +1,7 @@
 //! The workspace engine's shutdown and dead-letter guarantees against Kafka:
 //!
 //! - SIGTERM part way: the engine saves, then commits what it saved. For each partition the
-//!   committed offset equals the largest stored `offset` of its workspaces (all events apply,
+//!   committed offset equals the largest stored offset of its workspaces (all events apply,
 //!   so the last handled event is the last applied one) and no workspace is ahead of it.
 //!   The health snapshot the example logs on the signal shows a live, ready, stable member
 //!   connected to the broker and owning every partition, with a lag for each.
@@ -9,6 +9,9 @@
 //!   auto-created by the client) is retried: the engine commits nothing past the poison event
 //!   and applies nothing after it until the topic exists again; then the record lands on it
 //!   and the commit moves to the end.
+//! - A handler that never returns (on two partitions at once) does not hold up SIGTERM past
+//!   `KAFKA_SHUTDOWN_TIMEOUT_MS`; what was handled before it stays saved and committed, the
+//!   hung events are not committed.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -19,7 +22,8 @@ use klamm_tests::{unique_topic, Broker, ConsumeOptions, Peer};
 mod engine_common;
 
 use engine_common::{
-    create_topic, field, produce, runtime, states, temp_dir, total_events, wait_for_events, EngineProcess,
+    create_topic, field, produce, runtime, states, stored_offset, stored_offsets, temp_dir, total_events,
+    wait_for_events, EngineProcess,
 };
 
 fn add(topic: &str, ws: &str, seq: usize) -> ProducerRecord {
@@ -78,7 +82,9 @@ fn graceful_shutdown_saves_then_commits_what_was_saved() {
     let committed = committed(&brokers, &group, &topic);
     let mut newest: BTreeMap<i32, i64> = BTreeMap::new();
     for s in found.values() {
-        let (p, o) = (s["partition"].as_i64().unwrap() as i32, s["offset"].as_i64().unwrap());
+        let p = s["partition"].as_i64().unwrap() as i32;
+        assert_eq!(stored_offsets(s).len(), 1, "{s}");
+        let o = stored_offset(s, &topic, p).unwrap_or_else(|| panic!("no offset on {p}: {s}"));
         let c = committed.get(&p).copied().flatten();
         assert!(c.is_some_and(|c| c >= o), "{s} is ahead of the commit {c:?}:\n{log}");
         let n = newest.entry(p).or_insert(o);
@@ -158,5 +164,130 @@ fn a_failing_dead_letter_write_is_retried_and_nothing_is_committed_past_it() {
     assert_eq!(log.matches("dead-lettered ").count(), 1, "{log}");
     assert_eq!(committed(&brokers, &group, &topic)[&0], Some(9), "{log}");
     assert_eq!(states(&state)["ws-a"]["events"].as_u64(), Some(8));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A handler that never returns does not hold up a shutdown: with
+/// `KAFKA_SHUTDOWN_TIMEOUT_MS=4000` and a hung event on each of two partitions, SIGTERM ends
+/// the process within the timeout (plus slack for the process itself), not once per
+/// partition and not never. What was handled before the hung events is saved and committed;
+/// the hung events and what follows them are not.
+#[test]
+fn a_hung_handler_does_not_hold_up_shutdown_past_the_timeout() {
+    let broker = Broker::shared_kafka();
+    let brokers = broker.bootstrap();
+    let (topic, group, dir, state) = hung_topic(&brokers, "engine-hang");
+    let mut engine = EngineProcess::start(
+        &brokers,
+        &topic,
+        &group,
+        &state,
+        dir.join("engine.log"),
+        &[("KAFKA_SHUTDOWN_TIMEOUT_MS", "4000")],
+    );
+    // Both partitions reach their hung event (the events before it are handled, but saved
+    // only with the rest of their batch, so not yet).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while engine.log().matches(" hanging").count() < 2 {
+        engine.assert_running();
+        assert!(Instant::now() < deadline, "{}", engine.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let asked = Instant::now();
+    let log = engine.stop(Duration::from_secs(30));
+    let took = asked.elapsed();
+    eprintln!("shutdown took {took:?}");
+    assert!(took < Duration::from_millis(4000 + 2500), "shutdown took {took:?}:\n{log}");
+    assert_eq!(log.matches("in-flight message did not finish in time").count(), 2, "{log}");
+    assert!(log.contains("shutdown complete"), "{log}");
+    assert_eq!(total_events(&state), 10, "{log}");
+    assert_eq!(
+        committed(&brokers, &group, &topic),
+        [(0, Some(5)), (1, Some(5))].into_iter().collect(),
+        "{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A topic with two partitions, each holding 5 adds, a `hang` event (offset 5) and 3 adds, for
+/// a workspace of its own; with a group name, a test directory and its state directory.
+fn hung_topic(brokers: &str, name: &str) -> (String, String, std::path::PathBuf, std::path::PathBuf) {
+    let topic = unique_topic(name);
+    let group = unique_topic(&format!("{name}-group"));
+    let dir = temp_dir(name);
+    let state = dir.join("state");
+    let two = std::num::NonZeroU32::new(2).unwrap();
+    let on = |p: i32| {
+        (0..)
+            .map(|i| format!("ws-{i}"))
+            .find(|id| klamm::partitioner::partition_for_key(id.as_bytes(), two) == p)
+            .unwrap()
+    };
+    let rt = runtime();
+    rt.block_on(create_topic(brokers, &topic, 2));
+    let mut records = Vec::new();
+    for ws in [on(0), on(1)] {
+        records.extend((0..5).map(|i| add(&topic, &ws, i)));
+        let hang = serde_json::json!({"workspace_id": ws, "type": "hang"}).to_string();
+        records.push(ProducerRecord::new(topic.as_str(), hang).key(ws.clone()));
+        records.extend((6..9).map(|i| add(&topic, &ws, i)));
+    }
+    let placed = rt.block_on(produce(brokers, records));
+    assert_eq!(placed[5], (0, 5));
+    assert_eq!(placed[14], (1, 5));
+    (topic, group, dir, state)
+}
+
+/// A revocation is bounded the same way: an engine hung on both its partitions gives one up
+/// to a second engine within `KAFKA_SHUTDOWN_TIMEOUT_MS`, having saved and committed what it
+/// handled before the hung event there; the second engine starts that partition at the hung
+/// event.
+#[test]
+fn a_hung_handler_does_not_hold_up_a_revocation() {
+    let broker = Broker::shared_kafka();
+    let brokers = broker.bootstrap();
+    let (topic, group, dir, state) = hung_topic(&brokers, "engine-hang-revoke");
+    let timeout = [("KAFKA_SHUTDOWN_TIMEOUT_MS", "4000")];
+    let mut a = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("a.log"), &timeout);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while a.log().matches(" hanging").count() < 2 {
+        a.assert_running();
+        assert!(Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(committed(&brokers, &group, &topic).values().all(Option::is_none));
+
+    // A second member joins: one partition moves to it, out of a's hung hands.
+    let mut b = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("b.log"), &timeout);
+    let joined = Instant::now();
+    while !b.log().contains(" hanging") {
+        a.assert_running();
+        b.assert_running();
+        assert!(
+            joined.elapsed() < Duration::from_secs(40),
+            "b never got a partition:\n{}\n---\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("b reached the hung event {:?} after it started", joined.elapsed());
+    let a_log = a.log();
+    assert!(a_log.contains("partitions revoked"), "{a_log}");
+    assert_eq!(a_log.matches("in-flight message did not finish in time").count(), 1, "{a_log}");
+    assert!(a_log.contains("committed before revocation"), "{a_log}");
+    let moved = committed(&brokers, &group, &topic);
+    assert_eq!(moved.values().filter(|c| **c == Some(5)).count(), 1, "{moved:?}\n{a_log}");
+    assert_eq!(total_events(&state), 5, "{a_log}");
+
+    let a_log = a.stop(Duration::from_secs(30));
+    let b_log = b.stop(Duration::from_secs(30));
+    assert!(b_log.contains("in-flight message did not finish in time"), "{b_log}");
+    assert_eq!(
+        committed(&brokers, &group, &topic),
+        [(0, Some(5)), (1, Some(5))].into_iter().collect(),
+        "{a_log}"
+    );
+    assert_eq!(total_events(&state), 10, "{a_log}\n---\n{b_log}");
     let _ = std::fs::remove_dir_all(&dir);
 }

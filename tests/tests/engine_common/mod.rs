@@ -107,6 +107,30 @@ pub fn states(dir: &Path) -> BTreeMap<String, serde_json::Value> {
     out
 }
 
+/// A stored workspace's next offset on `partition` of `topic` (its `offsets` list).
+pub fn stored_offset(state: &serde_json::Value, topic: &str, partition: i32) -> Option<i64> {
+    state["offsets"].as_array()?.iter().find_map(|o| {
+        (o["topic"] == topic && o["partition"].as_i64() == Some(i64::from(partition)))
+            .then(|| o["offset"].as_i64())
+            .flatten()
+    })
+}
+
+/// Every (topic, partition, offset) a stored workspace holds.
+pub fn stored_offsets(state: &serde_json::Value) -> Vec<(String, i32, i64)> {
+    state["offsets"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|o| {
+                    let topic = o["topic"].as_str().unwrap().to_string();
+                    (topic, o["partition"].as_i64().unwrap() as i32, o["offset"].as_i64().unwrap())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn total_events(dir: &Path) -> u64 {
     states(dir).values().map(|v| v["events"].as_u64().unwrap_or(0)).sum()
 }
