@@ -348,6 +348,11 @@ async fn kafka_auto_offset_reset_after_offset_out_of_range() {
     assert!(none.poll(Duration::from_millis(300)).await.unwrap().is_empty());
     none.seek(&tp, Offset::At(2)).unwrap();
     let got = poll_n(&mut none, 2, Duration::from_secs(20)).await;
+    // A seek right after the assignment leaves no stale "no position" error behind.
+    let mut seeked = consumer(broker, OffsetReset::None);
+    seeked.assign([tp.clone()]);
+    seeked.seek(&tp, Offset::At(2)).unwrap();
+    assert_eq!(poll_n(&mut seeked, 2, Duration::from_secs(20)).await.len(), 2);
     assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), [2, 3]);
 }
 

@@ -147,17 +147,15 @@ impl Consumer {
             let position = match reset {
                 OffsetReset::Earliest => Position::Lookup(Offset::Beginning),
                 OffsetReset::Latest => Position::Lookup(Offset::End),
-                OffsetReset::None => {
-                    st.errors.push_back(Error::with_source(
-                        ErrorKind::User,
-                        None,
-                        NoPosition(format!("{tp} has no position and auto.offset.reset is none: seek first")),
-                    ));
-                    self.shared.ready.notify_one();
-                    Position::Failed
-                }
+                OffsetReset::None => Position::Failed,
             };
-            st.partitions.insert(tp, PartitionState::new(position));
+            let mut state = PartitionState::new(position);
+            // Reported by the next poll unless a seek comes first.
+            state.unpositioned = position == Position::Failed;
+            if state.unpositioned {
+                self.shared.ready.notify_one();
+            }
+            st.partitions.insert(tp, state);
         }
         drop(st);
         self.shared.wake.notify_one();
@@ -217,6 +215,7 @@ impl Consumer {
         st.discard(tp);
         if let Some(p) = st.partitions.get_mut(tp) {
             p.position = position;
+            p.unpositioned = false;
             p.last_epoch = match position {
                 Position::Fetch(_) => leader_epoch.filter(|e| *e >= 0),
                 _ => None,
@@ -392,6 +391,14 @@ impl Consumer {
             let mut st = self.shared.lock();
             if let Some(e) = st.errors.pop_front() {
                 return Some(Err(e));
+            }
+            if let Some((tp, p)) = st.partitions.iter_mut().find(|(_, p)| p.unpositioned) {
+                p.unpositioned = false;
+                return Some(Err(Error::with_source(
+                    ErrorKind::User,
+                    None,
+                    NoPosition(format!("{tp} has no position and auto.offset.reset is none: seek first")),
+                )));
             }
             let next = st.completed.pop_front()?;
             let tp = TopicPartition { topic: Arc::clone(&next.topic), partition: next.partition };

@@ -83,6 +83,9 @@ pub(crate) struct PartitionState {
     /// (`last_fetched_epoch`), so that the leader can tell when its log diverged from what was
     /// read (KIP-320): a truncation after an unclean leader election.
     pub(crate) last_epoch: Option<i32>,
+    /// Assigned with `auto.offset.reset` none and not seeked yet: the next poll reports it
+    /// (once). A seek before that poll clears it, so no stale error follows a seek.
+    pub(crate) unpositioned: bool,
 }
 
 impl PartitionState {
@@ -97,6 +100,7 @@ impl PartitionState {
             failures: 0,
             high_watermark: None,
             last_epoch: None,
+            unpositioned: false,
         }
     }
 }
