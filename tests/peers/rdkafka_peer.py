@@ -157,6 +157,80 @@ def produce(args):
         emit({"partition": msg.partition(), "offset": -1 if offset is None or offset < 0 else offset})
 
 
+def produce_stream(args):
+    """Writes keyed records at a steady rate until --duration-s passes or SIGTERM comes, then
+    flushes. Record n of key k has key "k<k>" and value "<k>:<n>". Prints one line per
+    delivery report as it arrives: {"key", "seq", "sent_ms", "done_ms", "partition",
+    "offset"} or, for a failed record, "error" instead of partition and offset; times are
+    milliseconds since the start. Ends with {"end": true, "sent": N, "undelivered": M}."""
+    config = common_config(args)
+    config.update(
+        {
+            "acks": "all",
+            "enable.idempotence": True,
+            "compression.type": "lz4",
+            "linger.ms": 5,
+        }
+    )
+    config.update(parse_properties(args.property))
+    stopping = []
+
+    def on_signal(_signum, _frame):
+        stopping.append(True)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    start = time.monotonic()
+
+    def now_ms():
+        return int((time.monotonic() - start) * 1000)
+
+    def report(key, seq, sent_ms):
+        def callback(err, msg):
+            line = {"key": key, "seq": seq, "sent_ms": sent_ms, "done_ms": now_ms()}
+            if err is not None:
+                line["error"] = str(err)
+            else:
+                line["partition"] = msg.partition()
+                line["offset"] = msg.offset()
+            emit(line)
+            sys.stdout.flush()
+
+        return callback
+
+    producer = Producer(config)
+    seqs = [0] * args.keys
+    interval = 1.0 / args.rate
+    sent = 0
+    next_at = start
+    while not stopping and time.monotonic() - start < args.duration_s:
+        key = sent % args.keys
+        seq = seqs[key]
+        seqs[key] += 1
+        sent_ms = now_ms()
+        while True:
+            try:
+                producer.produce(
+                    args.topic,
+                    key=f"k{key}".encode(),
+                    value=f"{key}:{seq}".encode(),
+                    on_delivery=report(key, seq, sent_ms),
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+        sent += 1
+        next_at += interval
+        while True:
+            left = next_at - time.monotonic()
+            producer.poll(max(0.0, min(left, 0.05)))
+            if left <= 0 or stopping:
+                break
+    undelivered = producer.flush(args.flush_s)
+    emit({"end": True, "sent": sent, "undelivered": undelivered})
+    sys.stdout.flush()
+
+
 def partitions_of(consumer, topic, wait_s):
     deadline = time.monotonic() + wait_s
     while True:
@@ -391,6 +465,12 @@ def main():
     p.add_argument("--idempotent", action="store_true")
     p.add_argument("--acks", choices=["all", "1", "0"], default="all")
     p.add_argument("--partitioner", choices=["default", "murmur2"], default="default")
+    p = base("produce-stream")
+    p.add_argument("--keys", type=int, default=64)
+    p.add_argument("--rate", type=float, default=500.0)
+    p.add_argument("--duration-s", type=float, required=True)
+    p.add_argument("--flush-s", type=float, default=180.0)
+    p.add_argument("--property", action="append", default=[])
     p = base("consume")
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--timeout-ms", type=int, default=10000)
@@ -414,6 +494,7 @@ def main():
     try:
         commands = {
             "produce": produce,
+            "produce-stream": produce_stream,
             "consume": consume,
             "create-topic": create_topic,
             "group-member": group_member,

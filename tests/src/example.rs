@@ -55,6 +55,8 @@ pub struct MemberLog {
     pub rebalances: Vec<String>,
     /// Every record line: partition and offset.
     pub records: Vec<(i32, i64)>,
+    /// When each record line arrived, in the same order as `records`.
+    pub record_times: Vec<Instant>,
 }
 
 /// Which client a [`GroupMember`] runs.
@@ -161,6 +163,7 @@ impl GroupMember {
                     let (Some(p), Some(o)) = (fields.next(), fields.next()) else { continue };
                     if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
                         log.records.push((p, o));
+                        log.record_times.push(Instant::now());
                     }
                 }
             }
