@@ -296,8 +296,7 @@ pub fn run(options: &SoakOptions) -> SoakReport {
         let what = if let Some(script) = &mut script {
             std::thread::sleep(low);
             let Some(fault) = script.next() else { break };
-            let what = scripted_fault(fault, &cluster, &topic, &group, &mut members, &start_member);
-            what
+            scripted_fault(fault, &cluster, &topic, &group, &mut members, &start_member)
         } else {
             let pause = low + Duration::from_millis(rng.below((high - low).as_millis() as u64 + 1));
             if started.elapsed() + pause >= options.duration {
