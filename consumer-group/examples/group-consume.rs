@@ -153,12 +153,47 @@ async fn run(args: Args) -> Result<(), klamm::Error> {
         let _ = out.flush();
         drop(out);
         if since_commit >= args.commit_every {
-            consumer.commit_consumed().await?;
+            commit(&mut consumer, "periodic").await?;
             since_commit = 0;
         }
     }
-    consumer.commit_consumed().await?;
+    commit(&mut consumer, "on the way out").await?;
     consumer.close(Duration::from_secs(30)).await
+}
+
+/// Commits what was printed. A commit the group refuses because it is rebalancing, or because
+/// this member's generation has passed (the coordinator moved or dropped the member, who then
+/// rejoins), is reported and the member goes on, as the librdkafka and Java peers do: the
+/// records since the last commit are delivered again to whoever owns their partitions next.
+/// Any other failure ends the program.
+async fn commit<L: RebalanceListener>(
+    consumer: &mut GroupConsumer<L>,
+    why: &str,
+) -> Result<(), klamm::Error> {
+    match consumer.commit_consumed().await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_retriable() || is_generation_error(&e) => {
+            eprintln!("group-consume: {why} commit failed, going on: {e}");
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Errors that say a commit came from an older generation of the group (or during a
+/// rebalance): the member's partitions may have moved; nothing is wrong with the program.
+fn is_generation_error(e: &klamm::Error) -> bool {
+    use klamm::protocol::ErrorCode;
+    matches!(
+        e.code(),
+        Some(
+            ErrorCode::ILLEGAL_GENERATION
+                | ErrorCode::UNKNOWN_MEMBER_ID
+                | ErrorCode::REBALANCE_IN_PROGRESS
+                | ErrorCode::FENCED_MEMBER_EPOCH
+                | ErrorCode::STALE_MEMBER_EPOCH
+        )
+    )
 }
 
 /// Resolves on SIGINT or SIGTERM.
