@@ -586,7 +586,10 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         consumer.assign(all);
         for tp in &partitions {
             if let Some(Some(next)) = committed.get(tp) {
-                consumer.seek(tp, Offset::At(next.offset()))?;
+                // With the leader epoch the commit carries, the first fetch checks that the
+                // log still holds what was consumed up to there (KIP-320): a truncation below
+                // the committed offset is detected instead of skipped.
+                consumer.seek_with_leader_epoch(tp, Offset::At(next.offset()), next.leader_epoch())?;
             }
         }
         let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);

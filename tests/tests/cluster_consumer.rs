@@ -14,6 +14,7 @@ use klamm::{
     Acks, Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, ElectionType, ErrorKind, NewTopic,
     Offset, OffsetReset, Producer, ProducerConfig, ProducerRecord, TopicPartition,
 };
+use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
 use klamm_tests::{unique_topic, Cluster};
 
 fn cluster() -> &'static Cluster {
@@ -108,6 +109,28 @@ async fn a_log_truncated_by_an_unclean_election_is_detected() {
     assert_eq!(second.last().map(|r| r.offset), Some(199));
     let old_epoch = second.last().and_then(|r| r.leader_epoch).expect("records carry their leader epoch");
 
+    // A group commits offset 200 (with the leader epoch of record 199, as the commit carries it).
+    let group = unique_topic("truncated-group");
+    let group_config = || {
+        GroupConfig::new(&bootstrap, &group)
+            .session_timeout(Duration::from_secs(10))
+            .heartbeat_interval(Duration::from_millis(500))
+            .consumer(|c| {
+                c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100))
+            })
+    };
+    let mut member = GroupConsumer::new(group_config()).unwrap();
+    member.subscribe([topic.as_str()]);
+    let mut consumed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while consumed.len() < 200 {
+        assert!(Instant::now() < deadline, "the group read {} of 200 records", consumed.len());
+        consumed.extend(member.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    let last = consumed.last().unwrap();
+    member.commit([(tp.clone(), NextOffset::after(last))]).await.unwrap();
+    member.close(Duration::from_secs(10)).await.unwrap();
+
     // The leader dies; the stale follower becomes leader by an unclean election.
     cluster.kill(1);
     cluster.resume(2);
@@ -136,6 +159,30 @@ async fn a_log_truncated_by_an_unclean_election_is_detected() {
     let values: Vec<String> = third.iter().map(value).collect();
     assert_eq!(offsets, (100..150).collect::<Vec<_>>(), "values {values:?}");
     assert_eq!(values, (0..50).map(|i| format!("c-{i}")).collect::<Vec<_>>());
+
+    // A new member of the group resumes from the committed offset and its leader epoch: it too
+    // finds where the logs diverge, instead of starting over at the beginning (the reset
+    // policy, for an offset past the end of the log) and reading the lost range's old records.
+    let mut member = GroupConsumer::new(group_config()).unwrap();
+    member.subscribe([topic.as_str()]);
+    let mut resumed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while resumed.len() < 50 {
+        assert!(
+            Instant::now() < deadline,
+            "the group read {} of 50 records after the truncation",
+            resumed.len()
+        );
+        resumed.extend(member.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    let offsets: Vec<i64> = resumed.iter().map(|r| r.offset).collect();
+    assert_eq!(
+        offsets,
+        (100..150).collect::<Vec<_>>(),
+        "values {:?}",
+        resumed.iter().map(value).collect::<Vec<_>>()
+    );
+    member.close(Duration::from_secs(10)).await.unwrap();
 
     // Without a reset policy, the truncation is the user's to handle: a typed error.
     let strict = ConsumerConfig::new(&bootstrap).auto_offset_reset(OffsetReset::None);
