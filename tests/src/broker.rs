@@ -168,67 +168,26 @@ impl BrokerBuilder {
         let data = dir.join("data");
         copy_dir(&template, &data)?;
 
-        let mut props = vec![
-            ("process.roles", "broker,controller".to_owned()),
-            ("node.id", "1".to_owned()),
-            ("controller.quorum.voters", format!("1@127.0.0.1:{controller_port}")),
-            // Clients use CLIENT, which may advertise a proxy's port; the broker's own traffic
-            // (e.g. transaction markers) goes over INTERNAL so that it never depends on a proxy.
-            (
-                "listeners",
-                format!(
-                    "CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal_port},\
-                     CONTROLLER://127.0.0.1:{controller_port}"
-                ),
-            ),
-            (
-                "advertised.listeners",
-                format!("CLIENT://127.0.0.1:{advertised_port},INTERNAL://127.0.0.1:{internal_port}"),
-            ),
-            (
-                "listener.security.protocol.map",
-                "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
-            ),
-            ("controller.listener.names", "CONTROLLER".into()),
-            ("inter.broker.listener.name", "INTERNAL".into()),
-            ("log.dirs", data.display().to_string()),
-            ("num.partitions", self.partitions.to_string()),
-            ("default.replication.factor", "1".into()),
-            ("offsets.topic.replication.factor", "1".into()),
-            // Fewer internal partitions than the default 50 start much faster on first use.
-            ("offsets.topic.num.partitions", "5".into()),
-            ("transaction.state.log.replication.factor", "1".into()),
-            ("transaction.state.log.min.isr", "1".into()),
-            ("transaction.state.log.num.partitions", "5".into()),
-            ("share.coordinator.state.topic.replication.factor", "1".into()),
-            ("share.coordinator.state.topic.min.isr", "1".into()),
-            ("group.initial.rebalance.delay.ms", "0".into()),
-            // Tests write records with fixed, old timestamps; time-based retention would delete
-            // them as soon as it looks.
-            ("log.retention.ms", "-1".into()),
-        ];
-        for (k, v) in &self.config {
-            props.retain(|(key, _)| key != k);
-            props.push((k.as_str(), v.clone()));
-        }
-        let mut text = String::from("# Written by klamm-tests for one test broker.\n");
-        for (k, v) in &props {
-            text.push_str(&format!("{k}={v}\n"));
-        }
-        let server_properties = dir.join("server.properties");
-        fs::write(&server_properties, text)?;
-        let log4j = dir.join("log4j2.properties");
-        fs::write(&log4j, KAFKA_LOG4J)?;
-
-        let mut cmd = vec![install::java().display().to_string()];
-        cmd.extend(kafka_jvm_options());
-        cmd.push(format!("-Dlog4j2.configurationFile={}", log4j.display()));
-        cmd.push(format!("-Dkafka.logs.dir={}", dir.join("logs").display()));
-        cmd.push("-cp".into());
-        cmd.push(install.join("libs").join("*").display().to_string());
-        cmd.push("kafka.Kafka".into());
-        cmd.push(server_properties.display().to_string());
-        Ok(cmd)
+        let voters = format!("1@127.0.0.1:{controller_port}");
+        let node = KafkaNode {
+            id: 1,
+            voters: &voters,
+            client_port: port,
+            advertised_port,
+            internal_port,
+            controller_port,
+            data: &data,
+            partitions: self.partitions,
+            replication: 1,
+            min_isr: 1,
+        };
+        write_kafka_node(
+            dir,
+            &node.properties(),
+            &self.config,
+            "# Written by klamm-tests for one test broker.\n",
+            &kafka_jvm_options(),
+        )
     }
 
     fn tansu_command(&self, port: u16, advertised_port: u16) -> Result<Vec<String>, Error> {
@@ -278,6 +237,108 @@ pub(crate) fn kafka_jvm_options_with_heap(max_heap: &str) -> Vec<String> {
                 .into()
         }
     }
+}
+
+/// Where one KRaft node (broker and controller at once) listens and keeps its data: what the
+/// single test broker and each node of a test cluster have in common.
+pub(crate) struct KafkaNode<'a> {
+    pub(crate) id: i32,
+    /// `controller.quorum.voters`: `id@host:port,...`.
+    pub(crate) voters: &'a str,
+    pub(crate) client_port: u16,
+    /// What clients are told for the client listener (a proxy's port, or `client_port`).
+    pub(crate) advertised_port: u16,
+    pub(crate) internal_port: u16,
+    pub(crate) controller_port: u16,
+    pub(crate) data: &'a Path,
+    pub(crate) partitions: u32,
+    /// Replication factor of new and internal topics.
+    pub(crate) replication: usize,
+    /// `min.insync.replicas` of new and internal topics.
+    pub(crate) min_isr: usize,
+}
+
+impl KafkaNode<'_> {
+    /// The node's `server.properties` entries.
+    pub(crate) fn properties(&self) -> Vec<(&'static str, String)> {
+        let KafkaNode { client_port, advertised_port, internal_port, controller_port, .. } = *self;
+        let (replication, min_isr) = (self.replication.to_string(), self.min_isr.to_string());
+        vec![
+            ("process.roles", "broker,controller".into()),
+            ("node.id", self.id.to_string()),
+            ("controller.quorum.voters", self.voters.to_owned()),
+            // Clients use CLIENT, which may advertise a proxy's port; the brokers' own traffic
+            // (replication, transaction markers) goes over INTERNAL and CONTROLLER, so that it
+            // never depends on a proxy.
+            (
+                "listeners",
+                format!(
+                    "CLIENT://127.0.0.1:{client_port},INTERNAL://127.0.0.1:{internal_port},\
+                     CONTROLLER://127.0.0.1:{controller_port}"
+                ),
+            ),
+            (
+                "advertised.listeners",
+                format!("CLIENT://127.0.0.1:{advertised_port},INTERNAL://127.0.0.1:{internal_port}"),
+            ),
+            (
+                "listener.security.protocol.map",
+                "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+            ),
+            ("controller.listener.names", "CONTROLLER".into()),
+            ("inter.broker.listener.name", "INTERNAL".into()),
+            ("log.dirs", self.data.display().to_string()),
+            ("num.partitions", self.partitions.to_string()),
+            ("default.replication.factor", replication.clone()),
+            ("min.insync.replicas", min_isr.clone()),
+            ("offsets.topic.replication.factor", replication.clone()),
+            // Fewer internal partitions than the default 50 start much faster on first use.
+            ("offsets.topic.num.partitions", "5".into()),
+            ("transaction.state.log.replication.factor", replication.clone()),
+            ("transaction.state.log.min.isr", min_isr.clone()),
+            ("transaction.state.log.num.partitions", "5".into()),
+            ("share.coordinator.state.topic.replication.factor", replication),
+            ("share.coordinator.state.topic.min.isr", min_isr),
+            ("group.initial.rebalance.delay.ms", "0".into()),
+            // Tests write records with fixed, old timestamps; time-based retention would delete
+            // them as soon as it looks.
+            ("log.retention.ms", "-1".into()),
+        ]
+    }
+}
+
+/// Writes `server.properties` (`properties`, then `overrides` replacing or adding entries) and
+/// the log4j2 settings into `dir`, and returns the command that starts the node.
+pub(crate) fn write_kafka_node(
+    dir: &Path,
+    properties: &[(&str, String)],
+    overrides: &[(String, String)],
+    header: &str,
+    jvm_options: &[String],
+) -> Result<Vec<String>, Error> {
+    let install = Component::Kafka.dir()?;
+    let mut props: Vec<(&str, String)> = properties.to_vec();
+    for (k, v) in overrides {
+        props.retain(|(key, _)| key != k);
+        props.push((k.as_str(), v.clone()));
+    }
+    let mut text = String::from(header);
+    for (k, v) in &props {
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    let server_properties = dir.join("server.properties");
+    fs::write(&server_properties, text)?;
+    let log4j = dir.join("log4j2.properties");
+    fs::write(&log4j, KAFKA_LOG4J)?;
+    let mut command = vec![install::java().display().to_string()];
+    command.extend(jvm_options.iter().cloned());
+    command.push(format!("-Dlog4j2.configurationFile={}", log4j.display()));
+    command.push(format!("-Dkafka.logs.dir={}", dir.join("logs").display()));
+    command.push("-cp".into());
+    command.push(install.join("libs").join("*").display().to_string());
+    command.push("kafka.Kafka".into());
+    command.push(server_properties.display().to_string());
+    Ok(command)
 }
 
 /// Warnings and errors only, plus the lines that say how far the start got.

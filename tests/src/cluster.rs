@@ -31,9 +31,10 @@ use klamm_protocol::api::describe_cluster::DescribeClusterRequest;
 use klamm_protocol::api::metadata::{MetadataRequest, MetadataRequestTopic, MetadataResponse};
 
 use crate::broker::{
-    copy_dir, kafka_jvm_options_with_heap, kafka_storage_template, tail, KAFKA_LOG4J, LOG_FILE, SUPERVISOR,
+    copy_dir, kafka_jvm_options_with_heap, kafka_storage_template, tail, write_kafka_node, KafkaNode,
+    LOG_FILE, SUPERVISOR,
 };
-use crate::install::{self, Component};
+use crate::install::Component;
 use crate::negotiated::api_versions_request;
 use crate::ports::free_port;
 use crate::proxy::FaultProxy;
@@ -159,7 +160,7 @@ impl ClusterBuilder {
             keep_dir,
             janitor: Some(janitor),
         };
-        let result = self.prepare(&mut cluster, &install, &template);
+        let result = self.prepare(&mut cluster, &template);
         if let Err(e) = result {
             return Err(other(e));
         }
@@ -185,7 +186,7 @@ impl ClusterBuilder {
     }
 
     /// Picks the ports, binds the proxies, writes each node's directory and configuration.
-    fn prepare(&self, cluster: &mut Cluster, install: &Path, template: &Path) -> Result<(), Error> {
+    fn prepare(&self, cluster: &mut Cluster, template: &Path) -> Result<(), Error> {
         let n = self.nodes;
         let ids: Vec<i32> = (1..=n as i32).collect();
         let mut ports = Vec::new();
@@ -204,8 +205,8 @@ impl ClusterBuilder {
             .map(|(id, (_, _, controller))| format!("{id}@127.0.0.1:{controller}"))
             .collect::<Vec<_>>()
             .join(",");
-        let replication = n.min(3).to_string();
-        let min_isr = if n >= 3 { "2" } else { "1" }.to_owned();
+        let replication = n.min(3);
+        let min_isr = if n >= 3 { 2 } else { 1 };
         for (&id, &(client, internal, controller)) in ids.iter().zip(&ports) {
             let dir = cluster.root.join(format!("node-{id}"));
             fs::create_dir_all(&dir)?;
@@ -216,40 +217,22 @@ impl ClusterBuilder {
             if let Some(proxy) = cluster.proxies.get(&id) {
                 proxy.forward_to((Ipv4Addr::LOCALHOST, client).into());
             }
-            let mut props: Vec<(&str, String)> = vec![
-                ("process.roles", "broker,controller".into()),
-                ("node.id", id.to_string()),
-                ("controller.quorum.voters", voters.clone()),
-                // Clients use CLIENT, which may advertise a proxy's port; the brokers' own
-                // traffic goes over INTERNAL and CONTROLLER, never through a proxy.
-                (
-                    "listeners",
-                    format!(
-                        "CLIENT://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},\
-                         CONTROLLER://127.0.0.1:{controller}"
-                    ),
-                ),
-                (
-                    "advertised.listeners",
-                    format!("CLIENT://127.0.0.1:{advertised},INTERNAL://127.0.0.1:{internal}"),
-                ),
-                (
-                    "listener.security.protocol.map",
-                    "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
-                ),
-                ("controller.listener.names", "CONTROLLER".into()),
-                ("inter.broker.listener.name", "INTERNAL".into()),
-                ("log.dirs", data.display().to_string()),
-                ("num.partitions", self.partitions.to_string()),
-                ("default.replication.factor", replication.clone()),
-                ("min.insync.replicas", min_isr.clone()),
-                ("offsets.topic.replication.factor", replication.clone()),
-                ("offsets.topic.num.partitions", "5".into()),
-                ("transaction.state.log.replication.factor", replication.clone()),
-                ("transaction.state.log.min.isr", min_isr.clone()),
-                ("transaction.state.log.num.partitions", "5".into()),
-                ("share.coordinator.state.topic.replication.factor", replication.clone()),
-                ("share.coordinator.state.topic.min.isr", min_isr.clone()),
+            let node = KafkaNode {
+                id,
+                voters: &voters,
+                client_port: client,
+                advertised_port: advertised,
+                internal_port: internal,
+                controller_port: controller,
+                data: &data,
+                partitions: self.partitions,
+                replication,
+                min_isr,
+            };
+            // The shared settings, then the cluster's own: fast failure detection (see
+            // `ClusterBuilder::new`).
+            let mut props = node.properties();
+            props.extend([
                 ("replica.lag.time.max.ms", "5000".into()),
                 ("broker.heartbeat.interval.ms", "500".into()),
                 ("broker.session.timeout.ms", "3000".into()),
@@ -259,29 +242,15 @@ impl ClusterBuilder {
                 ("unclean.leader.election.enable", "false".into()),
                 ("num.network.threads", "2".into()),
                 ("num.io.threads", "2".into()),
-                ("group.initial.rebalance.delay.ms", "0".into()),
-                ("log.retention.ms", "-1".into()),
-            ];
-            for (k, v) in &self.config {
-                props.retain(|(key, _)| key != k);
-                props.push((k.as_str(), v.clone()));
-            }
-            let mut text = format!("# Written by klamm-tests for node {id} of a test cluster.\n");
-            for (k, v) in &props {
-                text.push_str(&format!("{k}={v}\n"));
-            }
-            let server_properties = dir.join("server.properties");
-            fs::write(&server_properties, text)?;
-            let log4j = dir.join("log4j2.properties");
-            fs::write(&log4j, KAFKA_LOG4J)?;
-            let mut command = vec![install::java().display().to_string()];
-            command.extend(kafka_jvm_options_with_heap(NODE_HEAP));
-            command.push(format!("-Dlog4j2.configurationFile={}", log4j.display()));
-            command.push(format!("-Dkafka.logs.dir={}", dir.join("logs").display()));
-            command.push("-cp".into());
-            command.push(install.join("libs").join("*").display().to_string());
-            command.push("kafka.Kafka".into());
-            command.push(server_properties.display().to_string());
+            ]);
+            let header = format!("# Written by klamm-tests for node {id} of a test cluster.\n");
+            let command = write_kafka_node(
+                &dir,
+                &props,
+                &self.config,
+                &header,
+                &kafka_jvm_options_with_heap(NODE_HEAP),
+            )?;
             cluster.nodes.push(Mutex::new(Node {
                 id,
                 dir,
