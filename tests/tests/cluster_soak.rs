@@ -4,9 +4,17 @@
 //! partition. The figures are printed; the checks are those of [`SoakReport::check`] plus a
 //! bound on re-deliveries.
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use klamm_tests::{run_soak, Fault, FaultPlan, SoakOptions, SoakReport};
+
+/// One soak at a time: each runs a cluster of three, and two at once on a small machine make
+/// node restarts slow enough to blur what is measured.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Each fault may hand a member's partitions to another member at most a couple of times,
 /// and each hand-over re-delivers at most what the member read since its last commit (every
@@ -25,6 +33,7 @@ fn assert_redeliveries_bounded(report: &SoakReport) {
 /// rolling restart; every acknowledged record is read at least once.
 #[test]
 fn consumers_read_through_coordinator_and_leader_kills_and_a_rolling_restart() {
+    let _serial = serial();
     let options = SoakOptions {
         plan: FaultPlan::Script(vec![
             Fault::KillCoordinatorDuringJoin,
@@ -48,6 +57,7 @@ fn consumers_read_through_coordinator_and_leader_kills_and_a_rolling_restart() {
 /// connections), as `scripts/soak --minutes 2` runs them.
 #[test]
 fn two_minutes_of_random_faults() {
+    let _serial = serial();
     let options = SoakOptions { duration: Duration::from_secs(120), seed: 7, ..SoakOptions::default() };
     let report = run_soak(&options);
     println!("{}", report.render());
