@@ -448,22 +448,34 @@ fn leader_of_most_partitions_killed_then_restarted() {
 
 #[test]
 fn two_of_three_nodes_down_for_20_seconds() {
+    two_of_three_nodes_down("two-down", Duration::from_secs(20));
+}
+
+/// As long down again: records sent during the outage wait (the buffer holds them, and
+/// `max.block.ms` is the delivery timeout), and nothing fails, since 60 s plus the restart is
+/// still within `delivery.timeout.ms`.
+#[test]
+fn two_of_three_nodes_down_for_60_seconds() {
+    two_of_three_nodes_down("two-down-60", Duration::from_secs(60));
+}
+
+fn two_of_three_nodes_down(scenario: &str, down: Duration) {
     let _serial = serial();
-    let (cluster, topic, writer) = begin("two-down");
+    let (cluster, topic, writer) = begin(scenario);
     let first = cluster.busiest_leader(&topic).expect("a leader");
     let second = cluster.node_ids().into_iter().find(|id| *id != first).unwrap();
     cluster.kill(first);
     cluster.kill(second);
     eprintln!(
-        "two-down: SIGKILLed nodes {first} and {second} at {:.1?}; no quorum, no ISR of 2",
+        "{scenario}: SIGKILLed nodes {first} and {second} at {:.1?}; no quorum, no ISR of 2",
         writer.at()
     );
-    writer.keep_writing(Duration::from_secs(20));
+    writer.keep_writing(down);
     let a = cluster.restart(first);
     let b = cluster.restart(second);
-    eprintln!("two-down: nodes back in {a:.1?} and {b:.1?}, at {:.1?}", writer.at());
+    eprintln!("{scenario}: nodes back in {a:.1?} and {b:.1?}, at {:.1?}", writer.at());
     cluster.wait_for_isr(&topic, Duration::from_secs(90)).unwrap();
-    end(cluster, "two-down", writer);
+    end(cluster, scenario, writer);
 }
 
 #[test]
