@@ -125,6 +125,17 @@ fn main() {
             legacy(11, 1, codec.id(), &compressed(codec, &inner)),
         ));
     }
+    if Compression::Gzip.is_enabled() {
+        // Regressions: magic 1 wrappers whose offset arithmetic overflows (the wrapper offset
+        // minus a negative last inner offset; an inner offset near i64::MAX above the base).
+        let inner = legacy(-1, 1, 0, b"x");
+        let wrapper = legacy(i64::MAX, 1, Compression::Gzip.id(), &compressed(Compression::Gzip, &inner));
+        seeds.push(("legacy-offset-overflow".into(), wrapper));
+        let mut inner = legacy(i64::MAX, 1, 0, b"x");
+        inner.extend_from_slice(&legacy(0, 1, 0, b"y"));
+        let wrapper = legacy(10, 1, Compression::Gzip.id(), &compressed(Compression::Gzip, &inner));
+        seeds.push(("legacy-inner-offset-overflow".into(), wrapper));
+    }
     for (name, data) in seeds {
         // The first byte selects checksum verification (even: verify).
         for mode in [0u8, 1] {
