@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use klamm_protocol::api::any::IMPLEMENTED;
 use klamm_protocol::compression::Compression;
 use klamm_protocol::records::{end_transaction_batch, ControlRecordType, RecordBatchBuilder};
+use klamm_protocol::ApiKey;
 
 fn text(len: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -92,6 +93,26 @@ fn main() {
         for len in [0, 1, 40, 700, 3000] {
             write(dir, &target, &format!("seed-{len}"), &compressed(codec, &text(len)));
         }
+        if codec == Compression::Zstd {
+            // Regressions: a frame (1 KiB window) whose header claims 64 MiB of content, with
+            // one compressed block of garbage, or one short raw block. The output buffer once
+            // started at the claimed size.
+            let claim = |block: &[u8]| {
+                let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0xc0, 0x00];
+                frame.extend_from_slice(&(64u64 << 20).to_le_bytes());
+                frame.extend_from_slice(block);
+                frame
+            };
+            write(
+                dir,
+                &target,
+                "claims-64mib-compressed",
+                &claim(&[0x55, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            );
+            let mut raw = vec![0x21, 0x03, 0];
+            raw.extend_from_slice(&text(100));
+            write(dir, &target, "claims-64mib-raw", &claim(&raw));
+        }
         if codec == Compression::Snappy {
             // A raw snappy block: the first block of the xerial stream.
             let framed = compressed(codec, &text(700));
@@ -145,6 +166,61 @@ fn main() {
         }
     }
     frame_seeds(dir);
+    hostile_frame_seeds(dir);
+}
+
+/// Appends an unsigned varint.
+fn uvarint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Regressions for `request`, `response` and `consumer_protocol`: counts and lengths that
+/// decoders once trusted, and tagged-field sections they once accepted.
+fn hostile_frame_seeds(dir: &Path) {
+    // Metadata v1 response: a brokers array announcing as many brokers as bytes follow
+    // (pre-allocated as count x broker size before the fix), the first broker malformed.
+    if let Some(index) = IMPLEMENTED.iter().position(|(key, _, _)| *key == ApiKey::METADATA) {
+        let (_, min, _) = IMPLEMENTED[index];
+        let count = 64 << 10;
+        let mut input = vec![index as u8, (1 - min) as u8];
+        input.extend_from_slice(&7i32.to_be_bytes());
+        input.extend_from_slice(&(count as i32).to_be_bytes());
+        input.resize(input.len() + count, 0xff);
+        write(dir, "response", "hostile-array-count", &input);
+    }
+    // ApiVersions v3 requests (flexible header and body). Header: key, version, correlation
+    // id, null client id.
+    let header = |tags: &[u8]| {
+        let mut frame = vec![0, 18, 0, 3, 0, 0, 0, 1, 0xff, 0xff];
+        frame.extend_from_slice(tags);
+        frame
+    };
+    let body = |name_len: usize| {
+        let mut body = Vec::new();
+        uvarint(&mut body, name_len as u32 + 1);
+        body.resize(body.len() + name_len, b'a');
+        body.extend_from_slice(&[2, b'1', 0]);
+        body
+    };
+    // A compact string of 0x8000 bytes, one past what Java reads.
+    let mut frame = header(&[0]);
+    frame.extend_from_slice(&body(0x8000));
+    write(dir, "request", "hostile-long-compact-string", &frame);
+    // Header tagged fields out of order (5 then 1), and tag 1 twice.
+    for (name, tags) in [("unordered", [2u8, 5, 1, 0, 1, 1, 0]), ("duplicate", [2, 1, 1, 0, 1, 1, 0])] {
+        let mut frame = header(&tags);
+        frame.extend_from_slice(&body(5));
+        write(dir, "request", &format!("hostile-tags-{name}"), &frame);
+    }
+    // A consumer assignment announcing 64 Ki topics in as many bytes, the first one malformed.
+    let mut assignment = vec![0, 3];
+    assignment.extend_from_slice(&(64i32 << 10).to_be_bytes());
+    assignment.resize(assignment.len() + (64 << 10), 0xff);
+    write(dir, "consumer_protocol", "hostile-array-count", &assignment);
 }
 
 /// Seeds for `request` and `response`: the frames recorded from librdkafka and the Java client
