@@ -77,6 +77,31 @@ fn crc32fast_hash(data: &[u8]) -> u32 {
     !crc
 }
 
+/// xxHash32 with seed 0 of fewer than 16 bytes (an LZ4 frame descriptor), for its header
+/// checksum byte: the seed generator needs no dependency for it.
+fn xxh32(data: &[u8]) -> u32 {
+    const P1: u32 = 0x9E37_79B1;
+    const P2: u32 = 0x85EB_CA77;
+    const P3: u32 = 0xC2B2_AE3D;
+    const P4: u32 = 0x27D4_EB2F;
+    const P5: u32 = 0x1656_67B1;
+    assert!(data.len() < 16);
+    let mut h = P5.wrapping_add(data.len() as u32);
+    let mut words = data.chunks_exact(4);
+    for w in words.by_ref() {
+        let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        h = h.wrapping_add(w.wrapping_mul(P3)).rotate_left(17).wrapping_mul(P4);
+    }
+    for &b in words.remainder() {
+        h = h.wrapping_add(u32::from(b).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
+    }
+    h ^= h >> 15;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 13;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 16)
+}
+
 fn write(dir: &Path, target: &str, name: &str, data: &[u8]) {
     let dir = dir.join("corpus").join(target);
     fs::create_dir_all(&dir).expect("corpus directory");
@@ -113,7 +138,23 @@ fn main() {
             raw.extend_from_slice(&text(100));
             write(dir, &target, "claims-64mib-raw", &claim(&raw));
         }
+        if codec == Compression::Lz4 {
+            // Regression: a frame claiming 64 MiB of content that holds one stored 10-byte
+            // block. Room for the claimed size was once reserved up front.
+            let mut descriptor = vec![0x68, 0x40];
+            descriptor.extend_from_slice(&(64u64 << 20).to_le_bytes());
+            let mut frame = vec![0x04, 0x22, 0x4d, 0x18];
+            frame.extend_from_slice(&descriptor);
+            frame.push((xxh32(&descriptor) >> 8) as u8);
+            frame.extend_from_slice(&(10u32 | 1 << 31).to_le_bytes());
+            frame.extend_from_slice(b"0123456789");
+            frame.extend_from_slice(&0u32.to_le_bytes());
+            write(dir, &target, "claims-64mib", &frame);
+        }
         if codec == Compression::Snappy {
+            // Regression: a raw block announcing 16 MiB that holds a 2-byte literal; the
+            // announced size was once zero-filled before decoding failed.
+            write(dir, &target, "claims-16mib", &[0x80, 0x80, 0x80, 0x08, 0x04, b'a', b'b']);
             // A raw snappy block: the first block of the xerial stream.
             let framed = compressed(codec, &text(700));
             write(dir, &target, "seed-raw", &framed[20..]);

@@ -131,3 +131,40 @@ fn a_zstd_content_size_claim_does_not_size_the_buffer() {
         }
     }
 }
+
+#[cfg(feature = "lz4")]
+#[test]
+fn an_lz4_content_size_claim_does_not_size_the_buffer() {
+    let limits = DecompressionLimits::new(64 << 20, None);
+    // Magic; FLG: version 1, independent blocks, content size; BD: 64 KiB blocks; 64 MiB.
+    let mut descriptor = vec![0x68, 0x40];
+    descriptor.extend_from_slice(&(64u64 << 20).to_le_bytes());
+    let mut frame = vec![0x04, 0x22, 0x4d, 0x18];
+    frame.extend_from_slice(&descriptor);
+    frame.push((twox_hash::XxHash32::oneshot(0, &descriptor) >> 8) as u8);
+    // One stored block of ten bytes, then the end mark.
+    frame.extend_from_slice(&(10u32 | 1 << 31).to_le_bytes());
+    frame.extend_from_slice(b"0123456789");
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    let (largest, result) = largest_allocation(|| Compression::Lz4.decompress(&frame, &limits));
+    assert!(matches!(result, Err(DecodeError::Decompression { .. })), "{result:?}");
+    assert!(largest < SMALL, "largest allocation {largest} bytes");
+}
+
+#[cfg(feature = "snappy")]
+#[test]
+fn a_snappy_length_claim_does_not_size_the_buffer() {
+    let limits = DecompressionLimits::new(64 << 20, None);
+    // A raw block announcing 16 MiB (varint), then a 2-byte literal.
+    let raw = [0x80, 0x80, 0x80, 0x08, 0x04, b'a', b'b'];
+    let (largest, result) = largest_allocation(|| Compression::Snappy.decompress(&raw, &limits));
+    assert!(matches!(result, Err(DecodeError::Decompression { .. })), "{result:?}");
+    assert!(largest < SMALL, "largest allocation {largest} bytes");
+    // The same block in xerial framing.
+    let mut xerial = vec![0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1];
+    xerial.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+    xerial.extend_from_slice(&raw);
+    let (largest, result) = largest_allocation(|| Compression::Snappy.decompress(&xerial, &limits));
+    assert!(matches!(result, Err(DecodeError::Decompression { .. })), "{result:?}");
+    assert!(largest < SMALL, "largest allocation {largest} bytes");
+}
