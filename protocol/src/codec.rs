@@ -34,7 +34,7 @@ pub const MAX_PREALLOCATION: usize = 64 << 10;
 
 /// The initial capacity for `count` elements of `T` read from the wire: at most
 /// [`MAX_PREALLOCATION`] bytes' worth.
-pub fn initial_capacity<T>(count: usize) -> usize {
+pub(crate) fn initial_capacity<T>(count: usize) -> usize {
     count.min(MAX_PREALLOCATION / std::mem::size_of::<T>().max(1))
 }
 
