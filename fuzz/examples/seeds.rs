@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use klamm_protocol::api::any::IMPLEMENTED;
 use klamm_protocol::compression::Compression;
 use klamm_protocol::records::{end_transaction_batch, ControlRecordType, RecordBatchBuilder};
+use klamm_protocol::ApiKey;
 
 fn text(len: usize) -> Vec<u8> {
     let mut out = Vec::new();
@@ -76,6 +77,31 @@ fn crc32fast_hash(data: &[u8]) -> u32 {
     !crc
 }
 
+/// xxHash32 with seed 0 of fewer than 16 bytes (an LZ4 frame descriptor), for its header
+/// checksum byte: the seed generator needs no dependency for it.
+fn xxh32(data: &[u8]) -> u32 {
+    const P1: u32 = 0x9E37_79B1;
+    const P2: u32 = 0x85EB_CA77;
+    const P3: u32 = 0xC2B2_AE3D;
+    const P4: u32 = 0x27D4_EB2F;
+    const P5: u32 = 0x1656_67B1;
+    assert!(data.len() < 16);
+    let mut h = P5.wrapping_add(data.len() as u32);
+    let mut words = data.chunks_exact(4);
+    for w in words.by_ref() {
+        let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        h = h.wrapping_add(w.wrapping_mul(P3)).rotate_left(17).wrapping_mul(P4);
+    }
+    for &b in words.remainder() {
+        h = h.wrapping_add(u32::from(b).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
+    }
+    h ^= h >> 15;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 13;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 16)
+}
+
 fn write(dir: &Path, target: &str, name: &str, data: &[u8]) {
     let dir = dir.join("corpus").join(target);
     fs::create_dir_all(&dir).expect("corpus directory");
@@ -92,7 +118,43 @@ fn main() {
         for len in [0, 1, 40, 700, 3000] {
             write(dir, &target, &format!("seed-{len}"), &compressed(codec, &text(len)));
         }
+        if codec == Compression::Zstd {
+            // Regressions: a frame (1 KiB window) whose header claims 64 MiB of content, with
+            // one compressed block of garbage, or one short raw block. The output buffer once
+            // started at the claimed size.
+            let claim = |block: &[u8]| {
+                let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0xc0, 0x00];
+                frame.extend_from_slice(&(64u64 << 20).to_le_bytes());
+                frame.extend_from_slice(block);
+                frame
+            };
+            write(
+                dir,
+                &target,
+                "claims-64mib-compressed",
+                &claim(&[0x55, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            );
+            let mut raw = vec![0x21, 0x03, 0];
+            raw.extend_from_slice(&text(100));
+            write(dir, &target, "claims-64mib-raw", &claim(&raw));
+        }
+        if codec == Compression::Lz4 {
+            // Regression: a frame claiming 64 MiB of content that holds one stored 10-byte
+            // block. Room for the claimed size was once reserved up front.
+            let mut descriptor = vec![0x68, 0x40];
+            descriptor.extend_from_slice(&(64u64 << 20).to_le_bytes());
+            let mut frame = vec![0x04, 0x22, 0x4d, 0x18];
+            frame.extend_from_slice(&descriptor);
+            frame.push((xxh32(&descriptor) >> 8) as u8);
+            frame.extend_from_slice(&(10u32 | 1 << 31).to_le_bytes());
+            frame.extend_from_slice(b"0123456789");
+            frame.extend_from_slice(&0u32.to_le_bytes());
+            write(dir, &target, "claims-64mib", &frame);
+        }
         if codec == Compression::Snappy {
+            // Regression: a raw block announcing 16 MiB that holds a 2-byte literal; the
+            // announced size was once zero-filled before decoding failed.
+            write(dir, &target, "claims-16mib", &[0x80, 0x80, 0x80, 0x08, 0x04, b'a', b'b']);
             // A raw snappy block: the first block of the xerial stream.
             let framed = compressed(codec, &text(700));
             write(dir, &target, "seed-raw", &framed[20..]);
@@ -125,6 +187,17 @@ fn main() {
             legacy(11, 1, codec.id(), &compressed(codec, &inner)),
         ));
     }
+    if Compression::Gzip.is_enabled() {
+        // Regressions: magic 1 wrappers whose offset arithmetic overflows (the wrapper offset
+        // minus a negative last inner offset; an inner offset near i64::MAX above the base).
+        let inner = legacy(-1, 1, 0, b"x");
+        let wrapper = legacy(i64::MAX, 1, Compression::Gzip.id(), &compressed(Compression::Gzip, &inner));
+        seeds.push(("legacy-offset-overflow".into(), wrapper));
+        let mut inner = legacy(i64::MAX, 1, 0, b"x");
+        inner.extend_from_slice(&legacy(0, 1, 0, b"y"));
+        let wrapper = legacy(10, 1, Compression::Gzip.id(), &compressed(Compression::Gzip, &inner));
+        seeds.push(("legacy-inner-offset-overflow".into(), wrapper));
+    }
     for (name, data) in seeds {
         // The first byte selects checksum verification (even: verify).
         for mode in [0u8, 1] {
@@ -134,6 +207,61 @@ fn main() {
         }
     }
     frame_seeds(dir);
+    hostile_frame_seeds(dir);
+}
+
+/// Appends an unsigned varint.
+fn uvarint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Regressions for `request`, `response` and `consumer_protocol`: counts and lengths that
+/// decoders once trusted, and tagged-field sections they once accepted.
+fn hostile_frame_seeds(dir: &Path) {
+    // Metadata v1 response: a brokers array announcing as many brokers as bytes follow
+    // (pre-allocated as count x broker size before the fix), the first broker malformed.
+    if let Some(index) = IMPLEMENTED.iter().position(|(key, _, _)| *key == ApiKey::METADATA) {
+        let (_, min, _) = IMPLEMENTED[index];
+        let count = 64 << 10;
+        let mut input = vec![index as u8, (1 - min) as u8];
+        input.extend_from_slice(&7i32.to_be_bytes());
+        input.extend_from_slice(&(count as i32).to_be_bytes());
+        input.resize(input.len() + count, 0xff);
+        write(dir, "response", "hostile-array-count", &input);
+    }
+    // ApiVersions v3 requests (flexible header and body). Header: key, version, correlation
+    // id, null client id.
+    let header = |tags: &[u8]| {
+        let mut frame = vec![0, 18, 0, 3, 0, 0, 0, 1, 0xff, 0xff];
+        frame.extend_from_slice(tags);
+        frame
+    };
+    let body = |name_len: usize| {
+        let mut body = Vec::new();
+        uvarint(&mut body, name_len as u32 + 1);
+        body.resize(body.len() + name_len, b'a');
+        body.extend_from_slice(&[2, b'1', 0]);
+        body
+    };
+    // A compact string of 0x8000 bytes, one past what Java reads.
+    let mut frame = header(&[0]);
+    frame.extend_from_slice(&body(0x8000));
+    write(dir, "request", "hostile-long-compact-string", &frame);
+    // Header tagged fields out of order (5 then 1), and tag 1 twice.
+    for (name, tags) in [("unordered", [2u8, 5, 1, 0, 1, 1, 0]), ("duplicate", [2, 1, 1, 0, 1, 1, 0])] {
+        let mut frame = header(&tags);
+        frame.extend_from_slice(&body(5));
+        write(dir, "request", &format!("hostile-tags-{name}"), &frame);
+    }
+    // A consumer assignment announcing 64 Ki topics in as many bytes, the first one malformed.
+    let mut assignment = vec![0, 3];
+    assignment.extend_from_slice(&(64i32 << 10).to_be_bytes());
+    assignment.resize(assignment.len() + (64 << 10), 0xff);
+    write(dir, "consumer_protocol", "hostile-array-count", &assignment);
 }
 
 /// Seeds for `request` and `response`: the frames recorded from librdkafka and the Java client

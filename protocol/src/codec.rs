@@ -4,6 +4,11 @@
 //! frame. Every read checks what remains before it reads; a length prefix is checked against
 //! what remains before anything is allocated for it, so a hostile prefix costs nothing.
 //!
+//! Counts from the wire never size an allocation by themselves: an array's initial capacity is
+//! capped (see [`MAX_PREALLOCATION`]) and grows as elements are actually read. Strings are held
+//! to [`MAX_STRING_LEN`] and tagged fields to strictly increasing tags in both directions, as
+//! the Java client reads and writes them, so what Klamm writes a Java peer can read.
+//!
 //! [`Writer`] encodes into a [`BytesMut`]. Strings, byte strings and arrays have a classic form
 //! (fixed-width signed length, `-1` for null) and a compact form used by flexible versions
 //! (unsigned varint of `length + 1`, `0` for null): each method takes `flexible` and picks.
@@ -16,6 +21,22 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crate::error::{DecodeError, EncodeError};
 use crate::tagged::{RawTaggedField, TaggedFields};
 use crate::Uuid;
+
+/// The longest string the protocol carries, in bytes of UTF-8. A classic string's int16 prefix
+/// cannot say more; a compact string's varint could, but the Java client refuses to read or
+/// write a longer one, and so does this crate.
+pub const MAX_STRING_LEN: usize = 0x7fff;
+
+/// The most bytes an array's initial allocation takes, whatever count the wire announces. A
+/// longer array grows as its elements are read, so a hostile count in a large frame costs no
+/// more than the elements actually present.
+pub const MAX_PREALLOCATION: usize = 64 << 10;
+
+/// The initial capacity for `count` elements of `T` read from the wire: at most
+/// [`MAX_PREALLOCATION`] bytes' worth.
+pub(crate) fn initial_capacity<T>(count: usize) -> usize {
+    count.min(MAX_PREALLOCATION / std::mem::size_of::<T>().max(1))
+}
 
 /// A cursor over untrusted input.
 #[derive(Debug, Clone)]
@@ -218,11 +239,15 @@ impl Reader {
         Ok(len)
     }
 
-    /// Reads a string or byte-string length: `None` for null.
+    /// Reads a string length: `None` for null. A compact string longer than
+    /// [`MAX_STRING_LEN`] is refused, as the Java client refuses it.
     fn blob_len(&mut self, flexible: bool) -> Result<Option<usize>, DecodeError> {
         let length = if flexible { i64::from(self.uvarint()?) - 1 } else { i64::from(self.i16()?) };
         if length == -1 {
             return Ok(None);
+        }
+        if length > MAX_STRING_LEN as i64 {
+            return Err(DecodeError::StringTooLong { length });
         }
         self.checked_len(length, 1).map(Some)
     }
@@ -304,7 +329,9 @@ impl Reader {
         let Some(len) = self.array_len(flexible)? else {
             return Ok(None);
         };
-        let mut out = Vec::with_capacity(len);
+        // The count is at most the bytes that remain (every element takes one), but an element
+        // in memory can be far larger than its smallest encoding: cap what is reserved up front.
+        let mut out = Vec::with_capacity(initial_capacity::<T>(len));
         for _ in 0..len {
             out.push(f(self)?);
         }
@@ -358,7 +385,8 @@ impl Reader {
     /// Reads a tagged-field section. `known` is called for each tag with a reader over exactly
     /// that field's bytes and returns `Ok(true)` when it decoded the tag, `Ok(false)` when the
     /// tag is not one it knows: those are kept, in order, in the returned [`TaggedFields`].
-    /// A known field must consume exactly the size its header announced.
+    /// A known field must consume exactly the size its header announced, and tags must be
+    /// strictly increasing (no tag twice), as the Java client requires.
     pub fn tagged_fields(
         &mut self,
         mut known: impl FnMut(u32, &mut Reader) -> Result<bool, DecodeError>,
@@ -367,8 +395,13 @@ impl Reader {
         // Each tagged field takes at least two bytes (tag and size).
         let count = self.checked_len(i64::from(count), 2)?;
         let mut unknown = Vec::new();
+        let mut previous: Option<u32> = None;
         for _ in 0..count {
             let tag = self.uvarint()?;
+            if let Some(previous) = previous.filter(|p| tag <= *p) {
+                return Err(DecodeError::TaggedFieldOrder { tag, previous });
+            }
+            previous = Some(tag);
             let size = self.uvarint()? as usize;
             let mut field = self.sub_reader(size)?;
             if known(tag, &mut field)? {
@@ -525,11 +558,11 @@ impl<'a> Writer<'a> {
             (None, true) => self.uvarint(0),
             (None, false) => self.i16(-1),
             (Some(n), true) => {
-                let n = u32::try_from(n)
-                    .ok()
-                    .and_then(|n| n.checked_add(1))
-                    .ok_or(EncodeError::TooLong { what, length: n })?;
-                self.uvarint(n);
+                // Compact strings too are held to the classic limit: Java peers refuse longer.
+                if n > MAX_STRING_LEN {
+                    return Err(EncodeError::TooLong { what, length: n });
+                }
+                self.uvarint(n as u32 + 1);
             }
             (Some(n), false) => {
                 let n16 = i16::try_from(n).map_err(|_| EncodeError::TooLong { what, length: n })?;
@@ -729,7 +762,9 @@ impl TagWriter {
         Ok(())
     }
 
-    /// Writes the section: the count, then every field in ascending tag order.
+    /// Writes the section: the count, then every field in ascending tag order. A tag given
+    /// twice (a known field and an unknown one, or two unknown ones) is an error: readers refuse
+    /// a section whose tags do not strictly increase.
     pub fn finish(mut self, w: &mut Writer<'_>, unknown: &TaggedFields) -> Result<(), EncodeError> {
         if self.fields.is_empty() && unknown.0.is_empty() {
             w.uvarint(0);
@@ -738,6 +773,9 @@ impl TagWriter {
         let mut all: Vec<(u32, &[u8])> = self.fields.iter().map(|(t, b)| (*t, &b[..])).collect();
         all.extend(unknown.0.iter().map(|f| (f.tag, &f.data[..])));
         all.sort_by_key(|(t, _)| *t);
+        if let Some(pair) = all.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(EncodeError::DuplicateTag { tag: pair[0].0 });
+        }
         let count = u32::try_from(all.len())
             .map_err(|_| EncodeError::TooLong { what: "tagged fields", length: all.len() })?;
         w.uvarint(count);
@@ -852,6 +890,79 @@ mod tests {
             .unwrap();
         assert_eq!(seen, Some(42));
         assert_eq!(rest, unknown);
+    }
+
+    #[test]
+    fn compact_strings_longer_than_0x7fff_are_refused() {
+        // Length 0x8000 (varint of 0x8001) with that many bytes following.
+        let mut b = BytesMut::new();
+        put_uvarint(&mut b, 0x8001);
+        b.extend_from_slice(&[b'a'; 0x8000]);
+        assert_eq!(reader(&b).string(true, "s"), Err(DecodeError::StringTooLong { length: 0x8000 }));
+        assert_eq!(reader(&b).nullable_string(true), Err(DecodeError::StringTooLong { length: 0x8000 }));
+        // Bytes are not strings: the same prefix is a valid compact byte string.
+        assert_eq!(reader(&b).bytes(true, "b").unwrap().len(), 0x8000);
+        // 0x7fff bytes is the longest string, in either form.
+        let long = "a".repeat(MAX_STRING_LEN);
+        for flexible in [false, true] {
+            let mut b = BytesMut::new();
+            Writer::new(&mut b).string(&long, flexible).unwrap();
+            assert_eq!(reader(&b).string(flexible, "s").unwrap(), long);
+        }
+        // Writing one byte more fails in both forms, so Klamm never sends what it refuses.
+        let longer = "a".repeat(MAX_STRING_LEN + 1);
+        for flexible in [false, true] {
+            let mut b = BytesMut::new();
+            let err = Writer::new(&mut b).string(&longer, flexible);
+            assert_eq!(err, Err(EncodeError::TooLong { what: "string", length: 0x8000 }));
+            let err = Writer::new(&mut b).nullable_string(Some(&longer), flexible);
+            assert_eq!(err, Err(EncodeError::TooLong { what: "string", length: 0x8000 }));
+        }
+    }
+
+    #[test]
+    fn tagged_fields_must_strictly_increase() {
+        // Two fields: tag, size 1, one byte each.
+        let section = |a: u8, b: u8| [2, a, 1, 0, b, 1, 0];
+        let rest = reader(&section(1, 5)).unknown_tagged_fields().unwrap();
+        assert_eq!(rest.0.iter().map(|f| f.tag).collect::<Vec<_>>(), [1, 5]);
+        assert_eq!(
+            reader(&section(5, 1)).unknown_tagged_fields(),
+            Err(DecodeError::TaggedFieldOrder { tag: 1, previous: 5 })
+        );
+        assert_eq!(
+            reader(&section(3, 3)).unknown_tagged_fields(),
+            Err(DecodeError::TaggedFieldOrder { tag: 3, previous: 3 })
+        );
+        // Known tags are held to the order too.
+        let err = reader(&section(0, 0)).tagged_fields(|_, r| r.u8().map(|_| true));
+        assert_eq!(err, Err(DecodeError::TaggedFieldOrder { tag: 0, previous: 0 }));
+    }
+
+    #[test]
+    fn a_tag_given_twice_is_not_written() {
+        let unknown = |tags: &[u32]| {
+            TaggedFields(
+                tags.iter().map(|&tag| RawTaggedField { tag, data: Bytes::from_static(b"x") }).collect(),
+            )
+        };
+        // A known field and an unknown one with the same tag.
+        let mut b = BytesMut::new();
+        let mut w = Writer::new(&mut b);
+        let mut tags = w.tags();
+        tags.field(3, |w| {
+            w.i8(1);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(tags.finish(&mut w, &unknown(&[3])), Err(EncodeError::DuplicateTag { tag: 3 }));
+        // Two unknown ones.
+        let mut w = Writer::new(&mut b);
+        assert_eq!(w.unknown_tagged_fields(&unknown(&[4, 2, 4])), Err(EncodeError::DuplicateTag { tag: 4 }));
+        // Unknown fields out of order are written in order, and read back.
+        let mut b = BytesMut::new();
+        Writer::new(&mut b).unknown_tagged_fields(&unknown(&[9, 2])).unwrap();
+        assert_eq!(reader(&b).unknown_tagged_fields().unwrap(), unknown(&[2, 9]));
     }
 
     #[test]

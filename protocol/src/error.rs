@@ -58,6 +58,21 @@ pub enum DecodeError {
         /// What the value consumed.
         used: usize,
     },
+    /// A string's length is beyond [`MAX_STRING_LEN`](crate::codec::MAX_STRING_LEN) (a compact
+    /// string's varint can announce more; the Java client refuses it too).
+    #[error("string of length {length} is longer than the protocol allows (32767 bytes)")]
+    StringTooLong {
+        /// The length read from the wire.
+        length: i64,
+    },
+    /// A tagged-field section repeats a tag or does not list its tags in increasing order.
+    #[error("tagged field {tag} follows tag {previous}: tags must be strictly increasing")]
+    TaggedFieldOrder {
+        /// The tag out of order.
+        tag: u32,
+        /// The tag before it.
+        previous: u32,
+    },
     /// Bytes were left over after a complete message.
     #[error("{remaining} bytes left over after a complete {what}")]
     TrailingBytes {
@@ -153,6 +168,13 @@ pub enum EncodeError {
         api_key: i16,
         /// The version asked for.
         version: i16,
+    },
+    /// Two tagged fields of one structure have the same tag (a known field and an unknown one
+    /// kept from decoding, or two unknown ones): readers refuse such a section.
+    #[error("tagged field {tag} is given twice")]
+    DuplicateTag {
+        /// The tag.
+        tag: u32,
     },
     /// Compression failed.
     #[error("{codec} compression failed: {reason}")]

@@ -165,10 +165,11 @@ fn decompress_frame<'a>(
     let linked = d.flg & FLG_BLOCK_INDEPENDENCE == 0;
     let frame_start = out.len();
 
-    // Room for the whole frame up front: its content size when it gives one, else every
-    // compressed block at the most it can expand to. The walk stops at the first malformed
-    // block; decoding below reports it.
-    let upper = d.content_size.unwrap_or_else(|| {
+    // Room for the whole frame up front: every block at the most it can expand to, lowered to
+    // the content size when the frame gives one (a header alone cannot make us reserve more
+    // than its blocks can fill). The walk stops at the first malformed block; decoding below
+    // reports it.
+    let walked = {
         let mut sum = 0u64;
         let mut walk = input;
         while let Some(raw) = read_u32(&mut walk).filter(|raw| *raw != 0) {
@@ -182,7 +183,8 @@ fn decompress_frame<'a>(
             }
         }
         sum
-    });
+    };
+    let upper = d.content_size.map_or(walked, |claimed| claimed.min(walked));
     let room = limit.saturating_sub(frame_start);
     out.reserve(usize::try_from(upper).unwrap_or(usize::MAX).min(room));
 

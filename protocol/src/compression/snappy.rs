@@ -8,7 +8,8 @@
 //! snappy block (librdkafka may write that).
 //!
 //! Every raw block announces its decompressed length up front, so the framing is walked first,
-//! the total checked against the limit, and the output allocated once at its exact size.
+//! the total checked against the limit and each block's length against what the block can
+//! expand to, and the output allocated once at its exact size.
 
 use bytes::BytesMut;
 use snap::raw::{decompress_len, max_compress_len, Decoder, Encoder};
@@ -24,6 +25,22 @@ const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER: [u8; 16] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1];
 /// Uncompressed bytes per xerial block, as `snappy-java` writes them.
 const XERIAL_BLOCK: usize = 32 << 10;
+
+/// The most a raw block expands: a copy with a 2-byte offset turns 3 bytes into up to 64, and
+/// nothing yields more per byte, so a block of `n` bytes holds less than `22 * n`.
+const MAX_EXPANSION: usize = 22;
+
+/// Checks the length `block` announces against what the block can expand to: a few bytes
+/// claiming a megabyte would otherwise have the megabyte zero-filled before decoding fails.
+fn check_announced(block: &[u8], len: usize) -> Result<(), DecodeError> {
+    if len > block.len().saturating_mul(MAX_EXPANSION) {
+        return Err(failed(
+            CODEC,
+            format_args!("a block of {} bytes cannot expand to the {len} it announces", block.len()),
+        ));
+    }
+    Ok(())
+}
 
 /// Appends `input` in xerial framing to `out`, compressing each 32 KiB block straight into
 /// `out`.
@@ -52,6 +69,7 @@ pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeEr
         if len > limit {
             return Err(DecodeError::DecompressionLimitExceeded { codec: CODEC, limit });
         }
+        check_announced(input, len)?;
         let mut out = vec![0; len];
         let n = decoder.decompress(input, &mut out).map_err(|e| failed(CODEC, e))?;
         out.truncate(n);
@@ -61,11 +79,13 @@ pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, DecodeEr
     let blocks = body.get(8..).ok_or_else(|| failed(CODEC, "truncated xerial header"))?;
     let mut total = 0usize;
     for block in XerialBlocks(blocks) {
-        let len = decompress_len(block?).map_err(|e| failed(CODEC, e))?;
+        let block = block?;
+        let len = decompress_len(block).map_err(|e| failed(CODEC, e))?;
         total = total.saturating_add(len);
         if total > limit {
             return Err(DecodeError::DecompressionLimitExceeded { codec: CODEC, limit });
         }
+        check_announced(block, len)?;
     }
     let mut out = vec![0; total];
     let mut at = 0;

@@ -172,6 +172,21 @@ mod snappy {
     }
 
     #[test]
+    fn the_most_repetitive_input_stays_within_the_expansion_bound() {
+        // Zeros compress to copies of 64 bytes each: the densest snappy there is.
+        let zeros = vec![0u8; 1 << 20];
+        let framed = compressed(Compression::Snappy, &zeros);
+        let back = Compression::Snappy.decompress(&framed, &DecompressionLimits::new(2 << 20, None)).unwrap();
+        assert_eq!(back.len(), zeros.len());
+        // As one raw block, too.
+        let mut raw = vec![0; snap::raw::max_compress_len(zeros.len())];
+        let n = snap::raw::Encoder::new().compress(&zeros, &mut raw).unwrap();
+        let back =
+            Compression::Snappy.decompress(&raw[..n], &DecompressionLimits::new(2 << 20, None)).unwrap();
+        assert_eq!(back.len(), zeros.len());
+    }
+
+    #[test]
     fn announced_snappy_length_is_checked_before_allocating() {
         // A raw block announcing 2^32 - 1 bytes.
         let input = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];

@@ -3,9 +3,12 @@
 //!
 //! Before decoding, the frame header is read here: a frame whose window is larger than the
 //! configured maximum size is refused (a decoder allocates its window up front, so a six-byte
-//! header could otherwise claim 100 MiB or more), and the content size, when the frame gives
-//! one, sizes the output buffer. Several frames in a row are read as their concatenation, and
-//! skippable frames are skipped.
+//! header could otherwise claim 100 MiB or more). The output buffer starts at what the input
+//! can expand to: the block headers are walked first, and a raw or RLE block yields exactly
+//! its size, a compressed block at most 128 KiB. The content size a header claims is only
+//! believed up to that bound, so a few bytes claiming 64 MiB no longer zero-fill 64 MiB before
+//! decoding fails; the buffer grows as output actually arrives. Several frames in a row are
+//! read as their concatenation, and skippable frames are skipped.
 //!
 //! Writing uses the level asked for with the C library, and records the content size in the
 //! frame so readers can allocate once. `ruzstd` offers a single compression level (about
@@ -22,12 +25,19 @@ const MAGIC: u32 = 0xFD2F_B528;
 /// Skippable frames use the magic numbers 0x184D2A50 to 0x184D2A5F.
 const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
 const SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
+/// The most one block decompresses to (RFC 8878, 3.1.1.2.3: the smaller of the window and
+/// 128 KiB).
+const BLOCK_MAX: usize = 128 << 10;
 
 /// What a frame header says about the frame's memory needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FrameHeader {
     window_size: u64,
     content_size: Option<u64>,
+    /// The header's length, magic included: the first block starts there.
+    len: usize,
+    /// Whether a 4-byte content checksum follows the last block.
+    checksum: bool,
 }
 
 /// Reads the header of the zstd frame at the start of `input` (after checking its magic).
@@ -42,6 +52,7 @@ fn frame_header(input: &[u8]) -> Result<FrameHeader, DecodeError> {
         return Err(failed(CODEC, "reserved frame header bit is set"));
     }
     let single_segment = fhd & 0b0010_0000 != 0;
+    let checksum = fhd & 0b0000_0100 != 0;
     let mut at = 5;
     let mut window_size = None;
     if !single_segment {
@@ -72,7 +83,7 @@ fn frame_header(input: &[u8]) -> Result<FrameHeader, DecodeError> {
         (None, Some(c)) => c,
         (None, None) => return Err(truncated()),
     };
-    Ok(FrameHeader { window_size, content_size })
+    Ok(FrameHeader { window_size, content_size, len: at + fcs_len, checksum })
 }
 
 /// Checks the frame at the start of `input` against the limits; returns its content size.
@@ -102,11 +113,49 @@ fn skip_skippable(mut input: &[u8]) -> Result<&[u8], DecodeError> {
     Ok(input)
 }
 
-/// The room to start with: the content size when known, else a guess, never above `limit`.
-fn initial_room(content_size: Option<u64>, input_len: usize, limit: usize) -> usize {
-    let guess =
-        content_size.map_or(input_len.saturating_mul(4), |c| usize::try_from(c).unwrap_or(usize::MAX));
-    guess.min(limit)
+/// The most the frames in `input` can decompress to, from their block headers: a raw or RLE
+/// block yields its size, a compressed block at most [`BLOCK_MAX`]. The walk stops at the
+/// first malformed frame or block (decoding reports it); what it summed up to there is the
+/// bound. No allocation depends on the input's claims.
+fn expansion_bound(mut input: &[u8]) -> usize {
+    let mut bound = 0usize;
+    loop {
+        let Ok(rest) = skip_skippable(input) else { return bound };
+        let Ok(header) = frame_header(rest) else { return bound };
+        let Some(mut blocks) = rest.get(header.len..) else { return bound };
+        loop {
+            let Some((&[a, b, c], after)) = blocks.split_first_chunk::<3>() else { return bound };
+            let raw = u32::from_le_bytes([a, b, c, 0]);
+            let (last, kind, size) = (raw & 1 != 0, (raw >> 1) & 3, (raw >> 3) as usize);
+            let (stored, output) = match kind {
+                0 => (size, size),
+                1 => (1, size),
+                2 => (size, BLOCK_MAX),
+                _ => return bound,
+            };
+            bound = bound.saturating_add(output.min(BLOCK_MAX));
+            let Some(after) = after.get(stored..) else { return bound };
+            blocks = after;
+            if last {
+                break;
+            }
+        }
+        let trailer = if header.checksum { 4 } else { 0 };
+        match blocks.get(trailer..) {
+            Some(next) if !next.is_empty() => input = next,
+            _ => return bound,
+        }
+    }
+}
+
+/// The room to start with for a frame claiming `content_size` at the start of `input`: what
+/// the input can expand to, lowered to the content size when the frame gives one and to a
+/// guess of four times the input when it does not (the buffer grows past it as output
+/// arrives), never above `limit`.
+fn initial_room(content_size: Option<u64>, input: &[u8], limit: usize) -> usize {
+    let claimed =
+        content_size.map_or(input.len().saturating_mul(4), |c| usize::try_from(c).unwrap_or(usize::MAX));
+    claimed.min(expansion_bound(input)).min(limit)
 }
 
 #[cfg(feature = "zstd")]
@@ -151,7 +200,7 @@ pub(super) fn decompress(input: &[u8], limit: usize, max_window: usize) -> Resul
     let window_log = (usize::BITS - 1 - max_window.max(1).leading_zeros()).clamp(10, 31);
     decoder.window_log_max(window_log).map_err(|e| failed(CODEC, e))?;
     let mut out = Vec::new();
-    read_limited(decoder, CODEC, limit, initial_room(content_size, input.len(), limit), &mut out)?;
+    read_limited(decoder, CODEC, limit, initial_room(content_size, first, limit), &mut out)?;
     Ok(out)
 }
 
@@ -167,7 +216,7 @@ pub(super) fn decompress(input: &[u8], limit: usize, max_window: usize) -> Resul
     let mut out = Vec::new();
     while !rest.is_empty() {
         let content_size = check_frame(rest, max_window)?;
-        let room = initial_room(content_size, rest.len(), limit.saturating_sub(out.len()));
+        let room = initial_room(content_size, rest, limit.saturating_sub(out.len()));
         let mut decoder = StreamingDecoder::new(&mut rest).map_err(|e| failed(CODEC, e))?;
         read_limited(&mut decoder, CODEC, limit, room, &mut out)?;
         let frame = decoder.into_frame_decoder();
@@ -191,10 +240,63 @@ mod tests {
     fn frame_header_fields() {
         // Single segment, 1-byte content size 5.
         let h = frame_header(&[0x28, 0xb5, 0x2f, 0xfd, 0x20, 5]).unwrap();
-        assert_eq!(h, FrameHeader { window_size: 5, content_size: Some(5) });
+        assert_eq!(h, FrameHeader { window_size: 5, content_size: Some(5), len: 6, checksum: false });
         // Window descriptor 0x58: exponent 11, mantissa 0 -> 2^21; 2-byte content size.
-        let h = frame_header(&[0x28, 0xb5, 0x2f, 0xfd, 0x40, 0x58, 0x00, 0x01]).unwrap();
-        assert_eq!(h, FrameHeader { window_size: 1 << 21, content_size: Some(256 + 256) });
+        // Content checksum flag set.
+        let h = frame_header(&[0x28, 0xb5, 0x2f, 0xfd, 0x44, 0x58, 0x00, 0x01]).unwrap();
+        assert_eq!(
+            h,
+            FrameHeader { window_size: 1 << 21, content_size: Some(256 + 256), len: 8, checksum: true }
+        );
+    }
+
+    /// A frame header (1 KiB window, 8-byte content size `claimed`), then `blocks`.
+    fn frame(claimed: u64, blocks: &[&[u8]]) -> Vec<u8> {
+        let mut out = vec![0x28, 0xb5, 0x2f, 0xfd, 0xc0, 0x00];
+        out.extend_from_slice(&claimed.to_le_bytes());
+        for block in blocks {
+            out.extend_from_slice(block);
+        }
+        out
+    }
+
+    /// A block: header (last flag, type, size) and `body`.
+    fn block(last: bool, kind: u32, size: u32, body: &[u8]) -> Vec<u8> {
+        let raw = u32::from(last) | kind << 1 | size << 3;
+        let mut out = raw.to_le_bytes()[..3].to_vec();
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn the_bound_follows_the_blocks() {
+        let raw = block(false, 0, 100, &[7; 100]);
+        let rle = block(false, 1, 1000, &[7]);
+        let compressed = block(true, 2, 5, &[0; 5]);
+        let input = frame(64 << 20, &[&raw, &rle, &compressed]);
+        assert_eq!(expansion_bound(&input), 100 + 1000 + BLOCK_MAX);
+        // A claimed 64 MiB is believed only as far as the blocks can go.
+        assert_eq!(initial_room(Some(64 << 20), &input, 64 << 20), 100 + 1000 + BLOCK_MAX);
+        assert_eq!(initial_room(Some(500), &input, 64 << 20), 500);
+        // A block running past the input ends the walk where it stands.
+        let truncated = frame(64 << 20, &[&raw, &block(true, 0, 100, &[7; 10])]);
+        assert_eq!(expansion_bound(&truncated), 200);
+        // Frames after the first one count too, skippable frames in between or not.
+        let mut two = frame(1, &[&block(true, 1, 300, &[1])]);
+        two.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 9, 9]);
+        two.extend_from_slice(&frame(1, &[&block(true, 0, 3, b"abc")]));
+        assert_eq!(expansion_bound(&two), 303);
+    }
+
+    #[test]
+    fn the_bound_covers_real_frames() {
+        let text: Vec<u8> =
+            (0..300_000u32).flat_map(|i| format!("record {} ", i % 1000).into_bytes()).collect();
+        let mut out = BytesMut::new();
+        compress(&text, 3, &mut out).unwrap();
+        assert!(expansion_bound(&out) >= text.len());
+        let back = decompress(&out, 64 << 20, 64 << 20).unwrap();
+        assert_eq!(back, text);
     }
 
     #[test]

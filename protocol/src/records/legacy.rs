@@ -147,15 +147,29 @@ pub(crate) fn read_entry(
     let set = compression.decompress_inner(value, limits, m.magic == 0)?;
     let scan = scan_inner(&set, verify)?;
     // Magic 1 inner offsets are relative to the wrapper's, which is the last inner offset.
+    // Every offset here comes off the wire, so the arithmetic is checked: a wrapper offset
+    // near i64::MAX with a negative inner offset would otherwise overflow.
     let offset_base = match m.magic {
         1 if offset == 0 => Some(0),
         1 if offset < scan.last_offset => {
             return Err(DecodeError::InvalidValue { field: "legacy wrapper offset", value: offset });
         }
-        1 => Some(offset - scan.last_offset),
+        1 => Some(
+            offset
+                .checked_sub(scan.last_offset)
+                .ok_or(DecodeError::InvalidValue { field: "legacy inner offset", value: scan.last_offset })?,
+        ),
         _ => None,
     };
-    batch.base_offset = offset_base.map_or(scan.first_offset, |base| base.wrapping_add(scan.first_offset));
+    // The base is not negative here, so the highest inner offset is the only one that can
+    // overflow; with it in range, reading the records below cannot.
+    if let Some(base) = offset_base {
+        absolute(base, scan.max_offset)?;
+    }
+    batch.base_offset = match offset_base {
+        Some(base) => absolute(base, scan.first_offset)?,
+        None => scan.first_offset,
+    };
     batch.count = scan.count;
     batch.records = LegacyRecords::Wrapped {
         set: set.slice(..scan.end),
@@ -166,6 +180,12 @@ pub(crate) fn read_entry(
         verify,
     };
     Ok(batch)
+}
+
+/// The absolute offset of inner offset `inner` under a magic 1 wrapper whose inner offset 0 is
+/// at `base`.
+fn absolute(base: i64, inner: i64) -> Result<i64, DecodeError> {
+    base.checked_add(inner).ok_or(DecodeError::InvalidValue { field: "legacy inner offset", value: inner })
 }
 
 /// The timestamp type of a top-level message.
@@ -181,13 +201,15 @@ struct InnerScan {
     count: u32,
     first_offset: i64,
     last_offset: i64,
+    /// The highest inner offset (inner offsets need not be in order on the wire).
+    max_offset: i64,
     /// Where the last whole inner message ends.
     end: usize,
 }
 
 /// Walks and validates the inner messages of a decompressed wrapper.
 fn scan_inner(set: &Bytes, verify: bool) -> Result<InnerScan, DecodeError> {
-    let mut scan = InnerScan { count: 0, first_offset: 0, last_offset: 0, end: 0 };
+    let mut scan = InnerScan { count: 0, first_offset: 0, last_offset: 0, max_offset: i64::MIN, end: 0 };
     while let Some((offset, msg)) = next_inner(set, &mut scan.end)? {
         let m = read_message(&msg, verify)?;
         if m.attributes & 0x07 != 0 {
@@ -200,6 +222,7 @@ fn scan_inner(set: &Bytes, verify: bool) -> Result<InnerScan, DecodeError> {
             scan.first_offset = offset;
         }
         scan.last_offset = offset;
+        scan.max_offset = scan.max_offset.max(offset);
         scan.count = scan.count.saturating_add(1);
     }
     if scan.count == 0 {
@@ -258,9 +281,13 @@ impl LegacyRecords {
                     Err(e) => return Some(Err(e)),
                 };
                 *left = left.saturating_sub(1);
-                Some(read_message(&msg, *verify).map(|m| {
-                    let offset = offset_base.map_or(offset, |base| base.wrapping_add(offset));
-                    Record::new(offset, log_append_time.unwrap_or(m.timestamp), msg, m.key, m.value)
+                Some(read_message(&msg, *verify).and_then(|m| {
+                    // The wrapper's scan checked every inner offset; checked here all the same.
+                    let offset = match *offset_base {
+                        Some(base) => absolute(base, offset)?,
+                        None => offset,
+                    };
+                    Ok(Record::new(offset, log_append_time.unwrap_or(m.timestamp), msg, m.key, m.value))
                 }))
             }
         }

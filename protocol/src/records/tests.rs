@@ -474,6 +474,24 @@ fn legacy_gzip_wrapped_magic_1_uses_relative_offsets() {
 
 #[cfg(feature = "gzip")]
 #[test]
+fn legacy_magic_1_offsets_that_overflow_are_errors() {
+    let overflow = |value| DecodeError::InvalidValue { field: "legacy inner offset", value };
+    // The wrapper offset minus the last inner offset: i64::MAX - (-1).
+    let inner = legacy_entry(-1, 1, 0, 0, None, Some(b"x"));
+    let wrapper = legacy_entry(i64::MAX, 1, 1, 0, None, Some(&gzip(&inner)));
+    let err = RecordBatches::new(Bytes::from(wrapper)).next().unwrap().unwrap_err();
+    assert_eq!(err, overflow(-1));
+
+    // The base is fine (10 - 0) but an earlier inner offset lands past i64::MAX.
+    let mut inner = legacy_entry(i64::MAX, 1, 0, 0, None, Some(b"x"));
+    inner.extend_from_slice(&legacy_entry(0, 1, 0, 0, None, Some(b"y")));
+    let wrapper = legacy_entry(10, 1, 1, 0, None, Some(&gzip(&inner)));
+    let err = RecordBatches::new(Bytes::from(wrapper)).next().unwrap().unwrap_err();
+    assert_eq!(err, overflow(i64::MAX));
+}
+
+#[cfg(feature = "gzip")]
+#[test]
 fn legacy_gzip_wrapped_magic_0_uses_absolute_offsets() {
     let mut inner = legacy_entry(40, 0, 0, 0, None, Some(b"x"));
     inner.extend_from_slice(&legacy_entry(41, 0, 0, 0, None, Some(b"y")));
