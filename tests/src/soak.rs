@@ -135,6 +135,12 @@ pub struct SoakReport {
     /// The shortest time from a failed record's send to its failure (the promise: never
     /// before `delivery.timeout.ms`).
     pub earliest_failure: Option<Duration>,
+    /// The failures grouped by their error's text (its first 160 characters), most frequent
+    /// first, with how many and the first and last failure's time from the start of the run.
+    pub failure_kinds: Vec<(String, usize, Duration, Duration)>,
+    /// Failed records per partition (the partition their key hashes to is not known here, so
+    /// per key): key, count.
+    pub failures_by_key: Vec<(u32, usize)>,
     /// Records whose outcome never came.
     pub unresolved: usize,
     /// Records in the log (read back with librdkafka).
@@ -176,6 +182,17 @@ impl SoakReport {
             "sent {} | acknowledged {} | failed {} (earliest failure {:?} after its send) | no outcome {}\n",
             self.sent, self.acked, self.failed, self.earliest_failure, self.unresolved
         ));
+        for (error, count, first, last) in &self.failure_kinds {
+            out.push_str(&format!(
+                "  {count} failed between {:.1}s and {:.1}s: {error}\n",
+                first.as_secs_f64(),
+                last.as_secs_f64()
+            ));
+        }
+        if !self.failures_by_key.is_empty() {
+            let keys: Vec<String> = self.failures_by_key.iter().map(|(k, n)| format!("k{k}:{n}")).collect();
+            out.push_str(&format!("  failed per key: {}\n", keys.join(" ")));
+        }
         out.push_str(&format!(
             "log: {} records | acknowledged but missing {} | duplicated {} | out of order per key {}\n",
             self.in_log, self.missing, self.duplicated, self.reordered
@@ -212,7 +229,10 @@ impl SoakReport {
         if self.unresolved > 0 {
             problems.push(format!("{} records got no outcome", self.unresolved));
         }
-        if let Some(earliest) = self.earliest_failure.filter(|e| *e < delivery_timeout) {
+        // A record's timeout counts from its batch's creation, which may precede the record's
+        // own send by the time its batch stayed open (linger, or a backed-up partition).
+        let slack = Duration::from_secs(1);
+        if let Some(earliest) = self.earliest_failure.filter(|e| *e + slack < delivery_timeout) {
             problems.push(format!("a record failed {earliest:?} after its send, before delivery.timeout.ms"));
         }
         if self.partition_consumer_missing > 0 || self.partition_consumer_repeated > 0 {
@@ -351,6 +371,23 @@ pub fn run(options: &SoakOptions) -> SoakReport {
         outcomes.iter().filter(|o| o.result.is_err()).map(|o| o.done.saturating_sub(o.sent)).collect();
     report.failed = failures.len();
     report.earliest_failure = failures.into_iter().min();
+    let mut kinds: HashMap<String, (usize, Duration, Duration)> = HashMap::new();
+    let mut by_key: BTreeMap<u32, usize> = BTreeMap::new();
+    for o in &outcomes {
+        if let Err(e) = &o.result {
+            let text: String = e.chars().take(160).collect();
+            let entry = kinds.entry(text).or_insert((0, o.done, o.done));
+            entry.0 += 1;
+            entry.1 = entry.1.min(o.done);
+            entry.2 = entry.2.max(o.done);
+            *by_key.entry(o.key).or_default() += 1;
+        }
+    }
+    let mut kinds: Vec<_> = kinds.into_iter().map(|(e, (n, first, last))| (e, n, first, last)).collect();
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+    kinds.truncate(5);
+    report.failure_kinds = kinds;
+    report.failures_by_key = by_key.into_iter().collect();
     report.unresolved = unresolved;
 
     // Per key: every (key, seq) once, in seq order along the log.
