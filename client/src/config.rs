@@ -8,8 +8,8 @@
 //!
 //! Property names are matched exactly; an unknown name or a value that does not parse is an
 //! [`ErrorKind::Config`] error naming the property. Settings that a reference client has but
-//! that change nothing here (security and SASL names, `client.dns.lookup`) are refused rather
-//! than silently ignored, so nobody believes TLS is on when it is not.
+//! that change nothing here (`client.dns.lookup`, and any security setting this build cannot
+//! honour) are refused rather than silently ignored, so nobody believes TLS is on when it is not.
 
 use std::time::Duration;
 
@@ -117,7 +117,8 @@ impl ClientConfig {
     /// `request.timeout.ms`, `socket.connection.setup.timeout.ms`, `metadata.max.age.ms`,
     /// `reconnect.backoff.ms`, `reconnect.backoff.max.ms`, `retry.backoff.ms`,
     /// `retry.backoff.max.ms`, `allow.auto.create.topics`, `send.buffer.bytes`,
-    /// `receive.buffer.bytes`, `socket.nagle.disable`, `socket.keepalive.enable`.
+    /// `receive.buffer.bytes`, `socket.nagle.disable`, `socket.keepalive.enable`,
+    /// `security.protocol`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let conn = &mut self.connection;
         match key {
@@ -137,6 +138,7 @@ impl ClientConfig {
             "receive.buffer.bytes" | "socket.receive.buffer.bytes" => {
                 conn.recv_buffer_size = parse_buffer_size(key, value)?
             }
+            "security.protocol" => conn.security_protocol = value.parse()?,
             "socket.nagle.disable" => conn.tcp_nodelay = parse_bool(key, value)?,
             "socket.keepalive.enable" => {
                 conn.tcp_keepalive = parse_bool(key, value)?.then_some(Duration::from_secs(60))
@@ -309,7 +311,7 @@ mod tests {
             ("request.timeout.ms", "soon"),
             ("request.timeout.ms", "-5"),
             ("allow.auto.create.topics", "yes"),
-            ("security.protocol", "SSL"),
+            ("security.protocol", "TLS"),
             ("send.buffer.bytes", "-2"),
         ] {
             let e = ClientConfig::from_properties([(key, value)]).unwrap_err();

@@ -45,6 +45,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::error::{Error, ErrorKind};
+use crate::security::SecurityProtocol;
 
 /// Settings of one broker connection.
 ///
@@ -71,6 +72,8 @@ pub struct ConnectionConfig {
     pub send_buffer_size: Option<u32>,
     /// SO_RCVBUF in bytes, or `None` for the OS default. Default: `None`.
     pub recv_buffer_size: Option<u32>,
+    /// Whether connections use TLS and SASL (`security.protocol`). Default: plaintext.
+    pub security_protocol: SecurityProtocol,
 }
 
 impl Default for ConnectionConfig {
@@ -85,6 +88,7 @@ impl Default for ConnectionConfig {
             tcp_keepalive: Some(Duration::from_secs(60)),
             send_buffer_size: None,
             recv_buffer_size: None,
+            security_protocol: SecurityProtocol::Plaintext,
         }
     }
 }
@@ -100,6 +104,12 @@ impl ConnectionConfig {
         }
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
             return bad("timeouts must be longer than zero");
+        }
+        if self.security_protocol != SecurityProtocol::Plaintext {
+            return bad(&format!(
+                "security.protocol {} is not supported by this build yet; only PLAINTEXT is",
+                self.security_protocol
+            ));
         }
         Ok(())
     }

@@ -50,6 +50,7 @@ mod metadata;
 pub mod partitioner;
 mod producer;
 mod random;
+mod security;
 
 pub use admin::{
     Admin, ClusterDescription, CreateTopicsOptions, CreatedTopic, NewTopic, TopicResults,
@@ -65,6 +66,7 @@ pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Offset, OffsetReset, TopicPartition,
 };
 pub use error::{Error, ErrorKind};
+pub use security::SecurityProtocol;
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
