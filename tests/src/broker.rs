@@ -63,6 +63,7 @@ pub struct BrokerBuilder {
     partitions: u32,
     advertised_port: Option<u16>,
     config: Vec<(String, String)>,
+    listeners: Vec<(String, String)>,
     start_timeout: Duration,
 }
 
@@ -73,7 +74,7 @@ impl BrokerBuilder {
             .ok()
             .and_then(|s| s.parse().ok())
             .map_or(DEFAULT_START_TIMEOUT, Duration::from_secs);
-        Self { kind, partitions: 3, advertised_port: None, config: Vec::new(), start_timeout }
+        Self { kind, partitions: 3, advertised_port: None, config: Vec::new(), listeners: Vec::new(), start_timeout }
     }
 
     /// Partitions of auto-created topics (Kafka's `num.partitions`).
@@ -94,6 +95,33 @@ impl BrokerBuilder {
     /// override the harness defaults.
     pub fn config(mut self, key: &str, value: &str) -> Self {
         self.config.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// An extra client listener named `name` (letters, digits and `_`; not `CLIENT`,
+    /// `INTERNAL` or `CONTROLLER`) with Kafka security protocol `security_protocol`
+    /// (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`), on a free port of its own; see
+    /// [`Broker::listener_addr`]. Kafka only. The plaintext `CLIENT` listener stays: the harness
+    /// checks readiness through it and the brokers' own traffic never uses the extra ones.
+    ///
+    /// Its settings go through [`config`](Self::config) with Kafka's per-listener prefix, the
+    /// name in lower case: `listener.name.<name>.ssl.keystore.type`,
+    /// `listener.name.<name>.sasl.enabled.mechanisms`,
+    /// `listener.name.<name>.plain.sasl.jaas.config`, ...
+    pub fn listener(mut self, name: &str, security_protocol: &str) -> Self {
+        assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "listener name {name:?}: letters, digits and _ only"
+        );
+        assert!(
+            !["CLIENT", "INTERNAL", "CONTROLLER"].contains(&name.to_ascii_uppercase().as_str()),
+            "listener name {name:?} is the harness's own"
+        );
+        assert!(
+            ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"].contains(&security_protocol),
+            "{security_protocol:?} is not a Kafka security protocol"
+        );
+        self.listeners.push((name.to_ascii_uppercase(), security_protocol.to_owned()));
         self
     }
 
@@ -123,8 +151,15 @@ impl BrokerBuilder {
         let advertised_port = self.advertised_port.unwrap_or(port);
         let dir = tempfile::Builder::new().prefix(&format!("klamm-{}-", self.kind.name())).tempdir()?.keep();
         let keep_dir = std::env::var_os("KLAMM_KEEP_BROKER_DIRS").is_some_and(|v| !v.is_empty() && v != "0");
+        if self.kind != BrokerKind::Kafka && !self.listeners.is_empty() {
+            return Err(StartError::Other("extra listeners are a Kafka-only setting".into()));
+        }
+        let mut listeners = Vec::with_capacity(self.listeners.len());
+        for (name, protocol) in &self.listeners {
+            listeners.push(ExtraListener { name: name.clone(), port: free_port()?, protocol: protocol.clone() });
+        }
         let command = match self.kind {
-            BrokerKind::Kafka => self.kafka_command(&dir, port, advertised_port),
+            BrokerKind::Kafka => self.kafka_command(&dir, port, advertised_port, &listeners),
             BrokerKind::Tansu => self.tansu_command(port, advertised_port),
         };
         let command = match command {
@@ -140,6 +175,7 @@ impl BrokerBuilder {
             dir,
             port,
             advertised_port,
+            listeners,
             supervisor: Mutex::new(supervisor),
             lifeline: Mutex::new(Some(lifeline)),
             keep_dir,
@@ -160,7 +196,13 @@ impl BrokerBuilder {
         }
     }
 
-    fn kafka_command(&self, dir: &Path, port: u16, advertised_port: u16) -> Result<Vec<String>, Error> {
+    fn kafka_command(
+        &self,
+        dir: &Path,
+        port: u16,
+        advertised_port: u16,
+        listeners: &[ExtraListener],
+    ) -> Result<Vec<String>, Error> {
         let install = Component::Kafka.dir()?;
         let template = kafka_storage_template(&install)?;
         let internal_port = free_port()?;
@@ -180,6 +222,7 @@ impl BrokerBuilder {
             partitions: self.partitions,
             replication: 1,
             min_isr: 1,
+            extra_listeners: listeners,
         };
         write_kafka_node(
             dir,
@@ -239,6 +282,16 @@ pub(crate) fn kafka_jvm_options_with_heap(max_heap: &str) -> Vec<String> {
     }
 }
 
+/// A client listener besides `CLIENT` (see [`BrokerBuilder::listener`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ExtraListener {
+    /// Upper case, as Kafka spells listener names.
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub(crate) protocol: String,
+}
+
 /// Where one KRaft node (broker and controller at once) listens and keeps its data: what the
 /// single test broker and each node of a test cluster have in common.
 pub(crate) struct KafkaNode<'a> {
@@ -256,6 +309,8 @@ pub(crate) struct KafkaNode<'a> {
     pub(crate) replication: usize,
     /// `min.insync.replicas` of new and internal topics.
     pub(crate) min_isr: usize,
+    /// More client listeners, each advertised on its own port.
+    pub(crate) extra_listeners: &'a [ExtraListener],
 }
 
 impl KafkaNode<'_> {
@@ -263,6 +318,12 @@ impl KafkaNode<'_> {
     pub(crate) fn properties(&self) -> Vec<(&'static str, String)> {
         let KafkaNode { client_port, advertised_port, internal_port, controller_port, .. } = *self;
         let (replication, min_isr) = (self.replication.to_string(), self.min_isr.to_string());
+        let (mut listeners, mut advertised, mut protocols) = (String::new(), String::new(), String::new());
+        for l in self.extra_listeners {
+            listeners.push_str(&format!(",{}://127.0.0.1:{}", l.name, l.port));
+            advertised.push_str(&format!(",{}://127.0.0.1:{}", l.name, l.port));
+            protocols.push_str(&format!(",{}:{}", l.name, l.protocol));
+        }
         vec![
             ("process.roles", "broker,controller".into()),
             ("node.id", self.id.to_string()),
@@ -274,16 +335,16 @@ impl KafkaNode<'_> {
                 "listeners",
                 format!(
                     "CLIENT://127.0.0.1:{client_port},INTERNAL://127.0.0.1:{internal_port},\
-                     CONTROLLER://127.0.0.1:{controller_port}"
+                     CONTROLLER://127.0.0.1:{controller_port}{listeners}"
                 ),
             ),
             (
                 "advertised.listeners",
-                format!("CLIENT://127.0.0.1:{advertised_port},INTERNAL://127.0.0.1:{internal_port}"),
+                format!("CLIENT://127.0.0.1:{advertised_port},INTERNAL://127.0.0.1:{internal_port}{advertised}"),
             ),
             (
                 "listener.security.protocol.map",
-                "CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+                format!("CLIENT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT{protocols}"),
             ),
             ("controller.listener.names", "CONTROLLER".into()),
             ("inter.broker.listener.name", "INTERNAL".into()),
@@ -485,6 +546,7 @@ pub struct Broker {
     dir: PathBuf,
     port: u16,
     advertised_port: u16,
+    listeners: Vec<ExtraListener>,
     supervisor: Mutex<Child>,
     lifeline: Mutex<Option<ChildStdin>>,
     keep_dir: bool,
@@ -542,6 +604,17 @@ impl Broker {
     /// `127.0.0.1:port` of the broker's client listener, for bootstrap lists.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `127.0.0.1:port` of the extra listener `name` (see [`BrokerBuilder::listener`]; the
+    /// name in any case). Panics when the broker has no such listener.
+    pub fn listener_addr(&self, name: &str) -> String {
+        let l = self
+            .listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name))
+            .unwrap_or_else(|| panic!("the broker has no listener named {name:?}"));
+        format!("127.0.0.1:{}", l.port)
     }
 
     /// The client listener's address.

@@ -228,6 +228,7 @@ impl ClusterBuilder {
                 partitions: self.partitions,
                 replication,
                 min_isr,
+                extra_listeners: &[],
             };
             // The shared settings, then the cluster's own: fast failure detection (see
             // `ClusterBuilder::new`).

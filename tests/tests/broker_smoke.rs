@@ -68,3 +68,27 @@ fn kafka_answers_a_raw_frame() {
     let body: ApiVersionsResponse = body.unwrap();
     assert_lists_core_apis(BrokerKind::Kafka, 3, &body);
 }
+
+#[test]
+fn kafka_extra_listeners_advertise_their_own_port() {
+    use klamm_protocol::api::metadata::MetadataRequest;
+    use klamm_tests::BrokerBuilder;
+
+    let broker = BrokerBuilder::new(BrokerKind::Kafka)
+        .listener("EXTRA", "PLAINTEXT")
+        .listener("second", "PLAINTEXT")
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for name in ["extra", "SECOND"] {
+        let addr = broker.listener_addr(name);
+        assert_ne!(addr, broker.bootstrap(), "{name} has a port of its own");
+        let metadata = rt.block_on(async {
+            let conn = klamm::Connection::connect(&addr, klamm::ConnectionConfig::default()).await.unwrap();
+            conn.send(&MetadataRequest::default()).await.unwrap()
+        });
+        // A broker answers Metadata with the endpoints of the listener the request came in on.
+        let ports: Vec<String> = metadata.brokers.iter().map(|b| format!("{}:{}", b.host, b.port)).collect();
+        assert_eq!(ports, [addr], "listener {name}");
+    }
+}
