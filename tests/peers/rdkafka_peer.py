@@ -40,6 +40,7 @@ Any error ends the process with a message on stderr and a non-zero status.
 """
 
 import argparse
+import os
 import json
 import signal
 import sys
@@ -83,7 +84,23 @@ def emit(obj):
 
 
 def common_config(args):
-    return {"bootstrap.servers": args.brokers, "client.id": "klamm-rdkafka-peer"}
+    config = {"bootstrap.servers": args.brokers, "client.id": "klamm-rdkafka-peer"}
+    config.update(environment_properties())
+    return config
+
+
+def environment_properties():
+    """Client properties for every client this process makes (security settings, say): one
+    key=value per line in KLAMM_PEER_PROPERTIES."""
+    props = {}
+    for line in os.environ.get("KLAMM_PEER_PROPERTIES", "").splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise PeerError(f"KLAMM_PEER_PROPERTIES: {line!r} is not key=value")
+        props[key.strip()] = value
+    return props
 
 
 def parse_record(line, line_no):

@@ -226,6 +226,8 @@ const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Peer {
     kind: PeerKind,
     program: Vec<OsString>,
+    /// Client properties every command applies to every client it makes.
+    properties: Vec<(String, String)>,
 }
 
 impl Peer {
@@ -267,7 +269,23 @@ impl Peer {
                 p
             }
         };
-        Ok(Peer { kind, program })
+        Ok(Peer { kind, program, properties: Vec::new() })
+    }
+
+    /// This peer with client properties that every command applies to every client it makes
+    /// (producer, consumer, admin), after the peer's own defaults: how a peer gets TLS and SASL
+    /// settings, say. They reach the peer process in `KLAMM_PEER_PROPERTIES` (a `key=value`
+    /// per line), so a value must not contain a line break.
+    pub fn with_properties<K: Into<String>, V: Into<String>>(
+        mut self,
+        properties: impl IntoIterator<Item = (K, V)>,
+    ) -> Peer {
+        for (k, v) in properties {
+            let (k, v) = (k.into(), v.into());
+            assert!(!k.contains(['\n', '=']) && !v.contains('\n'), "peer property {k:?}: no line breaks or = in keys");
+            self.properties.push((k, v));
+        }
+        self
     }
 
     /// Which client this is.
@@ -393,6 +411,10 @@ impl Peer {
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(&self.program[0]);
         command.args(&self.program[1..]).args(args);
+        if !self.properties.is_empty() {
+            let lines: Vec<String> = self.properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            command.env("KLAMM_PEER_PROPERTIES", lines.join("\n"));
+        }
         command
     }
 

@@ -67,3 +67,34 @@ fn rdkafka_round_trip_on_tansu() {
 fn java_round_trip_on_tansu() {
     round_trip(BrokerKind::Tansu, PeerKind::Java);
 }
+
+/// `Peer::with_properties` reaches the clients the peer makes: a security protocol no client
+/// knows makes the peer fail, naming the property.
+fn properties_reach_the_clients(kind: PeerKind) {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic(&format!("props-{}", kind.name()));
+    Peer::new(kind).create_topic(&broker.bootstrap(), &topic, 1);
+    let peer = Peer::new(kind).with_properties([("security.protocol", "NO_SUCH_PROTOCOL")]);
+    let e = peer
+        .try_consume(&broker.bootstrap(), &topic, 1, &ConsumeOptions::default())
+        .expect_err("an unknown security protocol must fail");
+    assert!(e.to_string().contains("security.protocol"), "{} peer: {e}", kind.name());
+    // Without the bad property the same peer reads the (empty) topic fine.
+    let fine = Peer::new(kind).try_consume(
+        &broker.bootstrap(),
+        &topic,
+        1,
+        &ConsumeOptions { idle_timeout: std::time::Duration::from_millis(500), ..ConsumeOptions::default() },
+    );
+    assert!(fine.is_ok(), "{} peer: {fine:?}", kind.name());
+}
+
+#[test]
+fn rdkafka_peer_takes_client_properties() {
+    properties_reach_the_clients(PeerKind::Rdkafka);
+}
+
+#[test]
+fn java_peer_takes_client_properties() {
+    properties_reach_the_clients(PeerKind::Java);
+}

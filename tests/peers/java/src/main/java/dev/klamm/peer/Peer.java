@@ -543,6 +543,21 @@ public final class Peer {
         Properties props = new Properties();
         props.put("bootstrap.servers", args.require("brokers"));
         props.put("client.id", "klamm-java-peer");
+        // Client properties for every client this process makes (security settings, say): one
+        // key=value per line in KLAMM_PEER_PROPERTIES.
+        String extra = System.getenv("KLAMM_PEER_PROPERTIES");
+        if (extra != null) {
+            for (String line : extra.split("\n")) {
+                if (line.isBlank()) {
+                    continue;
+                }
+                int eq = line.indexOf('=');
+                if (eq <= 0) {
+                    throw new UsageException("KLAMM_PEER_PROPERTIES: " + line + " is not key=value");
+                }
+                props.put(line.substring(0, eq).trim(), line.substring(eq + 1));
+            }
+        }
         return props;
     }
 
