@@ -17,6 +17,14 @@ use std::time::Duration;
 use klamm_tests::{run_soak, SoakOptions, SoakProducer};
 
 fn main() -> ExitCode {
+    // The clients' warnings go to stderr beside the fault log (RUST_LOG changes the filter).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("klamm=warn,klamm_group=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let mut options = SoakOptions { duration: Duration::from_secs(120), ..SoakOptions::default() };
     let mut producers = vec![SoakProducer::Klamm];
     let mut args = std::env::args().skip(1);

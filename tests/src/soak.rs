@@ -324,11 +324,13 @@ pub fn run(options: &SoakOptions) -> SoakReport {
                 break;
             }
             std::thread::sleep(pause);
+            revive_dead_nodes(&cluster, &mut faults, started);
             random_fault(&mut rng, &cluster, options)
         };
         let at = started.elapsed();
         eprintln!("soak: {:>6.1}s {what}", at.as_secs_f64());
         faults.push((at, what));
+        revive_dead_nodes(&cluster, &mut faults, started);
         if let Err(e) = cluster.wait_for_isr(&topic, Duration::from_secs(60)) {
             eprintln!("soak: replicas not back in sync after the fault: {e}");
         }
@@ -438,6 +440,20 @@ pub fn run(options: &SoakOptions) -> SoakReport {
 
 /// How often each group member commits (records).
 pub(crate) const COMMIT_EVERY: usize = 200;
+
+/// Restarts every node that died on its own (not by a fault we chose), after printing why
+/// from its log: a finding about the test bed or the broker, recorded among the faults.
+fn revive_dead_nodes(cluster: &Cluster, faults: &mut Vec<(Duration, String)>, started: Instant) {
+    for node in cluster.node_ids() {
+        if !cluster.is_running(node) {
+            eprintln!("soak: node {node} exited on its own; the end of its log:\n{}", cluster.log_tail(node, 40));
+            cluster.restart(node);
+            let at = started.elapsed();
+            eprintln!("soak: {:>6.1}s node {node} exited on its own, restarted", at.as_secs_f64());
+            faults.push((at, format!("node {node} exited on its own, restarted")));
+        }
+    }
+}
 
 /// One random fault on a random node; returns what it did.
 fn random_fault(rng: &mut Rng, cluster: &Cluster, options: &SoakOptions) -> String {

@@ -253,6 +253,8 @@ pub(crate) struct PartitionQueue {
     /// accept (or that it lost our state): once nothing is in flight, the partition moves to a
     /// new epoch and re-stamps its queued batches from 0. Nothing is sent meanwhile.
     pub(crate) needs_bump: bool,
+    /// When the sender last warned that this partition's oldest batch waits long.
+    pub(crate) stall_warned: Option<Instant>,
 }
 
 impl PartitionQueue {

@@ -284,6 +284,7 @@ impl Sender {
                     }
                     if let Some(front) = queue.queue.front() {
                         wake_at = wake_at.min(front.created + config.delivery_timeout);
+                        warn_if_stalled(queue, &name, partition, meta.map(|m| &**m), now, config.delivery_timeout);
                     }
                     if queue.rewind && queue.in_flight == 0 {
                         match queue.retry_at {
@@ -877,6 +878,43 @@ fn add_batch(draft: &mut Draft, topic: &Arc<str>, partition: i32, id: u64, bytes
         }),
     }
     draft.sent.push(Sent { topic: Arc::clone(topic), partition, id });
+}
+
+/// Warns (at most every 10 s per partition) when a partition's oldest batch has waited half
+/// of `delivery.timeout.ms`: it says what holds the partition back, long before its records
+/// fail.
+fn warn_if_stalled(
+    queue: &mut super::accumulator::PartitionQueue,
+    topic: &str,
+    partition: i32,
+    meta: Option<&crate::metadata::TopicMetadata>,
+    now: Instant,
+    delivery_timeout: Duration,
+) {
+    let Some(front) = queue.queue.front() else { return };
+    let waited = now.saturating_duration_since(front.created);
+    if waited < delivery_timeout / 2 || queue.stall_warned.is_some_and(|t| now < t + Duration::from_secs(10)) {
+        return;
+    }
+    queue.stall_warned = Some(now);
+    let leader = meta.and_then(|m| m.partition(partition)).map(|p| p.leader);
+    tracing::warn!(
+        topic,
+        partition,
+        waited_ms = waited.as_millis() as u64,
+        queued = queue.queue.len(),
+        sent = queue.sent,
+        in_flight = queue.in_flight,
+        in_flight_node = queue.in_flight_node,
+        leader = ?leader,
+        rewind = queue.rewind,
+        retry_in_ms = ?queue.retry_at.map(|at| at.saturating_duration_since(now).as_millis() as u64),
+        needs_bump = queue.needs_bump,
+        epoch = ?queue.producer,
+        attempts = front.attempts,
+        last_error = ?front.last_error.as_ref().map(ToString::to_string),
+        "the oldest batch of a partition has waited half of delivery.timeout.ms"
+    );
 }
 
 fn expired(topic: &str, batch: &Batch, timeout: Duration) -> Error {
