@@ -66,10 +66,10 @@ pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Offset, OffsetReset, TopicPartition,
 };
 pub use error::{Error, ErrorKind};
-pub use security::SecurityProtocol;
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TopicName,
 };
+pub use security::SecurityProtocol;

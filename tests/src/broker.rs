@@ -74,7 +74,14 @@ impl BrokerBuilder {
             .ok()
             .and_then(|s| s.parse().ok())
             .map_or(DEFAULT_START_TIMEOUT, Duration::from_secs);
-        Self { kind, partitions: 3, advertised_port: None, config: Vec::new(), listeners: Vec::new(), start_timeout }
+        Self {
+            kind,
+            partitions: 3,
+            advertised_port: None,
+            config: Vec::new(),
+            listeners: Vec::new(),
+            start_timeout,
+        }
     }
 
     /// Partitions of auto-created topics (Kafka's `num.partitions`).
@@ -156,7 +163,11 @@ impl BrokerBuilder {
         }
         let mut listeners = Vec::with_capacity(self.listeners.len());
         for (name, protocol) in &self.listeners {
-            listeners.push(ExtraListener { name: name.clone(), port: free_port()?, protocol: protocol.clone() });
+            listeners.push(ExtraListener {
+                name: name.clone(),
+                port: free_port()?,
+                protocol: protocol.clone(),
+            });
         }
         let command = match self.kind {
             BrokerKind::Kafka => self.kafka_command(&dir, port, advertised_port, &listeners),
@@ -340,7 +351,9 @@ impl KafkaNode<'_> {
             ),
             (
                 "advertised.listeners",
-                format!("CLIENT://127.0.0.1:{advertised_port},INTERNAL://127.0.0.1:{internal_port}{advertised}"),
+                format!(
+                    "CLIENT://127.0.0.1:{advertised_port},INTERNAL://127.0.0.1:{internal_port}{advertised}"
+                ),
             ),
             (
                 "listener.security.protocol.map",

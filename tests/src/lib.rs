@@ -70,7 +70,9 @@ pub use proxy::{CutPoint, Direction, FaultProxy, FrameHook, PeriodicCut};
 pub use raw_connection::{RawConnection, RawError, DEFAULT_READ_TIMEOUT};
 pub use raw_records::{build_batch, fetch_all, peer_record, records_of, Fetched};
 pub use recording::{RecordedFrame, Recorder, RecordingProxy};
-pub use soak::{run as run_soak, Fault, FaultPlan, SoakOptions, SoakProducer, SoakReport};
+pub use soak::{
+    reliable_producer_config, run as run_soak, Fault, FaultPlan, SoakOptions, SoakProducer, SoakReport,
+};
 pub use version_cap::{cap_api_versions, VersionCap, VersionCapProxy};
 
 /// The harness's error: a message for the test's panic, whatever the cause.

@@ -282,7 +282,10 @@ impl Peer {
     ) -> Peer {
         for (k, v) in properties {
             let (k, v) = (k.into(), v.into());
-            assert!(!k.contains(['\n', '=']) && !v.contains('\n'), "peer property {k:?}: no line breaks or = in keys");
+            assert!(
+                !k.contains(['\n', '=']) && !v.contains('\n'),
+                "peer property {k:?}: no line breaks or = in keys"
+            );
             self.properties.push((k, v));
         }
         self

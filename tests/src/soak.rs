@@ -446,7 +446,10 @@ pub(crate) const COMMIT_EVERY: usize = 200;
 fn revive_dead_nodes(cluster: &Cluster, faults: &mut Vec<(Duration, String)>, started: Instant) {
     for node in cluster.node_ids() {
         if !cluster.is_running(node) {
-            eprintln!("soak: node {node} exited on its own; the end of its log:\n{}", cluster.log_tail(node, 40));
+            eprintln!(
+                "soak: node {node} exited on its own; the end of its log:\n{}",
+                cluster.log_tail(node, 40)
+            );
             cluster.restart(node);
             let at = started.elapsed();
             eprintln!("soak: {:>6.1}s node {node} exited on its own, restarted", at.as_secs_f64());
@@ -639,6 +642,26 @@ impl PartitionReader {
     }
 }
 
+/// The producer every reliability test runs: idempotent, `acks=all`, lz4, 5 ms linger, with
+/// the given delivery and request timeouts (`max.block.ms` as the delivery timeout).
+pub fn reliable_producer_config(
+    bootstrap: &str,
+    delivery_timeout: Duration,
+    request_timeout: Duration,
+) -> ProducerConfig {
+    ProducerConfig::from_properties([
+        ("bootstrap.servers", bootstrap),
+        ("acks", "all"),
+        ("enable.idempotence", "true"),
+        ("compression.type", "lz4"),
+        ("linger.ms", "5"),
+        ("delivery.timeout.ms", &delivery_timeout.as_millis().to_string()),
+        ("request.timeout.ms", &request_timeout.as_millis().to_string()),
+        ("max.block.ms", &delivery_timeout.as_millis().to_string()),
+    ])
+    .expect("producer settings")
+}
+
 /// The producer side of a soak: outcomes are collected as they come, so that a record whose
 /// outcome never comes is counted, not waited for.
 struct Writer {
@@ -669,17 +692,7 @@ impl Writer {
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let config = ProducerConfig::from_properties([
-            ("bootstrap.servers", bootstrap),
-            ("acks", "all"),
-            ("enable.idempotence", "true"),
-            ("compression.type", "lz4"),
-            ("linger.ms", "5"),
-            ("delivery.timeout.ms", &options.delivery_timeout.as_millis().to_string()),
-            ("request.timeout.ms", &options.request_timeout.as_millis().to_string()),
-            ("max.block.ms", &options.delivery_timeout.as_millis().to_string()),
-        ])
-        .expect("producer settings");
+        let config = reliable_producer_config(bootstrap, options.delivery_timeout, options.request_timeout);
         let producer = runtime.block_on(async { Producer::new(config) }).expect("a producer");
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));

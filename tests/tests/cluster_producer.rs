@@ -27,10 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use klamm::protocol::ErrorCode;
-use klamm::{
-    Admin, ClientConfig, ElectionType, Error, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
-};
-use klamm_tests::{unique_topic, Cluster, ConsumeOptions, Peer, PeerRecord};
+use klamm::{Admin, ClientConfig, ElectionType, Error, Producer, ProducerRecord, RecordMetadata};
+use klamm_tests::{reliable_producer_config, unique_topic, Cluster, ConsumeOptions, Peer, PeerRecord};
 use tokio::task::JoinSet;
 
 /// Partitions of each test's topic.
@@ -90,18 +88,8 @@ impl Writer {
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let config = ProducerConfig::from_properties([
-            ("bootstrap.servers", cluster.bootstrap().as_str()),
-            ("acks", "all"),
-            ("enable.idempotence", "true"),
-            ("compression.type", "lz4"),
-            ("linger.ms", "5"),
-            ("delivery.timeout.ms", &DELIVERY_TIMEOUT.as_millis().to_string()),
-            ("request.timeout.ms", &REQUEST_TIMEOUT.as_millis().to_string()),
-            ("max.block.ms", &DELIVERY_TIMEOUT.as_millis().to_string()),
-            ("client.id", "cluster-producer"),
-        ])
-        .expect("producer config");
+        let mut config = reliable_producer_config(&cluster.bootstrap(), DELIVERY_TIMEOUT, REQUEST_TIMEOUT);
+        config.set("client.id", "cluster-producer").expect("client.id");
         let producer = runtime.block_on(async { Producer::new(config) }).expect("producer");
         let stop = Arc::new(AtomicBool::new(false));
         let started = Instant::now();

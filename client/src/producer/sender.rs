@@ -284,7 +284,14 @@ impl Sender {
                     }
                     if let Some(front) = queue.queue.front() {
                         wake_at = wake_at.min(front.created + config.delivery_timeout);
-                        warn_if_stalled(queue, &name, partition, meta.map(|m| &**m), now, config.delivery_timeout);
+                        warn_if_stalled(
+                            queue,
+                            &name,
+                            partition,
+                            meta.map(|m| &**m),
+                            now,
+                            config.delivery_timeout,
+                        );
                     }
                     if queue.rewind && queue.in_flight == 0 {
                         match queue.retry_at {
@@ -893,7 +900,8 @@ fn warn_if_stalled(
 ) {
     let Some(front) = queue.queue.front() else { return };
     let waited = now.saturating_duration_since(front.created);
-    if waited < delivery_timeout / 2 || queue.stall_warned.is_some_and(|t| now < t + Duration::from_secs(10)) {
+    if waited < delivery_timeout / 2 || queue.stall_warned.is_some_and(|t| now < t + Duration::from_secs(10))
+    {
         return;
     }
     queue.stall_warned = Some(now);
