@@ -36,7 +36,7 @@ async fn producer_properties_with_bad_values_are_config_errors_naming_the_proper
         ("max.block.ms", "soon"),
         ("enable.idempotence", "maybe"),
         ("no.such.property", "1"),
-        ("security.protocol", "SSL"),
+        ("security.protocol", "TLS"),
     ] {
         let err = ProducerConfig::from_properties(properties(&bootstrap, &[(key, value)])).expect_err(key);
         config_error(&format!("{key}={value}"), &err, key);
