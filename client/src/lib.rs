@@ -50,6 +50,7 @@ mod metadata;
 pub mod partitioner;
 mod producer;
 mod random;
+mod sasl;
 mod security;
 
 pub use admin::{
@@ -71,5 +72,8 @@ pub use klamm_protocol as protocol;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TopicName,
+};
+pub use sasl::{
+    OAuthBearerToken, SaslConfig, SaslMechanism, Secret, TokenFuture, TokenProvider, UnsecuredJwt,
 };
 pub use security::SecurityProtocol;
