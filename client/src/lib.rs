@@ -41,6 +41,7 @@ mod admin;
 mod admin_elect;
 mod admin_groups;
 mod admin_offsets;
+mod admin_scram;
 mod client;
 mod config;
 mod connection;
@@ -60,6 +61,7 @@ pub use admin::{
 pub use admin_elect::ElectionType;
 pub use admin_groups::{GroupDescription, GroupListing, MemberDescription, COORDINATOR_ATTEMPTS};
 pub use admin_offsets::{ListedOffset, OffsetSpec, PartitionResults, LEADER_ATTEMPTS};
+pub use admin_scram::{ScramCredentialChange, ScramCredentialInfo, DEFAULT_SCRAM_ITERATIONS};
 pub use client::{Client, ConnectionKind};
 pub use config::{ClientConfig, BROKERS_ENV};
 pub use connection::{Connection, ConnectionConfig, PendingResponse};

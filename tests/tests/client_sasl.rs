@@ -11,13 +11,16 @@
 //! cause, returned at once by the producer's `send` and the consumer's `poll`; librdkafka and
 //! the Java client, with the same credentials on the same listener, read what Klamm wrote.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use klamm::protocol::api::metadata::MetadataRequest;
 use klamm::{
-    Admin, ClientConfig, Consumer, ConsumerConfig, Error, NewTopic, OffsetReset, Producer, ProducerConfig,
-    ProducerRecord, TopicPartition,
+    Admin, ClientConfig, Connection, Consumer, ConsumerConfig, Error, NewTopic, OAuthBearerToken,
+    OffsetReset, Producer, ProducerConfig, ProducerRecord, SaslMechanism, ScramCredentialChange, TokenFuture,
+    TokenProvider, TopicPartition, UnsecuredJwt, DEFAULT_SCRAM_ITERATIONS,
 };
 use klamm_tests::{unique_topic, Broker, BrokerKind, ConsumeOptions, Peer};
 
@@ -250,4 +253,244 @@ async fn sasl_on_the_plaintext_listener_is_a_clear_error() {
     props[0].1 = broker().bootstrap();
     let (e, elapsed) = first_send_error(&props).await;
     assert_authentication_error(&e, elapsed, "did not expect SASL");
+}
+
+/// Creates `user` with `password` for `mechanism` over the plaintext listener, and waits until
+/// the broker lists the credential.
+async fn scram_user(user: &str, mechanism: SaslMechanism, password: &str) {
+    let admin = Admin::connect(ClientConfig::new(&broker().bootstrap())).await.expect("admin");
+    let changes = [ScramCredentialChange::upsert(user, mechanism, password)];
+    for (name, result) in admin.alter_user_scram_credentials(&changes).await {
+        result.unwrap_or_else(|e| panic!("SCRAM credential of {name}: {e}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let described = admin.describe_user_scram_credentials(&[user]).await.expect("describe");
+        if let [(name, Ok(infos))] = &described[..] {
+            assert_eq!(name, user);
+            if infos.iter().any(|i| i.mechanism == mechanism && i.iterations == DEFAULT_SCRAM_ITERATIONS) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{user}'s credential never showed: {described:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks that a peer read exactly the 200 values of [`round_trip`].
+fn assert_read_by(peer: &str, records: &[klamm_tests::PeerRecord]) {
+    let mut got: Vec<String> = records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into())
+        .collect();
+    got.sort();
+    let mut expected: Vec<String> = (0..200).map(value).collect();
+    expected.sort();
+    assert_eq!(got, expected, "{peer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_sha_256_and_512_produce_and_consume_and_peers_read_it() {
+    let user = unique_topic("scram-user");
+    scram_user(&user, SaslMechanism::ScramSha256, "pw-256").await;
+    scram_user(&user, SaslMechanism::ScramSha512, "pw-512").await;
+    let bootstrap = broker().listener_addr("SASL");
+
+    let props = sasl_properties(
+        "SASL",
+        &[("sasl.mechanism", "SCRAM-SHA-256"), ("sasl.username", &user), ("sasl.password", "pw-256")],
+    );
+    let topic256 = round_trip("sasl-scram-256", &props).await;
+    // The Java form of the same credentials, and the programmatic one.
+    let jaas = format!(
+        "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"{user}\" password=\"pw-512\";"
+    );
+    let props = sasl_properties("SASL", &[("sasl.mechanism", "SCRAM-SHA-512"), ("sasl.jaas.config", &jaas)]);
+    let topic512 = round_trip("sasl-scram-512", &props).await;
+    let admin = Admin::connect(ClientConfig::new(&bootstrap).sasl_scram(
+        SaslMechanism::ScramSha512,
+        user.clone(),
+        "pw-512",
+    ))
+    .await
+    .expect("an admin over SCRAM-SHA-512");
+    assert!(!admin.describe_cluster().await.expect("describe").brokers.is_empty());
+
+    let wrong = sasl_properties(
+        "SASL",
+        &[("sasl.mechanism", "SCRAM-SHA-512"), ("sasl.username", &user), ("sasl.password", "pw-256")],
+    );
+    let (e, elapsed) = first_send_error(&wrong).await;
+    assert_authentication_error(&e, elapsed, "invalid credentials");
+
+    let rd = [
+        ("security.protocol", "SASL_PLAINTEXT".to_owned()),
+        ("sasl.mechanism", "SCRAM-SHA-256".to_owned()),
+        ("sasl.username", user.clone()),
+        ("sasl.password", "pw-256".to_owned()),
+    ];
+    let java = [
+        ("security.protocol", "SASL_PLAINTEXT".to_owned()),
+        ("sasl.mechanism", "SCRAM-SHA-512".to_owned()),
+        ("sasl.jaas.config", jaas),
+    ];
+    let options = ConsumeOptions { idle_timeout: Duration::from_secs(10), ..Default::default() };
+    let (rd, java) = tokio::task::spawn_blocking(move || {
+        let rd = Peer::rdkafka().with_properties(rd).consume(&bootstrap, &topic256, 200, &options);
+        let java = Peer::java().with_properties(java).consume(&bootstrap, &topic512, 200, &options);
+        (rd, java)
+    })
+    .await
+    .expect("peers");
+    assert_read_by("librdkafka over SCRAM-SHA-256", &rd);
+    assert_read_by("java over SCRAM-SHA-512", &java);
+}
+
+/// Unsigned JWTs for `principal`, counting how often it is asked.
+struct CountingTokens {
+    principal: &'static str,
+    calls: Arc<AtomicU32>,
+}
+
+impl TokenProvider for CountingTokens {
+    fn token(&self) -> TokenFuture<'_> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(UnsecuredJwt::new(self.principal).issue())
+        })
+    }
+}
+
+/// A provider whose tokens no validator accepts.
+struct GarbageTokens;
+
+impl TokenProvider for GarbageTokens {
+    fn token(&self) -> TokenFuture<'_> {
+        Box::pin(async { Ok(OAuthBearerToken::new("not-a-jwt", Duration::from_secs(60), "nobody")) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_with_unsecured_jwts_and_a_token_provider() {
+    let props = sasl_properties(
+        "SASL",
+        &[("sasl.mechanism", "OAUTHBEARER"), ("sasl.oauthbearer.config", "principal=alice lifeSeconds=600")],
+    );
+    let topic = round_trip("sasl-oauthbearer", &props).await;
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let provider = CountingTokens { principal: "carol", calls: Arc::clone(&calls) };
+    let bootstrap = broker().listener_addr("SASL");
+    let mut config = ConsumerConfig::new(&bootstrap)
+        .auto_offset_reset(OffsetReset::Earliest)
+        .fetch_max_wait(Duration::from_millis(100));
+    config.client = config.client.sasl_oauthbearer(provider);
+    let mut consumer = Consumer::new(config).expect("consumer");
+    consumer.assign((0..2).map(|p| TopicPartition::new(topic.as_str(), p)));
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read < 200 && Instant::now() < deadline {
+        read += consumer.poll(Duration::from_millis(200)).await.expect("poll").len();
+    }
+    assert_eq!(read, 200);
+    consumer.close(Duration::from_secs(5)).await.expect("close");
+    // One token serves every connection of the client while it is fresh.
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let started = Instant::now();
+    let e = Admin::connect(ClientConfig::new(&bootstrap).sasl_oauthbearer(GarbageTokens))
+        .await
+        .expect_err("a token the broker cannot parse");
+    assert_authentication_error(&e, started.elapsed(), "invalid_token");
+    assert!(!format!("{e:?}").contains("not-a-jwt"), "{e:?}");
+
+    let rd = [
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+        ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
+        ("sasl.oauthbearer.config", "principal=alice"),
+    ];
+    let java = [
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "OAUTHBEARER"),
+        (
+            "sasl.jaas.config",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+             unsecuredLoginStringClaim_sub=\"alice\";",
+        ),
+    ];
+    let options = ConsumeOptions { idle_timeout: Duration::from_secs(10), ..Default::default() };
+    let (rd, java) = tokio::task::spawn_blocking(move || {
+        let rd = Peer::rdkafka().with_properties(rd).consume(&bootstrap, &topic, 200, &options);
+        let java = Peer::java().with_properties(java).consume(&bootstrap, &topic, 200, &options);
+        (rd, java)
+    })
+    .await
+    .expect("peers");
+    assert_read_by("librdkafka over OAUTHBEARER", &rd);
+    assert_read_by("java over OAUTHBEARER", &java);
+}
+
+/// Sessions on `REAUTH` last 2 s. One connection carries pipelined requests from four tasks for
+/// 7 s: without re-authentication the broker would close it at the first request after its
+/// session ended. Then a producer and a consumer run across several re-authentications and
+/// every record arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_reauthenticate_before_their_sessions_end_and_nothing_is_lost() {
+    let addr = broker().listener_addr("REAUTH");
+    let config =
+        ClientConfig::from_properties(sasl_properties("REAUTH", &as_refs(&plain("alice", "alice-secret"))))
+            .expect("config");
+    let conn = Connection::connect(&addr, config.connection.clone()).await.expect("connect");
+    let run_for = Duration::from_millis(REAUTH_MS * 7 / 2);
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let mut answered = 0u32;
+                while started.elapsed() < run_for {
+                    conn.send(&MetadataRequest::default()).await.expect("the connection stays usable");
+                    answered += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                answered
+            })
+        })
+        .collect();
+    for w in workers {
+        assert!(w.await.expect("worker") > 20);
+    }
+    assert!(!conn.is_closed());
+
+    let props = sasl_properties("REAUTH", &as_refs(&plain("alice", "alice-secret")));
+    let topic = new_topic("sasl-reauth", 2).await;
+    let producer_props = props.clone();
+    let producer_topic = topic.clone();
+    let count = 3_000;
+    let producer = tokio::spawn(async move {
+        // Spread over about three sessions.
+        let per_ms = count as u64 / (REAUTH_MS * 3) + 1;
+        let values = (0..count).map(value);
+        let config = ProducerConfig::from_properties(producer_props.iter().cloned()).expect("config");
+        let producer = Producer::new(config).expect("producer");
+        let mut pending = Vec::new();
+        for (i, v) in values.enumerate() {
+            pending.push(producer.send(ProducerRecord::new(producer_topic.clone(), v)).await.expect("send"));
+            if (i as u64 + 1).is_multiple_of(per_ms * 10) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        for p in pending {
+            p.await.expect("delivered across re-authentications");
+        }
+        assert_eq!(producer.close(Duration::from_secs(10)).await, 0);
+    });
+    let mut read = consume(&props, &topic, 2, count).await;
+    producer.await.expect("producer");
+    read.sort();
+    let mut expected: Vec<String> = (0..count).map(value).collect();
+    expected.sort();
+    assert_eq!(read.len(), count);
+    assert_eq!(read, expected);
 }

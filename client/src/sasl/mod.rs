@@ -19,7 +19,7 @@
 mod jaas;
 mod oauthbearer;
 mod plain;
-mod scram;
+pub(crate) mod scram;
 
 use std::fmt;
 use std::str::FromStr;

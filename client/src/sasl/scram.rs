@@ -30,7 +30,7 @@ const MAX_ITERATIONS: u32 = 100_000;
 
 /// Which hash the mechanism uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ScramHash {
+pub(crate) enum ScramHash {
     Sha256,
     Sha512,
 }
@@ -60,7 +60,7 @@ impl ScramHash {
     }
 
     /// PBKDF2 with HMAC of this hash, one block: the output is as long as the hash.
-    fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+    pub(crate) fn salted_password(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
         match self {
             ScramHash::Sha256 => pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations).to_vec(),
             ScramHash::Sha512 => pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password, salt, iterations).to_vec(),
