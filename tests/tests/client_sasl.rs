@@ -22,6 +22,7 @@ use klamm::{
     OffsetReset, Producer, ProducerConfig, ProducerRecord, SaslMechanism, ScramCredentialChange, TokenFuture,
     TokenProvider, TopicPartition, UnsecuredJwt, DEFAULT_SCRAM_ITERATIONS,
 };
+use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
 use klamm_tests::{unique_topic, Broker, BrokerKind, ConsumeOptions, Peer};
 
 const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
@@ -493,4 +494,168 @@ async fn connections_reauthenticate_before_their_sessions_end_and_nothing_is_los
     expected.sort();
     assert_eq!(read.len(), count);
     assert_eq!(read, expected);
+}
+
+/// A group member over `props` (SASL settings included) for `group`, reading from the start.
+fn group_config(props: &[(String, String)], group: &str) -> GroupConfig {
+    let mut all = props.to_vec();
+    all.push(("group.id".to_owned(), group.to_owned()));
+    all.push(("auto.offset.reset".to_owned(), "earliest".to_owned()));
+    all.push(("fetch.max.wait.ms".to_owned(), "100".to_owned()));
+    all.push(("heartbeat.interval.ms".to_owned(), "500".to_owned()));
+    GroupConfig::from_properties(all).expect("group config")
+}
+
+/// A consumer group over SCRAM-SHA-512 reads, commits and leaves; a new member resumes at the
+/// committed offset. With a wrong password, the group's `poll` returns the authentication
+/// error instead of looking for the coordinator forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commits_and_resumes_over_scram_and_a_wrong_password_stops_it() {
+    let user = unique_topic("group-user");
+    scram_user(&user, SaslMechanism::ScramSha512, "group-pw").await;
+    let props = sasl_properties(
+        "SASL",
+        &[("sasl.mechanism", "SCRAM-SHA-512"), ("sasl.username", &user), ("sasl.password", "group-pw")],
+    );
+    let topic = new_topic("sasl-group", 1).await;
+    produce(&props, &topic, (0..20).map(value)).await;
+    let group = unique_topic("sasl-g");
+
+    let mut member = GroupConsumer::new(group_config(&props, &group)).expect("member");
+    member.subscribe([topic.as_str()]);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 20 && Instant::now() < deadline {
+        got.extend(member.poll(Duration::from_millis(200)).await.expect("poll"));
+    }
+    assert_eq!(got.len(), 20);
+    let tp = TopicPartition::new(topic.as_str(), 0);
+    member.commit([(tp.clone(), NextOffset::after(&got[11]))]).await.expect("commit");
+    member.close(Duration::from_secs(10)).await.expect("close");
+
+    let mut again = GroupConsumer::new(group_config(&props, &group)).expect("member");
+    again.subscribe([topic.as_str()]);
+    let mut first = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.is_empty() && Instant::now() < deadline {
+        first = again.poll(Duration::from_millis(200)).await.expect("poll");
+    }
+    assert_eq!(first.first().map(|r| r.offset), Some(12), "resumes at the committed offset");
+    again.close(Duration::from_secs(10)).await.expect("close");
+
+    let wrong = sasl_properties(
+        "SASL",
+        &[("sasl.mechanism", "SCRAM-SHA-512"), ("sasl.username", &user), ("sasl.password", "nope")],
+    );
+    let mut refused = GroupConsumer::new(group_config(&wrong, &group)).expect("member");
+    refused.subscribe([topic.as_str()]);
+    let started = Instant::now();
+    let e = loop {
+        match refused.poll(Duration::from_millis(200)).await {
+            Err(e) => break e,
+            Ok(records) => {
+                assert!(records.is_empty());
+                assert!(started.elapsed() < FAIL_FAST, "the group kept going without authenticating");
+            }
+        }
+    };
+    assert_authentication_error(&e, started.elapsed(), "invalid credentials");
+}
+
+/// A tracing writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+/// Every log line and span (at TRACE, with span fields) of successful and failed SASL
+/// connections, as well as the errors and printed configurations, are free of passwords and
+/// tokens. The runtime has one thread, so the connection tasks log to this test's subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn no_secret_in_logs_spans_errors_or_debug_output() {
+    let user = unique_topic("quiet-user");
+    scram_user(&user, SaslMechanism::ScramSha256, "scram-pw-4d1f").await;
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+        .with_ansi(false)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let token = UnsecuredJwt::new("dave").issue();
+    let secrets = ["alice-secret", "wrong-pw-93ab", "scram-pw-4d1f", token.value.expose()];
+    let mut printed = String::new();
+    let cases: Vec<Vec<(String, String)>> = vec![
+        sasl_properties("SASL", &as_refs(&plain("alice", "alice-secret"))),
+        sasl_properties("SASL", &as_refs(&plain("alice", "wrong-pw-93ab"))),
+        sasl_properties(
+            "SASL",
+            &[
+                ("sasl.mechanism", "SCRAM-SHA-256"),
+                ("sasl.username", &user),
+                ("sasl.password", "scram-pw-4d1f"),
+            ],
+        ),
+        sasl_properties(
+            "SASL",
+            &[
+                ("sasl.mechanism", "SCRAM-SHA-256"),
+                ("sasl.username", &user),
+                ("sasl.password", "wrong-pw-93ab"),
+            ],
+        ),
+    ];
+    for props in cases {
+        let config = ClientConfig::from_properties(props).expect("config");
+        printed.push_str(&format!("{config:?} {config:#?}\n"));
+        match Admin::connect(config).await {
+            Ok(admin) => {
+                admin.describe_cluster().await.expect("describe");
+            }
+            Err(e) => printed.push_str(&format!("{e} {e:?}\n")),
+        }
+    }
+    struct Fixed(OAuthBearerToken);
+    impl TokenProvider for Fixed {
+        fn token(&self) -> TokenFuture<'_> {
+            Box::pin(async { Ok(self.0.clone()) })
+        }
+    }
+    let config = ClientConfig::new(&broker().listener_addr("SASL")).sasl_oauthbearer(Fixed(token.clone()));
+    printed.push_str(&format!("{config:?}\n"));
+    let admin = Admin::connect(config).await.expect("OAUTHBEARER");
+    admin.describe_cluster().await.expect("describe");
+    drop(admin);
+
+    let logged =
+        String::from_utf8_lossy(&capture.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .into_owned();
+    assert!(logged.contains("authenticated"), "the capture saw no SASL logging:\n{logged}");
+    assert!(
+        printed.contains("Invalid username or password") && printed.contains("invalid credentials"),
+        "{printed}"
+    );
+    for secret in secrets {
+        assert!(!logged.contains(secret), "{secret:?} logged");
+        assert!(!printed.contains(secret), "{secret:?} printed:\n{printed}");
+    }
 }
