@@ -659,3 +659,60 @@ async fn no_secret_in_logs_spans_errors_or_debug_output() {
         assert!(!printed.contains(secret), "{secret:?} printed:\n{printed}");
     }
 }
+
+/// The `produce` and `consume` examples take the SASL settings as `--property key=value`.
+#[test]
+fn the_produce_and_consume_examples_take_sasl_properties() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let topic = runtime.block_on(new_topic("sasl-examples", 1));
+    let addr = broker().listener_addr("SASL");
+    let sasl = [
+        "--property",
+        "security.protocol=SASL_PLAINTEXT",
+        "--property",
+        "sasl.mechanism=PLAIN",
+        "--property",
+        "sasl.username=alice",
+        "--property",
+        "sasl.password=alice-secret",
+    ];
+    let produce = klamm_tests::example_binary("klamm", "produce");
+    let mut child = Command::new(produce)
+        .args(["--brokers", &addr, "--topic", &topic])
+        .args(sasl)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("produce runs");
+    child.stdin.take().expect("stdin").write_all(b"one\ntwo\n").expect("write");
+    let out = child.wait_with_output().expect("produce");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let consume = klamm_tests::example_binary("klamm", "consume");
+    let out = Command::new(&consume)
+        .args(["--brokers", &addr, "--topic", &topic, "--from", "beginning", "--count", "2"])
+        .args(sasl)
+        .output()
+        .expect("consume");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("\tone") && stdout.contains("\ttwo"),
+        "consume: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = Command::new(&consume)
+        .args(["--brokers", &addr, "--topic", &topic, "--from", "beginning", "--count", "2"])
+        .args(&sasl[..6])
+        .args(["--property", "sasl.password=wrong"])
+        .output()
+        .expect("consume");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("authentication failed"), "{stderr}");
+    assert!(!stderr.contains("wrong"), "the password was printed: {stderr}");
+}
