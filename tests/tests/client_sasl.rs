@@ -23,7 +23,7 @@ use klamm::{
     TokenProvider, TopicPartition, UnsecuredJwt, DEFAULT_SCRAM_ITERATIONS,
 };
 use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
-use klamm_tests::{unique_topic, Broker, BrokerKind, ConsumeOptions, Peer};
+use klamm_tests::{unique_topic, Broker, BrokerKind, ConsumeOptions, Peer, PeerRecord, ProduceOptions};
 
 const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
      username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" user_alice=\"alice-secret\";";
@@ -163,7 +163,7 @@ fn assert_authentication_error(e: &Error, elapsed: Duration, needle: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_produces_and_consumes_and_peers_read_it() {
+async fn plain_produces_and_consumes_and_peers_read_it_and_the_reverse() {
     let props = sasl_properties("SASL", &as_refs(&plain("alice", "alice-secret")));
     let topic = round_trip("sasl-plain", &props).await;
     let bootstrap = broker().listener_addr("SASL");
@@ -200,6 +200,27 @@ async fn plain_produces_and_consumes_and_peers_read_it() {
         expected.sort();
         assert_eq!(got, expected, "{name} over SASL PLAIN");
     }
+
+    // The reverse: both peers write over the same listener, Klamm reads.
+    let back = new_topic("sasl-plain-peers", 1).await;
+    let bootstrap = broker().listener_addr("SASL");
+    let (topic, brokers) = (back.clone(), bootstrap.clone());
+    tokio::task::spawn_blocking(move || {
+        let from =
+            |peer: &str| (0..50).map(|i| PeerRecord::new("k", format!("{peer}-{i}"))).collect::<Vec<_>>();
+        let options = ProduceOptions::default();
+        Peer::rdkafka().with_properties(peer_props).produce(&brokers, &topic, &options, &from("rdkafka"));
+        Peer::java().with_properties(java_props).produce(&brokers, &topic, &options, &from("java"));
+    })
+    .await
+    .expect("peers");
+    let props = sasl_properties("SASL", &as_refs(&plain("alice", "alice-secret")));
+    let mut read = consume(&props, &back, 1, 100).await;
+    read.sort();
+    let mut expected: Vec<String> =
+        ["rdkafka", "java"].iter().flat_map(|p| (0..50).map(move |i| format!("{p}-{i}"))).collect();
+    expected.sort();
+    assert_eq!(read, expected, "Klamm reading what the peers wrote over SASL PLAIN");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
