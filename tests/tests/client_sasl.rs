@@ -232,6 +232,19 @@ async fn plain_from_a_java_jaas_config() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_codec_over_sasl() {
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let mut props = sasl_properties("SASL", &as_refs(&plain("alice", "alice-secret")));
+        props.push(("compression.type".to_owned(), codec.to_owned()));
+        let topic = new_topic(&format!("sasl-codec-{codec}"), 1).await;
+        produce(&props, &topic, (0..100).map(value)).await;
+        props.pop();
+        let read = consume(&props, &topic, 1, 100).await;
+        assert_eq!(read, (0..100).map(value).collect::<Vec<_>>(), "{codec}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_fails_fast_in_send_and_poll() {
     let props = sasl_properties("SASL", &as_refs(&plain("alice", "not-her-password")));
     let (e, elapsed) = first_send_error(&props).await;
