@@ -151,4 +151,12 @@ mod tests {
             assert!(!text.contains("hunter2"), "{bad}: {text}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_fails_cleanly(text in "\\PC{0,80}", tail in "[a-z =\"';\\\\]{0,40}") {
+            let _ = parse(&text);
+            let _ = parse(&format!("Module required {tail}"));
+        }
+    }
 }

@@ -291,4 +291,26 @@ mod tests {
         let e = scram.step(b"e=invalid-proof").unwrap_err();
         assert!(e.to_string().contains("invalid-proof"), "{e}");
     }
+
+    proptest::proptest! {
+        /// Whatever a server sends, in either round, the client answers or fails; it never
+        /// panics.
+        #[test]
+        fn any_server_message_is_handled(
+            first in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            nonce_tail in "[a-zA-Z0-9%$)]{0,12}",
+            salt in "[A-Za-z0-9+/=!]{0,12}",
+            iterations in "(4096|[0-9]{1,7}|x)",
+            last in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        ) {
+            let mut scram = Scram::with_nonce(ScramHash::Sha256, "u", &Secret::new("p"), "abc".to_owned());
+            let _ = scram.step(&first);
+            let mut scram = Scram::with_nonce(ScramHash::Sha512, "u", &Secret::new("p"), "abc".to_owned());
+            let structured = format!("r=abc{nonce_tail},s={salt},i={iterations}");
+            if scram.step(structured.as_bytes()).is_ok() {
+                let _ = scram.step(&last);
+                proptest::prop_assert!(scram.step(b"v=").is_err(), "nothing after the last message");
+            }
+        }
+    }
 }
