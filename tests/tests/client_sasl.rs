@@ -357,6 +357,12 @@ async fn scram_sha_256_and_512_produce_and_consume_and_peers_read_it() {
     );
     let (e, elapsed) = first_send_error(&wrong).await;
     assert_authentication_error(&e, elapsed, "invalid credentials");
+    let unknown = sasl_properties(
+        "SASL",
+        &[("sasl.mechanism", "SCRAM-SHA-256"), ("sasl.username", "nobody-here"), ("sasl.password", "x")],
+    );
+    let (e, elapsed) = first_send_error(&unknown).await;
+    assert_authentication_error(&e, elapsed, "invalid credentials");
 
     let rd = [
         ("security.protocol", "SASL_PLAINTEXT".to_owned()),
