@@ -205,6 +205,11 @@ impl Connection {
     ///
     /// Fails with [`ErrorKind::Connect`] when no address of `addr` accepts a connection within
     /// [`ConnectionConfig::connect_timeout`].
+    ///
+    /// With SASL (`security_protocol` SASL_PLAINTEXT), it then authenticates as
+    /// [`ConnectionConfig::sasl`] says, before it returns, and re-authenticates for as long as
+    /// it lives when the broker bounds the session. Fails with [`ErrorKind::Authentication`]
+    /// when the broker refuses.
     pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Connection, Error> {
         config.validate()?;
         let stream = open(addr, &config).await?;
