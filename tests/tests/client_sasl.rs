@@ -23,7 +23,9 @@ use klamm::{
     TokenProvider, TopicPartition, UnsecuredJwt, DEFAULT_SCRAM_ITERATIONS,
 };
 use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
-use klamm_tests::{unique_topic, Broker, BrokerKind, ConsumeOptions, Peer, PeerRecord, ProduceOptions};
+use klamm_tests::{
+    unique_topic, Broker, BrokerKind, ConsumeOptions, FaultProxy, Peer, PeerRecord, ProduceOptions,
+};
 
 const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
      username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" user_alice=\"alice-secret\";";
@@ -269,6 +271,38 @@ async fn a_wrong_password_fails_fast_in_send_and_poll() {
     let props = sasl_properties("SASL", &as_refs(&plain("mallory", "whatever")));
     let (e, elapsed) = first_send_error(&props).await;
     assert_authentication_error(&e, elapsed, "Invalid username or password");
+}
+
+/// A producer whose credentials are refused does not keep reconnecting: through a counting
+/// proxy, a failed send costs a few connections (metadata, producer id), nothing happens while
+/// the application does not send, and the next send costs no more than the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_producer_makes_no_retry_storm() {
+    let addr = broker().listener_addr("SASL").parse().expect("address");
+    let proxy = FaultProxy::start(addr).expect("proxy");
+    let mut props = sasl_properties("SASL", &as_refs(&plain("alice", "not-her-password")));
+    props[0].1 = proxy.bootstrap();
+    let producer = Producer::new(ProducerConfig::from_properties(props.iter().cloned()).expect("config"))
+        .expect("producer");
+    let topic = unique_topic("sasl-storm");
+    let send = || async {
+        let started = Instant::now();
+        let e = match producer.send(ProducerRecord::new(topic.clone(), Bytes::from_static(b"x"))).await {
+            Ok(delivery) => delivery.await.expect_err("refused"),
+            Err(e) => e,
+        };
+        assert_authentication_error(&e, started.elapsed(), "Invalid username or password");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    send().await;
+    let first = proxy.connections_accepted();
+    assert!((1..=3).contains(&first), "{first} connections for one send");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(proxy.connections_accepted(), first, "connections while nothing was sent");
+    send().await;
+    let second = proxy.connections_accepted() - first;
+    assert!(second <= first, "{second} connections for the second send, {first} for the first");
+    producer.close(Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
