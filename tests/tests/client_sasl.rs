@@ -25,6 +25,7 @@ use klamm::{
 use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
 use klamm_tests::{
     unique_topic, Broker, BrokerKind, ConsumeOptions, FaultProxy, Peer, PeerRecord, ProduceOptions,
+    RecordingProxy,
 };
 
 const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
@@ -789,4 +790,64 @@ fn the_produce_and_consume_examples_take_sasl_properties() {
     assert!(!out.status.success());
     assert!(stderr.contains("authentication failed"), "{stderr}");
     assert!(!stderr.contains("wrong"), "the password was printed: {stderr}");
+}
+
+/// The SaslHandshake and SaslAuthenticate frames librdkafka (SCRAM-SHA-512) and the Java client
+/// (OAUTHBEARER) exchange with Kafka, recorded by a proxy in front of the listener: klamm-protocol
+/// decodes each request and response and encodes it back to the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_sasl_frames_decode_and_re_encode_to_the_same_bytes() {
+    use klamm::protocol::api::any::{encode_request_frame, encode_response_frame};
+    use klamm::protocol::{decode_request_frame, decode_response_frame, ApiKey};
+
+    let user = unique_topic("frames-user");
+    scram_user(&user, SaslMechanism::ScramSha512, "frames-pw").await;
+    let proxy =
+        RecordingProxy::start(broker().listener_addr("SASL").parse().expect("address")).expect("proxy");
+    let bootstrap = proxy.bootstrap();
+    let rd = [
+        ("security.protocol", "SASL_PLAINTEXT".to_owned()),
+        ("sasl.mechanism", "SCRAM-SHA-512".to_owned()),
+        ("sasl.username", user.clone()),
+        ("sasl.password", "frames-pw".to_owned()),
+    ];
+    let java = [
+        ("security.protocol", "SASL_PLAINTEXT".to_owned()),
+        ("sasl.mechanism", "OAUTHBEARER".to_owned()),
+        (
+            "sasl.jaas.config",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+             unsecuredLoginStringClaim_sub=\"alice\";"
+                .to_owned(),
+        ),
+    ];
+    let (topic_rd, topic_java) = (unique_topic("frames-rd"), unique_topic("frames-java"));
+    tokio::task::spawn_blocking(move || {
+        Peer::rdkafka().with_properties(rd).create_topic(&bootstrap, &topic_rd, 1);
+        Peer::java().with_properties(java).create_topic(&bootstrap, &topic_java, 1);
+    })
+    .await
+    .expect("peers");
+
+    let frames: Vec<_> = proxy
+        .frames()
+        .into_iter()
+        .filter(|f| matches!(f.api_key, ApiKey::SASL_HANDSHAKE | ApiKey::SASL_AUTHENTICATE))
+        .collect();
+    let handshakes = frames.iter().filter(|f| f.api_key == ApiKey::SASL_HANDSHAKE).count();
+    let tokens = frames.len() - handshakes;
+    // SCRAM: a handshake and two tokens; OAUTHBEARER: a handshake and one token.
+    assert!(handshakes >= 2 && tokens >= 3, "{handshakes} handshakes and {tokens} tokens recorded");
+    for f in frames {
+        let at = format!("{} v{} (connection {})", f.api_name(), f.api_version, f.connection);
+        let (header, body) = decode_request_frame(f.request.clone()).unwrap_or_else(|e| panic!("{at}: {e}"));
+        let again = encode_request_frame(&header, &body).unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert_eq!(&again[..], &f.request[..], "{at}: the request re-encodes differently");
+        let response = f.response.clone().expect("answered");
+        let (rheader, rbody) = decode_response_frame(f.api_key, f.api_version, response.clone())
+            .unwrap_or_else(|e| panic!("{at}: response: {e}"));
+        let again =
+            encode_response_frame(f.api_version, &rheader, &rbody).unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert_eq!(&again[..], &response[..], "{at}: the response re-encodes differently");
+    }
 }
