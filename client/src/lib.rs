@@ -59,6 +59,8 @@ pub use admin::{
 pub use admin_elect::ElectionType;
 pub use admin_groups::{GroupDescription, GroupListing, MemberDescription, COORDINATOR_ATTEMPTS};
 pub use admin_offsets::{ListedOffset, OffsetSpec, PartitionResults, LEADER_ATTEMPTS};
+/// The byte buffer keys, values and headers are held in (from the `bytes` crate).
+pub use bytes::Bytes;
 pub use client::{Client, ConnectionKind};
 pub use config::{ClientConfig, BROKERS_ENV};
 pub use connection::{Connection, ConnectionConfig, PendingResponse};
@@ -68,6 +70,8 @@ pub use consumer::{
 pub use error::{Error, ErrorKind};
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;
+pub use klamm_protocol::records::{Header, TimestampType};
+pub use klamm_protocol::ErrorCode;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TopicName,
