@@ -25,6 +25,7 @@ use crate::config::GroupConfig;
 use crate::coordinator::{self, GroupShared};
 use crate::membership::{leave_request_at, GroupEvent, MemberState, Membership, MembershipConfig};
 use crate::offsets::{self, NextOffset};
+use crate::stall::GroupStall;
 
 /// What the application does when the group moves partitions. Every method has an empty
 /// default; each gets a [`RebalanceHandle`] to commit and seek with.
@@ -178,6 +179,8 @@ pub struct GroupConsumer<L: RebalanceListener = NoListener> {
     next_auto_commit: Instant,
     fatal: Option<Error>,
     closed: bool,
+    /// What keeps the member from progress, reported by `poll`.
+    stall: GroupStall,
 }
 
 impl GroupConsumer<NoListener> {
@@ -219,6 +222,8 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             done: Notify::new(),
             pattern: Mutex::new(None),
             commit_order: Default::default(),
+            problem: Mutex::new(None),
+            missing_topics: Mutex::new(Default::default()),
         });
         let task = tokio::spawn(coordinator::run(Arc::clone(&shared)));
         Ok(GroupConsumer {
@@ -231,6 +236,7 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             next_auto_commit,
             fatal: None,
             closed: false,
+            stall: GroupStall::default(),
         })
     }
 
@@ -282,11 +288,16 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             }
             self.handle_events().await?;
             self.maybe_auto_commit().await;
+            if let Some(e) = self.stall.check(&self.shared, Instant::now()) {
+                return Err(e);
+            }
+            let stall_due = self.stall.next_due().map_or(deadline, |at| deadline.min(at.into()));
             let consumer = self.consumer.as_mut().expect("open consumer");
             let events = self.shared.events.notified();
             tokio::select! {
                 biased;
                 () = events => continue,
+                () = tokio::time::sleep_until(stall_due), if stall_due < deadline => continue,
                 result = consumer.poll(deadline.saturating_duration_since(tokio::time::Instant::now())) => {
                     let records = result?;
                     for r in &records {

@@ -17,6 +17,7 @@ mod consumer;
 mod coordinator;
 pub mod membership;
 mod offsets;
+mod stall;
 
 pub use config::GroupConfig;
 pub use consumer::{

@@ -95,6 +95,15 @@ pub struct ConsumerConfig {
     pub max_poll_records: usize,
     /// Whether to verify the CRC of every record batch (`check.crcs`). Default: true.
     pub check_crcs: bool,
+    /// How long an assigned partition may go unread for a retriable cause (brokers that cannot
+    /// be reached, no leader, ...) before [`Consumer::poll`](crate::Consumer::poll) returns a
+    /// retriable error that names the partitions and the cause (`klamm.stall.timeout.ms`, our
+    /// own property). Warnings are logged before that. Zero: warnings only. Default: 30 s.
+    pub stall_timeout: Duration,
+    /// How long a topic that does not exist may stay missing before `poll` says so with a
+    /// retriable UNKNOWN_TOPIC_OR_PARTITION error (`topic.metadata.propagation.max.ms`, as
+    /// librdkafka). Zero: warnings only. Default: 30 s.
+    pub topic_metadata_propagation_max: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -110,6 +119,8 @@ impl Default for ConsumerConfig {
             prefetch_max_bytes: 64 * 1024 * 1024,
             max_poll_records: 500,
             check_crcs: true,
+            stall_timeout: Duration::from_secs(30),
+            topic_metadata_propagation_max: Duration::from_secs(30),
         }
     }
 }
@@ -143,7 +154,8 @@ impl ConsumerConfig {
     /// (`read_committed`, `read_uncommitted`), `fetch.min.bytes`, `fetch.max.bytes`,
     /// `max.partition.fetch.bytes`, `fetch.max.wait.ms` (also `fetch.wait.max.ms`),
     /// `queued.max.messages.kbytes`, `klamm.prefetch.max.bytes`, `max.poll.records`,
-    /// `check.crcs`. Every other name goes to [`ClientConfig::set`].
+    /// `check.crcs`, `klamm.stall.timeout.ms`, `topic.metadata.propagation.max.ms`. Every other
+    /// name goes to [`ClientConfig::set`].
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         match key {
             "auto.offset.reset" => {
@@ -178,6 +190,10 @@ impl ConsumerConfig {
             "klamm.prefetch.max.bytes" => self.prefetch_max_bytes = parse_num(key, value)?,
             "max.poll.records" => self.max_poll_records = parse_num(key, value)?,
             "check.crcs" => self.check_crcs = parse_bool(key, value)?,
+            "klamm.stall.timeout.ms" => self.stall_timeout = parse_ms(key, value)?,
+            "topic.metadata.propagation.max.ms" => {
+                self.topic_metadata_propagation_max = parse_ms(key, value)?
+            }
             _ => return self.client.set(key, value),
         }
         Ok(())
@@ -231,6 +247,19 @@ impl ConsumerConfig {
         self
     }
 
+    /// Sets how long partitions may go unread for a retriable cause before `poll` reports it
+    /// (zero: warnings only).
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a topic may be missing before `poll` reports it (zero: warnings only).
+    pub fn topic_metadata_propagation_max(mut self, timeout: Duration) -> Self {
+        self.topic_metadata_propagation_max = timeout;
+        self
+    }
+
     /// Checks the settings against each other (and the client's).
     pub fn validate(&self) -> Result<(), Error> {
         if self.fetch_min_bytes < 0 {
@@ -280,6 +309,8 @@ mod tests {
             ("queued.max.messages.kbytes", "2"),
             ("max.poll.records", "7"),
             ("check.crcs", "false"),
+            ("klamm.stall.timeout.ms", "5000"),
+            ("topic.metadata.propagation.max.ms", "0"),
             ("client.id", "c"),
         ])
         .unwrap();
@@ -292,6 +323,8 @@ mod tests {
         assert_eq!(config.prefetch_max_bytes, 2048);
         assert_eq!(config.max_poll_records, 7);
         assert!(!config.check_crcs);
+        assert_eq!(config.stall_timeout, Duration::from_secs(5));
+        assert_eq!(config.topic_metadata_propagation_max, Duration::ZERO);
         assert_eq!(config.client.bootstrap_servers, ["a:1"]);
         assert_eq!(config.client.connection.client_id.as_deref(), Some("c"));
         config.validate().unwrap();

@@ -7,7 +7,9 @@
 //! - `state.rs`: the state the consumer and its tasks share, and its locking rules;
 //! - `fetcher.rs`: the driver task that plans fetches and offset lookups, and those tasks;
 //! - `drain.rs`: turning one partition's fetched data into records (transactions, control
-//!   batches, positions).
+//!   batches, positions);
+//! - `stall.rs`: telling the user what keeps partitions from being read (warnings, then a
+//!   retriable error from `poll`).
 //!
 //! Concurrency: the [`Consumer`] is used through `&mut self`, by one task at a time, like the
 //! Java consumer. It starts one driver task, which starts at most one fetch per broker. Fetched
@@ -20,6 +22,7 @@ mod config;
 mod drain;
 mod fetcher;
 mod record;
+mod stall;
 mod state;
 
 use std::collections::{HashMap, HashSet};
@@ -131,6 +134,7 @@ impl Consumer {
         for tp in &dropped {
             st.discard(tp);
             st.partitions.remove(tp);
+            st.stalls.clear(tp);
         }
         if let Some(cur) = self.current.take() {
             let tp = TopicPartition { topic: Arc::clone(&cur.topic), partition: cur.partition };
@@ -237,6 +241,8 @@ impl Consumer {
             }
             self.drop_current(&mut st, tp);
             st.discard(tp);
+            // A paused partition is not read on purpose: not a stall.
+            st.stalls.clear(tp);
             if let Some(p) = st.partitions.get_mut(tp) {
                 p.paused = true;
             }
@@ -390,6 +396,9 @@ impl Consumer {
             }
             let mut st = self.shared.lock();
             if let Some(e) = st.errors.pop_front() {
+                return Some(Err(e));
+            }
+            if let Some(e) = st.stalls.take_due(&self.shared.config, std::time::Instant::now()) {
                 return Some(Err(e));
             }
             if let Some((tp, p)) = st.partitions.iter_mut().find(|(_, p)| p.unpositioned) {

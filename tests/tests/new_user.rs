@@ -1,0 +1,346 @@
+//! What a new user meets when something is wrong, against the real broker: a partition
+//! consumer or a group consumer pointed at an address where no broker listens, or at a topic
+//! that does not exist. Each case checks what the user sees (a WARN log at once, naming the
+//! address or the topic; then a retriable error from `poll` after the configured bound) and
+//! within how long. The `consume` and `group-consume` examples, run as programs, must print a
+//! line on stderr naming the address or the topic within 30 s.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use klamm::{
+    Admin, Client, ClientConfig, Consumer, ConsumerConfig, Error, ErrorCode, ErrorKind, NewTopic,
+    OffsetReset, Producer, ProducerConfig, ProducerRecord, TopicPartition,
+};
+use klamm_group::{GroupConfig, GroupConsumer};
+use klamm_tests::{example_binary, free_port, unique_topic, Broker, GroupMember};
+
+/// How much later than its bound a report may come on a busy two-core machine.
+const SLACK: Duration = Duration::from_secs(5);
+/// The stall bound the tests configure (the default, 30 s, is what the examples show).
+const BOUND: Duration = Duration::from_secs(4);
+
+/// Every log line of the test process, for assertions on the warnings.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("klamm=warn,klamm_group=warn"))
+            .with_ansi(false)
+            .with_writer(move || Sink(Arc::clone(&sink)))
+            .init();
+        logs
+    })
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().write_all(buf)?;
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits up to `within` for a WARN line that contains every one of `needles`.
+async fn warned(needles: &[&str], within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = String::from_utf8_lossy(&logs().lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+        if let Some(line) = text.lines().find(|l| l.contains("WARN") && needles.iter().all(|n| l.contains(n)))
+        {
+            return line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no WARN line with {needles:?} within {within:?}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An address on 127.0.0.1 where nothing listens.
+fn nowhere() -> String {
+    format!("127.0.0.1:{}", free_port().expect("a free port"))
+}
+
+/// Polls until `poll` fails; returns the error and how long it took. Records are a failure.
+async fn partition_poll_error(consumer: &mut Consumer, within: Duration) -> (Error, Duration) {
+    let started = Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(500)).await {
+            Err(e) => return (e, started.elapsed()),
+            Ok(records) => assert!(records.is_empty(), "records from nowhere: {records:?}"),
+        }
+        assert!(started.elapsed() < within, "poll returned nothing but empty batches for {within:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_consumer_at_an_address_without_a_broker_warns_then_fails_retriably() {
+    logs();
+    let addr = nowhere();
+    let topic = unique_topic("nowhere");
+    let config = ConsumerConfig::new(&addr).stall_timeout(BOUND);
+    let mut consumer = Consumer::new(config).unwrap();
+    consumer.assign([TopicPartition::new(topic.as_str(), 0)]);
+
+    let started = Instant::now();
+    let line = warned(&[&addr, &topic], Duration::from_secs(3)).await;
+    eprintln!("warned after {:?}: {line}", started.elapsed());
+
+    let (e, took) = partition_poll_error(&mut consumer, BOUND + SLACK).await;
+    eprintln!("poll failed after {took:?}: {e}");
+    assert!(took >= BOUND - Duration::from_millis(500), "reported before the bound: {took:?}");
+    assert!(e.is_retriable(), "{e:?}");
+    assert!(matches!(e.kind(), ErrorKind::Connect { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains(&addr) && text.contains(&format!("{topic}-0")), "{text}");
+
+    // Polling on is what a user does with a retriable error: the report comes again one
+    // bound later, not on every poll.
+    let (again, took) = partition_poll_error(&mut consumer, BOUND + SLACK).await;
+    assert!(took >= BOUND - Duration::from_millis(500), "reported again after {took:?}: {again}");
+    consumer.close(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_consumer_of_a_missing_topic_warns_then_fails_with_unknown_topic() {
+    logs();
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("missing");
+    let mut config = ConsumerConfig::new(&broker.bootstrap())
+        .auto_offset_reset(OffsetReset::Earliest)
+        .topic_metadata_propagation_max(BOUND);
+    config.client = config.client.allow_auto_create_topics(false);
+    let mut consumer = Consumer::new(config).unwrap();
+    consumer.assign([TopicPartition::new(topic.as_str(), 0)]);
+
+    let started = Instant::now();
+    let line = warned(&[&topic, "does not exist"], Duration::from_secs(5)).await;
+    eprintln!("warned after {:?}: {line}", started.elapsed());
+
+    let (e, took) = partition_poll_error(&mut consumer, BOUND + SLACK).await;
+    eprintln!("poll failed after {took:?}: {e}");
+    assert!(e.is_retriable(), "{e:?}");
+    assert_eq!(e.code(), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), "{e:?}");
+    assert!(e.to_string().contains(&topic), "{e}");
+    consumer.close(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A group member that joins within the tests' bounds.
+fn group_config(bootstrap: &str, group: &str) -> GroupConfig {
+    GroupConfig::new(bootstrap, group)
+        .session_timeout(Duration::from_secs(10))
+        .heartbeat_interval(Duration::from_millis(500))
+        .consumer(|mut c| {
+            c.client = c.client.allow_auto_create_topics(false);
+            c.auto_offset_reset(OffsetReset::Earliest)
+                .fetch_max_wait(Duration::from_millis(100))
+                .stall_timeout(BOUND)
+                .topic_metadata_propagation_max(BOUND)
+        })
+}
+
+/// Polls until `poll` fails; returns the error and how long it took. Records are a failure.
+async fn group_poll_error(consumer: &mut GroupConsumer, within: Duration) -> (Error, Duration) {
+    let started = Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(500)).await {
+            Err(e) => return (e, started.elapsed()),
+            Ok(records) => assert!(records.is_empty(), "records from nowhere: {records:?}"),
+        }
+        assert!(started.elapsed() < within, "poll returned nothing but empty batches for {within:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_consumer_at_an_address_without_a_broker_warns_then_fails_retriably() {
+    logs();
+    let addr = nowhere();
+    let group = unique_topic("nowhere-group");
+    let mut consumer = GroupConsumer::new(group_config(&addr, &group)).unwrap();
+    consumer.subscribe(["orders"]);
+
+    let started = Instant::now();
+    // The first poll starts the join; the warning comes from inside it.
+    let line = {
+        let needles = [addr.as_str(), group.as_str()];
+        let polling = async {
+            loop {
+                let _ = consumer.poll(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            line = warned(&needles, Duration::from_secs(3)) => line,
+            () = polling => unreachable!(),
+        }
+    };
+    eprintln!("warned after {:?}: {line}", started.elapsed());
+
+    let (e, took) = group_poll_error(&mut consumer, BOUND + SLACK).await;
+    let took = took.max(started.elapsed());
+    eprintln!("poll failed after {took:?}: {e}");
+    assert!(e.is_retriable(), "{e:?}");
+    assert!(matches!(e.kind(), ErrorKind::Connect { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains(&addr) && text.contains(&group), "{text}");
+    assert!(took < BOUND + SLACK, "{took:?}");
+    let _ = consumer.close(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_consumer_of_a_missing_topic_warns_then_fails_then_reads_once_it_exists() {
+    logs();
+    let broker = Broker::shared_kafka();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("missing-sub");
+    let group = unique_topic("missing-sub-group");
+    let mut consumer = GroupConsumer::new(group_config(&bootstrap, &group)).unwrap();
+    consumer.subscribe([topic.as_str()]);
+
+    let started = Instant::now();
+    let line = {
+        let needles = [topic.as_str(), "does not exist"];
+        let polling = async {
+            loop {
+                let _ = consumer.poll(Duration::from_millis(200)).await;
+            }
+        };
+        tokio::select! {
+            line = warned(&needles, Duration::from_secs(10)) => line,
+            () = polling => unreachable!(),
+        }
+    };
+    eprintln!("warned after {:?}: {line}", started.elapsed());
+
+    let (e, took) = group_poll_error(&mut consumer, BOUND + SLACK).await;
+    let took = took.max(started.elapsed());
+    eprintln!("poll failed after {took:?}: {e}");
+    assert!(e.is_retriable(), "{e:?}");
+    assert_eq!(e.code(), Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION), "{e:?}");
+    assert!(e.to_string().contains(&topic), "{e}");
+    assert!(took < Duration::from_secs(10) + BOUND + SLACK, "{took:?}");
+
+    // The topic comes: the member gets its partitions and reads, with no restart.
+    let client = Client::new(ClientConfig::new(&bootstrap)).unwrap();
+    let created = Admin::new(client.clone()).create_topics(&[NewTopic::new(topic.as_str(), 2, 1)]).await;
+    assert!(created[0].1.is_ok(), "{created:?}");
+    let producer = Producer::with_client(client.clone(), ProducerConfig::new(&bootstrap)).unwrap();
+    producer.send(ProducerRecord::new(topic.as_str(), "hello")).await.unwrap().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let record = loop {
+        assert!(Instant::now() < deadline, "nothing read within 30 s of the topic's creation");
+        match consumer.poll(Duration::from_millis(500)).await {
+            Ok(records) if !records.is_empty() => break records[0].clone(),
+            Ok(_) => {}
+            Err(e) if e.is_retriable() => eprintln!("poll: {e}"),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(record.value.as_deref(), Some(&b"hello"[..]));
+    producer.close(Duration::from_secs(5)).await;
+    consumer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// Runs an example program until a stderr line contains `needle` (or `within` passes);
+/// returns the line and when it came. The program is killed after.
+fn example_says(
+    package: &str,
+    name: &str,
+    args: &[&str],
+    needle: &str,
+    within: Duration,
+) -> (String, Duration) {
+    let binary = example_binary(package, name);
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((line, started.elapsed())).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let found = loop {
+        let left = within.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left) {
+            Ok((line, at)) if line.contains(needle) => break Some((line, at)),
+            Ok((line, _)) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    found.unwrap_or_else(|| {
+        panic!("{name} printed no line naming {needle:?} within {within:?}; it printed {seen:#?}")
+    })
+}
+
+/// What the issue asks of the examples: a line on stderr naming the problem within 30 s.
+const EXAMPLE_BOUND: Duration = Duration::from_secs(30);
+
+#[test]
+fn the_consume_example_names_an_address_without_a_broker() {
+    let addr = nowhere();
+    let (line, at) =
+        example_says("klamm", "consume", &["--brokers", &addr, "--topic", "orders"], &addr, EXAMPLE_BOUND);
+    eprintln!("after {at:?}: {line}");
+}
+
+#[test]
+fn the_consume_example_names_a_missing_topic() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("example-missing");
+    let (line, at) = example_says(
+        "klamm",
+        "consume",
+        &["--brokers", &broker.bootstrap(), "--topic", &topic],
+        &topic,
+        EXAMPLE_BOUND,
+    );
+    eprintln!("after {at:?}: {line}");
+    assert!(line.contains("UNKNOWN_TOPIC_OR_PARTITION") || line.contains("does not exist"), "{line}");
+}
+
+#[test]
+fn the_group_consume_example_names_an_address_without_a_broker() {
+    let addr = nowhere();
+    let group = unique_topic("example-group");
+    let args =
+        ["--brokers", addr.as_str(), "--topic", "orders", "--group", group.as_str(), "--timeout-ms", "60000"];
+    let (line, at) = example_says("klamm-group", "group-consume", &args, &addr, EXAMPLE_BOUND);
+    eprintln!("after {at:?}: {line}");
+}
+
+#[test]
+fn the_group_consume_example_names_a_missing_topic() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("example-missing-sub");
+    let group = unique_topic("example-group");
+    let bootstrap = broker.bootstrap();
+    let args = ["--brokers", bootstrap.as_str(), "--topic", topic.as_str(), "--group", group.as_str()];
+    let (line, at) = example_says("klamm-group", "group-consume", &args, &topic, EXAMPLE_BOUND);
+    eprintln!("after {at:?}: {line}");
+    assert!(line.contains("does not exist"), "{line}");
+    // The member created nothing by subscribing (allow.auto.create.topics=false by default).
+    let member = GroupMember::start("check", &bootstrap, &topic, &group, &["--timeout-ms", "1000"]);
+    drop(member);
+}
