@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assignor;
+mod committer;
 mod config;
 mod consumer;
 mod coordinator;
@@ -19,6 +20,7 @@ pub mod membership;
 mod offsets;
 mod stall;
 
+pub use committer::Committer;
 pub use config::GroupConfig;
 pub use consumer::{
     CommitFuture, GroupConsumer, NoListener, RebalanceHandle, RebalanceListener, RecordStream,

@@ -344,3 +344,85 @@ fn the_group_consume_example_names_a_missing_topic() {
     let member = GroupMember::start("check", &bootstrap, &topic, &group, &["--timeout-ms", "1000"]);
     drop(member);
 }
+
+/// Creates `topic` with `partitions` and writes `count` records spread over them by key.
+async fn topic_with_records(bootstrap: &str, topic: &str, partitions: i32, count: usize) {
+    let client = Client::new(ClientConfig::new(bootstrap)).unwrap();
+    let created = Admin::new(client.clone()).create_topics(&[NewTopic::new(topic, partitions, 1)]).await;
+    assert!(created[0].1.is_ok(), "{created:?}");
+    let producer = Producer::with_client(client.clone(), ProducerConfig::new(bootstrap)).unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..count {
+        let record = ProducerRecord::new(topic, format!("v{i}")).key(format!("k{i}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    producer.close(Duration::from_secs(5)).await;
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_stream_read_in_chunks_commits_through_a_committer_and_a_dropped_stream_loses_nothing() {
+    use futures::StreamExt;
+    use std::collections::BTreeMap;
+
+    let broker = Broker::shared_kafka();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("stream-commit");
+    let group = unique_topic("stream-commit-group");
+    topic_with_records(&bootstrap, &topic, 3, 60).await;
+    let mut consumer = GroupConsumer::new(group_config(&bootstrap, &group)).unwrap();
+    consumer.subscribe([topic.as_str()]);
+
+    // One record from a stream, then the stream is dropped with the rest of its batch.
+    let first = {
+        let mut stream = consumer.stream();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let next =
+                tokio::time::timeout_at(deadline.into(), stream.next()).await.expect("a record in 30 s");
+            match next.expect("the stream goes on") {
+                Ok(record) => break record,
+                Err(e) if e.is_retriable() => eprintln!("stream: {e}"),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let mut read: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    read.entry(first.partition).or_default().push(first.offset);
+
+    // The natural loop: chunks from the stream, each committed through a committer.
+    let committer = consumer.committer();
+    {
+        let mut batches = consumer.stream().ready_chunks(25);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read.values().map(Vec::len).sum::<usize>() < 60 {
+            let batch = tokio::time::timeout_at(deadline.into(), batches.next())
+                .await
+                .unwrap_or_else(|_| panic!("read {read:?} in 30 s"))
+                .expect("the stream goes on");
+            let records: Vec<_> = batch.into_iter().filter_map(Result::ok).collect();
+            for r in &records {
+                read.entry(r.partition).or_default().push(r.offset);
+            }
+            committer.commit_records(&records).await.expect("commit");
+        }
+    }
+    // Every record once, in order per partition: nothing the first stream held was lost.
+    for (p, offsets) in &read {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(offsets, &expected, "partition {p}");
+    }
+    assert_eq!(read.len(), 3, "{read:?}");
+    let partitions: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(topic.as_str(), p)).collect();
+    let committed = consumer.committed(&partitions).await.unwrap();
+    for tp in &partitions {
+        let ends = read[&tp.partition].len() as i64;
+        assert_eq!(committed[tp].as_ref().map(|n| n.offset()), Some(ends), "{tp}: {committed:?}");
+    }
+    // And the committer's commit_consumed agrees with what the streams yielded.
+    committer.commit_consumed().await.unwrap();
+    consumer.close(Duration::from_secs(10)).await.unwrap();
+}

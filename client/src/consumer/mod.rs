@@ -304,6 +304,21 @@ impl Consumer {
     /// Up to `max.poll.records` records, waiting up to `timeout` for the first; an empty `Vec`
     /// when none arrived in time. An error about a partition is returned on its own, by the
     /// call after the records before it.
+    ///
+    /// Stalls: retriable failures (no broker at the address, a topic that does not exist, a
+    /// partition without a leader) are retried inside. They are logged as warnings (at once
+    /// for a connection or a missing topic) and, once an assigned partition has gone unread
+    /// for `klamm.stall.timeout.ms` (30 s) or its topic has been missing for
+    /// `topic.metadata.propagation.max.ms` (30 s), returned as one retriable error naming the
+    /// partitions and the cause ([`Error::is_retriable`]; an UNKNOWN_TOPIC_OR_PARTITION
+    /// [`Error::code`] for a missing topic, a [`ErrorKind::Connect`] naming the address for an
+    /// unreachable broker). Polling on is the usual answer (the consumer keeps retrying, and
+    /// the error comes again after each further bound while the cause lasts); stopping is
+    /// the other. This follows librdkafka and the Java client, which also log such causes
+    /// and keep retrying, and report a missing topic as an error after a bound.
+    ///
+    /// Cancel safety: cancel safe. Records are taken from the buffer only when the call
+    /// returns them, so a poll dropped while it waits (in `tokio::select!`, say) loses none.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let max = self.shared.config.max_poll_records;
@@ -425,7 +440,8 @@ impl Consumer {
 impl futures_core::Stream for Consumer {
     type Item = Result<ConsumerRecord, Error>;
 
-    /// One record or error at a time; ends (`None`) only once the consumer is closed.
+    /// One record or error at a time (errors as [`Consumer::poll`] returns them); ends
+    /// (`None`) only once the consumer is closed. Dropping a pending `next()` loses no record.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {

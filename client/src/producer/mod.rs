@@ -397,6 +397,10 @@ impl Producer {
     /// another to the same partition are written in that order, retries included. Without it, a
     /// batch that is retried can land after batches sent behind it, and with `acks=0` a batch
     /// the broker refuses is lost unnoticed, as in the Java client.
+    ///
+    /// Cancel safety: cancel safe. Dropped before it resolves, the record was not queued (and
+    /// its buffer memory is given back); resolved, the record is queued and is sent whether or
+    /// not the [`DeliveryFuture`] is awaited or dropped.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
         let shared = &self.handle.shared;
         if shared.closed.load(Ordering::Acquire) {
@@ -485,6 +489,9 @@ impl Producer {
     /// before this call is acknowledged or failed, at most `timeout`.
     ///
     /// Returns how many of those records are still pending (0 when all are done).
+    ///
+    /// Cancel safety: cancel safe; dropping it only stops the waiting (the records are sent
+    /// anyway).
     pub async fn flush(&self, timeout: Duration) -> usize {
         flush(&self.handle.shared, timeout).await
     }
@@ -492,6 +499,10 @@ impl Producer {
     /// Stops accepting records, delivers what is queued within `timeout`, and fails what is
     /// left with [`ErrorKind::User`] ("closed"). Returns how many records were left. Later
     /// sends fail. The client's connections are closed when the producer had its own client.
+    ///
+    /// Cancel safety: the producer is closed for new records from the first poll of the
+    /// future on; dropping it before it resolves leaves queued records to be sent (or failed
+    /// at `delivery.timeout.ms`) in the background, and the connections open.
     pub async fn close(&self, timeout: Duration) -> usize {
         let shared = &self.handle.shared;
         shared.closed.store(true, Ordering::Release);
