@@ -51,6 +51,7 @@ pub mod partitioner;
 mod producer;
 mod random;
 mod security;
+mod suggest;
 
 pub use admin::{
     Admin, ClusterDescription, CreateTopicsOptions, CreatedTopic, NewTopic, TopicResults,
@@ -77,3 +78,4 @@ pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TopicName,
 };
 pub use security::SecurityProtocol;
+pub use suggest::{suggest, unknown_property, UnknownProperty};

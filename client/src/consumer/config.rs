@@ -194,9 +194,35 @@ impl ConsumerConfig {
             "topic.metadata.propagation.max.ms" => {
                 self.topic_metadata_propagation_max = parse_ms(key, value)?
             }
-            _ => return self.client.set(key, value),
+            _ => {
+                return self
+                    .client
+                    .set(key, value)
+                    .map_err(|e| crate::suggest::widen(e, Self::property_names()))
+            }
         }
         Ok(())
+    }
+
+    /// The property names [`ConsumerConfig::set`] knows, the client's included (for "did you
+    /// mean" hints).
+    pub fn property_names() -> Vec<&'static str> {
+        let own = [
+            "auto.offset.reset",
+            "isolation.level",
+            "fetch.min.bytes",
+            "fetch.max.bytes",
+            "max.partition.fetch.bytes",
+            "fetch.max.wait.ms",
+            "fetch.wait.max.ms",
+            "queued.max.messages.kbytes",
+            "klamm.prefetch.max.bytes",
+            "max.poll.records",
+            "check.crcs",
+            "klamm.stall.timeout.ms",
+            "topic.metadata.propagation.max.ms",
+        ];
+        own.into_iter().chain(ClientConfig::property_names().iter().copied()).collect()
     }
 
     /// Sets where a partition without a valid position starts.
@@ -295,6 +321,26 @@ fn parse_positive(key: &str, value: &str) -> Result<i32, Error> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn every_listed_name_is_known_and_a_typo_gets_a_hint() {
+        for name in ConsumerConfig::property_names() {
+            let e = ConsumerConfig::default().set(name, "?").err();
+            assert!(e.as_ref().and_then(crate::UnknownProperty::of).is_none(), "{name}: {e:?}");
+        }
+        for name in crate::ProducerConfig::property_names() {
+            let e = crate::ProducerConfig::default().set(name, "?").err();
+            assert!(e.as_ref().and_then(crate::UnknownProperty::of).is_none(), "{name}: {e:?}");
+        }
+        for (typo, meant) in
+            [("max.poll.record", "max.poll.records"), ("bootstrap_servers", "bootstrap.servers")]
+        {
+            let e = ConsumerConfig::default().set(typo, "1").unwrap_err();
+            assert_eq!(crate::UnknownProperty::of(&e).and_then(|u| u.suggestion()), Some(meant), "{e}");
+        }
+        let e = crate::ProducerConfig::default().set("linger.msec", "1").unwrap_err();
+        assert!(e.to_string().contains(r#"did you mean "linger.ms"?"#), "{e}");
+    }
 
     #[test]
     fn properties_map_to_fields_and_fall_through_to_the_client() {
