@@ -14,10 +14,21 @@
 //!   per broker and traffic kind, reconnecting with backoff. [`ClientConfig`] and the role
 //!   configs accept Kafka property names and `KAFKA_BROKERS`.
 //! - [`Connection`]: one broker connection with API version negotiation and pipelining.
-//! - [`Error`]: with [`Error::kind`], [`Error::is_retriable`] and [`Error::code`].
+//! - [`Error`]: with [`Error::kind`], [`Error::is_retriable`] and [`Error::code`]
+//!   ([`ErrorCode`]). The consumers return retriable errors as reports of what keeps them from
+//!   reading (no broker at an address, a missing topic) while they keep retrying: see
+//!   [`Consumer::poll`].
+//! - [`Header`], [`TimestampType`], [`Bytes`]: the parts of records, shared by
+//!   [`ProducerRecord`] and [`ConsumerRecord`] (`ProducerRecord::from(&consumed)` forwards one).
+//! - [`suggest`], [`UnknownProperty`]: a misspelled property fails at once with a "did you
+//!   mean" hint.
 //!
-//! What this crate is not: consumer groups live in `klamm-group`, on top of it; there is no
-//! TLS or SASL yet.
+//! Logs go through `tracing`: WARN for what keeps the client from progress, DEBUG for the
+//! protocol. The repository's README has a "Using Klamm as a library" section with every
+//! piece put together (Cargo lines, producer, consumers, groups, logs).
+//!
+//! What this crate is not: consumer groups live in `klamm-group`, on top of it. How
+//! connections are secured is chosen by `security.protocol` ([`SecurityProtocol`]).
 //!
 //! Cargo features: `zstd` (default) compresses with the C libzstd; build with
 //! `default-features = false, features = ["pure-rust"]` for a client with no C code at all

@@ -426,3 +426,25 @@ async fn a_group_stream_read_in_chunks_commits_through_a_committer_and_a_dropped
     committer.commit_consumed().await.unwrap();
     consumer.close(Duration::from_secs(10)).await.unwrap();
 }
+
+#[test]
+fn a_misspelled_property_fails_at_once_with_a_hint_in_the_examples() {
+    let addr = nowhere();
+    let (line, at) = example_says(
+        "klamm-group",
+        "group-consume",
+        &["--brokers", &addr, "--topic", "t", "--group", "g", "--property", "session.timout.ms=10000"],
+        "did you mean",
+        Duration::from_secs(5),
+    );
+    assert!(line.contains(r#""session.timout.ms"; did you mean "session.timeout.ms"?"#), "{line}");
+    let (line, _) = example_says(
+        "klamm",
+        "consume",
+        &["--brokers", &addr, "--topic", "t", "--property", "fetch.max.wait=100"],
+        "did you mean",
+        Duration::from_secs(5),
+    );
+    assert!(line.contains(r#"did you mean "fetch.max.wait.ms"?"#), "{line}");
+    eprintln!("after {at:?}: {line}");
+}
