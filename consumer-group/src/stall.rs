@@ -48,7 +48,8 @@ impl GroupStall {
             let m = shared.membership();
             (m.state(), !m.subscription().is_empty())
         };
-        let subscribed = subscribed || shared.pattern.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        // A pattern that matches no topic yet leaves the subscription empty: nothing to join,
+        // and nothing wrong (the Java client waits quietly too).
         let bound = config.consumer.stall_timeout;
         let mut report = None;
         let waiting =
@@ -64,13 +65,26 @@ impl GroupStall {
             let problem = shared.problem.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let waited = now.saturating_duration_since(since);
             let unreachable = problem.as_ref().is_some_and(|p| matches!(p.kind(), ErrorKind::Connect { .. }));
+            let servers = config.consumer.client.bootstrap_servers.join(",");
             let why = match &problem {
-                Some(p) if unreachable => format!(
-                    "no connection to the brokers (bootstrap.servers is {}): {p}",
-                    config.consumer.client.bootstrap_servers.join(",")
-                ),
+                Some(p) if unreachable => {
+                    format!("no connection to the brokers (bootstrap.servers is {servers}): {p}")
+                }
                 Some(p) => format!("last failure: {p}"),
                 None => "no request failed; the group has not completed a rebalance".to_owned(),
+            };
+            // The error shows its kind (a connect error names the address) before this.
+            let detail =
+                problem.as_ref().and_then(|p| std::error::Error::source(p)).map(|s| format!(": {s}"));
+            let why_for_error = match &problem {
+                Some(p) if p.is_retriable() && unreachable => {
+                    format!(
+                        "no connection to the brokers (bootstrap.servers is {servers}){}",
+                        detail.unwrap_or_default()
+                    )
+                }
+                Some(p) if p.is_retriable() => format!("last failure{}", detail.unwrap_or_default()),
+                _ => why.clone(),
             };
             if (unreachable || waited >= bound / 2) && self.may_warn("unstable", now) {
                 tracing::warn!(
@@ -88,8 +102,8 @@ impl GroupStall {
                 report = Some(Error::with_message(
                     kind,
                     format!(
-                        "group {:?} not joined for {waited:.0?} (state {state:?}): {why}; the member keeps \
-                         retrying",
+                        "group {:?} not joined for {waited:.0?} (state {state:?}): {why_for_error}; the member \
+                         keeps retrying",
                         config.group_id
                     ),
                 ));

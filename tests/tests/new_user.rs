@@ -103,6 +103,11 @@ async fn partition_consumer_at_an_address_without_a_broker_warns_then_fails_retr
     let text = e.to_string();
     assert!(text.contains(&addr) && text.contains(&format!("{topic}-0")), "{text}");
 
+    // The warning is rate-limited: one per cause every 10 s, not one per retry.
+    let text = String::from_utf8_lossy(&logs().lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let warnings = text.lines().filter(|l| l.contains("WARN") && l.contains(&topic)).count();
+    assert_eq!(warnings, 1, "{text}");
+
     // Polling on is what a user does with a retriable error: the report comes again one
     // bound later, not on every poll.
     let (again, took) = partition_poll_error(&mut consumer, BOUND + SLACK).await;
@@ -447,4 +452,24 @@ fn a_misspelled_property_fails_at_once_with_a_hint_in_the_examples() {
     );
     assert!(line.contains(r#"did you mean "fetch.max.wait.ms"?"#), "{line}");
     eprintln!("after {at:?}: {line}");
+}
+
+#[test]
+fn the_group_consume_example_reports_an_unreachable_broker_as_an_error_after_the_default_bound() {
+    let addr = nowhere();
+    let group = unique_topic("example-default-bound");
+    let args =
+        ["--brokers", addr.as_str(), "--topic", "orders", "--group", group.as_str(), "--timeout-ms", "90000"];
+    // The error `poll` returns (which the example prints and goes on) comes after
+    // klamm.stall.timeout.ms, 30 s by default, not before.
+    let (line, at) = example_says(
+        "klamm-group",
+        "group-consume",
+        &args,
+        "keeps retrying",
+        Duration::from_secs(30) + SLACK,
+    );
+    eprintln!("after {at:?}: {line}");
+    assert!(at >= Duration::from_secs(29), "reported after {at:?}: {line}");
+    assert!(line.starts_with("group-consume: cannot connect to") && line.contains(&addr), "{line}");
 }

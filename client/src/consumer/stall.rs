@@ -65,12 +65,7 @@ impl Stalls {
             return;
         }
         self.warned.insert(key, now);
-        tracing::warn!(
-            partition = %tp,
-            waited = ?waited,
-            "cannot read {tp}: {}; retrying",
-            describe(cause, config)
-        );
+        tracing::warn!(partition = %tp, "cannot read {tp}: {}; retrying", describe(cause, config));
     }
 
     /// `tp` was read (or its position looked up): it is not stalled.
@@ -97,7 +92,7 @@ impl Stalls {
         let kind = first.cause.kind().clone();
         let broker = first.cause.broker().map(str::to_owned);
         let waited = now.saturating_duration_since(first.since);
-        let cause = describe(&first.cause, config);
+        let cause = summarize(first_tp, &first.cause, config);
         let mut names: Vec<String> = vec![first_tp.to_string()];
         for (tp, _) in due.iter().skip(1).take(4) {
             names.push(tp.to_string());
@@ -163,6 +158,25 @@ fn describe(cause: &Error, config: &ConsumerConfig) -> String {
         )
     } else {
         cause.to_string()
+    }
+}
+
+/// The cause for the report, which shows the cause's kind (and broker) already: what it
+/// means to the user, and the cause's own source (such as the OS's "connection refused").
+fn summarize(tp: &TopicPartition, cause: &Error, config: &ConsumerConfig) -> String {
+    let detail = std::error::Error::source(cause).map(|s| format!(": {s}")).unwrap_or_default();
+    if is_missing_topic(cause) {
+        format!(
+            "topic {:?} does not exist (or not yet; allow.auto.create.topics is {})",
+            tp.topic, config.client.allow_auto_create_topics
+        )
+    } else if is_unreachable(cause) {
+        format!(
+            "no connection to the broker (bootstrap.servers is {}){detail}",
+            config.client.bootstrap_servers.join(",")
+        )
+    } else {
+        format!("the last attempt failed{detail}")
     }
 }
 
