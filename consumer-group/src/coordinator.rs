@@ -188,8 +188,32 @@ async fn check_topics(shared: &GroupShared, topics: &BTreeSet<String>) -> bool {
     any
 }
 
-/// Keeps the error of a failed group request as the member's current problem; a request
-/// that went through clears it.
+/// Like [`note`], for a response that carries an error code: a code other than those the
+/// protocol answers on its way (MEMBER_ID_REQUIRED on a first join) is the problem then.
+fn note_code<T>(shared: &GroupShared, result: &Result<T, Error>, code: impl Fn(&T) -> i16) {
+    let code = match result {
+        Ok(response) => ErrorCode(code(response)),
+        Err(_) => return note(shared, result),
+    };
+    if code.is_err() && code != ErrorCode::MEMBER_ID_REQUIRED {
+        *shared.problem.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Error::from(ErrorKind::Broker(code)));
+    } else {
+        note(shared, result);
+    }
+}
+
+/// Keeps the error of a failed request on the way to joining as the member's current problem;
+/// one that went through leaves the problem as it was (finding the coordinator again is no
+/// progress when its JoinGroup answers fail).
+fn note_failure<T>(shared: &GroupShared, result: &Result<T, Error>) {
+    if result.is_err() {
+        note(shared, result);
+    }
+}
+
+/// Keeps the error of a failed join or sync as the member's current problem; one that went
+/// through clears it.
 fn note<T>(shared: &GroupShared, result: &Result<T, Error>) {
     let mut problem = shared.problem.lock().unwrap_or_else(|e| e.into_inner());
     match result {
@@ -215,7 +239,7 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
             if let Ok(node) = &result {
                 tracing::debug!(node, "found the group coordinator");
             }
-            note(shared, &result);
+            note_failure(shared, &result);
             shared.membership().handle_coordinator(Instant::now(), result);
         }
         Action::Join(request) => {
@@ -228,7 +252,7 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
             };
             tokio::select! {
                 result = join => {
-                    note(shared, &result);
+                    note_code(shared, &result, |r| r.error_code);
                     shared.membership().handle_join(Instant::now(), result)
                 }
                 () = leaving(shared) => {
@@ -238,12 +262,12 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
         }
         Action::FetchMetadata(topics) => {
             let result = partition_counts(shared, &topics).await;
-            note(shared, &result);
+            note_failure(shared, &result);
             shared.membership().handle_metadata(Instant::now(), result);
         }
         Action::Sync(request) => {
             let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
-            note(shared, &result);
+            note_code(shared, &result, |r| r.error_code);
             shared.membership().handle_sync(Instant::now(), result);
         }
         Action::Heartbeat(request) => {

@@ -83,7 +83,9 @@ impl GroupStall {
                         detail.unwrap_or_default()
                     )
                 }
-                Some(p) if p.is_retriable() => format!("last failure{}", detail.unwrap_or_default()),
+                Some(p) if p.is_retriable() => {
+                    format!("the last group request failed{}", detail.unwrap_or_default())
+                }
                 _ => why.clone(),
             };
             if (unreachable || waited >= bound / 2) && self.may_warn("unstable", now) {

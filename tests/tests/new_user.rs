@@ -10,12 +10,17 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+use klamm::protocol::api::join_group::JoinGroupResponse;
+use klamm::protocol::{decode_response, encode_response, ApiKey};
 use klamm::{
     Admin, Client, ClientConfig, Consumer, ConsumerConfig, Error, ErrorCode, ErrorKind, NewTopic,
     OffsetReset, Producer, ProducerConfig, ProducerRecord, TopicPartition,
 };
 use klamm_group::{GroupConfig, GroupConsumer};
-use klamm_tests::{example_binary, free_port, unique_topic, Broker, GroupMember};
+use klamm_tests::{
+    example_binary, free_port, unique_topic, Broker, BrokerKind, FaultProxy, FrameHook, GroupMember,
+};
 
 /// How much later than its bound a report may come on a busy two-core machine.
 const SLACK: Duration = Duration::from_secs(5);
@@ -472,4 +477,73 @@ fn the_group_consume_example_reports_an_unreachable_broker_as_an_error_after_the
     eprintln!("after {at:?}: {line}");
     assert!(at >= Duration::from_secs(29), "reported after {at:?}: {line}");
     assert!(line.starts_with("group-consume: cannot connect to") && line.contains(&addr), "{line}");
+}
+
+/// Answers every JoinGroup with COORDINATOR_LOAD_IN_PROGRESS: a coordinator that never lets
+/// the member in, while every other request goes through.
+#[derive(Default)]
+struct RefuseJoins {
+    /// (connection, correlation id) -> version of the JoinGroup requests in flight.
+    joins: Mutex<std::collections::HashMap<(usize, i32), i16>>,
+}
+
+impl FrameHook for RefuseJoins {
+    fn request(&self, connection: usize, frame: &Bytes) {
+        if frame.len() >= 8 && i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::JOIN_GROUP.0 {
+            let version = i16::from_be_bytes([frame[2], frame[3]]);
+            let id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+            self.joins.lock().unwrap().insert((connection, id), version);
+        }
+    }
+
+    fn response(&self, connection: usize, frame: Bytes) -> Bytes {
+        if frame.len() < 4 {
+            return frame;
+        }
+        let id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let Some(version) = self.joins.lock().unwrap().remove(&(connection, id)) else { return frame };
+        let (_, mut body) = decode_response::<JoinGroupResponse>(frame, version).unwrap();
+        body.error_code = ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.code();
+        let mut out = BytesMut::new();
+        encode_response(&mut out, id, version, &body).unwrap();
+        out.freeze().slice(4..)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_that_never_becomes_stable_is_reported_with_the_coordinators_answer() {
+    logs();
+    let hook = Arc::new(RefuseJoins::default());
+    let (proxy, _broker) = tokio::task::spawn_blocking({
+        let hook = Arc::clone(&hook) as Arc<dyn FrameHook>;
+        move || {
+            let proxy = FaultProxy::bind_with(vec![hook]).unwrap();
+            let broker = proxy.start_broker(Broker::builder(BrokerKind::Kafka)).unwrap();
+            (proxy, broker)
+        }
+    })
+    .await
+    .unwrap();
+    let bootstrap = proxy.bootstrap();
+    let topic = unique_topic("unstable");
+    let group = unique_topic("unstable-group");
+    let client = Client::new(ClientConfig::new(&bootstrap)).unwrap();
+    let created = Admin::new(client.clone()).create_topics(&[NewTopic::new(topic.as_str(), 1, 1)]).await;
+    assert!(created[0].1.is_ok(), "{created:?}");
+    client.close().await;
+
+    let mut consumer = GroupConsumer::new(group_config(&bootstrap, &group)).unwrap();
+    consumer.subscribe([topic.as_str()]);
+    let started = Instant::now();
+    let (e, took) = group_poll_error(&mut consumer, BOUND + SLACK).await;
+    eprintln!("poll failed after {took:?}: {e}");
+    assert!(took >= BOUND - Duration::from_millis(500), "{took:?}");
+    assert!(e.is_retriable(), "{e:?}");
+    assert_eq!(e.code(), Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS), "{e:?}");
+    assert!(e.to_string().contains(&group) && e.to_string().contains("not joined"), "{e}");
+    // Warned before the error, once half the bound had passed.
+    let line = warned(&[&group, "COORDINATOR_LOAD_IN_PROGRESS"], Duration::ZERO).await;
+    eprintln!("warned: {line}");
+    assert!(started.elapsed() < BOUND + SLACK);
+    let _ = consumer.close(Duration::from_secs(5)).await;
 }
