@@ -589,8 +589,10 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// Acts on the membership's events: assignment changes and listener calls.
     async fn handle_events(&mut self) -> Result<(), Error> {
         if !self.pending_assignment.is_empty() {
-            let pending = std::mem::take(&mut self.pending_assignment);
+            // Kept until assigned, so that a poll cancelled meanwhile leaves it for the next.
+            let pending = self.pending_assignment.clone();
             self.assign(pending).await?;
+            self.pending_assignment.clear();
         }
         loop {
             // An event whose handling a cancelled poll cut short is handled again, from the
