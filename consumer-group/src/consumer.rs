@@ -230,6 +230,7 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             commit_order: Default::default(),
             problem: Mutex::new(None),
             missing_topics: Mutex::new(Default::default()),
+            refused_topics: Mutex::new(Default::default()),
         });
         let task = tokio::spawn(coordinator::run(Arc::clone(&shared)));
         Ok(GroupConsumer {

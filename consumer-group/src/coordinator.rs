@@ -46,6 +46,9 @@ pub(crate) struct GroupShared {
     pub(crate) problem: Mutex<Option<Error>>,
     /// Subscribed topics that do not exist, with when they were first found missing.
     pub(crate) missing_topics: Mutex<BTreeMap<String, Instant>>,
+    /// Subscribed topics whose lookup failed for good (TOPIC_AUTHORIZATION_FAILED, say), with
+    /// the error.
+    pub(crate) refused_topics: Mutex<BTreeMap<String, Error>>,
 }
 
 impl GroupShared {
@@ -153,13 +156,27 @@ const MISSING_TOPIC_CHECK: Duration = Duration::from_secs(5);
 async fn check_topics(shared: &GroupShared, topics: &BTreeSet<String>) -> bool {
     let mut missing = Vec::new();
     let mut present = Vec::new();
+    let mut refused = BTreeMap::new();
     for topic in topics {
         let timeout = shared.config.consumer.client.connection.request_timeout;
         match within(timeout, shared.client.topic(topic)).await {
             Ok(_) => present.push(topic),
             Err(e) if e.code() == Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => missing.push(topic),
+            Err(e) if !e.is_retriable() => {
+                refused.insert(topic.clone(), e);
+            }
             Err(e) => tracing::debug!(topic = %topic, error = %e, "cannot look the subscribed topic up"),
         }
+    }
+    let any_refused = !refused.is_empty();
+    let was_refused = {
+        let mut known = shared.refused_topics.lock().unwrap_or_else(|e| e.into_inner());
+        let was = !known.is_empty();
+        *known = refused;
+        was
+    };
+    if any_refused || was_refused {
+        shared.events.notify_one();
     }
     let now = Instant::now();
     let mut known = shared.missing_topics.lock().unwrap_or_else(|e| e.into_inner());
@@ -185,7 +202,7 @@ async fn check_topics(shared: &GroupShared, topics: &BTreeSet<String>) -> bool {
         // The consumer's poll looks at them.
         shared.events.notify_one();
     }
-    any
+    any || any_refused
 }
 
 /// Like [`note`], for a response that carries an error code: a code other than those the

@@ -11,6 +11,9 @@
 //!   subscribed topics up after each subscribe, then every 5 s while one is missing); an
 //!   UNKNOWN_TOPIC_OR_PARTITION error naming it after `topic.metadata.propagation.max.ms`
 //!   (30 s, librdkafka's property and default).
+//! - A subscribed topic the member may not see (TOPIC_AUTHORIZATION_FAILED, an invalid
+//!   name): its non-retriable error at once, as the Java client throws a
+//!   TopicAuthorizationException from `poll`, again after each `klamm.stall.timeout.ms`.
 //! - Assigned partitions that cannot be read are the partition consumer's, whose warnings
 //!   and errors come through `poll` as they are.
 //!
@@ -36,6 +39,8 @@ pub(crate) struct GroupStall {
     unstable_due: Option<Instant>,
     /// When the next error about each missing topic is due.
     missing_due: HashMap<String, Instant>,
+    /// When the next error about each refused topic is due.
+    refused_due: HashMap<String, Instant>,
     /// When each cause was last warned about.
     warned: HashMap<String, Instant>,
 }
@@ -110,6 +115,27 @@ impl GroupStall {
                     ),
                 ));
             }
+        }
+
+        // A subscribed topic the member may not see (not authorized, an invalid name): reported
+        // at once, as the Java client throws its TopicAuthorizationException from poll, then
+        // again after each bound while it lasts.
+        let refused: Vec<(String, Error)> = shared
+            .refused_topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(t, e)| (t.clone(), e.clone()))
+            .collect();
+        self.refused_due.retain(|t, _| refused.iter().any(|(r, _)| r == t));
+        for (topic, e) in refused {
+            if report.is_some() || self.refused_due.get(&topic).is_some_and(|due| now < *due) {
+                continue;
+            }
+            let again = if bound.is_zero() { WARN_EVERY } else { bound };
+            self.refused_due.insert(topic.clone(), now + again);
+            tracing::warn!(group = %config.group_id, topic = %topic, error = %e, "cannot use subscribed topic {topic:?}");
+            report = Some(e);
         }
 
         let missing: Vec<(String, Instant)> = shared

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use klamm::protocol::api::join_group::JoinGroupResponse;
+use klamm::protocol::api::metadata::MetadataResponse;
 use klamm::protocol::{decode_response, encode_response, ApiKey};
 use klamm::{
     Admin, Client, ClientConfig, Consumer, ConsumerConfig, Error, ErrorCode, ErrorKind, NewTopic,
@@ -598,4 +599,85 @@ async fn a_group_poll_cancelled_by_select_again_and_again_loses_nothing() {
     }
     assert_eq!(read.len(), 3);
     consumer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// Answers every Metadata request about `topic` with TOPIC_AUTHORIZATION_FAILED, as a broker
+/// whose ACLs deny this client Describe on it does. (The broker's own authorizer would need
+/// ACLs made with CreateAcls, which Klamm does not implement yet; the client sees the same
+/// answer either way.)
+struct DenyTopic {
+    topic: String,
+    requests: Mutex<std::collections::HashMap<(usize, i32), i16>>,
+}
+
+impl FrameHook for DenyTopic {
+    fn request(&self, connection: usize, frame: &Bytes) {
+        if frame.len() >= 8 && i16::from_be_bytes([frame[0], frame[1]]) == ApiKey::METADATA.0 {
+            let version = i16::from_be_bytes([frame[2], frame[3]]);
+            let id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+            self.requests.lock().unwrap().insert((connection, id), version);
+        }
+    }
+
+    fn response(&self, connection: usize, frame: Bytes) -> Bytes {
+        if frame.len() < 4 {
+            return frame;
+        }
+        let id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let Some(version) = self.requests.lock().unwrap().remove(&(connection, id)) else { return frame };
+        let (_, mut body) = decode_response::<MetadataResponse>(frame, version).unwrap();
+        for t in &mut body.topics {
+            if t.name.as_deref() == Some(self.topic.as_str()) {
+                t.error_code = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+                t.partitions.clear();
+            }
+        }
+        let mut out = BytesMut::new();
+        encode_response(&mut out, id, version, &body).unwrap();
+        out.freeze().slice(4..)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_the_client_may_not_see_fails_both_consumers_at_once_and_for_good() {
+    logs();
+    let topic = unique_topic("denied");
+    let hook = Arc::new(DenyTopic { topic: topic.clone(), requests: Mutex::default() });
+    let (proxy, broker) = tokio::task::spawn_blocking({
+        let hook = Arc::clone(&hook) as Arc<dyn FrameHook>;
+        move || {
+            let proxy = FaultProxy::bind_with(vec![hook]).unwrap();
+            let broker = proxy.start_broker(Broker::builder(BrokerKind::Kafka)).unwrap();
+            (proxy, broker)
+        }
+    })
+    .await
+    .unwrap();
+    // The topic exists (CreateTopics is not refused); Metadata about it is.
+    let _broker = broker;
+    let client = Client::new(ClientConfig::new(&proxy.bootstrap())).unwrap();
+    let created = Admin::new(client.clone()).create_topics(&[NewTopic::new(topic.as_str(), 1, 1)]).await;
+    assert!(created[0].1.is_ok(), "{created:?}");
+    client.close().await;
+    let bootstrap = proxy.bootstrap();
+
+    let mut consumer = Consumer::new(ConsumerConfig::new(&bootstrap).stall_timeout(BOUND)).unwrap();
+    consumer.assign([TopicPartition::new(topic.as_str(), 0)]);
+    let (e, took) = partition_poll_error(&mut consumer, Duration::from_secs(5)).await;
+    eprintln!("partition consumer: failed after {took:?}: {e}");
+    assert_eq!(e.code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED), "{e:?}");
+    assert!(!e.is_retriable(), "retrying does not help: {e:?}");
+    assert!(e.to_string().contains(&topic), "{e}");
+    consumer.close(Duration::from_secs(5)).await.unwrap();
+
+    let group = unique_topic("denied-group");
+    let mut member = GroupConsumer::new(group_config(&bootstrap, &group)).unwrap();
+    member.subscribe([topic.as_str()]);
+    let (e, took) = group_poll_error(&mut member, Duration::from_secs(5)).await;
+    eprintln!("group consumer: failed after {took:?}: {e}");
+    assert_eq!(e.code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED), "{e:?}");
+    assert!(!e.is_retriable(), "{e:?}");
+    assert!(e.to_string().contains(&topic), "{e}");
+    warned(&[&topic, "cannot use subscribed topic"], Duration::ZERO).await;
+    let _ = member.close(Duration::from_secs(5)).await;
 }
