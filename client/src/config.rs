@@ -150,9 +150,33 @@ impl ClientConfig {
             "socket.keepalive.enable" => {
                 conn.tcp_keepalive = parse_bool(key, value)?.then_some(Duration::from_secs(60))
             }
-            _ => return Err(config_error(format!("unknown property {key:?}"))),
+            _ => return Err(crate::suggest::unknown_property(key, Self::property_names().iter().copied())),
         }
         Ok(())
+    }
+
+    /// The property names [`ClientConfig::set`] knows (for "did you mean" hints).
+    pub fn property_names() -> &'static [&'static str] {
+        &[
+            "bootstrap.servers",
+            "metadata.broker.list",
+            "client.id",
+            "request.timeout.ms",
+            "socket.connection.setup.timeout.ms",
+            "metadata.max.age.ms",
+            "reconnect.backoff.ms",
+            "reconnect.backoff.max.ms",
+            "retry.backoff.ms",
+            "retry.backoff.max.ms",
+            "allow.auto.create.topics",
+            "send.buffer.bytes",
+            "socket.send.buffer.bytes",
+            "receive.buffer.bytes",
+            "socket.receive.buffer.bytes",
+            "security.protocol",
+            "socket.nagle.disable",
+            "socket.keepalive.enable",
+        ]
     }
 
     /// Sets the client id sent with every request.

@@ -149,9 +149,32 @@ impl GroupConfig {
                 let v = value.trim();
                 self.client_rack = (!v.is_empty()).then(|| v.to_string());
             }
-            _ => return self.consumer.set(key, value),
+            _ => {
+                return self.consumer.set(key, value).map_err(|e| match klamm::UnknownProperty::of(&e) {
+                    Some(u) => klamm::unknown_property(u.name(), Self::property_names()),
+                    None => e,
+                })
+            }
         }
         Ok(())
+    }
+
+    /// The property names [`GroupConfig::set`] knows, the consumer's and the client's included
+    /// (for "did you mean" hints).
+    pub fn property_names() -> Vec<&'static str> {
+        let own = [
+            "group.id",
+            "group.instance.id",
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "max.poll.interval.ms",
+            "partition.assignment.strategy",
+            "enable.auto.commit",
+            "auto.commit.interval.ms",
+            "default.api.timeout.ms",
+            "client.rack",
+        ];
+        own.into_iter().chain(ConsumerConfig::property_names()).collect()
     }
 
     /// Sets the static member id (`group.instance.id`).
@@ -278,6 +301,25 @@ pub(crate) fn config_error(why: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_name_is_known_and_a_typo_gets_a_hint() {
+        for name in GroupConfig::property_names() {
+            let e = GroupConfig::new("h:1", "g").set(name, "?").err();
+            assert!(e.as_ref().and_then(klamm::UnknownProperty::of).is_none(), "{name}: {e:?}");
+        }
+        for (typo, meant) in [
+            ("group.idd", "group.id"),
+            ("session.timout.ms", "session.timeout.ms"),
+            ("max.poll.record", "max.poll.records"),
+            ("bootstrap.server", "bootstrap.servers"),
+        ] {
+            let e = GroupConfig::new("h:1", "g").set(typo, "1").unwrap_err();
+            let hint = klamm::UnknownProperty::of(&e).and_then(|u| u.suggestion());
+            assert_eq!(hint, Some(meant), "{e}");
+            assert!(e.to_string().contains(&format!("did you mean {meant:?}?")), "{e}");
+        }
+    }
 
     #[test]
     fn invalid_values_name_the_property() {

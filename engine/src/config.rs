@@ -4,7 +4,10 @@
 //! client properties go through two prefixes: `KAFKA_CONSUMER_<PROP>` and
 //! `KAFKA_PRODUCER_<PROP>`, where `<PROP>` is the property name upper-cased with `.` turned into
 //! `_` (`KAFKA_PRODUCER_LINGER_MS=5` sets the producer's `linger.ms`). A bad value is a
-//! [`ErrorKind::Config`] error naming the variable, before any connection is made.
+//! [`ErrorKind::Config`] error naming the variable, before any connection is made; so is an
+//! unknown property under a prefix, and a `KAFKA_*` variable the engine does not read that is
+//! close to one it does (`KAFKA_BROKER`), each with a "did you mean" hint. Other `KAFKA_*`
+//! variables (`KAFKA_HOME`, `KAFKA_OPTS`, ...) belong to other tools and are left alone.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +20,18 @@ use klamm_group::GroupConfig;
 pub const CONSUMER_PREFIX: &str = "KAFKA_CONSUMER_";
 /// Prefix of the variables that set producer properties (the dead-letter producer).
 pub const PRODUCER_PREFIX: &str = "KAFKA_PRODUCER_";
+
+/// The engine's own variables (those that set properties have the prefixes above).
+pub const VARIABLES: &[&str] = &[
+    "KAFKA_BROKERS",
+    "KAFKA_TOPIC",
+    "KAFKA_GROUP_ID",
+    "KAFKA_DLQ_TOPIC",
+    "KAFKA_MAX_RETRIES",
+    "KAFKA_RETRY_BACKOFF_MS",
+    "KAFKA_SHUTDOWN_TIMEOUT_MS",
+    "KAFKA_STATE_DIR",
+];
 
 /// The longest shutdown timeout accepted (a day): deadlines are computed from it, and a
 /// shutdown that may take longer is not one.
@@ -185,6 +200,11 @@ impl EngineConfig {
                 c.consumer_properties.insert(property_name(suffix), v.clone());
             } else if let Some(suffix) = k.strip_prefix(PRODUCER_PREFIX) {
                 c.producer_properties.insert(property_name(suffix), v.clone());
+            } else if k.starts_with("KAFKA_") && !VARIABLES.contains(&k.as_str()) {
+                let prefixes = [CONSUMER_PREFIX.trim_end_matches('_'), PRODUCER_PREFIX.trim_end_matches('_')];
+                if let Some(meant) = klamm::suggest(k, VARIABLES.iter().copied().chain(prefixes)) {
+                    return Err(bad(k, format!("not a variable the engine reads; did you mean {meant}?")));
+                }
             }
         }
         // Apply the properties now, so that a bad one fails here and names its variable.
@@ -230,7 +250,7 @@ impl EngineConfig {
         let mut g = GroupConfig::new(&self.brokers, &self.group_id)
             .consumer(|c| c.auto_offset_reset(OffsetReset::Earliest));
         for (k, v) in &self.consumer_properties {
-            g.set(k, v).map_err(|e| bad(&name(k), e))?;
+            g.set(k, v).map_err(|e| property_error(e, k, &name))?;
         }
         if g.enable_auto_commit {
             return Err(bad(&name("enable.auto.commit"), "the engine commits by itself; must be false"));
@@ -245,11 +265,21 @@ impl EngineConfig {
         // write must not let the broker make it again with its defaults (if it was deleted).
         p.client.allow_auto_create_topics = false;
         for (k, v) in &self.producer_properties {
-            p.set(k, v).map_err(|e| bad(&name(k), e))?;
+            p.set(k, v).map_err(|e| property_error(e, k, &name))?;
         }
         // Checks across properties that only `Producer::new` would make otherwise.
         p.validate().map_err(|e| bad(&blame_named(&self.producer_properties, &e, &name), e))?;
         Ok(p)
+    }
+}
+
+/// A property's error under what to call it (its variable, or its name); an unknown property's
+/// hint is given as a variable too.
+fn property_error(e: Error, property: &str, name: &impl Fn(&str) -> String) -> Error {
+    let hint = klamm::UnknownProperty::of(&e).and_then(klamm::UnknownProperty::suggestion);
+    match hint {
+        Some(meant) if !name("").is_empty() => bad(&name(property), format!("{e} (that is {})", name(meant))),
+        _ => bad(&name(property), e),
     }
 }
 
@@ -290,6 +320,22 @@ mod tests {
 
     fn vars(list: &[(&str, &str)]) -> Result<EngineConfig, Error> {
         EngineConfig::from_vars(list.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn misspelled_variables_and_properties_get_a_hint() {
+        let e = vars(&[("KAFKA_BROKER", "h:1")]).unwrap_err().to_string();
+        assert!(e.contains("KAFKA_BROKER:") && e.contains("did you mean KAFKA_BROKERS?"), "{e}");
+        let e = vars(&[("KAFKA_TOPICS", "t")]).unwrap_err().to_string();
+        assert!(e.contains("did you mean KAFKA_TOPIC?"), "{e}");
+        let e = vars(&[("KAFKA_CONSUMER_FETCH_MAX_WAIT", "5")]).unwrap_err().to_string();
+        assert!(e.contains(r#"did you mean "fetch.max.wait.ms"?"#), "{e}");
+        assert!(e.contains("KAFKA_CONSUMER_FETCH_MAX_WAIT_MS"), "{e}");
+        let e = vars(&[("KAFKA_PRODUCER_LINGER", "5")]).unwrap_err().to_string();
+        assert!(e.contains("KAFKA_PRODUCER_LINGER_MS"), "{e}");
+        // Other tools' variables are theirs.
+        vars(&[("KAFKA_HOME", "/opt/kafka"), ("KAFKA_OPTS", "-Xmx1g"), ("KAFKA_HEAP_OPTS", "-Xmx1g")])
+            .unwrap();
     }
 
     #[test]
