@@ -5,7 +5,9 @@
 //! - [`assignor`]: the partition assignors a group leader runs, wire-compatible with the Java
 //!   client and librdkafka (`cooperative-sticky`, `range`, `roundrobin`);
 //! - [`membership`]: the classic group protocol as a state machine with no IO, driven by a
-//!   task of each `GroupConsumer`.
+//!   task of each `GroupConsumer`;
+//! - [`consumer_membership`]: the KIP-848 `consumer` group protocol (`group.protocol=consumer`)
+//!   as a second state machine with the same events, driven the same way.
 //!
 //! `docs/consumer-groups.md` in the repository is the guide.
 #![warn(missing_docs, unreachable_pub)]
@@ -14,6 +16,7 @@
 pub mod assignor;
 mod config;
 mod consumer;
+pub mod consumer_membership;
 mod coordinator;
 pub mod membership;
 mod offsets;
