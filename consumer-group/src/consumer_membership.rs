@@ -661,6 +661,15 @@ impl ConsumerMembership {
         request
     }
 
+    /// The heartbeat that leaves the group now, without revoking first (a member dropped by
+    /// the application), if the member is in the group; the member counts as left.
+    pub fn leave_request_now(&mut self) -> Option<ConsumerGroupHeartbeatRequest> {
+        let in_group = self.epoch > 0 && self.coordinator.is_some();
+        let request = self.leave_request();
+        self.finish_leaving();
+        in_group.then_some(request)
+    }
+
     fn leave_request(&self) -> ConsumerGroupHeartbeatRequest {
         ConsumerGroupHeartbeatRequest {
             group_id: self.config.group_id.clone(),

@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::config::GroupConfig;
+use crate::member::Member;
 use crate::membership::{leave_request_at, Action, MemberState, Membership};
 use crate::offsets::CommitOrder;
 
@@ -27,7 +28,7 @@ use crate::offsets::CommitOrder;
 pub(crate) struct GroupShared {
     pub(crate) client: Client,
     pub(crate) config: GroupConfig,
-    pub(crate) membership: Mutex<Membership>,
+    pub(crate) membership: Mutex<Member>,
     /// Wakes the task: the machine may have something to do.
     pub(crate) wake: Notify,
     /// Wakes the consumer: the machine has an event.
@@ -44,8 +45,14 @@ pub(crate) struct GroupShared {
 }
 
 impl GroupShared {
-    pub(crate) fn membership(&self) -> MutexGuard<'_, Membership> {
+    pub(crate) fn membership(&self) -> MutexGuard<'_, Member> {
         self.membership.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the classic machine; `None` for a `consumer` protocol member (whose
+    /// driver is [`consumer_driver`](crate::consumer_driver)).
+    pub(crate) fn classic<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> Option<T> {
+        self.membership().classic().map(f)
     }
 }
 
@@ -67,15 +74,14 @@ async fn drive(shared: &Arc<GroupShared>) {
     let mut shape_check = Instant::now() + shared.config.consumer.client.metadata_max_age;
     loop {
         if Instant::now() >= shape_check {
-            let view = {
-                let m = shared.membership();
-                m.leader_view().filter(|_| m.state() == MemberState::Stable).cloned()
-            };
+            let view = shared
+                .classic(|m| m.leader_view().filter(|_| m.state() == MemberState::Stable).cloned())
+                .flatten();
             if let Some((topics, used)) = view {
                 if let Ok(now) = partition_counts(shared, &topics).await {
                     if now != used {
                         tracing::info!(?now, ?used, "the group's topics changed; rebalancing");
-                        shared.membership().request_rejoin(Instant::now());
+                        shared.classic(|m| m.request_rejoin(Instant::now()));
                     }
                 }
             }
@@ -92,12 +98,12 @@ async fn drive(shared: &Arc<GroupShared>) {
             pattern_check = Instant::now() + shared.config.consumer.client.metadata_max_age;
         }
         let now = Instant::now();
-        let (action, next, state, has_events) = {
-            let mut m = shared.membership();
+        let step = shared.classic(|m| {
             m.handle_timeout(now);
             let action = m.poll_action(now);
             (action, m.poll_timeout(), m.state(), m.has_events())
-        };
+        });
+        let Some((action, next, state, has_events)) = step else { return };
         if has_events {
             shared.events.notify_one();
         }
@@ -136,7 +142,7 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
             if let Ok(node) = &result {
                 tracing::debug!(node, "found the group coordinator");
             }
-            shared.membership().handle_coordinator(Instant::now(), result);
+            shared.classic(|m| m.handle_coordinator(Instant::now(), result));
         }
         Action::Join(request) => {
             // The coordinator answers once the group has gathered: up to the rebalance
@@ -147,7 +153,7 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
                 conn.send_with_timeout(&request, timeout).await
             };
             tokio::select! {
-                result = join => shared.membership().handle_join(Instant::now(), result),
+                result = join => { shared.classic(|m| m.handle_join(Instant::now(), result)); }
                 () = leaving(shared) => {
                     tracing::debug!("abandoning JoinGroup: the member is leaving");
                 }
@@ -155,15 +161,15 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
         }
         Action::FetchMetadata(topics) => {
             let result = partition_counts(shared, &topics).await;
-            shared.membership().handle_metadata(Instant::now(), result);
+            shared.classic(|m| m.handle_metadata(Instant::now(), result));
         }
         Action::Sync(request) => {
             let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
-            shared.membership().handle_sync(Instant::now(), result);
+            shared.classic(|m| m.handle_sync(Instant::now(), result));
         }
         Action::Heartbeat(request) => {
             let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
-            shared.membership().handle_heartbeat(Instant::now(), result);
+            shared.classic(|m| m.handle_heartbeat(Instant::now(), result));
         }
         Action::Leave(request) => {
             let result = async {
@@ -172,7 +178,7 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
                 conn.send_at(version, &leave_request_at(&request, version)).await
             }
             .await;
-            shared.membership().handle_leave(Instant::now(), result);
+            shared.classic(|m| m.handle_leave(Instant::now(), result));
         }
     }
     shared.events.notify_one();
@@ -198,7 +204,7 @@ async fn match_pattern(shared: &GroupShared, pattern: &regex::Regex) {
         .map(|t| t.name.clone())
         .collect();
     tracing::debug!(?topics, "pattern subscription matched");
-    shared.membership().subscribe(topics, Instant::now());
+    shared.classic(|m| m.subscribe(topics, Instant::now()));
 }
 
 /// Resolves once the member has started leaving (checked whenever the task is woken).

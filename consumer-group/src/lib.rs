@@ -16,12 +16,14 @@
 pub mod assignor;
 mod config;
 mod consumer;
+mod consumer_driver;
 pub mod consumer_membership;
 mod coordinator;
+mod member;
 pub mod membership;
 mod offsets;
 
-pub use config::GroupConfig;
+pub use config::{GroupConfig, GroupProtocol};
 pub use consumer::{
     CommitFuture, GroupConsumer, NoListener, RebalanceHandle, RebalanceListener, RecordStream,
 };
