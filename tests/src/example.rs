@@ -66,7 +66,8 @@ pub enum MemberKind {
     Klamm,
     /// librdkafka: `group-member` of the librdkafka peer.
     Rdkafka,
-    /// The Java client: `group-member` of the Java peer (classic group protocol).
+    /// The Java client: `group-member` of the Java peer (classic group protocol unless
+    /// `--property group.protocol=consumer`).
     Java,
 }
 

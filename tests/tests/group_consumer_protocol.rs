@@ -15,7 +15,7 @@ use klamm::{
 };
 use klamm_group::{GroupConfig, GroupConsumer, GroupProtocol, NextOffset};
 use klamm_tests::{
-    assert_not_revoked, kept, unique_topic, wait_for_exact_cover, Broker, GroupMember, MemberLog,
+    assert_not_revoked, kept, unique_topic, wait_for_exact_cover, Broker, GroupMember, MemberKind, MemberLog,
 };
 
 /// How long a group may take to settle after a join or a leave.
@@ -252,6 +252,105 @@ fn a_static_member_restarts_without_moving_partitions() {
     assert_eq!(before, after, "the same partitions after the restart");
     assert_not_revoked(&a, a_mark, &before[0]);
     wait_all_read(&[&a, &b], &[&b_log], 400);
+    a.stop(Duration::from_secs(30));
+    b.stop(Duration::from_secs(30));
+}
+
+/// The flags of a `consumer` protocol member of `kind`.
+fn peer_flags(kind: MemberKind) -> Vec<String> {
+    vec![
+        "--commit-every".into(),
+        "100".into(),
+        "--property".into(),
+        "group.protocol=consumer".into(),
+        "--property".into(),
+        format!("{}=100", kind.fetch_wait_property()),
+    ]
+}
+
+#[test]
+fn a_mixed_group_with_the_java_client_and_librdkafka() {
+    const P: i32 = 6;
+    let (broker, topic, group) = setup(P, 3000);
+    let brokers = broker.bootstrap();
+    let start = |kind: MemberKind, name: &str| {
+        let flags = peer_flags(kind);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        GroupMember::start_kind(kind, name, &brokers, &topic, &group, &flags)
+    };
+
+    let k = start(MemberKind::Klamm, "klamm");
+    let one = wait_for_exact_cover(&[&k], &topic, P, SETTLE);
+    let k_mark = k.log().rebalances.len();
+
+    let j = start(MemberKind::Java, "java");
+    let two = wait_for_exact_cover(&[&k, &j], &topic, P, SETTLE);
+    assert_not_revoked(&k, k_mark, &kept(&one[0], &two[0]));
+    let marks: Vec<usize> = [&k, &j].iter().map(|m| m.log().rebalances.len()).collect();
+
+    let r = start(MemberKind::Rdkafka, "rdkafka");
+    let three = wait_for_exact_cover(&[&k, &j, &r], &topic, P, SETTLE);
+    assert!(three.iter().all(|v| v.len() == 2), "{three:?}");
+    assert_not_revoked(&k, marks[0], &kept(&two[0], &three[0]));
+    assert_not_revoked(&j, marks[1], &kept(&two[1], &three[1]));
+    let marks: Vec<usize> = [&k, &r].iter().map(|m| m.log().rebalances.len()).collect();
+
+    // The Java member leaves; Klamm and librdkafka keep theirs and share its partitions.
+    let j_log = j.stop(Duration::from_secs(30));
+    let after_leave = wait_for_exact_cover(&[&k, &r], &topic, P, SETTLE);
+    assert_not_revoked(&k, marks[0], &three[0]);
+    assert_not_revoked(&r, marks[1], &three[2]);
+    let k_mark = k.log().rebalances.len();
+
+    // librdkafka is killed: Klamm ends up with everything once the broker drops it.
+    let r_log = r.kill();
+    wait_for_exact_cover(&[&k], &topic, P, SETTLE);
+    assert_not_revoked(&k, k_mark, &after_leave[0]);
+    wait_all_read(&[&k], &[&j_log, &r_log], 3000);
+    k.stop(Duration::from_secs(30));
+}
+
+/// Flags of a classic member that notices others quickly.
+const KLAMM_CLASSIC: &[&str] = &[
+    "--commit-every",
+    "100",
+    "--property",
+    "session.timeout.ms=10000",
+    "--property",
+    "heartbeat.interval.ms=500",
+    "--property",
+    "fetch.max.wait.ms=100",
+];
+
+#[test]
+fn a_classic_group_is_upgraded_online_as_members_restart_and_back() {
+    const P: i32 = 4;
+    let (broker, topic, group) = setup(P, 2000);
+    let brokers = broker.bootstrap();
+    let start = |name: &str, flags: &[&str]| GroupMember::start(name, &brokers, &topic, &group, flags);
+    let mut logs = Vec::new();
+
+    let a = start("a-classic", KLAMM_CLASSIC);
+    let b = start("b-classic", KLAMM_CLASSIC);
+    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    // One at a time, each member restarts with the consumer protocol: the broker converts the
+    // group when the first one joins, and the group keeps consuming throughout.
+    logs.push(a.stop(Duration::from_secs(30)));
+    let a = start("a-consumer", KLAMM);
+    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    logs.push(b.stop(Duration::from_secs(30)));
+    let b = start("b-consumer", KLAMM);
+    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    // And back: the group returns to classic when its last consumer-protocol member leaves.
+    logs.push(a.stop(Duration::from_secs(30)));
+    let a = start("a-classic-again", KLAMM_CLASSIC);
+    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    logs.push(b.stop(Duration::from_secs(30)));
+    let b = start("b-classic-again", KLAMM_CLASSIC);
+    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+
+    let done: Vec<&MemberLog> = logs.iter().collect();
+    wait_all_read(&[&a, &b], &done, 2000);
     a.stop(Duration::from_secs(30));
     b.stop(Duration::from_secs(30));
 }
