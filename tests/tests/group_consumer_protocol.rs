@@ -73,6 +73,29 @@ fn consumer_config(broker: &Broker, group: &str) -> GroupConfig {
         .consumer(|c| c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100)))
 }
 
+/// [`wait_for_exact_cover`], checking on the way, at every sample, that no partition is owned
+/// by two members at once (the coordinator hands a partition on only after its owner has
+/// revoked it).
+fn settle(members: &[&GroupMember], topic: &str, partitions: i32) -> Vec<Vec<String>> {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let mut owners: std::collections::BTreeMap<String, &str> = std::collections::BTreeMap::new();
+        for m in members {
+            for tp in m.log().owned {
+                if let Some(other) = owners.insert(tp.clone(), m.name()) {
+                    panic!("{tp} owned by {other} and {} at once", m.name());
+                }
+            }
+        }
+        let covered = (0..partitions).all(|p| owners.contains_key(&format!("{topic}-{p}")));
+        let each = members.iter().all(|m| owners.values().any(|o| *o == m.name()));
+        if (covered && each && owners.len() == partitions as usize) || Instant::now() > deadline {
+            return wait_for_exact_cover(members, topic, partitions, Duration::ZERO);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits until the records the members read (`logs`, and the members still running) cover
 /// offsets 0..count of every partition, `count` in all.
 fn wait_all_read(running: &[&GroupMember], done: &[&MemberLog], count: usize) {
@@ -101,17 +124,17 @@ fn klamm_members_join_leave_and_are_killed() {
     let start = |name: &str| GroupMember::start(name, &brokers, &topic, &group, KLAMM);
 
     let a = start("a");
-    let one = wait_for_exact_cover(&[&a], &topic, P, SETTLE);
+    let one = settle(&[&a], &topic, P);
     let a_mark = a.log().rebalances.len();
 
     let b = start("b");
-    let two = wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    let two = settle(&[&a, &b], &topic, P);
     assert_eq!((two[0].len(), two[1].len()), (3, 3), "{two:?}");
     assert_not_revoked(&a, a_mark, &kept(&one[0], &two[0]));
     let marks: Vec<usize> = [&a, &b].iter().map(|m| m.log().rebalances.len()).collect();
 
     let c = start("c");
-    let three = wait_for_exact_cover(&[&a, &b, &c], &topic, P, SETTLE);
+    let three = settle(&[&a, &b, &c], &topic, P);
     assert!(three.iter().all(|v| v.len() == 2), "{three:?}");
     assert_not_revoked(&a, marks[0], &kept(&two[0], &three[0]));
     assert_not_revoked(&b, marks[1], &kept(&two[1], &three[1]));
@@ -119,7 +142,7 @@ fn klamm_members_join_leave_and_are_killed() {
 
     // b leaves (revokes, commits, leaves with epoch -1): a and c keep theirs and share b's.
     let b_log = b.stop(Duration::from_secs(30));
-    let after_leave = wait_for_exact_cover(&[&a, &c], &topic, P, SETTLE);
+    let after_leave = settle(&[&a, &c], &topic, P);
     assert_not_revoked(&a, marks[0], &three[0]);
     assert_not_revoked(&c, marks[1], &three[2]);
     assert!(after_leave.iter().all(|v| v.len() == 3), "{after_leave:?}");
@@ -127,7 +150,7 @@ fn klamm_members_join_leave_and_are_killed() {
 
     // c is killed: once the broker's session timeout (10 s here) drops it, a owns everything.
     let c_log = c.kill();
-    let alone = wait_for_exact_cover(&[&a], &topic, P, SETTLE);
+    let alone = settle(&[&a], &topic, P);
     assert_eq!(alone[0].len(), P as usize);
     assert_not_revoked(&a, a_mark, &after_leave[0]);
 
@@ -242,13 +265,13 @@ fn a_static_member_restarts_without_moving_partitions() {
     };
     let a = start("a");
     let b = start("b");
-    let before = wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    let before = settle(&[&a, &b], &topic, P);
     let a_mark = a.log().rebalances.len();
     // b stops (leaves with epoch -2) and comes back at once: it gets its partitions back and
     // a never gives up any of its own.
     let b_log = b.stop(Duration::from_secs(30));
     let b = start("b");
-    let after = wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    let after = settle(&[&a, &b], &topic, P);
     assert_eq!(before, after, "the same partitions after the restart");
     assert_not_revoked(&a, a_mark, &before[0]);
     wait_all_read(&[&a, &b], &[&b_log], 400);
@@ -280,16 +303,16 @@ fn a_mixed_group_with_the_java_client_and_librdkafka() {
     };
 
     let k = start(MemberKind::Klamm, "klamm");
-    let one = wait_for_exact_cover(&[&k], &topic, P, SETTLE);
+    let one = settle(&[&k], &topic, P);
     let k_mark = k.log().rebalances.len();
 
     let j = start(MemberKind::Java, "java");
-    let two = wait_for_exact_cover(&[&k, &j], &topic, P, SETTLE);
+    let two = settle(&[&k, &j], &topic, P);
     assert_not_revoked(&k, k_mark, &kept(&one[0], &two[0]));
     let marks: Vec<usize> = [&k, &j].iter().map(|m| m.log().rebalances.len()).collect();
 
     let r = start(MemberKind::Rdkafka, "rdkafka");
-    let three = wait_for_exact_cover(&[&k, &j, &r], &topic, P, SETTLE);
+    let three = settle(&[&k, &j, &r], &topic, P);
     assert!(three.iter().all(|v| v.len() == 2), "{three:?}");
     assert_not_revoked(&k, marks[0], &kept(&two[0], &three[0]));
     assert_not_revoked(&j, marks[1], &kept(&two[1], &three[1]));
@@ -297,14 +320,14 @@ fn a_mixed_group_with_the_java_client_and_librdkafka() {
 
     // The Java member leaves; Klamm and librdkafka keep theirs and share its partitions.
     let j_log = j.stop(Duration::from_secs(30));
-    let after_leave = wait_for_exact_cover(&[&k, &r], &topic, P, SETTLE);
+    let after_leave = settle(&[&k, &r], &topic, P);
     assert_not_revoked(&k, marks[0], &three[0]);
     assert_not_revoked(&r, marks[1], &three[2]);
     let k_mark = k.log().rebalances.len();
 
     // librdkafka is killed: Klamm ends up with everything once the broker drops it.
     let r_log = r.kill();
-    wait_for_exact_cover(&[&k], &topic, P, SETTLE);
+    settle(&[&k], &topic, P);
     assert_not_revoked(&k, k_mark, &after_leave[0]);
     wait_all_read(&[&k], &[&j_log, &r_log], 3000);
     k.stop(Duration::from_secs(30));
@@ -332,22 +355,22 @@ fn a_classic_group_is_upgraded_online_as_members_restart_and_back() {
 
     let a = start("a-classic", KLAMM_CLASSIC);
     let b = start("b-classic", KLAMM_CLASSIC);
-    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    settle(&[&a, &b], &topic, P);
     // One at a time, each member restarts with the consumer protocol: the broker converts the
     // group when the first one joins, and the group keeps consuming throughout.
     logs.push(a.stop(Duration::from_secs(30)));
     let a = start("a-consumer", KLAMM);
-    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    settle(&[&a, &b], &topic, P);
     logs.push(b.stop(Duration::from_secs(30)));
     let b = start("b-consumer", KLAMM);
-    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    settle(&[&a, &b], &topic, P);
     // And back: the group returns to classic when its last consumer-protocol member leaves.
     logs.push(a.stop(Duration::from_secs(30)));
     let a = start("a-classic-again", KLAMM_CLASSIC);
-    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    settle(&[&a, &b], &topic, P);
     logs.push(b.stop(Duration::from_secs(30)));
     let b = start("b-classic-again", KLAMM_CLASSIC);
-    wait_for_exact_cover(&[&a, &b], &topic, P, SETTLE);
+    settle(&[&a, &b], &topic, P);
 
     let done: Vec<&MemberLog> = logs.iter().collect();
     wait_all_read(&[&a, &b], &done, 2000);
