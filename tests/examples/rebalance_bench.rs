@@ -5,8 +5,13 @@
 //!
 //! ```text
 //! cargo run -p klamm-tests --release --example rebalance-bench -- \
-//!     [--members 3,6,12] [--clients klamm,java,rdkafka] [--protocols classic,consumer] [--partitions 48]
+//!     [--members 3,6,12] [--clients klamm,java,rdkafka] [--protocols classic,consumer] \
+//!     [--partitions 48] [--runs 3]
 //! ```
+//!
+//! With several runs, the table gives each figure's median and every run's, the scenarios of
+//! one run all done before the next run starts (so slow phases of a loaded machine spread
+//! over all clients).
 //!
 //! Each scenario: a fresh group of N-1 members of one client over a topic whose every
 //! partition gets a record every 20 ms; once they own every partition exactly once, member N
@@ -34,6 +39,7 @@ struct Args {
     clients: Vec<MemberKind>,
     protocols: Vec<String>,
     partitions: i32,
+    runs: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -42,6 +48,7 @@ fn parse() -> Result<Args, String> {
         clients: vec![MemberKind::Klamm, MemberKind::Java, MemberKind::Rdkafka],
         protocols: vec!["classic".into(), "consumer".into()],
         partitions: 48,
+        runs: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -244,66 +251,85 @@ fn main() {
     };
     let broker = Broker::kafka();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let _in_runtime = rt.enter();
     let stop = Arc::new(AtomicBool::new(false));
     let mut rows = Vec::new();
-    for protocol in &args.protocols {
-        for &kind in &args.clients {
-            for &n in &args.members {
-                // A topic per scenario, with its own trickle of records, so that no group reads
-                // a backlog another one left.
-                let topic = unique_topic("bench");
-                rt.block_on(async {
-                    let client = Client::new(ClientConfig::new(&broker.bootstrap())).expect("client");
-                    let admin = Admin::new(client.clone());
-                    for (name, r) in admin.create_topics(&[NewTopic::new(&topic, args.partitions, 1)]).await {
-                        r.unwrap_or_else(|e| panic!("create {name}: {e}"));
-                    }
-                    client.close().await;
-                });
-                stop.store(false, Ordering::Relaxed);
-                let producer = Producer::new(ProducerConfig::new(&broker.bootstrap())).expect("producer");
-                let trickle = {
-                    let (stop, topic, partitions) = (Arc::clone(&stop), topic.clone(), args.partitions);
-                    rt.spawn(async move {
-                        let mut tick = tokio::time::interval(Duration::from_millis(20));
-                        while !stop.load(Ordering::Relaxed) {
-                            tick.tick().await;
-                            for p in 0..partitions {
-                                let _ = producer
-                                    .send(ProducerRecord::new(topic.as_str(), "x").partition(p))
-                                    .await;
-                            }
+    for _ in 0..args.runs.max(1) {
+        for protocol in &args.protocols {
+            for &kind in &args.clients {
+                for &n in &args.members {
+                    // A topic per scenario, with its own trickle of records, so that no group reads
+                    // a backlog another one left.
+                    let topic = unique_topic("bench");
+                    rt.block_on(async {
+                        let client = Client::new(ClientConfig::new(&broker.bootstrap())).expect("client");
+                        let admin = Admin::new(client.clone());
+                        for (name, r) in
+                            admin.create_topics(&[NewTopic::new(&topic, args.partitions, 1)]).await
+                        {
+                            r.unwrap_or_else(|e| panic!("create {name}: {e}"));
                         }
-                        producer.close(Duration::from_secs(5)).await;
-                    })
-                };
-                let row = scenario(&broker, protocol, kind, n, args.partitions, &topic);
-                eprintln!(
-                    "{} {} {}: join {} s (from the first revocation {} s), kill {} s",
-                    row.protocol,
-                    row.client,
-                    row.members,
-                    fmt(row.join),
-                    fmt(row.join_from_revoke),
-                    fmt(row.kill)
-                );
-                stop.store(true, Ordering::Relaxed);
-                let _ = rt.block_on(trickle);
-                rows.push(row);
+                        client.close().await;
+                    });
+                    stop.store(false, Ordering::Relaxed);
+                    let producer = Producer::new(ProducerConfig::new(&broker.bootstrap())).expect("producer");
+                    let trickle = {
+                        let (stop, topic, partitions) = (Arc::clone(&stop), topic.clone(), args.partitions);
+                        rt.spawn(async move {
+                            let mut tick = tokio::time::interval(Duration::from_millis(20));
+                            while !stop.load(Ordering::Relaxed) {
+                                tick.tick().await;
+                                for p in 0..partitions {
+                                    let _ = producer
+                                        .send(ProducerRecord::new(topic.as_str(), "x").partition(p))
+                                        .await;
+                                }
+                            }
+                            producer.close(Duration::from_secs(5)).await;
+                        })
+                    };
+                    let row = scenario(&broker, protocol, kind, n, args.partitions, &topic);
+                    eprintln!(
+                        "{} {} {}: join {} s (from the first revocation {} s), kill {} s",
+                        row.protocol,
+                        row.client,
+                        row.members,
+                        fmt(row.join),
+                        fmt(row.join_from_revoke),
+                        fmt(row.kill)
+                    );
+                    stop.store(true, Ordering::Relaxed);
+                    let _ = rt.block_on(trickle);
+                    rows.push(row);
+                }
             }
         }
     }
-    println!("| protocol | client | members | join s | join from first revocation s | kill s |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    // One line per scenario: the median of each figure, then every run's.
+    let mut by_scenario: BTreeMap<(String, usize, &'static str), Vec<&Row>> = BTreeMap::new();
     for r in &rows {
+        by_scenario.entry((r.protocol.clone(), r.members, r.client)).or_default().push(r);
+    }
+    println!("| protocol | members | client | join s | join from first revocation s | kill s |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    for ((protocol, members, client), runs) in &by_scenario {
+        let column = |f: fn(&Row) -> Option<Duration>| {
+            let all: Vec<Option<Duration>> = runs.iter().map(|r| f(r)).collect();
+            let mut known: Vec<Duration> = all.iter().flatten().copied().collect();
+            known.sort();
+            let median = (known.len() == all.len()).then(|| known[known.len() / 2]);
+            if all.len() == 1 {
+                fmt(median)
+            } else {
+                let each: Vec<String> = all.iter().map(|d| fmt(*d)).collect();
+                format!("**{}** ({})", fmt(median), each.join(", "))
+            }
+        };
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            r.protocol,
-            r.client,
-            r.members,
-            fmt(r.join),
-            fmt(r.join_from_revoke),
-            fmt(r.kill)
+            "| {protocol} | {members} | {client} | {} | {} | {} |",
+            column(|r| r.join),
+            column(|r| r.join_from_revoke),
+            column(|r| r.kill)
         );
     }
 }

@@ -428,3 +428,53 @@ fn a_topic_the_cluster_does_not_know_is_left_out_and_looked_up_again() {
     h.names(&[(U, "u")]);
     assert_eq!(h.events(), vec![GroupEvent::Assigned(vec![tp("u", 0)])]);
 }
+
+#[test]
+fn a_new_target_during_a_revocation_is_reconciled_after_it() {
+    let mut h = Harness::joined(config(), &[0, 1, 2]);
+    h.advance(Duration::from_secs(1));
+    let _ = h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(answer(2, Some(&[(T, &[1, 2])]))));
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(vec![tp("t", 0)])]);
+    // The coordinator changes its mind while the application still revokes 0.
+    h.advance(Duration::from_secs(1));
+    let _ = h.expect_heartbeat();
+    h.m.handle_heartbeat(h.now, Ok(answer(2, Some(&[(T, &[2, 3])]))));
+    assert!(h.events().is_empty(), "one revocation at a time");
+    h.m.revocation_done(h.now, &[tp("t", 0)]);
+    assert_eq!(h.events(), vec![GroupEvent::Revoke(vec![tp("t", 1)])], "then what the new target drops");
+    assert_eq!(h.action(), None, "no acknowledgement before the revocations are done");
+    h.m.revocation_done(h.now, &[tp("t", 1)]);
+    assert_eq!(h.events(), vec![GroupEvent::Assigned(vec![tp("t", 3)])]);
+    assert_eq!(h.expect_heartbeat().topic_partitions, Some(wire(&[(T, &[2, 3])])));
+}
+
+#[test]
+fn a_fatal_coordinator_lookup_ends_the_member_and_others_are_retried() {
+    let mut h = Harness::new(config());
+    h.m.subscribe(Subscription::Topics(["t".to_string()].into()), h.now);
+    assert_eq!(h.action(), Some(ConsumerAction::FindCoordinator));
+    h.m.handle_coordinator(h.now, Err(Error::from(ErrorKind::Broker(ErrorCode::COORDINATOR_NOT_AVAILABLE))));
+    assert_eq!(h.action(), None, "after the backoff");
+    assert_eq!(h.m.poll_timeout(), Some(h.now + Duration::from_millis(100)));
+    h.advance(Duration::from_millis(100));
+    assert_eq!(h.action(), Some(ConsumerAction::FindCoordinator));
+    h.m.handle_coordinator(h.now, Err(Error::from(ErrorKind::Broker(ErrorCode::GROUP_AUTHORIZATION_FAILED))));
+    assert!(
+        matches!(h.events().as_slice(), [GroupEvent::Fatal(e)] if e.code == ErrorCode::GROUP_AUTHORIZATION_FAILED)
+    );
+    assert_eq!(h.m.state(), MemberState::Left);
+}
+
+#[test]
+fn a_member_dropped_in_the_group_leaves_at_once_without_revoking() {
+    let mut h = Harness::joined(
+        ConsumerMembershipConfig { group_instance_id: Some("pod-1".into()), ..config() },
+        &[0],
+    );
+    let leave = h.m.leave_request_now().expect("in the group");
+    assert_eq!(leave.member_epoch, STATIC_LEAVE_EPOCH);
+    assert_eq!(h.m.state(), MemberState::Left);
+    assert!(h.events().is_empty());
+    assert_eq!(h.m.leave_request_now(), None, "once");
+}
