@@ -74,6 +74,7 @@ fn parse() -> Result<Args, String> {
             "--partitions" => {
                 args.partitions = value.parse().map_err(|_| format!("--partitions: {value}"))?
             }
+            "--runs" => args.runs = value.parse().map_err(|_| format!("--runs: {value}"))?,
             other => return Err(format!("unknown flag {other}")),
         }
     }
