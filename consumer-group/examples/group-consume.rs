@@ -12,6 +12,8 @@
 //! `--property` sets any Kafka property of the group consumer (`session.timeout.ms`,
 //! `group.instance.id`, `fetch.max.wait.ms`, ...); the flags win over it. The defaults include
 //! `allow.auto.create.topics=false`: subscribing should not create a topic.
+//! `--property group.protocol=consumer` joins with the KIP-848 protocol, where the broker
+//! assigns (`group.remote.assignor`) and `--assignor` does not apply.
 //!
 //! Commits after every N records (default 1000) and before partitions are revoked. Stops
 //! after `--count` records, or when nothing arrived for MS milliseconds (default 10000), or on

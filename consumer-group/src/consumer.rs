@@ -22,8 +22,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::committer::{after_each_partition, Committer, ConsumedOffsets};
-use crate::config::GroupConfig;
+use crate::config::{GroupConfig, GroupProtocol};
+use crate::consumer_driver;
+use crate::consumer_membership::{ConsumerMembership, ConsumerMembershipConfig, Subscription};
 use crate::coordinator::{self, GroupShared};
+use crate::member::Member;
 use crate::membership::{leave_request_at, GroupEvent, MemberState, Membership, MembershipConfig};
 use crate::offsets::{self, NextOffset};
 use crate::stall::GroupStall;
@@ -204,19 +207,36 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         let client = Client::new(config.consumer.client.clone())?;
         let consumer = Consumer::with_client(client.clone(), config.consumer.clone())?;
         let now = Instant::now();
-        let membership = Membership::new(
-            MembershipConfig {
-                group_id: config.group_id.clone(),
-                group_instance_id: config.group_instance_id.clone(),
-                session_timeout: config.session_timeout,
-                max_poll_interval: config.max_poll_interval,
-                heartbeat_interval: config.heartbeat_interval,
-                retry_backoff: config.consumer.client.retry_backoff,
-                assignors: config.assignors.clone(),
-                rack: config.client_rack.clone(),
-            },
-            now,
-        );
+        let membership = match config.group_protocol {
+            GroupProtocol::Classic => Member::Classic(Membership::new(
+                MembershipConfig {
+                    group_id: config.group_id.clone(),
+                    group_instance_id: config.group_instance_id.clone(),
+                    session_timeout: config.session_timeout,
+                    max_poll_interval: config.max_poll_interval,
+                    heartbeat_interval: config.heartbeat_interval,
+                    retry_backoff: config.consumer.client.retry_backoff,
+                    assignors: config.assignors.clone(),
+                    rack: config.client_rack.clone(),
+                },
+                now,
+            )),
+            GroupProtocol::Consumer => Member::Consumer(ConsumerMembership::new(
+                ConsumerMembershipConfig {
+                    group_id: config.group_id.clone(),
+                    member_id: consumer_driver::new_member_id(),
+                    group_instance_id: config.group_instance_id.clone(),
+                    rack: config.client_rack.clone(),
+                    max_poll_interval: config.max_poll_interval,
+                    session_timeout: config.session_timeout,
+                    heartbeat_interval: config.heartbeat_interval,
+                    retry_backoff: config.consumer.client.retry_backoff,
+                    remote_assignor: config.remote_assignor.clone(),
+                },
+                now,
+            )),
+        };
+        let protocol = config.group_protocol;
         let next_auto_commit = now + config.auto_commit_interval;
         let shared = Arc::new(GroupShared {
             client,
@@ -232,7 +252,10 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             missing_topics: Mutex::new(Default::default()),
             refused_topics: Mutex::new(Default::default()),
         });
-        let task = tokio::spawn(coordinator::run(Arc::clone(&shared)));
+        let task = match protocol {
+            GroupProtocol::Classic => tokio::spawn(coordinator::run(Arc::clone(&shared))),
+            GroupProtocol::Consumer => tokio::spawn(consumer_driver::run(Arc::clone(&shared))),
+        };
         Ok(GroupConsumer {
             shared,
             consumer: Some(consumer),
@@ -262,6 +285,9 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// subscription. Topics created or deleted later are picked up within
     /// `metadata.max.age.ms`. Fails with [`ErrorKind::Config`] on an invalid pattern.
     ///
+    /// With `group.protocol=consumer` the broker matches the pattern (RE2 syntax, KIP-848)
+    /// and follows topics as they come and go; the member only sends it.
+    ///
     /// ```no_run
     /// # async fn example(consumer: &mut klamm_group::GroupConsumer) -> Result<(), klamm::Error> {
     /// consumer.subscribe_pattern("orders-.*")?; // orders-eu, orders-us, ... not preorders-x
@@ -273,7 +299,11 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         let regex = regex::Regex::new(&anchored).map_err(|e| {
             Error::with_message(ErrorKind::Config, format!("subscription pattern {pattern:?}: {e}"))
         })?;
-        *self.shared.pattern.lock().unwrap_or_else(|e| e.into_inner()) = Some(regex);
+        let sent =
+            self.shared.consumer(|m| m.subscribe(Subscription::Pattern(pattern.to_string()), Instant::now()));
+        if sent.is_none() {
+            *self.shared.pattern.lock().unwrap_or_else(|e| e.into_inner()) = Some(regex);
+        }
         self.shared.wake.notify_one();
         Ok(())
     }
@@ -395,7 +425,8 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         self.consumer.as_ref().map(Consumer::assignment).unwrap_or_default()
     }
 
-    /// The member's current generation (-1 when not in one) and member id.
+    /// The member's current generation (-1 when not in one) and member id; with
+    /// `group.protocol=consumer`, its member epoch (0 when not in the group).
     pub fn generation(&self) -> (i32, String) {
         let m = self.shared.membership();
         (m.generation(), m.member_id().to_string())
@@ -728,7 +759,13 @@ impl<L: RebalanceListener> Drop for GroupConsumer<L> {
         if let Some(task) = self.task.take() {
             task.abort();
         }
-        if self.closed || self.shared.config.group_instance_id.is_some() {
+        if self.closed {
+            return;
+        }
+        if self.shared.config.group_protocol == GroupProtocol::Consumer {
+            return self.leave_on_drop();
+        }
+        if self.shared.config.group_instance_id.is_some() {
             return;
         }
         let (member_id, coordinator) = {
@@ -779,6 +816,22 @@ pub(crate) fn commit_async(
         result
     });
     CommitFuture { task }
+}
+
+impl<L: RebalanceListener> GroupConsumer<L> {
+    /// A `consumer` protocol member dropped without `close`: a best-effort leave heartbeat
+    /// (epoch -1, or -2 for a static member, which keeps its place) from a detached task.
+    fn leave_on_drop(&mut self) {
+        let Some(request) = self.shared.consumer(|m| m.leave_request_now()).flatten() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let shared = Arc::clone(&self.shared);
+        runtime.spawn(async move {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), consumer_driver::heartbeat(&shared, request))
+                    .await;
+            shared.client.close().await;
+        });
+    }
 }
 
 /// The outcome of [`GroupConsumer::commit_async`].

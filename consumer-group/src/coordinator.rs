@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::config::GroupConfig;
+use crate::member::Member;
 use crate::membership::{leave_request_at, Action, MemberState, Membership};
 use crate::offsets::CommitOrder;
 
@@ -27,7 +28,7 @@ use crate::offsets::CommitOrder;
 pub(crate) struct GroupShared {
     pub(crate) client: Client,
     pub(crate) config: GroupConfig,
-    pub(crate) membership: Mutex<Membership>,
+    pub(crate) membership: Mutex<Member>,
     /// Wakes the task: the machine may have something to do.
     pub(crate) wake: Notify,
     /// Wakes the consumer: the machine has an event.
@@ -52,8 +53,14 @@ pub(crate) struct GroupShared {
 }
 
 impl GroupShared {
-    pub(crate) fn membership(&self) -> MutexGuard<'_, Membership> {
+    pub(crate) fn membership(&self) -> MutexGuard<'_, Member> {
         self.membership.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the classic machine; `None` for a `consumer` protocol member (whose
+    /// driver is [`consumer_driver`](crate::consumer_driver)).
+    pub(crate) fn classic<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> Option<T> {
+        self.membership().classic().map(f)
     }
 }
 
@@ -78,7 +85,7 @@ async fn drive(shared: &Arc<GroupShared>) {
     let mut topic_check = Instant::now();
     let mut checked: BTreeSet<String> = BTreeSet::new();
     loop {
-        let subscription = shared.membership().subscription().clone();
+        let subscription = shared.membership().subscribed_topics();
         if subscription != checked || (!subscription.is_empty() && Instant::now() >= topic_check) {
             let any_missing = check_topics(shared, &subscription).await;
             checked = subscription;
@@ -90,15 +97,14 @@ async fn drive(shared: &Arc<GroupShared>) {
                 };
         }
         if Instant::now() >= shape_check {
-            let view = {
-                let m = shared.membership();
-                m.leader_view().filter(|_| m.state() == MemberState::Stable).cloned()
-            };
+            let view = shared
+                .classic(|m| m.leader_view().filter(|_| m.state() == MemberState::Stable).cloned())
+                .flatten();
             if let Some((topics, used)) = view {
                 if let Ok(now) = partition_counts(shared, &topics).await {
                     if now != used {
                         tracing::info!(?now, ?used, "the group's topics changed; rebalancing");
-                        shared.membership().request_rejoin(Instant::now());
+                        shared.classic(|m| m.request_rejoin(Instant::now()));
                     }
                 }
             }
@@ -115,12 +121,12 @@ async fn drive(shared: &Arc<GroupShared>) {
             pattern_check = Instant::now() + shared.config.consumer.client.metadata_max_age;
         }
         let now = Instant::now();
-        let (action, next, state, has_events) = {
-            let mut m = shared.membership();
+        let step = shared.classic(|m| {
             m.handle_timeout(now);
             let action = m.poll_action(now);
             (action, m.poll_timeout(), m.state(), m.has_events())
-        };
+        });
+        let Some((action, next, state, has_events)) = step else { return };
         if has_events {
             shared.events.notify_one();
         }
@@ -192,11 +198,12 @@ async fn check_topics(shared: &GroupShared, topics: &BTreeSet<String>) -> bool {
     if appeared {
         // A leader that assigned without the topic assigns again now, rather than at its next
         // check of the topics' shape (`metadata.max.age.ms`).
-        let mut m = shared.membership();
-        if m.leader_view().is_some() && m.state() == MemberState::Stable {
-            tracing::info!("a subscribed topic that was missing exists now; rebalancing");
-            m.request_rejoin(now);
-        }
+        shared.classic(|m| {
+            if m.leader_view().is_some() && m.state() == MemberState::Stable {
+                tracing::info!("a subscribed topic that was missing exists now; rebalancing");
+                m.request_rejoin(now);
+            }
+        });
     }
     if any || changed {
         // The consumer's poll looks at them.
@@ -257,7 +264,7 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
                 tracing::debug!(node, "found the group coordinator");
             }
             note_failure(shared, &result);
-            shared.membership().handle_coordinator(Instant::now(), result);
+            shared.classic(|m| m.handle_coordinator(Instant::now(), result));
         }
         Action::Join(request) => {
             // The coordinator answers once the group has gathered: up to the rebalance
@@ -270,7 +277,7 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
             tokio::select! {
                 result = join => {
                     note_code(shared, &result, |r| r.error_code);
-                    shared.membership().handle_join(Instant::now(), result)
+                    shared.classic(|m| m.handle_join(Instant::now(), result));
                 }
                 () = leaving(shared) => {
                     tracing::debug!("abandoning JoinGroup: the member is leaving");
@@ -280,16 +287,16 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
         Action::FetchMetadata(topics) => {
             let result = partition_counts(shared, &topics).await;
             note_failure(shared, &result);
-            shared.membership().handle_metadata(Instant::now(), result);
+            shared.classic(|m| m.handle_metadata(Instant::now(), result));
         }
         Action::Sync(request) => {
             let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
             note_code(shared, &result, |r| r.error_code);
-            shared.membership().handle_sync(Instant::now(), result);
+            shared.classic(|m| m.handle_sync(Instant::now(), result));
         }
         Action::Heartbeat(request) => {
             let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
-            shared.membership().handle_heartbeat(Instant::now(), result);
+            shared.classic(|m| m.handle_heartbeat(Instant::now(), result));
         }
         Action::Leave(request) => {
             let result = async {
@@ -298,7 +305,7 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
                 conn.send_at(version, &leave_request_at(&request, version)).await
             }
             .await;
-            shared.membership().handle_leave(Instant::now(), result);
+            shared.classic(|m| m.handle_leave(Instant::now(), result));
         }
     }
     shared.events.notify_one();
@@ -324,7 +331,7 @@ async fn match_pattern(shared: &GroupShared, pattern: &regex::Regex) {
         .map(|t| t.name.clone())
         .collect();
     tracing::debug!(?topics, "pattern subscription matched");
-    shared.membership().subscribe(topics, Instant::now());
+    shared.classic(|m| m.subscribe(topics, Instant::now()));
 }
 
 /// Resolves once the member has started leaving (checked whenever the task is woken).

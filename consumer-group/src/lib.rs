@@ -8,7 +8,9 @@
 //! - [`assignor`]: the partition assignors a group leader runs, wire-compatible with the Java
 //!   client and librdkafka (`cooperative-sticky`, `range`, `roundrobin`);
 //! - [`membership`]: the classic group protocol as a state machine with no IO, driven by a
-//!   task of each `GroupConsumer`.
+//!   task of each `GroupConsumer`;
+//! - [`consumer_membership`]: the KIP-848 `consumer` group protocol (`group.protocol=consumer`)
+//!   as a second state machine with the same events, driven the same way.
 //!
 //! `docs/consumer-groups.md` in the repository is the guide.
 #![warn(missing_docs, unreachable_pub)]
@@ -18,13 +20,16 @@ pub mod assignor;
 mod committer;
 mod config;
 mod consumer;
+mod consumer_driver;
+pub mod consumer_membership;
 mod coordinator;
+mod member;
 pub mod membership;
 mod offsets;
 mod stall;
 
 pub use committer::Committer;
-pub use config::GroupConfig;
+pub use config::{GroupConfig, GroupProtocol};
 pub use consumer::{
     CommitFuture, GroupConsumer, NoListener, RebalanceHandle, RebalanceListener, RecordStream,
 };

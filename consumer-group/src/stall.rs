@@ -51,7 +51,7 @@ impl GroupStall {
         let config = &shared.config;
         let (state, subscribed) = {
             let m = shared.membership();
-            (m.state(), !m.subscription().is_empty())
+            (m.state(), m.has_subscription())
         };
         // A pattern that matches no topic yet leaves the subscription empty: nothing to join,
         // and nothing wrong (the Java client waits quietly too).

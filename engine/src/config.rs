@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use klamm::{Error, ErrorKind, OffsetReset, ProducerConfig};
-use klamm_group::GroupConfig;
+use klamm_group::{GroupConfig, GroupProtocol};
 
 /// Prefix of the variables that set consumer (and group) properties.
 pub const CONSUMER_PREFIX: &str = "KAFKA_CONSUMER_";
@@ -63,7 +63,8 @@ pub struct EngineConfig {
     /// Where [`FileStorage`](crate::FileStorage) keeps workspace files (`KAFKA_STATE_DIR`,
     /// default `./state`).
     pub state_dir: PathBuf,
-    /// Consumer and group properties by Kafka name (from `KAFKA_CONSUMER_*`).
+    /// Consumer and group properties by Kafka name (from `KAFKA_CONSUMER_*`, and
+    /// `group.protocol` from `KAFKA_GROUP_PROTOCOL`, `classic` or `consumer`).
     pub consumer_properties: BTreeMap<String, String>,
     /// Producer properties by Kafka name (from `KAFKA_PRODUCER_*`).
     pub producer_properties: BTreeMap<String, String>,
@@ -194,6 +195,11 @@ impl EngineConfig {
         }
         if let Some(d) = get("KAFKA_STATE_DIR") {
             c.state_dir = PathBuf::from(d);
+        }
+        if let Some(p) = get("KAFKA_GROUP_PROTOCOL") {
+            // `classic` or `consumer` (KIP-848): the group consumer's `group.protocol`.
+            let protocol: GroupProtocol = p.parse().map_err(|e| bad("KAFKA_GROUP_PROTOCOL", e))?;
+            c.consumer_properties.insert("group.protocol".into(), protocol.name().into());
         }
         for (k, v) in &vars {
             if let Some(suffix) = k.strip_prefix(CONSUMER_PREFIX) {
@@ -383,6 +389,9 @@ mod tests {
         assert_eq!(g.session_timeout, Duration::from_secs(6));
         let c = vars(&[("KAFKA_TOPIC", "a"), ("KAFKA_DLQ_TOPIC", "dead")]).unwrap();
         assert_eq!(c.dlq_topic, "dead");
+        assert_eq!(c.group_config().unwrap().group_protocol, GroupProtocol::Classic);
+        let c = vars(&[("KAFKA_GROUP_PROTOCOL", "consumer")]).unwrap();
+        assert_eq!(c.group_config().unwrap().group_protocol, GroupProtocol::Consumer);
     }
 
     #[test]
@@ -390,6 +399,7 @@ mod tests {
         for (var, value) in [
             ("KAFKA_MAX_RETRIES", "three"),
             ("KAFKA_MAX_RETRIES", "-1"),
+            ("KAFKA_GROUP_PROTOCOL", "newest"),
             ("KAFKA_RETRY_BACKOFF_MS", "1s"),
             ("KAFKA_SHUTDOWN_TIMEOUT_MS", "0"),
             ("KAFKA_SHUTDOWN_TIMEOUT_MS", "soon"),
