@@ -17,11 +17,12 @@
 //! - [`Error`]: with [`Error::kind`], [`Error::is_retriable`] and [`Error::code`].
 //!
 //! What this crate is not: consumer groups live in `klamm-group`, on top of it; there is no
-//! TLS or SASL yet.
+//! SASL yet. TLS ([`TlsConfig`], `security.protocol=SSL`) is in; see `docs/security.md`.
 //!
-//! Cargo features: `zstd` (default) compresses with the C libzstd; build with
-//! `default-features = false, features = ["pure-rust"]` for a client with no C code at all
-//! (zstd through `ruzstd`). Every other codec is pure Rust either way.
+//! Cargo features: `zstd` (default) compresses with the C libzstd; `ring` (default) gives TLS
+//! its cryptography from `ring`; build with `default-features = false, features = ["pure-rust"]`
+//! for a client with no C code at all (zstd through `ruzstd`, TLS cryptography from
+//! `rustls-graviola`). Every other codec is pure Rust either way.
 //!
 //! ```no_run
 //! use klamm::{Producer, ProducerConfig, ProducerRecord};
@@ -51,6 +52,7 @@ pub mod partitioner;
 mod producer;
 mod random;
 mod security;
+mod tls;
 
 pub use admin::{
     Admin, ClusterDescription, CreateTopicsOptions, CreatedTopic, NewTopic, TopicResults,
@@ -73,3 +75,4 @@ pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TopicName,
 };
 pub use security::SecurityProtocol;
+pub use tls::{Pem, TlsConfig, TlsFailure};
