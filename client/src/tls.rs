@@ -394,7 +394,7 @@ impl TlsConfig {
         match (&self.certificate, &self.key) {
             (None, None) => Ok(builder.with_no_client_auth()),
             (Some(cert), Some(key)) => {
-                let chain = read_certificates(cert, "client certificate")?;
+                let chain = read_certificates(cert, "client certificate (ssl.certificate.location)")?;
                 let key_der = self.read_key(key)?;
                 builder.with_client_auth_cert(chain, key_der).map_err(|e| {
                     tls_error(
@@ -421,7 +421,7 @@ impl TlsConfig {
         let mut roots = RootCertStore::empty();
         match &self.ca {
             Some(ca) => {
-                for cert in read_certificates(ca, "CA certificate")? {
+                for cert in read_certificates(ca, "CA certificates (ssl.ca.location)")? {
                     roots.add(cert).map_err(|e| {
                         tls_error(
                             TlsFailure::BadCertificateOrKey,
@@ -448,8 +448,8 @@ impl TlsConfig {
     }
 
     fn read_key(&self, source: &Pem) -> Result<PrivateKeyDer<'static>, Error> {
-        let what = source.describe("client key");
-        let bytes = source.read("client key")?;
+        let what = source.describe("client key (ssl.key.location)");
+        let bytes = source.read("client key (ssl.key.location)")?;
         let bad = |why: String| tls_error(TlsFailure::BadCertificateOrKey, format!("{what}: {why}"));
         if let Some(der) = pem_section(&bytes, "ENCRYPTED PRIVATE KEY").map_err(bad)? {
             let Some(password) = &self.key_password else {
