@@ -1136,6 +1136,54 @@ mod tests {
         drop(broker.await.expect("broker"));
     }
 
+    #[test]
+    fn tls_records_are_told_from_frame_sizes() {
+        // An alert (21) and a handshake record (22) of TLS 1.2, read as a frame size.
+        assert!(looks_like_tls_record(u64::from(u32::from_be_bytes([21, 3, 3, 0]))));
+        assert!(looks_like_tls_record(u64::from(u32::from_be_bytes([22, 3, 1, 2]))));
+        assert!(!looks_like_tls_record(u64::from(u32::from_be_bytes([0, 0, 1, 0]))));
+        assert!(!looks_like_tls_record(u64::from(u32::from_be_bytes([23, 3, 3, 0]))));
+        assert!(!looks_like_tls_record(u64::MAX));
+    }
+
+    #[tokio::test]
+    async fn a_tls_alert_in_answer_to_api_versions_says_the_broker_wants_tls() {
+        let (listener, addr) = listener().await;
+        let broker = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            read_request(&mut stream).await.expect("ApiVersions");
+            // What a TLS listener sends to a client that does not speak TLS: a fatal alert.
+            stream.write_all(&[21, 3, 3, 0, 2, 2, 10]).await.expect("write");
+            stream
+        });
+        let err = Connection::connect(&addr, ConnectionConfig::default()).await.expect_err("a TLS listener");
+        assert_eq!(err.kind(), &ErrorKind::Tls(TlsFailure::BrokerExpectsTls), "{err}");
+        assert!(err.to_string().contains("security.protocol=SSL"), "{err}");
+        drop(broker.await.expect("broker"));
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_on_a_listener_that_hangs_up_gets_a_handshake_error() {
+        let (listener, addr) = listener().await;
+        let broker = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            // A plaintext Kafka listener reads the ClientHello's first bytes as an absurd size
+            // and closes the connection.
+            let mut head = [0u8; 4];
+            stream.read_exact(&mut head).await.expect("ClientHello");
+            assert_eq!(head[0], 22, "a TLS handshake record");
+        });
+        let config = ConnectionConfig {
+            security_protocol: SecurityProtocol::Ssl,
+            tls: TlsConfig::new().verify_certificate(false),
+            ..Default::default()
+        };
+        let err = Connection::connect(&addr, config).await.expect_err("not a TLS listener");
+        assert_eq!(err.kind(), &ErrorKind::Tls(TlsFailure::Handshake), "{err}");
+        assert!(err.to_string().contains("plaintext listener"), "{err}");
+        broker.await.expect("broker");
+    }
+
     #[tokio::test]
     async fn nothing_listening_is_a_connect_error() {
         let (listener, addr) = listener().await;

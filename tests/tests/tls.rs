@@ -297,6 +297,14 @@ async fn a_host_name_mismatch_is_refused_unless_verification_is_off() {
         &[("ssl.endpoint.identification.algorithm", String::new()), ("ssl.ca.location", other)],
     );
     expect_tls_failure("host names off, untrusted CA", config, TlsFailure::UntrustedCertificate).await;
+    // enable.ssl.certificate.verification=false accepts even that.
+    let other = setup().pki.other_ca().display().to_string();
+    let config = client_config(
+        "OTHERNAME",
+        &[("enable.ssl.certificate.verification", "false".to_owned()), ("ssl.ca.location", other)],
+    );
+    let client = Client::connect(config).await.expect("certificates not verified");
+    client.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
