@@ -5,7 +5,8 @@
 //! and every way a handshake goes wrong: an untrusted CA, a host name mismatch (and accepted
 //! with verification off), an expired certificate, a missing client certificate, TLS against a
 //! plaintext listener and plaintext against a TLS listener, a key file that does not parse.
-//! Each failure must be a typed [`ErrorKind::Tls`] within seconds, never a retry loop.
+//! Each failure must be a typed [`ErrorKind::Tls`] within seconds, never a retry loop. Over
+//! TLS also: every compression codec, a consumer group that commits and resumes, and admin.
 //!
 //! One broker for the whole file, with a listener per case:
 //! - `SSL`: the good certificate, TLS 1.2 and 1.3, no client authentication;
@@ -21,10 +22,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use klamm::protocol::compression::Compression;
 use klamm::{
-    Client, ClientConfig, Consumer, ConsumerConfig, ErrorKind, OffsetReset, Producer, ProducerConfig,
-    ProducerRecord, TlsConfig, TlsFailure, TopicPartition,
+    Admin, Client, ClientConfig, Consumer, ConsumerConfig, CreateTopicsOptions, ErrorKind, NewTopic,
+    OffsetReset, Producer, ProducerConfig, ProducerRecord, TlsConfig, TlsFailure, TopicPartition,
 };
+use klamm_group::{GroupConfig, GroupConsumer};
 use klamm_tests::{
     unique_topic, Broker, BrokerCertificate, BrokerKind, ConsumeOptions, NegotiatedConnection, Peer,
     PeerKind, PeerRecord, Pki, ProduceOptions, CLIENT_KEY_PASSWORD,
@@ -369,5 +372,84 @@ async fn klamm_reads_what_peers_wrote_over_tls() {
         blocking(move || peer(kind).produce(&addr, &t, &ProduceOptions::default(), &records)).await;
         let got = klamm_consume(client_config("MTLS", &client_certificate()), &topic, COUNT).await;
         same_records(&format!("klamm reading {} over mutual TLS", kind.name()), &sent, &got);
+    }
+}
+
+/// The TLS properties of [`client_config`] for `listener`, as key/value pairs (for a group).
+fn tls_properties(listener: &str) -> Vec<(String, String)> {
+    let s = setup();
+    vec![
+        ("bootstrap.servers".into(), s.broker.listener_addr(listener)),
+        ("security.protocol".into(), "SSL".into()),
+        ("ssl.ca.location".into(), s.pki.ca().display().to_string()),
+    ]
+}
+
+/// A group member over TLS reads until it has `count` records, commits and leaves.
+async fn group_read(group: &str, topic: &str, count: usize) -> Vec<PeerRecord> {
+    let mut config = GroupConfig::new(&setup().broker.listener_addr("SSL"), group)
+        .consumer(|c| c.auto_offset_reset(OffsetReset::Earliest));
+    for (k, v) in tls_properties("SSL") {
+        config.set(&k, &v).expect("a TLS property");
+    }
+    let mut member = GroupConsumer::new(config).expect("group consumer");
+    member.subscribe([topic]);
+    let mut out = Vec::new();
+    let started = Instant::now();
+    while out.len() < count && started.elapsed() < Duration::from_secs(60) {
+        for r in member.poll(Duration::from_millis(200)).await.expect("poll") {
+            out.push(PeerRecord::new(
+                r.key.clone().unwrap_or_default().to_vec(),
+                r.value.clone().unwrap_or_default().to_vec(),
+            ));
+        }
+    }
+    // Nothing beyond what was asked for.
+    let extra = member.poll(Duration::from_millis(500)).await.expect("poll");
+    assert!(extra.is_empty(), "{} records more than the {count} expected", extra.len());
+    member.commit_consumed().await.expect("commit over TLS");
+    member.close(Duration::from_secs(10)).await.expect("close");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_codec_a_group_that_resumes_and_admin_over_tls() {
+    let admin = Admin::connect(client_config("SSL", &[])).await.expect("admin over TLS");
+    let cluster = admin.describe_cluster().await.expect("describe the cluster over TLS");
+    assert_eq!(cluster.brokers.len(), 1);
+    let topic = unique_topic("tls-codecs");
+    let options = CreateTopicsOptions::default().wait_for_leaders(true);
+    for (name, result) in admin.create_topics_with(&[NewTopic::new(&topic, 2, 1)], &options).await {
+        result.unwrap_or_else(|e| panic!("creating {name} over TLS: {e}"));
+    }
+    let codecs =
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    let mut sent = Vec::new();
+    for (n, codec) in codecs.into_iter().enumerate() {
+        let mut config = producer_config(client_config("SSL", &[]));
+        config.compression = codec;
+        let producer = Producer::new(config).expect("producer");
+        for i in 0..200 {
+            let r = record(n * 1000 + i);
+            let mut p = ProducerRecord::new(&topic, r.value.clone().expect("a value"));
+            p.key = r.key.clone().map(Bytes::from);
+            producer.send(p).await.expect("send").await.unwrap_or_else(|e| panic!("{}: {e}", codec.name()));
+            sent.push(PeerRecord { headers: Vec::new(), ..r });
+        }
+        assert_eq!(producer.close(Duration::from_secs(10)).await, 0);
+    }
+    let group = unique_topic("tls-group");
+    let got = group_read(&group, &topic, sent.len()).await;
+    same_records("a group over TLS", &sent, &got);
+    // More records; the group resumes after its committed offsets.
+    let more: Vec<PeerRecord> = (0..300).map(|i| record(9_000 + i)).collect();
+    let (addr, t, records) = (setup().broker.listener_addr("MTLS"), topic.clone(), more.clone());
+    blocking(move || peer(PeerKind::Rdkafka).produce(&addr, &t, &ProduceOptions::default(), &records)).await;
+    let resumed = group_read(&group, &topic, more.len()).await;
+    let more: Vec<PeerRecord> = more.into_iter().map(|r| PeerRecord { headers: Vec::new(), ..r }).collect();
+    same_records("the group resuming over TLS", &more, &resumed);
+    let deleted = admin.delete_topics(&[topic.as_str()]).await;
+    for (name, result) in deleted {
+        result.unwrap_or_else(|e| panic!("deleting {name} over TLS: {e}"));
     }
 }
