@@ -420,6 +420,24 @@ mod tests {
             assert_eq!(e.kind(), &ErrorKind::Tls(crate::TlsFailure::Unsupported));
             assert!(e.to_string().contains(key) && e.to_string().contains("PEM"), "{e}");
         }
+        // A Java store without a type is JKS to the Java client, and so refused here; a store
+        // password has no place with PEM.
+        for (key, value, named) in [
+            ("ssl.truststore.location", "/ca.jks", "ssl.truststore.type=JKS"),
+            ("ssl.keystore.location", "/client.jks", "ssl.keystore.type=JKS"),
+            ("ssl.truststore.password", "changeit", "ssl.truststore.password"),
+        ] {
+            let mut config = ClientConfig::new("h:1");
+            config.set("security.protocol", "SSL").unwrap();
+            config.set(key, value).unwrap();
+            if key == "ssl.truststore.password" {
+                config.set("ssl.truststore.type", "PEM").unwrap();
+            }
+            let e = config.validate().unwrap_err();
+            assert_eq!(e.kind(), &ErrorKind::Tls(crate::TlsFailure::Unsupported), "{e}");
+            assert!(e.to_string().contains(named), "{e}");
+            assert!(!e.to_string().contains("changeit"), "{e}");
+        }
     }
 
     #[test]

@@ -179,9 +179,8 @@ pub struct TlsConfig {
     key_password: Option<Password>,
     verify_hostname: bool,
     verify_certificate: bool,
-    /// `ssl.truststore.type` / `ssl.keystore.type` when set to something other than PEM: kept
-    /// to refuse them when the configuration is built, whatever order the properties came in.
-    foreign_store: Option<(&'static str, String)>,
+    /// What the Java client's store properties said.
+    java_stores: JavaStores,
     /// The rustls configuration, built on first use and shared by clones.
     built: Arc<OnceLock<Result<Arc<rustls::ClientConfig>, Error>>>,
 }
@@ -194,7 +193,8 @@ impl PartialEq for TlsConfig {
             && self.key_password == other.key_password
             && self.verify_hostname == other.verify_hostname
             && self.verify_certificate == other.verify_certificate
-            && self.foreign_store == other.foreign_store
+            // Java store properties that name PEM stores change nothing.
+            && self.java_stores.check().is_ok() == other.java_stores.check().is_ok()
     }
 }
 
@@ -222,7 +222,7 @@ impl Default for TlsConfig {
             key_password: None,
             verify_hostname: true,
             verify_certificate: true,
-            foreign_store: None,
+            java_stores: JavaStores::default(),
             built: Arc::new(OnceLock::new()),
         }
     }
@@ -303,6 +303,14 @@ impl TlsConfig {
     pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<bool, Error> {
         let file = || Pem::File(PathBuf::from(value.trim()));
         let text = || Pem::Text(value.to_owned());
+        let stores = &mut self.java_stores;
+        match key {
+            "ssl.truststore.location" | "ssl.truststore.certificates" => stores.truststore_used = true,
+            "ssl.keystore.location" | "ssl.keystore.certificate.chain" | "ssl.keystore.key" => {
+                stores.keystore_used = true
+            }
+            _ => {}
+        }
         match key {
             "ssl.ca.location" | "ssl.truststore.location" => self.ca = Some(file()),
             "ssl.ca.pem" | "ssl.truststore.certificates" => self.ca = Some(text()),
@@ -330,17 +338,10 @@ impl TlsConfig {
             "enable.ssl.certificate.verification" => {
                 self.verify_certificate = crate::config::parse_bool(key, value)?
             }
-            "ssl.truststore.type" | "ssl.keystore.type" => {
-                let store =
-                    if key == "ssl.truststore.type" { "ssl.truststore.type" } else { "ssl.keystore.type" };
-                if value.trim().eq_ignore_ascii_case("PEM") {
-                    if self.foreign_store.as_ref().is_some_and(|(k, _)| *k == store) {
-                        self.foreign_store = None;
-                    }
-                } else {
-                    self.foreign_store = Some((store, value.trim().to_owned()));
-                }
-            }
+            "ssl.truststore.type" => self.java_stores.truststore_type = Some(value.trim().to_owned()),
+            "ssl.keystore.type" => self.java_stores.keystore_type = Some(value.trim().to_owned()),
+            "ssl.truststore.password" => self.java_stores.passwords.push("ssl.truststore.password"),
+            "ssl.keystore.password" => self.java_stores.passwords.push("ssl.keystore.password"),
             _ => return Ok(false),
         }
         self.built = Arc::new(OnceLock::new());
@@ -353,16 +354,7 @@ impl TlsConfig {
     }
 
     fn build(&self) -> Result<rustls::ClientConfig, Error> {
-        if let Some((key, value)) = &self.foreign_store {
-            return Err(tls_error(
-                TlsFailure::Unsupported,
-                format!(
-                    "{key}={value} is not supported: convert the store to PEM files and use \
-                     ssl.ca.location / ssl.certificate.location / ssl.key.location \
-                     (or {key}=PEM)"
-                ),
-            ));
-        }
+        self.java_stores.check()?;
         let provider = match CryptoProvider::get_default() {
             Some(p) => Arc::clone(p),
             None => compiled_provider().map(|(_, p)| Arc::new(p)).ok_or_else(|| {
@@ -470,6 +462,57 @@ impl TlsConfig {
             ));
         }
         PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| bad(format!("no usable private key: {e}")))
+    }
+}
+
+/// What the Java client's store properties said, checked when the configuration is built
+/// (whatever order the properties came in), so that a configuration written for JKS or PKCS#12
+/// stores gets an error that says what to do instead of a PEM parse error.
+#[derive(Debug, Clone, Default)]
+struct JavaStores {
+    truststore_type: Option<String>,
+    keystore_type: Option<String>,
+    /// Whether `ssl.truststore.location` or `ssl.truststore.certificates` was set.
+    truststore_used: bool,
+    /// Whether `ssl.keystore.location`, `.certificate.chain` or `.key` was set.
+    keystore_used: bool,
+    /// Store password properties that were set (PEM stores have none).
+    passwords: Vec<&'static str>,
+}
+
+impl JavaStores {
+    fn check(&self) -> Result<(), Error> {
+        for (name, given, used) in [
+            ("ssl.truststore.type", &self.truststore_type, self.truststore_used),
+            ("ssl.keystore.type", &self.keystore_type, self.keystore_used),
+        ] {
+            let (kind, note) = match given {
+                Some(kind) => (kind.as_str(), ""),
+                // The Java client reads a store without a type as JKS.
+                None if used => ("JKS", ", the Java client's default,"),
+                None => continue,
+            };
+            if !kind.eq_ignore_ascii_case("PEM") {
+                return Err(tls_error(
+                    TlsFailure::Unsupported,
+                    format!(
+                        "{name}={kind}{note} is not supported: convert the store to PEM and set \
+                         {name}=PEM, or use ssl.ca.location / ssl.certificate.location / \
+                         ssl.key.location"
+                    ),
+                ));
+            }
+        }
+        if let Some(password) = self.passwords.first() {
+            return Err(tls_error(
+                TlsFailure::Unsupported,
+                format!(
+                    "{password}: PEM stores have no password (as in the Java client); the password of \
+                     an encrypted key is ssl.key.password"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
