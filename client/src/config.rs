@@ -9,7 +9,8 @@
 //! Property names are matched exactly; an unknown name or a value that does not parse is an
 //! [`ErrorKind::Config`] error naming the property. Settings that a reference client has but
 //! that change nothing here (`client.dns.lookup`, and any security setting this build cannot
-//! honour) are refused rather than silently ignored, so nobody believes TLS is on when it is not.
+//! honour, such as SASL) are refused rather than silently ignored, so nobody believes a
+//! connection is secured when it is not. TLS settings (`ssl.*`) go to [`TlsConfig`].
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::connection::ConnectionConfig;
 use crate::error::{Error, ErrorKind};
 use crate::sasl::{SaslConfig, SaslMechanism, Secret, TokenProvider};
 use crate::security::SecurityProtocol;
+use crate::tls::TlsConfig;
 
 /// The environment variable [`ClientConfig::from_env`] reads the bootstrap list from.
 pub const BROKERS_ENV: &str = "KAFKA_BROKERS";
@@ -120,11 +122,20 @@ impl ClientConfig {
     /// `reconnect.backoff.ms`, `reconnect.backoff.max.ms`, `retry.backoff.ms`,
     /// `retry.backoff.max.ms`, `allow.auto.create.topics`, `send.buffer.bytes`,
     /// `receive.buffer.bytes`, `socket.nagle.disable`, `socket.keepalive.enable`,
-    /// `security.protocol`; SASL: `sasl.mechanism` (also `sasl.mechanisms`), `sasl.username`,
-    /// `sasl.password`, `sasl.jaas.config`, `sasl.oauthbearer.config`,
-    /// `enable.sasl.oauthbearer.unsecure.jwt`.
+    /// `security.protocol`; TLS, as the Java client and librdkafka name it:
+    /// `ssl.ca.location`, `ssl.ca.pem`, `ssl.certificate.location`, `ssl.certificate.pem`,
+    /// `ssl.key.location`, `ssl.key.pem`, `ssl.key.password`,
+    /// `ssl.endpoint.identification.algorithm`, `enable.ssl.certificate.verification`,
+    /// `ssl.truststore.type` (PEM only), `ssl.truststore.location`,
+    /// `ssl.truststore.certificates`, `ssl.keystore.type` (PEM only), `ssl.keystore.location`,
+    /// `ssl.keystore.certificate.chain`, `ssl.keystore.key` (see [`TlsConfig`]); SASL:
+    /// `sasl.mechanism` (also `sasl.mechanisms`), `sasl.username`, `sasl.password`,
+    /// `sasl.jaas.config`, `sasl.oauthbearer.config`, `enable.sasl.oauthbearer.unsecure.jwt`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let conn = &mut self.connection;
+        if conn.tls.set(key, value)? {
+            return Ok(());
+        }
         if conn.sasl.set(key, value)? {
             return Ok(());
         }
@@ -182,6 +193,24 @@ impl ClientConfig {
     /// Sets the client id sent with every request.
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.connection.client_id = Some(id.into());
+        self
+    }
+
+    /// Connects with TLS using `tls`: `security.protocol` becomes SSL (or SASL_SSL when SASL
+    /// is on).
+    ///
+    /// ```
+    /// use klamm::{ClientConfig, SecurityProtocol, TlsConfig};
+    ///
+    /// let config = ClientConfig::new("kafka.example.com:9093").tls(TlsConfig::new());
+    /// assert_eq!(config.connection.security_protocol, SecurityProtocol::Ssl);
+    /// ```
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.connection.tls = tls;
+        self.connection.security_protocol = match self.connection.security_protocol {
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => SecurityProtocol::SaslSsl,
+            _ => SecurityProtocol::Ssl,
+        };
         self
     }
 
@@ -388,6 +417,8 @@ mod tests {
             ("allow.auto.create.topics", "yes"),
             ("security.protocol", "TLS"),
             ("send.buffer.bytes", "-2"),
+            ("ssl.endpoint.identification.algorithm", "dns"),
+            ("enable.ssl.certificate.verification", "maybe"),
         ] {
             let e = ClientConfig::from_properties([(key, value)]).unwrap_err();
             assert_eq!(e.kind(), &ErrorKind::Config);
@@ -410,6 +441,93 @@ mod tests {
         assert!(ClientConfig::new("[::1]:9092").validate().is_ok());
         let e = ClientConfig::new("h:1").reconnect_backoff(Duration::from_secs(2), Duration::from_secs(1));
         assert!(e.validate().unwrap_err().to_string().contains("reconnect"));
+    }
+
+    #[test]
+    fn tls_properties_of_both_reference_clients_set_the_same_config() {
+        let librdkafka = ClientConfig::from_properties([
+            ("security.protocol", "ssl"),
+            ("ssl.ca.location", "/ca.pem"),
+            ("ssl.certificate.location", "/client.pem"),
+            ("ssl.key.location", "/client.key"),
+            ("ssl.key.password", "secret"),
+            ("ssl.endpoint.identification.algorithm", "none"),
+        ])
+        .unwrap();
+        let java = ClientConfig::from_properties([
+            ("security.protocol", "SSL"),
+            ("ssl.truststore.type", "PEM"),
+            ("ssl.truststore.location", "/ca.pem"),
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.certificate.location", "/client.pem"),
+            ("ssl.key.location", "/client.key"),
+            ("ssl.key.password", "secret"),
+            ("ssl.endpoint.identification.algorithm", ""),
+        ])
+        .unwrap();
+        let typed = TlsConfig::new()
+            .ca_file("/ca.pem")
+            .client_certificate_files("/client.pem", "/client.key")
+            .key_password("secret")
+            .verify_hostname(false);
+        assert_eq!(librdkafka.connection.tls, typed);
+        assert_eq!(java.connection.tls, typed);
+        assert_eq!(java.connection.security_protocol, SecurityProtocol::Ssl);
+        // The password never shows in Debug output.
+        assert!(!format!("{java:?}").contains("secret"), "{java:?}");
+        let inline =
+            ClientConfig::from_properties([("ssl.keystore.key", "-----BEGIN PRIVATE KEY-----x")]).unwrap();
+        assert!(!format!("{inline:?}").contains("BEGIN"), "{inline:?}");
+    }
+
+    #[test]
+    fn java_key_stores_other_than_pem_are_refused_with_what_to_use() {
+        for (key, value) in [("ssl.truststore.type", "JKS"), ("ssl.keystore.type", "PKCS12")] {
+            let config = ClientConfig::from_properties([
+                ("bootstrap.servers", "h:1"),
+                ("security.protocol", "SSL"),
+                ("ssl.ca.location", "/nonexistent/ca.pem"),
+                (key, value),
+            ])
+            .unwrap();
+            let e = config.validate().unwrap_err();
+            assert_eq!(e.kind(), &ErrorKind::Tls(crate::TlsFailure::Unsupported));
+            assert!(e.to_string().contains(key) && e.to_string().contains("PEM"), "{e}");
+        }
+        // A Java store without a type is JKS to the Java client, and so refused here; a store
+        // password has no place with PEM.
+        for (key, value, named) in [
+            ("ssl.truststore.location", "/ca.jks", "ssl.truststore.type=JKS"),
+            ("ssl.keystore.location", "/client.jks", "ssl.keystore.type=JKS"),
+            ("ssl.truststore.password", "changeit", "ssl.truststore.password"),
+        ] {
+            let mut config = ClientConfig::new("h:1");
+            config.set("security.protocol", "SSL").unwrap();
+            config.set(key, value).unwrap();
+            if key == "ssl.truststore.password" {
+                config.set("ssl.truststore.type", "PEM").unwrap();
+            }
+            let e = config.validate().unwrap_err();
+            assert_eq!(e.kind(), &ErrorKind::Tls(crate::TlsFailure::Unsupported), "{e}");
+            assert!(e.to_string().contains(named), "{e}");
+            assert!(!e.to_string().contains("changeit"), "{e}");
+        }
+    }
+
+    #[test]
+    fn unreadable_or_mismatched_tls_files_are_tls_errors_naming_the_file() {
+        let config = ClientConfig::new("h:1").tls(TlsConfig::new().ca_file("/nonexistent/ca.pem"));
+        let e = config.validate().unwrap_err();
+        assert_eq!(e.kind(), &ErrorKind::Tls(crate::TlsFailure::BadCertificateOrKey));
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        let config = ClientConfig::new("h:1").tls(TlsConfig::new().ca_pem("not a certificate"));
+        let e = config.validate().unwrap_err();
+        assert!(e.to_string().contains("no CERTIFICATE"), "{e}");
+        let mut config = ClientConfig::new("h:1");
+        config.set("security.protocol", "SSL").unwrap();
+        config.set("ssl.certificate.location", "/client.pem").unwrap();
+        let e = config.validate().unwrap_err();
+        assert!(e.to_string().contains("without its key"), "{e}");
     }
 
     #[test]

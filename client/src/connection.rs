@@ -1,5 +1,6 @@
-//! One connection to one broker: the TCP socket, ApiVersions negotiation, and pipelined
-//! requests matched to their responses by correlation id.
+//! One connection to one broker: the TCP socket (wrapped in TLS when `security.protocol` says
+//! so), ApiVersions negotiation, and pipelined requests matched to their responses by
+//! correlation id.
 //!
 //! A [`Connection`] is a cheap handle. One tokio task owns the socket and runs two halves:
 //!
@@ -25,11 +26,17 @@
 //!
 //! Requests without a response (Produce with acks=0) are answered locally once written.
 //!
-//! With `SASL_PLAINTEXT`, the connection authenticates right after ApiVersions (the
-//! `sasl` module runs the exchange and schedules re-authentication); while it
+//! With `SASL_PLAINTEXT` or `SASL_SSL`, the connection authenticates right after ApiVersions
+//! (the `sasl` module runs the exchange and schedules re-authentication); while it
 //! re-authenticates, new requests wait behind a gate that it holds.
 //!
-//! Not here: reconnects (the [`Client`](crate::Client) makes a new connection) and TLS.
+//! Transport: a plaintext connection splits its `TcpStream` into owned halves (no lock between
+//! reader and writer); a TLS connection splits the tokio-rustls stream with `tokio::io::split`
+//! (the two halves share the TLS session behind a lock). The halves are generic, so the
+//! plaintext path pays nothing for TLS. The TLS handshake runs within the connect timeout;
+//! the certificates are set up in [`crate::tls`].
+//!
+//! Not here: reconnects (the [`Client`](crate::Client) makes a new connection).
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -42,8 +49,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use klamm_protocol::api::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
 use klamm_protocol::header::DEFAULT_MAX_FRAME;
 use klamm_protocol::{decode_response, encode_request, frame_len, ApiKey, ErrorCode, Message, Request};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot, OwnedRwLockWriteGuard, OwnedSemaphorePermit, RwLock, Semaphore};
 use tracing::Instrument;
@@ -51,6 +57,7 @@ use tracing::Instrument;
 use crate::error::{Error, ErrorKind};
 use crate::sasl::SaslConfig;
 use crate::security::SecurityProtocol;
+use crate::tls::{self, TlsConfig, TlsFailure};
 
 /// Settings of one broker connection.
 ///
@@ -81,6 +88,9 @@ pub struct ConnectionConfig {
     pub security_protocol: SecurityProtocol,
     /// How connections authenticate when `security_protocol` uses SASL (`sasl.*`).
     pub sasl: SaslConfig,
+    /// Certificates and checks of TLS connections (`ssl.*`); used when `security_protocol`
+    /// is SSL or SASL_SSL. Default: the system's roots, host names verified.
+    pub tls: TlsConfig,
 }
 
 impl Default for ConnectionConfig {
@@ -97,6 +107,7 @@ impl Default for ConnectionConfig {
             recv_buffer_size: None,
             security_protocol: SecurityProtocol::Plaintext,
             sasl: SaslConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -113,14 +124,12 @@ impl ConnectionConfig {
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
             return bad("timeouts must be longer than zero");
         }
-        if self.security_protocol.uses_tls() {
-            return bad(&format!(
-                "security.protocol {} is not supported by this build yet; only PLAINTEXT and SASL_PLAINTEXT are",
-                self.security_protocol
-            ));
-        }
         if self.security_protocol.uses_sasl() {
             self.sasl.validate()?;
+        }
+        if self.security_protocol.uses_tls() {
+            // Reads the certificates and keys now, so a bad file fails the constructor.
+            self.tls.client_config()?;
         }
         Ok(())
     }
@@ -215,12 +224,16 @@ impl Connection {
         let stream = open(addr, &config).await?;
         let peer = stream.peer_addr().map_err(|e| connect_error(addr, e))?;
         let span = tracing::info_span!("klamm.connection", broker = %peer);
+        let transport = if config.security_protocol.uses_tls() {
+            Transport::Tls(Box::new(handshake(addr, stream, &config).instrument(span.clone()).await?))
+        } else {
+            Transport::Plain(stream)
+        };
         let (tx, rx) = mpsc::channel(config.max_in_flight);
         let state = Arc::new(State { cause: OnceLock::new() });
         let in_flight: Arc<InFlight> = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(
-            run(stream, rx, Arc::clone(&state), in_flight, config.max_frame, peer).instrument(span.clone()),
-        );
+        let task = Task { rx, state: Arc::clone(&state), in_flight, max_frame: config.max_frame, addr: peer };
+        tokio::spawn(run(transport, task).instrument(span.clone()));
         let conn = Connection {
             inner: Arc::new(Handle {
                 addr: peer,
@@ -460,6 +473,22 @@ impl Connection {
         closed_by(self.inner.addr, self.inner.state.cause.get())
     }
 
+    /// The first exchange on a plaintext connection to a TLS listener fails in one of two
+    /// ways: the broker answers with a TLS alert, whose first bytes read as an absurd frame
+    /// size, or it closes the connection. Either way the error should say so.
+    fn explain_first_failure(&self, e: Error) -> Error {
+        let cause = self.inner.state.cause.get().unwrap_or(&e);
+        let tls_alert = matches!(cause.kind(), ErrorKind::Decode(klamm_protocol::DecodeError::FrameTooLarge { size, .. })
+            if looks_like_tls_record(*size));
+        if tls_alert {
+            return tls::tls_error(
+                TlsFailure::BrokerExpectsTls,
+                format!("broker {} answered ApiVersions with a TLS record", self.inner.addr),
+            );
+        }
+        e
+    }
+
     /// ApiVersions at our highest version; on UNSUPPORTED_VERSION the broker answers in v0
     /// layout with its own ApiVersions range, and we retry at the highest common version.
     async fn negotiate(&self) -> Result<HashMap<i16, (i16, i16)>, Error> {
@@ -471,7 +500,8 @@ impl Connection {
         let mut version = API_VERSIONS_MAX;
         // At most two rounds: the second uses a version the broker said it has.
         for _ in 0..2 {
-            let (correlation_id, frame) = self.exchange(version, &request, false).await?;
+            let (correlation_id, frame) =
+                self.exchange(version, &request, false).await.map_err(|e| self.explain_first_failure(e))?;
             let response = decode_api_versions(frame, version, self.inner.addr)?;
             check_correlation(correlation_id, response.0, self.inner.addr)?;
             let response = response.1;
@@ -594,6 +624,55 @@ struct CorrelationMismatch {
     got: i32,
 }
 
+/// Whether a frame size prefix is the start of a TLS record: content type 21 (alert) or 22
+/// (handshake), then protocol version 3.x.
+fn looks_like_tls_record(size: u64) -> bool {
+    let b = size.to_be_bytes();
+    size >> 32 == 0 && matches!(b[4], 21 | 22) && b[5] == 3 && b[6] <= 4
+}
+
+/// The TLS handshake over `stream`, within the connect timeout; `addr` names the broker as
+/// the client was told it (its host is the server name).
+async fn handshake(
+    addr: &str,
+    stream: TcpStream,
+    config: &ConnectionConfig,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
+    let connector = tokio_rustls::TlsConnector::from(config.tls.client_config()?);
+    let name = tls::server_name(addr)?;
+    match tokio::time::timeout(config.connect_timeout, connector.connect(name, stream)).await {
+        Ok(Ok(tls)) => Ok(tls),
+        Ok(Err(e)) => Err(tls_io_error(e, addr)),
+        Err(_) => Err(connect_error(
+            addr,
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "the TLS handshake timed out"),
+        )),
+    }
+}
+
+/// An IO error during or after the TLS handshake: a typed TLS error when TLS gave up, a
+/// handshake failure when the broker hung up during the handshake, else an IO error.
+fn tls_io_error(e: std::io::Error, addr: &str) -> Error {
+    if let Some((failure, why)) = tls::classify(&e) {
+        return tls::tls_error(failure, format!("broker {addr}: {why}"));
+    }
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+    ) {
+        return tls::tls_error(
+            TlsFailure::Handshake,
+            format!(
+                "broker {addr} closed the connection during the TLS handshake ({e}): \
+                 is this a plaintext listener (security.protocol=PLAINTEXT)?"
+            ),
+        );
+    }
+    Error::with_source(ErrorKind::Io, Some(addr.to_owned()), e)
+}
+
 fn connect_error(addr: &str, e: std::io::Error) -> Error {
     Error::with_source(ErrorKind::Connect { addr: addr.to_owned() }, Some(addr.to_owned()), e)
 }
@@ -643,17 +722,43 @@ async fn connect_one(addr: SocketAddr, config: &ConnectionConfig) -> std::io::Re
     Ok(stream)
 }
 
-/// The connection task: runs the writer and reader halves until one stops, then fails every
-/// request still in flight with the cause.
-async fn run(
-    stream: TcpStream,
-    mut rx: mpsc::Receiver<Command>,
+/// A connected socket, plaintext or TLS.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// What the connection task owns besides the socket.
+struct Task {
+    rx: mpsc::Receiver<Command>,
     state: Arc<State>,
     in_flight: Arc<InFlight>,
     max_frame: usize,
     addr: SocketAddr,
-) {
-    let (rd, wr) = stream.into_split();
+}
+
+/// The connection task: splits the transport and runs its halves.
+async fn run(transport: Transport, task: Task) {
+    match transport {
+        Transport::Plain(stream) => {
+            let (rd, wr) = stream.into_split();
+            drive(rd, wr, task).await
+        }
+        Transport::Tls(stream) => {
+            let (rd, wr) = tokio::io::split(*stream);
+            drive(rd, wr, task).await
+        }
+    }
+}
+
+/// Runs the writer and reader halves until one stops, then fails every request still in
+/// flight with the cause.
+async fn drive<R, W>(rd: R, wr: W, task: Task)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Task { mut rx, state, in_flight, max_frame, addr } = task;
     let (cause, close_ack) = tokio::select! {
         stop = write_half(wr, &mut rx, &in_flight, addr) => stop,
         cause = read_half(rd, &in_flight, max_frame, addr) => (cause, None),
@@ -684,11 +789,13 @@ async fn run(
 }
 
 /// The error a request gets when the connection stopped because of `cause`: the cause itself
-/// when it is already `Closed` or a decode error (the stream could not be read), otherwise
-/// `Closed` with the cause as its source.
+/// when it is already `Closed`, a decode error (the stream could not be read) or a TLS failure
+/// (retrying cannot help), otherwise `Closed` with the cause as its source.
 fn closed_by(addr: SocketAddr, cause: Option<&Error>) -> Error {
     match cause {
-        Some(c) if matches!(c.kind(), ErrorKind::Closed | ErrorKind::Decode(_)) => c.clone(),
+        Some(c) if matches!(c.kind(), ErrorKind::Closed | ErrorKind::Decode(_) | ErrorKind::Tls(_)) => {
+            c.clone()
+        }
         _ => Error::closed(addr, cause.cloned()),
     }
 }
@@ -701,8 +808,8 @@ fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<i32, Waiter>>
 
 /// Writes queued requests. Returns why it stopped, and the close acknowledgement if
 /// [`Connection::close`] stopped it.
-async fn write_half(
-    mut wr: OwnedWriteHalf,
+async fn write_half<W: AsyncWrite + Unpin>(
+    mut wr: W,
     rx: &mut mpsc::Receiver<Command>,
     in_flight: &InFlight,
     addr: SocketAddr,
@@ -745,8 +852,13 @@ async fn write_half(
                 break;
             }
         }
-        if let Err(e) = wr.write_all(&out).await {
-            return (Error::with_source(ErrorKind::Io, Some(addr.to_string()), e), None);
+        // A TLS stream may keep encrypted bytes buffered until flushed; a TCP flush is a no-op.
+        let written_out = async {
+            wr.write_all(&out).await?;
+            wr.flush().await
+        };
+        if let Err(e) = written_out.await {
+            return (stream_error(e, addr), None);
         }
         out.clear();
         for waiter in written.drain(..) {
@@ -756,7 +868,12 @@ async fn write_half(
 }
 
 /// Reads response frames and hands each to its waiter. Returns why it stopped.
-async fn read_half(mut rd: OwnedReadHalf, in_flight: &InFlight, max_frame: usize, addr: SocketAddr) -> Error {
+async fn read_half<R: AsyncRead + Unpin>(
+    mut rd: R,
+    in_flight: &InFlight,
+    max_frame: usize,
+    addr: SocketAddr,
+) -> Error {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
         // Hand out every complete frame in the buffer.
@@ -802,8 +919,17 @@ async fn read_half(mut rd: OwnedReadHalf, in_flight: &InFlight, max_frame: usize
                 return Error::with_source(ErrorKind::Io, Some(addr.to_string()), eof);
             }
             Ok(_) => {}
-            Err(e) => return Error::with_source(ErrorKind::Io, Some(addr.to_string()), e),
+            Err(e) => return stream_error(e, addr),
         }
+    }
+}
+
+/// A read or write error after the handshake: a TLS failure (an alert, such as the broker
+/// refusing the client certificate under TLS 1.3) keeps its type, anything else is IO.
+fn stream_error(e: std::io::Error, addr: SocketAddr) -> Error {
+    match tls::classify(&e) {
+        Some((failure, why)) => tls::tls_error(failure, format!("broker {addr}: {why}")),
+        None => Error::with_source(ErrorKind::Io, Some(addr.to_string()), e),
     }
 }
 
@@ -1085,6 +1211,54 @@ mod tests {
         let err = conn.send(&metadata_for("t")).await.expect_err("closed");
         assert_eq!(err.kind(), &ErrorKind::Closed);
         drop(broker.await.expect("broker"));
+    }
+
+    #[test]
+    fn tls_records_are_told_from_frame_sizes() {
+        // An alert (21) and a handshake record (22) of TLS 1.2, read as a frame size.
+        assert!(looks_like_tls_record(u64::from(u32::from_be_bytes([21, 3, 3, 0]))));
+        assert!(looks_like_tls_record(u64::from(u32::from_be_bytes([22, 3, 1, 2]))));
+        assert!(!looks_like_tls_record(u64::from(u32::from_be_bytes([0, 0, 1, 0]))));
+        assert!(!looks_like_tls_record(u64::from(u32::from_be_bytes([23, 3, 3, 0]))));
+        assert!(!looks_like_tls_record(u64::MAX));
+    }
+
+    #[tokio::test]
+    async fn a_tls_alert_in_answer_to_api_versions_says_the_broker_wants_tls() {
+        let (listener, addr) = listener().await;
+        let broker = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            read_request(&mut stream).await.expect("ApiVersions");
+            // What a TLS listener sends to a client that does not speak TLS: a fatal alert.
+            stream.write_all(&[21, 3, 3, 0, 2, 2, 10]).await.expect("write");
+            stream
+        });
+        let err = Connection::connect(&addr, ConnectionConfig::default()).await.expect_err("a TLS listener");
+        assert_eq!(err.kind(), &ErrorKind::Tls(TlsFailure::BrokerExpectsTls), "{err}");
+        assert!(err.to_string().contains("security.protocol=SSL"), "{err}");
+        drop(broker.await.expect("broker"));
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_on_a_listener_that_hangs_up_gets_a_handshake_error() {
+        let (listener, addr) = listener().await;
+        let broker = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            // A plaintext Kafka listener reads the ClientHello's first bytes as an absurd size
+            // and closes the connection.
+            let mut head = [0u8; 4];
+            stream.read_exact(&mut head).await.expect("ClientHello");
+            assert_eq!(head[0], 22, "a TLS handshake record");
+        });
+        let config = ConnectionConfig {
+            security_protocol: SecurityProtocol::Ssl,
+            tls: TlsConfig::new().verify_certificate(false),
+            ..Default::default()
+        };
+        let err = Connection::connect(&addr, config).await.expect_err("not a TLS listener");
+        assert_eq!(err.kind(), &ErrorKind::Tls(TlsFailure::Handshake), "{err}");
+        assert!(err.to_string().contains("plaintext listener"), "{err}");
+        broker.await.expect("broker");
     }
 
     #[tokio::test]

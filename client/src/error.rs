@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use klamm_protocol::{ApiKey, DecodeError, EncodeError, ErrorCode};
 
+use crate::tls::TlsFailure;
+
 /// An error of the Klamm client.
 ///
 /// Use [`Error::kind`] to see what went wrong and [`Error::is_retriable`] to decide whether the
@@ -85,6 +87,12 @@ pub enum ErrorKind {
     /// whose SCRAM signature does not match. The explanation (the broker's message, when it
     /// sent one) is the error's source. Not retriable: the same credentials fail again.
     Authentication,
+    /// A TLS connection could not be set up: the broker's certificate is not trusted or does
+    /// not match its host, the broker refused the client's certificate, the two sides do not
+    /// agree on TLS at all (one of them is plaintext), or a certificate or key cannot be used.
+    /// Not retriable: the certificates or the settings must change. The source says exactly
+    /// what the TLS library reported.
+    Tls(TlsFailure),
     /// The configuration is invalid.
     Config,
     /// The API was used in a way it does not allow.
@@ -187,9 +195,15 @@ impl Error {
         }
     }
 
-    /// Whether the error is a misuse of the API or an invalid configuration.
+    /// Whether the error is a misuse of the API or an invalid configuration. TLS failures
+    /// ([`ErrorKind::Tls`]) count: certificates that are not trusted, do not match or do not
+    /// load are settings to fix, so the client stops at them instead of trying other brokers
+    /// or retrying until a timeout.
     pub fn is_user_error(&self) -> bool {
-        matches!(self.inner.kind, ErrorKind::User | ErrorKind::Config | ErrorKind::RecordTooLarge { .. })
+        matches!(
+            self.inner.kind,
+            ErrorKind::User | ErrorKind::Config | ErrorKind::RecordTooLarge { .. } | ErrorKind::Tls(_)
+        )
     }
 }
 
@@ -227,6 +241,9 @@ impl fmt::Display for Error {
                 "log truncated below the position {position} (the logs diverge at {diverging_offset})"
             )?,
             ErrorKind::Authentication => f.write_str("authentication failed")?,
+            ErrorKind::Tls(failure) => {
+                write!(f, "TLS: {failure}; retrying will not help until the certificates or settings change")?
+            }
             ErrorKind::Config => f.write_str("invalid configuration")?,
             ErrorKind::User => f.write_str("invalid use of the API")?,
         }
@@ -310,6 +327,16 @@ mod tests {
         assert!(!Error::new(ErrorKind::Broker(ErrorCode(87))).is_retriable());
         assert!(!Error::new(ErrorKind::Config).is_retriable());
         assert!(Error::new(ErrorKind::User).is_user_error());
+        let tls = Error::new(ErrorKind::Tls(TlsFailure::UntrustedCertificate));
+        assert!(!tls.is_retriable() && tls.is_user_error());
+    }
+
+    #[test]
+    fn tls_errors_say_what_failed_and_that_retrying_does_not_help() {
+        let e = Error::with_message(ErrorKind::Tls(TlsFailure::HostnameMismatch), "invalid peer certificate");
+        let text = e.to_string();
+        assert!(text.contains("does not name the host") && text.contains("retrying will not help"), "{text}");
+        assert!(text.contains("invalid peer certificate"), "{text}");
     }
 
     #[test]

@@ -28,11 +28,13 @@
 //! piece put together (Cargo lines, producer, consumers, groups, logs).
 //!
 //! What this crate is not: consumer groups live in `klamm-group`, on top of it. How
-//! connections are secured is chosen by `security.protocol` ([`SecurityProtocol`]).
+//! connections are secured is chosen by `security.protocol` ([`SecurityProtocol`]): TLS
+//! ([`TlsConfig`]) and SASL ([`SaslConfig`]); see `docs/security.md`.
 //!
-//! Cargo features: `zstd` (default) compresses with the C libzstd; build with
-//! `default-features = false, features = ["pure-rust"]` for a client with no C code at all
-//! (zstd through `ruzstd`). Every other codec is pure Rust either way.
+//! Cargo features: `zstd` (default) compresses with the C libzstd; `ring` (default) gives TLS
+//! its cryptography from `ring`; build with `default-features = false, features = ["pure-rust"]`
+//! for a client with no C code at all (zstd through `ruzstd`, TLS cryptography from
+//! `rustls-graviola`). Every other codec is pure Rust either way.
 //!
 //! ```no_run
 //! use klamm::{Producer, ProducerConfig, ProducerRecord};
@@ -65,6 +67,7 @@ mod random;
 mod sasl;
 mod security;
 mod suggest;
+mod tls;
 
 pub use admin::{
     Admin, ClusterDescription, CreateTopicsOptions, CreatedTopic, NewTopic, TopicResults,
@@ -96,3 +99,4 @@ pub use sasl::{
 };
 pub use security::SecurityProtocol;
 pub use suggest::{suggest, unknown_property, UnknownProperty};
+pub use tls::{Pem, TlsConfig, TlsFailure};

@@ -8,6 +8,14 @@
 //! unknown property under a prefix, and a `KAFKA_*` variable the engine does not read that is
 //! close to one it does (`KAFKA_BROKER`), each with a "did you mean" hint. Other `KAFKA_*`
 //! variables (`KAFKA_HOME`, `KAFKA_OPTS`, ...) belong to other tools and are left alone.
+//!
+//! Security settings apply to every client the engine makes (the group consumer, the
+//! dead-letter producer, the event publisher), so they have variables without a role prefix:
+//! `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SSL_<PROP>` and `KAFKA_SASL_<PROP>` set
+//! `security.protocol`, `ssl.<prop>` and `sasl.<prop>` the same way
+//! (`KAFKA_SSL_CA_LOCATION=/etc/kafka/ca.pem` sets `ssl.ca.location`). The same property set
+//! differently through `KAFKA_CONSUMER_*` or `KAFKA_PRODUCER_*` is an error naming both
+//! variables.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +28,9 @@ use klamm_group::{GroupConfig, GroupProtocol};
 pub const CONSUMER_PREFIX: &str = "KAFKA_CONSUMER_";
 /// Prefix of the variables that set producer properties (the dead-letter producer).
 pub const PRODUCER_PREFIX: &str = "KAFKA_PRODUCER_";
+/// The variables (a name, or a prefix ending in `_`) of security properties, which apply to
+/// the consumer and the producer alike: `security.protocol`, `ssl.*` and `sasl.*`.
+pub const SECURITY_VARIABLES: [&str; 3] = ["KAFKA_SECURITY_PROTOCOL", "KAFKA_SSL_", "KAFKA_SASL_"];
 
 /// The engine's own variables (those that set properties have the prefixes above).
 pub const VARIABLES: &[&str] = &[
@@ -31,6 +42,7 @@ pub const VARIABLES: &[&str] = &[
     "KAFKA_RETRY_BACKOFF_MS",
     "KAFKA_SHUTDOWN_TIMEOUT_MS",
     "KAFKA_STATE_DIR",
+    "KAFKA_GROUP_PROTOCOL",
 ];
 
 /// The longest shutdown timeout accepted (a day): deadlines are computed from it, and a
@@ -68,6 +80,10 @@ pub struct EngineConfig {
     pub consumer_properties: BTreeMap<String, String>,
     /// Producer properties by Kafka name (from `KAFKA_PRODUCER_*`).
     pub producer_properties: BTreeMap<String, String>,
+    /// Security properties by Kafka name (`security.protocol`, `ssl.*`, `sasl.*`, from
+    /// `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SSL_*`, `KAFKA_SASL_*`), applied to the consumer and the
+    /// producer before their own properties.
+    pub security_properties: BTreeMap<String, String>,
     /// How often the metrics snapshot is logged (default 30 s).
     pub metrics_interval: Duration,
     /// The longest a shutdown or a revocation takes (`KAFKA_SHUTDOWN_TIMEOUT_MS`, default
@@ -90,6 +106,7 @@ impl Default for EngineConfig {
             state_dir: PathBuf::from("./state"),
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),
+            security_properties: BTreeMap::new(),
             metrics_interval: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
         }
@@ -206,6 +223,8 @@ impl EngineConfig {
                 c.consumer_properties.insert(property_name(suffix), v.clone());
             } else if let Some(suffix) = k.strip_prefix(PRODUCER_PREFIX) {
                 c.producer_properties.insert(property_name(suffix), v.clone());
+            } else if SECURITY_VARIABLES.iter().any(|s| k == s || (s.ends_with('_') && k.starts_with(s))) {
+                c.security_properties.insert(property_name(&k["KAFKA_".len()..]), v.clone());
             } else if k.starts_with("KAFKA_") && !VARIABLES.contains(&k.as_str()) {
                 let prefixes = [CONSUMER_PREFIX.trim_end_matches('_'), PRODUCER_PREFIX.trim_end_matches('_')];
                 if let Some(meant) = klamm::suggest(k, VARIABLES.iter().copied().chain(prefixes)) {
@@ -252,16 +271,62 @@ impl EngineConfig {
         self.producer_config_named(|p| p.to_string())
     }
 
+    /// Checks that no security property is set differently for one role, then returns the
+    /// security properties to apply, each with what to call it.
+    fn security_for(
+        &self,
+        role: &BTreeMap<String, String>,
+        name: &impl Fn(&str) -> String,
+    ) -> Result<Vec<(&String, &String, String)>, Error> {
+        // `name("")` is the role's prefix when names are variables, empty for properties.
+        let as_vars = !name("").is_empty();
+        let security_name = |k: &str| if as_vars { variable_name("KAFKA_", k) } else { k.to_string() };
+        let mut out = Vec::with_capacity(self.security_properties.len());
+        for (k, v) in &self.security_properties {
+            if let Some(theirs) = role.get(k).filter(|theirs| theirs.trim() != v.trim()) {
+                let both = format!("{} and {}", security_name(k), name(k));
+                return Err(bad(&both, format!("set to different values ({v:?} and {theirs:?})")));
+            }
+            out.push((k, v, security_name(k)));
+        }
+        Ok(out)
+    }
+
+    /// [`blame_named`], except that security properties the error names are blamed first.
+    fn blame_with_security(
+        &self,
+        role: &BTreeMap<String, String>,
+        error: &Error,
+        name: &impl Fn(&str) -> String,
+    ) -> String {
+        let message = error.to_string();
+        let as_vars = !name("").is_empty();
+        let named: Vec<String> = self
+            .security_properties
+            .keys()
+            .filter(|k| message.contains(k.as_str()))
+            .map(|k| if as_vars { variable_name("KAFKA_", k) } else { k.clone() })
+            .collect();
+        if named.is_empty() {
+            blame_named(role, error, name)
+        } else {
+            named.join(", ")
+        }
+    }
+
     fn group_config_named(&self, name: impl Fn(&str) -> String) -> Result<GroupConfig, Error> {
         let mut g = GroupConfig::new(&self.brokers, &self.group_id)
             .consumer(|c| c.auto_offset_reset(OffsetReset::Earliest));
+        for (k, v, called) in self.security_for(&self.consumer_properties, &name)? {
+            g.set(k, v).map_err(|e| bad(&called, e))?;
+        }
         for (k, v) in &self.consumer_properties {
             g.set(k, v).map_err(|e| property_error(e, k, &name))?;
         }
         if g.enable_auto_commit {
             return Err(bad(&name("enable.auto.commit"), "the engine commits by itself; must be false"));
         }
-        g.validate().map_err(|e| bad(&blame_named(&self.consumer_properties, &e, &name), e))?;
+        g.validate().map_err(|e| bad(&self.blame_with_security(&self.consumer_properties, &e, &name), e))?;
         Ok(g)
     }
 
@@ -270,11 +335,14 @@ impl EngineConfig {
         // The engine makes the dead-letter topic itself, with the source's partition count; a
         // write must not let the broker make it again with its defaults (if it was deleted).
         p.client.allow_auto_create_topics = false;
+        for (k, v, called) in self.security_for(&self.producer_properties, &name)? {
+            p.set(k, v).map_err(|e| bad(&called, e))?;
+        }
         for (k, v) in &self.producer_properties {
             p.set(k, v).map_err(|e| property_error(e, k, &name))?;
         }
         // Checks across properties that only `Producer::new` would make otherwise.
-        p.validate().map_err(|e| bad(&blame_named(&self.producer_properties, &e, &name), e))?;
+        p.validate().map_err(|e| bad(&self.blame_with_security(&self.producer_properties, &e, &name), e))?;
         Ok(p)
     }
 }
@@ -416,6 +484,62 @@ mod tests {
             assert_eq!(e.kind(), &ErrorKind::Config, "{var}");
             assert!(e.to_string().contains(var), "{var}: {e}");
         }
+    }
+
+    #[test]
+    fn security_variables_reach_the_consumer_and_the_producer() {
+        let c = vars(&[
+            ("KAFKA_SECURITY_PROTOCOL", "SSL"),
+            ("KAFKA_SSL_CA_LOCATION", "/etc/kafka/ca.pem"),
+            ("KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", "none"),
+            // The same value through a role variable is no conflict.
+            ("KAFKA_CONSUMER_SSL_CA_LOCATION", "/etc/kafka/ca.pem"),
+            // So that no CA file is read here.
+            ("KAFKA_CONSUMER_ENABLE_SSL_CERTIFICATE_VERIFICATION", "false"),
+            ("KAFKA_PRODUCER_ENABLE_SSL_CERTIFICATE_VERIFICATION", "false"),
+        ])
+        .unwrap();
+        assert_eq!(c.security_properties.get("security.protocol").map(String::as_str), Some("SSL"));
+        assert_eq!(
+            c.security_properties.get("ssl.endpoint.identification.algorithm").map(String::as_str),
+            Some("none")
+        );
+        let expected = klamm::TlsConfig::new()
+            .ca_file("/etc/kafka/ca.pem")
+            .verify_hostname(false)
+            .verify_certificate(false);
+        let producer = c.producer_config().unwrap().client;
+        let consumer = c.group_config().unwrap().consumer.client;
+        for client in [producer, consumer] {
+            assert_eq!(client.connection.security_protocol, klamm::SecurityProtocol::Ssl);
+            assert_eq!(client.connection.tls, expected);
+        }
+        // A bad value names its variable.
+        let e = vars(&[("KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM", "dns")]).unwrap_err();
+        assert!(e.to_string().contains("KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM"), "{e}");
+        let e = vars(&[("KAFKA_SSL_NO_SUCH_THING", "1")]).unwrap_err();
+        assert!(e.to_string().contains("KAFKA_SSL_NO_SUCH_THING"), "{e}");
+        // Checks made when the client is built name the security variable too.
+        let e = vars(&[("KAFKA_SECURITY_PROTOCOL", "SSL"), ("KAFKA_SSL_CA_LOCATION", "/nonexistent/ca.pem")])
+            .unwrap_err();
+        assert!(e.to_string().contains("KAFKA_SSL_CA_LOCATION"), "{e}");
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn a_security_property_set_differently_for_a_role_names_both_variables() {
+        for role in ["KAFKA_CONSUMER_SSL_CA_LOCATION", "KAFKA_PRODUCER_SSL_CA_LOCATION"] {
+            let e = vars(&[("KAFKA_SSL_CA_LOCATION", "/a.pem"), (role, "/b.pem")]).unwrap_err();
+            assert_eq!(e.kind(), &ErrorKind::Config);
+            let m = e.to_string();
+            assert!(m.contains("KAFKA_SSL_CA_LOCATION") && m.contains(role), "{m}");
+        }
+        // From code the properties are named.
+        let mut c = EngineConfig::default();
+        c.security_properties.insert("security.protocol".into(), "SSL".into());
+        c.producer_properties.insert("security.protocol".into(), "PLAINTEXT".into());
+        let m = c.producer_config().unwrap_err().to_string();
+        assert!(m.contains("security.protocol and security.protocol"), "{m}");
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //!   either peer's `group-member` command, all with the same flags and output
 //!   ([`example_binary`] builds and finds any example program).
 //!
+//! - [`Pki`]: a throwaway CA with broker and client certificates, and the Kafka listener and
+//!   peer settings that use them, for the TLS tests.
+//!
 //! Everything runs from the cache `scripts/install-test-deps` fills; when something is missing
 //! the harness fails with a message naming that script. See `docs/testing.md`.
 //!
@@ -45,6 +48,7 @@ mod fixture_scenario;
 mod install;
 mod negotiated;
 mod peer;
+mod pki;
 mod ports;
 mod proxy;
 mod raw_connection;
@@ -65,6 +69,7 @@ pub use peer::{
     Acks, CommittedOffset, Compression, ConsumeOptions, Delivery, Header, Partitioner, Peer, PeerKind,
     PeerRecord, ProduceOptions, Transaction,
 };
+pub use pki::{BrokerCertificate, Pki, CLIENT_KEY_PASSWORD};
 pub use ports::free_port;
 pub use proxy::{CutPoint, Direction, FaultProxy, FrameHook, PeriodicCut};
 pub use raw_connection::{RawConnection, RawError, DEFAULT_READ_TIMEOUT};

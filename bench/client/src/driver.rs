@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use klamm::{Admin, ClientConfig, Consumer, ConsumerConfig, CreateTopicsOptions, NewTopic};
 use klamm::{OffsetReset, TopicPartition};
-use klamm_tests::{Broker, BrokerKind};
+use klamm_tests::{Broker, BrokerCertificate, BrokerKind, Pki};
 
 use crate::worker::{BoxError, Report, Tally, PARTITIONS, STALL};
 
@@ -79,7 +79,16 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
     let mut samples: BTreeMap<(String, String, String), Vec<Sample>> = BTreeMap::new();
     for &kind in &plan.brokers {
         eprintln!("== starting {}", kind.name());
-        let broker = Broker::builder(kind).partitions(PARTITIONS as u32).start()?;
+        // Kafka also gets a TLS listener (certificates made for this run) for the klamm-tls
+        // clients; tansu has none, so they are skipped there.
+        let pki = Pki::new()?;
+        let mut builder = Broker::builder(kind).partitions(PARTITIONS as u32);
+        if kind == BrokerKind::Kafka {
+            builder = pki.ssl_listener(builder, "SSL", BrokerCertificate::Good, false, None);
+        }
+        let broker = builder.start()?;
+        let tls = (kind == BrokerKind::Kafka).then(|| (broker.listener_addr("SSL"), pki.ca()));
+        let skip = |client: &String| tls.is_none() && is_tls(client);
         let admin = rt.block_on(Admin::connect(ClientConfig::new(&broker.bootstrap())))?;
         let broker_pid = std::fs::read_to_string(broker.dir().join("broker.pid"))
             .ok()
@@ -92,7 +101,7 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
                 Some(run) => format!("run {}", run + 1),
                 None => format!("warm-up {}", round + 1),
             };
-            let mut producers = plan.producers.clone();
+            let mut producers: Vec<String> = plan.producers.iter().filter(|c| !skip(c)).cloned().collect();
             if producers.is_empty() {
                 // Consumers only: klamm writes their topic, unmeasured.
                 producers.push(String::new());
@@ -100,7 +109,7 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
             // Each run starts with another client, so no client always runs first.
             let n = producers.len();
             producers.rotate_left(round % n);
-            let mut consumers = plan.consumers.clone();
+            let mut consumers: Vec<String> = plan.consumers.iter().filter(|c| !skip(c)).cloned().collect();
             if !consumers.is_empty() {
                 let n = consumers.len();
                 consumers.rotate_left(round % n);
@@ -110,7 +119,7 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
                 let name = if client.is_empty() { "klamm" } else { client.as_str() };
                 let topic = format!("bench-{name}-{}-{round}-{nonce}", kind.name());
                 rt.block_on(create_topic(&admin, &topic))?;
-                let sample = measure(plan, &broker, broker_pid, name, "produce", &topic)?;
+                let sample = measure(plan, &broker, tls.as_ref(), broker_pid, name, "produce", &topic)?;
                 rt.block_on(check_topic(&broker.bootstrap(), &topic, plan.count))?;
                 if name == "klamm" || source.is_none() {
                     source = Some(topic);
@@ -127,7 +136,7 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
             }
             let topic = source.ok_or("no topic to consume")?;
             for client in &consumers {
-                let sample = measure(plan, &broker, broker_pid, client, "consume", &topic)?;
+                let sample = measure(plan, &broker, tls.as_ref(), broker_pid, client, "consume", &topic)?;
                 print_progress(kind, &label, &sample);
                 if recorded {
                     samples
@@ -189,18 +198,29 @@ async fn check_topic(brokers: &str, topic: &str, count: u64) -> Result<(), BoxEr
     Ok(())
 }
 
-/// Runs one worker as a child and measures it.
+/// Whether `client` connects over TLS.
+fn is_tls(client: &str) -> bool {
+    client.starts_with("klamm-tls")
+}
+
+/// Runs one worker as a child and measures it. `tls` is the TLS listener and the CA to trust.
 fn measure(
     plan: &Plan,
     broker: &Broker,
+    tls: Option<&(String, std::path::PathBuf)>,
     broker_pid: Option<i32>,
     client: &str,
     direction: &str,
     topic: &str,
 ) -> Result<Sample, BoxError> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg(direction)
-        .args(["--client", client, "--brokers", &broker.bootstrap(), "--topic", topic])
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg(direction);
+    match tls.filter(|_| is_tls(client)) {
+        Some((addr, ca)) => command.args(["--brokers", addr.as_str(), "--ca", &ca.display().to_string()]),
+        None => command.args(["--brokers", &broker.bootstrap()]),
+    };
+    let mut child = command
+        .args(["--client", client, "--topic", topic])
         .args(["--count", &plan.count.to_string(), "--window", &plan.window.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -236,7 +256,7 @@ fn measure(
 }
 
 /// Reaps `pid` and returns its wait status and resource usage.
-fn wait4(pid: libc::pid_t) -> Result<(i32, libc::rusage), BoxError> {
+pub(crate) fn wait4(pid: libc::pid_t) -> Result<(i32, libc::rusage), BoxError> {
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of that plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -286,7 +306,7 @@ fn print_progress(kind: BrokerKind, label: &str, s: &Sample) {
     );
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n == 0 {

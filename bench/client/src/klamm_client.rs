@@ -1,6 +1,9 @@
 //! klamm as a user would drive it for throughput: the `Producer` with its defaults (batch
 //! 256 KiB, linger 5 ms, buffer 64 MiB, idempotence on, acks=all) plus lz4, and the `Consumer`
 //! assigned every partition from the beginning with a fetch max wait of 0.
+//!
+//! Over TLS (`Job::ca` set: the `klamm-tls` and `klamm-tls-graviola` clients) the same, with
+//! `security.protocol=SSL` trusting that CA; `main` installs the crypto provider first.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -8,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use klamm::protocol::compression::Compression;
+use klamm::{ClientConfig, DeliveryFuture, TlsConfig, TopicPartition};
 use klamm::{Consumer, ConsumerConfig, Offset, OffsetReset, Producer, ProducerConfig, ProducerRecord};
-use klamm::{DeliveryFuture, TopicPartition};
 
 use crate::payload::{Values, VALUE_LEN};
 use crate::worker::{BoxError, Job, Report, Tally, PARTITIONS, STALL};
@@ -23,7 +26,7 @@ use crate::worker::{BoxError, Job, Report, Tally, PARTITIONS, STALL};
 /// dropped and only `flush` waits, which is how the peak RSS is checked against the buffer
 /// limit: nothing but `buffer.memory` throttles `send` then.
 pub async fn produce(job: &Job) -> Result<Report, BoxError> {
-    let config = ProducerConfig::new(&job.brokers).compression(Compression::Lz4);
+    let config = ProducerConfig::new(&job.brokers).compression(Compression::Lz4).with_client(|c| tls(c, job));
     let producer = Producer::new(config)?;
     let values = Values::new();
     let mut value = [0u8; VALUE_LEN];
@@ -82,9 +85,17 @@ pub async fn produce(job: &Job) -> Result<Report, BoxError> {
     })
 }
 
+/// `client` over TLS trusting the job's CA, when it has one.
+fn tls(client: ClientConfig, job: &Job) -> ClientConfig {
+    match &job.ca {
+        Some(ca) => client.tls(TlsConfig::new().ca_file(ca)),
+        None => client,
+    }
+}
+
 /// Reads the topic from the beginning of every partition until `job.count` records are in.
 pub async fn consume(job: &Job) -> Result<Report, BoxError> {
-    let config = ConsumerConfig::new(&job.brokers)
+    let config = ConsumerConfig::with_client_config(tls(ClientConfig::new(&job.brokers), job))
         .auto_offset_reset(OffsetReset::Earliest)
         .fetch_max_wait(Duration::ZERO);
     let mut consumer = Consumer::new(config)?;

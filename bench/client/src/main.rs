@@ -11,14 +11,19 @@
 //!   driver runs these as child processes; run by hand, they are what to profile.
 //! - `rebalance [--runs 5]`: the time a cooperative-sticky group of one takes to absorb a
 //!   second member, klamm against librdkafka, on Apache Kafka (`rebalance.rs`).
+//! - `handshake [--count 200] [--runs 3]`: the time and CPU one connection (TCP, TLS handshake,
+//!   ApiVersions) takes, plaintext and over TLS with each crypto provider (`handshake.rs`).
 //! - `serve [--broker tansu|kafka] [--topics N]`: starts a broker with N fresh 4-partition
 //!   topics, prints its address and the topic names, and keeps it up until stdin closes.
 //!
 //! Clients: `klamm`, `rdkafka`, `rskafka`, and for producing also `rskafka-batches`
-//! (`rskafka_client.rs` says how the two rskafka producers differ).
+//! (`rskafka_client.rs` says how the two rskafka producers differ). On Kafka also
+//! `klamm-tls` and `klamm-tls-graviola`: klamm over a TLS listener with the ring and the
+//! graviola crypto provider (`--ca FILE` for a worker run by hand).
 #![warn(missing_docs)]
 
 mod driver;
+mod handshake;
 mod klamm_client;
 mod payload;
 mod rdkafka_client;
@@ -41,7 +46,13 @@ const USAGE: &str = "usage:
   client-bench produce|consume --client NAME --brokers HOST:PORT --topic T --count N
                    [--window 100000] [--runtime multi|current]
   client-bench serve [--broker tansu|kafka] [--topics 2]
-  client-bench rebalance [--runs 5]";
+  client-bench rebalance [--runs 5]
+  client-bench handshake [--count 200] [--runs 3]";
+
+/// klamm over TLS with ring, its default crypto provider.
+pub const TLS_RING: &str = "klamm-tls";
+/// klamm over TLS with graviola, the provider of its pure-rust build.
+pub const TLS_GRAVIOLA: &str = "klamm-tls-graviola";
 
 /// Default pending-delivery window of the klamm and rskafka producers.
 const DEFAULT_WINDOW: &str = "100000";
@@ -58,6 +69,8 @@ fn main() -> ExitCode {
         "serve" => serve(&opts),
         "rebalance" => rebalance_bench(&opts),
         "offsets" => offsets(&opts),
+        "handshake" => handshake::run(opts.number("count", "200")?, opts.number("runs", "3")?),
+        "connect" => connect(&opts),
         _ => Err(format!("unknown command {command:?}\n{USAGE}").into()),
     });
     match result {
@@ -129,12 +142,14 @@ fn run(opts: &Options) -> Result<(), BoxError> {
         window: opts.number("window", DEFAULT_WINDOW)?,
     };
     for client in &plan.producers {
-        if !["klamm", "rdkafka", "rskafka", "rskafka-batches"].contains(&client.as_str()) {
+        if !["klamm", "rdkafka", "rskafka", "rskafka-batches", TLS_RING, TLS_GRAVIOLA]
+            .contains(&client.as_str())
+        {
             return Err(format!("unknown producer {client:?}").into());
         }
     }
     for client in &plan.consumers {
-        if !["klamm", "rdkafka", "rskafka"].contains(&client.as_str()) {
+        if !["klamm", "rdkafka", "rskafka", TLS_RING, TLS_GRAVIOLA].contains(&client.as_str()) {
             return Err(format!("unknown consumer {client:?}").into());
         }
     }
@@ -154,8 +169,21 @@ fn work(direction: &str, opts: &Options) -> Result<(), BoxError> {
         topic: opts.required("topic")?.to_owned(),
         count: opts.number("count", "1000000")?,
         window: opts.number("window", DEFAULT_WINDOW)?,
+        ca: opts.0.get("ca").cloned(),
     };
     let client = opts.required("client")?;
+    // The TLS clients pick their crypto provider for the whole process.
+    let provider = match client {
+        TLS_RING => Some(rustls::crypto::ring::default_provider()),
+        TLS_GRAVIOLA => Some(rustls_graviola::default_provider()),
+        _ => None,
+    };
+    if let Some(provider) = provider {
+        if job.ca.is_none() {
+            return Err(format!("{client} needs --ca").into());
+        }
+        provider.install_default().map_err(|_| "a crypto provider is already installed")?;
+    }
     let runtime = || -> Result<tokio::runtime::Runtime, BoxError> {
         let mut builder = match opts.get("runtime", "multi") {
             "multi" => tokio::runtime::Builder::new_multi_thread(),
@@ -167,6 +195,8 @@ fn work(direction: &str, opts: &Options) -> Result<(), BoxError> {
     let report: Report = match (direction, client) {
         ("produce", "klamm") => runtime()?.block_on(klamm_client::produce(&job))?,
         ("consume", "klamm") => runtime()?.block_on(klamm_client::consume(&job))?,
+        ("produce", TLS_RING | TLS_GRAVIOLA) => runtime()?.block_on(klamm_client::produce(&job))?,
+        ("consume", TLS_RING | TLS_GRAVIOLA) => runtime()?.block_on(klamm_client::consume(&job))?,
         ("produce", "rdkafka") => rdkafka_client::produce(&job)?,
         ("consume", "rdkafka") => rdkafka_client::consume(&job)?,
         ("produce", "rskafka" | "rskafka-batches") if job.window == 0 => {
@@ -177,6 +207,8 @@ fn work(direction: &str, opts: &Options) -> Result<(), BoxError> {
         ("consume", "rskafka") => runtime()?.block_on(rskafka_client::consume(&job))?,
         _ => return Err(format!("no {direction} worker for client {client:?}").into()),
     };
+    // The TLS clients share klamm's worker code; their reports carry their own name.
+    let report = Report { client: client.to_owned(), ..report };
     println!("{}", serde_json::to_string(&report.with_peak_rss())?);
     Ok(())
 }
@@ -216,6 +248,20 @@ fn rebalance_bench(opts: &Options) -> Result<(), BoxError> {
     let broker = Broker::builder(BrokerKind::Kafka).start()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(rebalance::run(&broker.bootstrap(), runs))
+}
+
+/// A `handshake` child: installs the client's crypto provider and opens connections.
+fn connect(opts: &Options) -> Result<(), BoxError> {
+    let client = opts.required("client")?;
+    match client {
+        TLS_RING => rustls::crypto::ring::default_provider().install_default(),
+        TLS_GRAVIOLA => rustls_graviola::default_provider().install_default(),
+        _ => Ok(()),
+    }
+    .map_err(|_| "a crypto provider is already installed")?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let ca = opts.0.get("ca").map(String::as_str);
+    rt.block_on(handshake::connect(opts.required("brokers")?, ca, opts.number("count", "200")?))
 }
 
 /// Prints each partition's earliest and latest offset.

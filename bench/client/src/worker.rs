@@ -38,6 +38,8 @@ pub struct Job {
     /// Producers: how many delivery results the bench keeps pending before it waits for the
     /// oldest (klamm, rskafka). 0: klamm drops its delivery futures and flushes at the end.
     pub window: usize,
+    /// The CA file to trust when the client connects over TLS (the `klamm-tls-*` clients).
+    pub ca: Option<String>,
 }
 
 /// The JSON line a worker prints on success.
