@@ -733,3 +733,25 @@ async fn a_group_poll_batch_cancelled_by_select_again_and_again_loses_nothing() 
     assert_eq!(read.len(), 3);
     consumer.close(Duration::from_secs(10)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_consumer_read_as_a_stream_yields_the_stall_report_as_an_item_and_goes_on() {
+    use futures::StreamExt;
+
+    logs();
+    let addr = nowhere();
+    let topic = unique_topic("stream-nowhere");
+    let mut consumer = Consumer::new(ConsumerConfig::new(&addr).stall_timeout(BOUND)).unwrap();
+    consumer.assign([TopicPartition::new(topic.as_str(), 0)]);
+    let started = Instant::now();
+    for report in 1..=2 {
+        let item =
+            tokio::time::timeout(BOUND + SLACK, consumer.next()).await.expect("an item within the bound");
+        let e = item.expect("the stream goes on").expect_err("no records from nowhere");
+        let took = started.elapsed();
+        eprintln!("report {report} after {took:?}: {e}");
+        assert!(e.is_retriable() && e.to_string().contains(&addr), "{e}");
+        assert!(took >= BOUND * report - Duration::from_millis(500), "report {report} after {took:?}");
+    }
+    consumer.close(Duration::from_secs(5)).await.unwrap();
+}
