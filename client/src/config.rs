@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use crate::connection::ConnectionConfig;
 use crate::error::{Error, ErrorKind};
+use crate::sasl::{SaslConfig, SaslMechanism, Secret, TokenProvider};
+use crate::security::SecurityProtocol;
 
 /// The environment variable [`ClientConfig::from_env`] reads the bootstrap list from.
 pub const BROKERS_ENV: &str = "KAFKA_BROKERS";
@@ -118,9 +120,14 @@ impl ClientConfig {
     /// `reconnect.backoff.ms`, `reconnect.backoff.max.ms`, `retry.backoff.ms`,
     /// `retry.backoff.max.ms`, `allow.auto.create.topics`, `send.buffer.bytes`,
     /// `receive.buffer.bytes`, `socket.nagle.disable`, `socket.keepalive.enable`,
-    /// `security.protocol`.
+    /// `security.protocol`; SASL: `sasl.mechanism` (also `sasl.mechanisms`), `sasl.username`,
+    /// `sasl.password`, `sasl.jaas.config`, `sasl.oauthbearer.config`,
+    /// `enable.sasl.oauthbearer.unsecure.jwt`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let conn = &mut self.connection;
+        if conn.sasl.set(key, value)? {
+            return Ok(());
+        }
         match key {
             "bootstrap.servers" | "metadata.broker.list" => self.bootstrap_servers = split_list(value),
             "client.id" => conn.client_id = Some(value.to_owned()).filter(|v| !v.is_empty()),
@@ -208,6 +215,50 @@ impl ClientConfig {
         self.retry_backoff = first;
         self.retry_backoff_max = max;
         self
+    }
+
+    /// Authenticates connections with SASL as `sasl` says; turns `security.protocol` from
+    /// PLAINTEXT to SASL_PLAINTEXT (and SSL to SASL_SSL).
+    ///
+    /// ```
+    /// use klamm::{ClientConfig, SaslConfig, SaslMechanism, SecurityProtocol};
+    ///
+    /// let config = ClientConfig::new("127.0.0.1:9092")
+    ///     .sasl(SaslConfig::scram(SaslMechanism::ScramSha512, "alice", "s3cret"));
+    /// assert_eq!(config.connection.security_protocol, SecurityProtocol::SaslPlaintext);
+    /// config.validate()?;
+    /// # Ok::<(), klamm::Error>(())
+    /// ```
+    pub fn sasl(mut self, sasl: SaslConfig) -> Self {
+        let conn = &mut self.connection;
+        conn.security_protocol = match conn.security_protocol {
+            SecurityProtocol::Plaintext => SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::Ssl => SecurityProtocol::SaslSsl,
+            other => other,
+        };
+        conn.sasl = sasl;
+        self
+    }
+
+    /// SASL PLAIN with this user name and password: [`ClientConfig::sasl`] with
+    /// [`SaslConfig::plain`].
+    pub fn sasl_plain(self, username: impl Into<String>, password: impl Into<Secret>) -> Self {
+        self.sasl(SaslConfig::plain(username, password))
+    }
+
+    /// SASL SCRAM (`mechanism` SCRAM-SHA-256 or SCRAM-SHA-512) with this user name and password.
+    pub fn sasl_scram(
+        self,
+        mechanism: SaslMechanism,
+        username: impl Into<String>,
+        password: impl Into<Secret>,
+    ) -> Self {
+        self.sasl(SaslConfig::scram(mechanism, username, password))
+    }
+
+    /// SASL OAUTHBEARER with tokens from `provider` (see [`TokenProvider`]).
+    pub fn sasl_oauthbearer(self, provider: impl TokenProvider) -> Self {
+        self.sasl(SaslConfig::oauthbearer(provider))
     }
 
     /// Sets whether Metadata requests may create missing topics.

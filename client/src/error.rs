@@ -80,6 +80,11 @@ pub enum ErrorKind {
         /// The first offset at which the leader's log differs from what was read.
         diverging_offset: i64,
     },
+    /// SASL authentication failed: a wrong password or unknown user, a mechanism the broker
+    /// does not enable on the listener, a SASL client on a listener without SASL, a server
+    /// whose SCRAM signature does not match. The explanation (the broker's message, when it
+    /// sent one) is the error's source. Not retriable: the same credentials fail again.
+    Authentication,
     /// The configuration is invalid.
     Config,
     /// The API was used in a way it does not allow.
@@ -163,6 +168,25 @@ impl Error {
         }
     }
 
+    /// Whether authentication failed ([`ErrorKind::Authentication`], or the broker's
+    /// SASL_AUTHENTICATION_FAILED): the credentials or the mechanism must change before a retry
+    /// can succeed.
+    ///
+    /// ```
+    /// use klamm::{Error, ErrorKind};
+    ///
+    /// let e = Error::with_message(ErrorKind::Authentication, "Invalid username or password");
+    /// assert!(e.is_authentication_error());
+    /// assert!(!e.is_retriable());
+    /// ```
+    pub fn is_authentication_error(&self) -> bool {
+        match self.inner.kind {
+            ErrorKind::Authentication => true,
+            ErrorKind::Broker(code) => code == ErrorCode::SASL_AUTHENTICATION_FAILED,
+            _ => false,
+        }
+    }
+
     /// Whether the error is a misuse of the API or an invalid configuration.
     pub fn is_user_error(&self) -> bool {
         matches!(self.inner.kind, ErrorKind::User | ErrorKind::Config | ErrorKind::RecordTooLarge { .. })
@@ -202,6 +226,7 @@ impl fmt::Display for Error {
                 f,
                 "log truncated below the position {position} (the logs diverge at {diverging_offset})"
             )?,
+            ErrorKind::Authentication => f.write_str("authentication failed")?,
             ErrorKind::Config => f.write_str("invalid configuration")?,
             ErrorKind::User => f.write_str("invalid use of the API")?,
         }

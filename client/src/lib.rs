@@ -52,6 +52,7 @@ mod admin;
 mod admin_elect;
 mod admin_groups;
 mod admin_offsets;
+mod admin_scram;
 mod client;
 mod config;
 mod connection;
@@ -61,6 +62,7 @@ mod metadata;
 pub mod partitioner;
 mod producer;
 mod random;
+mod sasl;
 mod security;
 mod suggest;
 
@@ -71,6 +73,7 @@ pub use admin::{
 pub use admin_elect::ElectionType;
 pub use admin_groups::{GroupDescription, GroupListing, MemberDescription, COORDINATOR_ATTEMPTS};
 pub use admin_offsets::{ListedOffset, OffsetSpec, PartitionResults, LEADER_ATTEMPTS};
+pub use admin_scram::{ScramCredentialChange, ScramCredentialInfo, DEFAULT_SCRAM_ITERATIONS};
 /// The byte buffer keys, values and headers are held in (from the `bytes` crate).
 pub use bytes::Bytes;
 pub use client::{Client, ConnectionKind};
@@ -87,6 +90,9 @@ pub use klamm_protocol::ErrorCode;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TopicName,
+};
+pub use sasl::{
+    OAuthBearerToken, SaslConfig, SaslMechanism, Secret, TokenFuture, TokenProvider, UnsecuredJwt,
 };
 pub use security::SecurityProtocol;
 pub use suggest::{suggest, unknown_property, UnknownProperty};

@@ -674,7 +674,11 @@ impl<L: RebalanceListener> GroupConsumer<L> {
                 }
                 GroupEvent::Fatal(e) => {
                     self.in_progress = None;
-                    let error = Error::with_message(ErrorKind::Broker(e.code), e.to_string());
+                    let kind = match e.code {
+                        ErrorCode::SASL_AUTHENTICATION_FAILED => ErrorKind::Authentication,
+                        code => ErrorKind::Broker(code),
+                    };
+                    let error = Error::with_message(kind, e.to_string());
                     tracing::error!(error = %error, "the member cannot go on");
                     self.fatal = Some(error.clone());
                     return Err(error);

@@ -543,7 +543,7 @@ impl Producer {
                     client.invalidate_topic(topic);
                     topic_error(topic, ErrorCode::LEADER_NOT_AVAILABLE)
                 }
-                Err(e) if e.is_user_error() => return Err(e),
+                Err(e) if e.is_user_error() || e.is_authentication_error() => return Err(e),
                 Err(e) => e,
             };
             let wait =
