@@ -187,6 +187,13 @@ impl ClientConfig {
             "security.protocol",
             "socket.nagle.disable",
             "socket.keepalive.enable",
+            "sasl.mechanism",
+            "sasl.mechanisms",
+            "sasl.username",
+            "sasl.password",
+            "sasl.jaas.config",
+            "sasl.oauthbearer.config",
+            "enable.sasl.oauthbearer.unsecure.jwt",
         ]
     }
 

@@ -190,6 +190,10 @@ pub struct GroupConsumer<L: RebalanceListener = NoListener> {
     stall: GroupStall,
     /// The membership event being handled (taken from the membership, not yet done).
     in_progress: Option<GroupEvent>,
+    /// Records a `poll_batch` gathered and has not returned yet (handed out, for commits).
+    gathered: Vec<ConsumerRecord>,
+    /// An error a `poll_batch` met after gathering records: returned by the next call.
+    deferred: Option<Error>,
 }
 
 impl GroupConsumer<NoListener> {
@@ -268,6 +272,8 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             closed: false,
             stall: GroupStall::default(),
             in_progress: None,
+            gathered: Vec::new(),
+            deferred: None,
         })
     }
 
@@ -328,6 +334,18 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// poll, so an assignment or revocation is never left half done; listeners should expect
     /// that (a commit made twice is harmless).
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
+        // What a cancelled `poll_batch` had gathered comes first.
+        if !self.gathered.is_empty() {
+            return Ok(std::mem::take(&mut self.gathered));
+        }
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        self.poll_records(timeout).await
+    }
+
+    /// [`GroupConsumer::poll`] without the records a `poll_batch` gathered.
+    async fn poll_records(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.check_open()?;
@@ -366,24 +384,42 @@ impl<L: RebalanceListener> GroupConsumer<L> {
 
     /// Up to `max` records, waiting up to `timeout` for the first. Like [`GroupConsumer::poll`]
     /// with a different cap; records beyond `max` stay buffered for the next call.
+    ///
+    /// Cancel safety: cancel safe. The records gathered so far are kept in the consumer until
+    /// a call returns them, so a batch cut short (or ended by an error after some records) is
+    /// handed out by the next `poll_batch` or `poll`.
     pub async fn poll_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
-        let mut out = Vec::with_capacity(max.min(4096));
+        if self.gathered.is_empty() {
+            if let Some(e) = self.deferred.take() {
+                return Err(e);
+            }
+        }
         let deadline = tokio::time::Instant::now() + timeout;
-        while out.len() < max {
+        while self.gathered.len() < max {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let mut got = self.poll(if out.is_empty() { left } else { Duration::ZERO }).await?;
+            let wait = if self.gathered.is_empty() { left } else { Duration::ZERO };
+            let mut got = match self.poll_records(wait).await {
+                Ok(got) => got,
+                // The records gathered first; the error comes with the next call.
+                Err(e) if !self.gathered.is_empty() => {
+                    self.deferred = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             if got.is_empty() {
                 break;
             }
-            if out.len() + got.len() > max {
+            let room = max - self.gathered.len();
+            if got.len() > room {
                 // Give back what does not fit: seek each partition to its first unreturned
                 // record, and forget those records as consumed.
-                let rest = got.split_off(max - out.len());
+                let rest = got.split_off(room);
                 self.give_back(rest)?;
             }
-            out.append(&mut got);
+            self.gathered.append(&mut got);
         }
-        Ok(out)
+        Ok(std::mem::take(&mut self.gathered))
     }
 
     /// Records as a stream, one at a time; rebalances are handled (and listeners called)

@@ -5,9 +5,11 @@
 //! `KAFKA_PRODUCER_<PROP>`, where `<PROP>` is the property name upper-cased with `.` turned into
 //! `_` (`KAFKA_PRODUCER_LINGER_MS=5` sets the producer's `linger.ms`). A bad value is a
 //! [`ErrorKind::Config`] error naming the variable, before any connection is made; so is an
-//! unknown property under a prefix, and a `KAFKA_*` variable the engine does not read that is
-//! close to one it does (`KAFKA_BROKER`), each with a "did you mean" hint. Other `KAFKA_*`
-//! variables (`KAFKA_HOME`, `KAFKA_OPTS`, ...) belong to other tools and are left alone.
+//! unknown property under a prefix, with a "did you mean" hint (`KAFKA_PRODUCER_LINGER`: did
+//! you mean `KAFKA_PRODUCER_LINGER_MS`?). A `KAFKA_*` variable the engine does not read but
+//! that is close to one it does (`KAFKA_BROKER`) gets a WARN log with the hint; it is not an
+//! error, since other tools read `KAFKA_*` variables too (`KAFKA_HOME`, `KAFKA_OPTS`,
+//! `KAFKA_BROKER_ID` in a broker's container).
 //!
 //! Security settings apply to every client the engine makes (the group consumer, the
 //! dead-letter producer, the event publisher), so they have variables without a role prefix:
@@ -225,12 +227,10 @@ impl EngineConfig {
                 c.producer_properties.insert(property_name(suffix), v.clone());
             } else if SECURITY_VARIABLES.iter().any(|s| k == s || (s.ends_with('_') && k.starts_with(s))) {
                 c.security_properties.insert(property_name(&k["KAFKA_".len()..]), v.clone());
-            } else if k.starts_with("KAFKA_") && !VARIABLES.contains(&k.as_str()) {
-                let prefixes = [CONSUMER_PREFIX.trim_end_matches('_'), PRODUCER_PREFIX.trim_end_matches('_')];
-                if let Some(meant) = klamm::suggest(k, VARIABLES.iter().copied().chain(prefixes)) {
-                    return Err(bad(k, format!("not a variable the engine reads; did you mean {meant}?")));
-                }
             }
+        }
+        for (variable, meant) in misspelled_variables(vars.keys().map(String::as_str)) {
+            tracing::warn!("{variable} is not a variable the engine reads; did you mean {meant}?");
         }
         // Apply the properties now, so that a bad one fails here and names its variable.
         c.validate()?;
@@ -347,6 +347,19 @@ impl EngineConfig {
     }
 }
 
+/// The `KAFKA_*` variables among `names` that the engine does not read but that are close to
+/// one it does, each with that one.
+pub fn misspelled_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<(&'a str, &'static str)> {
+    let prefixes = [CONSUMER_PREFIX.trim_end_matches('_'), PRODUCER_PREFIX.trim_end_matches('_')];
+    names
+        .into_iter()
+        .filter(|k| k.starts_with("KAFKA_") && !VARIABLES.contains(k))
+        .filter(|k| !k.starts_with(CONSUMER_PREFIX) && !k.starts_with(PRODUCER_PREFIX))
+        .filter(|k| !SECURITY_VARIABLES.iter().any(|s| k == s || (s.ends_with('_') && k.starts_with(s))))
+        .filter_map(|k| Some((k, klamm::suggest(k, VARIABLES.iter().copied().chain(prefixes))?)))
+        .collect()
+}
+
 /// A property's error under what to call it (its variable, or its name); an unknown property's
 /// hint is given as a variable too.
 fn property_error(e: Error, property: &str, name: &impl Fn(&str) -> String) -> Error {
@@ -398,10 +411,13 @@ mod tests {
 
     #[test]
     fn misspelled_variables_and_properties_get_a_hint() {
-        let e = vars(&[("KAFKA_BROKER", "h:1")]).unwrap_err().to_string();
-        assert!(e.contains("KAFKA_BROKER:") && e.contains("did you mean KAFKA_BROKERS?"), "{e}");
-        let e = vars(&[("KAFKA_TOPICS", "t")]).unwrap_err().to_string();
-        assert!(e.contains("did you mean KAFKA_TOPIC?"), "{e}");
+        let names = ["KAFKA_BROKER", "KAFKA_TOPICS", "KAFKA_HOME", "KAFKA_OPTS", "KAFKA_BROKERS", "PATH"];
+        assert_eq!(
+            misspelled_variables(names),
+            [("KAFKA_BROKER", "KAFKA_BROKERS"), ("KAFKA_TOPICS", "KAFKA_TOPIC")]
+        );
+        // A warning, not an error: other tools have KAFKA_* variables of their own.
+        vars(&[("KAFKA_BROKER", "h:1"), ("KAFKA_BROKER_ID", "1")]).unwrap();
         let e = vars(&[("KAFKA_CONSUMER_FETCH_MAX_WAIT", "5")]).unwrap_err().to_string();
         assert!(e.contains(r#"did you mean "fetch.max.wait.ms"?"#), "{e}");
         assert!(e.contains("KAFKA_CONSUMER_FETCH_MAX_WAIT_MS"), "{e}");

@@ -681,3 +681,77 @@ async fn a_topic_the_client_may_not_see_fails_both_consumers_at_once_and_for_goo
     warned(&[&topic, "cannot use subscribed topic"], Duration::ZERO).await;
     let _ = member.close(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_poll_batch_cancelled_by_select_again_and_again_loses_nothing() {
+    use std::collections::BTreeMap;
+
+    let broker = Broker::shared_kafka();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("cancelled-batches");
+    let group = unique_topic("cancelled-batches-group");
+    topic_with_records(&bootstrap, &topic, 3, 300).await;
+    let mut consumer =
+        GroupConsumer::new(group_config(&bootstrap, &group).consumer(|c| c.max_poll_records(7))).unwrap();
+    consumer.subscribe([topic.as_str()]);
+
+    // Every poll races a timer of a few milliseconds: most are dropped part way, during the
+    // join, the assignment's offset lookups and the fetches.
+    let mut read: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    let (mut cancelled, mut completed) = (0u32, 0u32);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut delay = 1;
+    while read.values().map(Vec::len).sum::<usize>() < 300 {
+        assert!(
+            Instant::now() < deadline,
+            "read {:?} in 60 s",
+            read.iter().map(|(p, o)| (p, o.len())).collect::<Vec<_>>()
+        );
+        tokio::select! {
+            polled = consumer.poll_batch(20, Duration::from_secs(10)) => {
+                completed += 1;
+                match polled {
+                    Ok(records) => {
+                        for r in records {
+                            read.entry(r.partition).or_default().push(r.offset);
+                        }
+                    }
+                    Err(e) if e.is_retriable() => eprintln!("poll: {e}"),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            () = tokio::time::sleep(Duration::from_millis(delay)) => cancelled += 1,
+        }
+        delay = delay % 9 + 1;
+    }
+    eprintln!("{cancelled} polls cancelled, {completed} completed");
+    assert!(cancelled > 10, "the test cancelled only {cancelled} polls");
+    for (p, offsets) in &read {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(offsets, &expected, "partition {p}: every record once, in order");
+    }
+    assert_eq!(read.len(), 3);
+    consumer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_consumer_read_as_a_stream_yields_the_stall_report_as_an_item_and_goes_on() {
+    use futures::StreamExt;
+
+    logs();
+    let addr = nowhere();
+    let topic = unique_topic("stream-nowhere");
+    let mut consumer = Consumer::new(ConsumerConfig::new(&addr).stall_timeout(BOUND)).unwrap();
+    consumer.assign([TopicPartition::new(topic.as_str(), 0)]);
+    let started = Instant::now();
+    for report in 1..=2 {
+        let item =
+            tokio::time::timeout(BOUND + SLACK, consumer.next()).await.expect("an item within the bound");
+        let e = item.expect("the stream goes on").expect_err("no records from nowhere");
+        let took = started.elapsed();
+        eprintln!("report {report} after {took:?}: {e}");
+        assert!(e.is_retriable() && e.to_string().contains(&addr), "{e}");
+        assert!(took >= BOUND * report - Duration::from_millis(500), "report {report} after {took:?}");
+    }
+    consumer.close(Duration::from_secs(5)).await.unwrap();
+}
