@@ -89,7 +89,12 @@ fn settle(members: &[&GroupMember], topic: &str, partitions: i32) -> Vec<Vec<Str
         }
         let covered = (0..partitions).all(|p| owners.contains_key(&format!("{topic}-{p}")));
         let each = members.iter().all(|m| owners.values().any(|o| *o == m.name()));
-        if (covered && each && owners.len() == partitions as usize) || Instant::now() > deadline {
+        // Both assignors balance to within one partition; a member that owns fewer is still
+        // waiting for partitions another member is revoking.
+        let counts: Vec<usize> =
+            members.iter().map(|m| owners.values().filter(|o| **o == m.name()).count()).collect();
+        let balanced = counts.iter().max().zip(counts.iter().min()).is_some_and(|(max, min)| max - min <= 1);
+        if (covered && each && balanced && owners.len() == partitions as usize) || Instant::now() > deadline {
             return wait_for_exact_cover(members, topic, partitions, Duration::ZERO);
         }
         std::thread::sleep(Duration::from_millis(20));
