@@ -755,3 +755,69 @@ async fn a_partition_consumer_read_as_a_stream_yields_the_stall_report_as_an_ite
     }
     consumer.close(Duration::from_secs(5)).await.unwrap();
 }
+
+/// A broker with Kafka's own authorizer (`StandardAuthorizer`, no ACLs, nothing allowed unless
+/// granted) and a SASL PLAIN listener where `alice` is an ordinary user; the plaintext
+/// listener, which the harness, the controller and the other brokers use, is a super user.
+fn authorizing_broker() -> Broker {
+    Broker::builder(BrokerKind::Kafka)
+        .listener("SASL", "SASL_PLAINTEXT")
+        .config("listener.name.sasl.sasl.enabled.mechanisms", "PLAIN")
+        .config(
+            "listener.name.sasl.plain.sasl.jaas.config",
+            "org.apache.kafka.common.security.plain.PlainLoginModule required \
+             username=\"admin\" password=\"admin-secret\" user_alice=\"alice-secret\";",
+        )
+        .config("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer")
+        .config("super.users", "User:ANONYMOUS")
+        .config("allow.everyone.if.no.acl.found", "false")
+        .start()
+        .expect("a Kafka broker with an authorizer")
+}
+
+/// The same as [`a_topic_the_client_may_not_see_fails_both_consumers_at_once_and_for_good`],
+/// against Kafka's real authorizer: a user without ACLs is refused the topic (and the group),
+/// and both consumers say so at once, naming what was refused, as an error retrying cannot fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorizer_that_refuses_the_user_fails_both_consumers_at_once_naming_what() {
+    logs();
+    let broker = tokio::task::spawn_blocking(authorizing_broker).await.unwrap();
+    let topic = unique_topic("acl-denied");
+    // Made as the super user, over the plaintext listener.
+    let client = Client::new(ClientConfig::new(&broker.bootstrap())).unwrap();
+    let created = Admin::new(client.clone()).create_topics(&[NewTopic::new(topic.as_str(), 1, 1)]).await;
+    assert!(created[0].1.is_ok(), "{created:?}");
+    client.close().await;
+    let alice = broker.listener_addr("SASL");
+
+    let mut config = ConsumerConfig::new(&alice).stall_timeout(BOUND);
+    config.client = config.client.sasl_plain("alice", "alice-secret");
+    let mut consumer = Consumer::new(config).unwrap();
+    consumer.assign([TopicPartition::new(topic.as_str(), 0)]);
+    let (e, took) = partition_poll_error(&mut consumer, Duration::from_secs(10)).await;
+    eprintln!("partition consumer: failed after {took:?}: {e}");
+    assert_eq!(e.code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED), "{e:?}");
+    assert!(!e.is_retriable(), "retrying does not help: {e:?}");
+    assert!(e.to_string().contains(&topic), "{e}");
+    assert!(took < BOUND, "the refusal waited for the stall bound: {took:?}");
+    consumer.close(Duration::from_secs(5)).await.unwrap();
+
+    // The group member is refused the group or the topic, whichever the broker checks first.
+    let group = unique_topic("acl-denied-group");
+    let config = group_config(&alice, &group).consumer(|mut c| {
+        c.client = c.client.sasl_plain("alice", "alice-secret");
+        c
+    });
+    let mut member = GroupConsumer::new(config).unwrap();
+    member.subscribe([topic.as_str()]);
+    let (e, took) = group_poll_error(&mut member, Duration::from_secs(10)).await;
+    eprintln!("group consumer: failed after {took:?}: {e}");
+    assert!(!e.is_retriable(), "{e:?}");
+    match e.code() {
+        Some(ErrorCode::GROUP_AUTHORIZATION_FAILED) => assert!(e.to_string().contains(&group), "{e}"),
+        Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED) => assert!(e.to_string().contains(&topic), "{e}"),
+        _ => panic!("not an authorization failure: {e:?}"),
+    }
+    assert!(took < BOUND, "the refusal waited for the stall bound: {took:?}");
+    let _ = member.close(Duration::from_secs(5)).await;
+}
