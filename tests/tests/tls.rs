@@ -402,12 +402,13 @@ fn tls_properties(listener: &str) -> Vec<(String, String)> {
     ]
 }
 
-/// A group member over TLS reads until it has `count` records, commits and leaves.
-async fn group_read(group: &str, topic: &str, count: usize) -> Vec<PeerRecord> {
-    let mut config = GroupConfig::new(&setup().broker.listener_addr("SSL"), group)
-        .consumer(|c| c.auto_offset_reset(OffsetReset::Earliest));
-    for (k, v) in tls_properties("SSL") {
-        config.set(&k, &v).expect("a TLS property");
+/// A group member with `props` (bootstrap and security) reads until it has `count` records,
+/// commits and leaves.
+async fn group_read(props: &[(String, String)], group: &str, topic: &str, count: usize) -> Vec<PeerRecord> {
+    let mut config =
+        GroupConfig::new(&props[0].1, group).consumer(|c| c.auto_offset_reset(OffsetReset::Earliest));
+    for (k, v) in props {
+        config.set(k, v).expect("a security property");
     }
     let mut member = GroupConsumer::new(config).expect("group consumer");
     member.subscribe([topic]);
@@ -431,19 +432,34 @@ async fn group_read(group: &str, topic: &str, count: usize) -> Vec<PeerRecord> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_codec_a_group_that_resumes_and_admin_over_tls() {
-    let admin = Admin::connect(client_config("SSL", &[])).await.expect("admin over TLS");
-    let cluster = admin.describe_cluster().await.expect("describe the cluster over TLS");
+    every_codec_a_group_that_resumes_and_admin(&tls_properties("SSL"), "TLS").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_codec_a_group_that_resumes_and_admin_over_sasl_ssl() {
+    let props: Vec<(String, String)> =
+        sasl_ssl_properties("alice", "alice-secret").into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    every_codec_a_group_that_resumes_and_admin(&props, "SASL_SSL").await;
+}
+
+/// Admin (describe, create, delete), every codec produced and read by a group that commits,
+/// and the group resuming after more records: all with `props` (bootstrap first).
+async fn every_codec_a_group_that_resumes_and_admin(props: &[(String, String)], over: &str) {
+    let config =
+        || ClientConfig::from_properties(props.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+    let admin = Admin::connect(config()).await.expect("admin");
+    let cluster = admin.describe_cluster().await.expect("describe the cluster");
     assert_eq!(cluster.brokers.len(), 1);
     let topic = unique_topic("tls-codecs");
     let options = CreateTopicsOptions::default().wait_for_leaders(true);
     for (name, result) in admin.create_topics_with(&[NewTopic::new(&topic, 2, 1)], &options).await {
-        result.unwrap_or_else(|e| panic!("creating {name} over TLS: {e}"));
+        result.unwrap_or_else(|e| panic!("creating {name} over {over}: {e}"));
     }
     let codecs =
         [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
     let mut sent = Vec::new();
     for (n, codec) in codecs.into_iter().enumerate() {
-        let mut config = producer_config(client_config("SSL", &[]));
+        let mut config = producer_config(config());
         config.compression = codec;
         let producer = Producer::new(config).expect("producer");
         for i in 0..200 {
@@ -456,18 +472,18 @@ async fn every_codec_a_group_that_resumes_and_admin_over_tls() {
         assert_eq!(producer.close(Duration::from_secs(10)).await, 0);
     }
     let group = unique_topic("tls-group");
-    let got = group_read(&group, &topic, sent.len()).await;
-    same_records("a group over TLS", &sent, &got);
+    let got = group_read(props, &group, &topic, sent.len()).await;
+    same_records(&format!("a group over {over}"), &sent, &got);
     // More records; the group resumes after its committed offsets.
     let more: Vec<PeerRecord> = (0..300).map(|i| record(9_000 + i)).collect();
     let (addr, t, records) = (setup().broker.listener_addr("MTLS"), topic.clone(), more.clone());
     blocking(move || peer(PeerKind::Rdkafka).produce(&addr, &t, &ProduceOptions::default(), &records)).await;
-    let resumed = group_read(&group, &topic, more.len()).await;
+    let resumed = group_read(props, &group, &topic, more.len()).await;
     let more: Vec<PeerRecord> = more.into_iter().map(|r| PeerRecord { headers: Vec::new(), ..r }).collect();
-    same_records("the group resuming over TLS", &more, &resumed);
+    same_records(&format!("the group resuming over {over}"), &more, &resumed);
     let deleted = admin.delete_topics(&[topic.as_str()]).await;
     for (name, result) in deleted {
-        result.unwrap_or_else(|e| panic!("deleting {name} over TLS: {e}"));
+        result.unwrap_or_else(|e| panic!("deleting {name} over {over}: {e}"));
     }
 }
 
@@ -487,7 +503,7 @@ fn sasl_ssl_properties(user: &str, password: &str) -> Vec<(&'static str, String)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sasl_inside_tls_with_plain_and_scram_and_peers_on_the_same_listener() {
+async fn sasl_inside_tls_with_plain_and_scram_and_peers_both_ways_on_the_same_listener() {
     let topic = new_topic("sasl-ssl").await;
     let plain =
         ClientConfig::from_properties(sasl_ssl_properties("alice", "alice-secret")).expect("properties");
@@ -556,7 +572,8 @@ async fn sasl_inside_tls_with_plain_and_scram_and_peers_on_the_same_listener() {
                 .to_owned(),
         ),
     ];
-    for (kind, props) in [(PeerKind::Rdkafka, rd), (PeerKind::Java, java)] {
+    let peer_props = [(PeerKind::Rdkafka, rd), (PeerKind::Java, java)];
+    for (kind, props) in peer_props.clone() {
         let (addr, t) = (setup().broker.listener_addr("SASLSSL"), topic.clone());
         let got = blocking(move || {
             let options = ConsumeOptions { idle_timeout: Duration::from_secs(15), ..Default::default() };
@@ -564,5 +581,18 @@ async fn sasl_inside_tls_with_plain_and_scram_and_peers_on_the_same_listener() {
         })
         .await;
         same_records(&format!("{} over SASL_SSL", kind.name()), &sent, &got);
+    }
+    // The reverse: each peer writes over the same listener, Klamm reads.
+    for (kind, props) in peer_props {
+        let back = new_topic(&format!("sasl-ssl-from-{}", kind.name())).await;
+        let written: Vec<PeerRecord> = (0..COUNT).map(record).collect();
+        let (addr, t, records) = (setup().broker.listener_addr("SASLSSL"), back.clone(), written.clone());
+        blocking(move || {
+            Peer::new(kind).with_properties(props).produce(&addr, &t, &ProduceOptions::default(), &records)
+        })
+        .await;
+        let config = ClientConfig::from_properties(sasl_ssl_properties("alice", "alice-secret")).unwrap();
+        let got = klamm_consume(config, &back, COUNT).await;
+        same_records(&format!("klamm reading {} over SASL_SSL", kind.name()), &written, &got);
     }
 }
