@@ -662,13 +662,7 @@ fn tls_io_error(e: std::io::Error, addr: &str) -> Error {
             | std::io::ErrorKind::ConnectionReset
             | std::io::ErrorKind::BrokenPipe
     ) {
-        return tls::tls_error(
-            TlsFailure::Handshake,
-            format!(
-                "broker {addr} closed the connection during the TLS handshake ({e}): \
-                 is this a plaintext listener (security.protocol=PLAINTEXT)?"
-            ),
-        );
+        return tls::tls_error(TlsFailure::HandshakeInterrupted, format!("broker {addr}: {e}"));
     }
     Error::with_source(ErrorKind::Io, Some(addr.to_owned()), e)
 }
@@ -1256,8 +1250,9 @@ mod tests {
             ..Default::default()
         };
         let err = Connection::connect(&addr, config).await.expect_err("not a TLS listener");
-        assert_eq!(err.kind(), &ErrorKind::Tls(TlsFailure::Handshake), "{err}");
+        assert_eq!(err.kind(), &ErrorKind::Tls(TlsFailure::HandshakeInterrupted), "{err}");
         assert!(err.to_string().contains("plaintext listener"), "{err}");
+        assert!(err.is_retriable() && !err.is_user_error(), "a broker going away looks the same");
         broker.await.expect("broker");
     }
 

@@ -90,8 +90,8 @@ pub enum ErrorKind {
     /// A TLS connection could not be set up: the broker's certificate is not trusted or does
     /// not match its host, the broker refused the client's certificate, the two sides do not
     /// agree on TLS at all (one of them is plaintext), or a certificate or key cannot be used.
-    /// Not retriable: the certificates or the settings must change. The source says exactly
-    /// what the TLS library reported.
+    /// Not retriable (except [`TlsFailure::HandshakeInterrupted`]): the certificates or the
+    /// settings must change. The message says exactly what the TLS library reported.
     Tls(TlsFailure),
     /// The configuration is invalid.
     Config,
@@ -170,7 +170,8 @@ impl Error {
             | ErrorKind::Connect { .. }
             | ErrorKind::Timeout
             | ErrorKind::Closed
-            | ErrorKind::UnknownNode { .. } => true,
+            | ErrorKind::UnknownNode { .. }
+            | ErrorKind::Tls(TlsFailure::HandshakeInterrupted) => true,
             ErrorKind::Broker(code) => code.is_retriable(),
             _ => false,
         }
@@ -196,14 +197,15 @@ impl Error {
     }
 
     /// Whether the error is a misuse of the API or an invalid configuration. TLS failures
-    /// ([`ErrorKind::Tls`]) count: certificates that are not trusted, do not match or do not
-    /// load are settings to fix, so the client stops at them instead of trying other brokers
-    /// or retrying until a timeout.
+    /// ([`ErrorKind::Tls`]) count, except a handshake the broker hung up on: certificates that
+    /// are not trusted, do not match or do not load are settings to fix, so the client stops
+    /// at them instead of trying other brokers or retrying until a timeout.
     pub fn is_user_error(&self) -> bool {
-        matches!(
-            self.inner.kind,
-            ErrorKind::User | ErrorKind::Config | ErrorKind::RecordTooLarge { .. } | ErrorKind::Tls(_)
-        )
+        match &self.inner.kind {
+            ErrorKind::User | ErrorKind::Config | ErrorKind::RecordTooLarge { .. } => true,
+            ErrorKind::Tls(failure) => *failure != TlsFailure::HandshakeInterrupted,
+            _ => false,
+        }
     }
 }
 
@@ -241,6 +243,7 @@ impl fmt::Display for Error {
                 "log truncated below the position {position} (the logs diverge at {diverging_offset})"
             )?,
             ErrorKind::Authentication => f.write_str("authentication failed")?,
+            ErrorKind::Tls(failure @ TlsFailure::HandshakeInterrupted) => write!(f, "TLS: {failure}")?,
             ErrorKind::Tls(failure) => {
                 write!(f, "TLS: {failure}; retrying will not help until the certificates or settings change")?
             }

@@ -30,7 +30,8 @@ use crate::error::{Error, ErrorKind};
 
 /// What went wrong in a TLS handshake or with the TLS settings (see [`ErrorKind::Tls`]).
 ///
-/// Retrying does not help with any of them: the certificates or the settings have to change.
+/// Retrying does not help with any of them but [`TlsFailure::HandshakeInterrupted`]: the
+/// certificates or the settings have to change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TlsFailure {
@@ -45,10 +46,13 @@ pub enum TlsFailure {
     /// The broker refused the client's certificate, or wanted one and got none
     /// (`ssl.certificate.location`, `ssl.key.location`).
     ClientCertificateRejected,
-    /// The handshake failed otherwise: the other side does not speak TLS (a plaintext
-    /// listener), no protocol version or cipher suite in common, or the broker closed the
-    /// connection during the handshake.
+    /// The handshake failed otherwise: the other side does not speak TLS, or there is no
+    /// protocol version or cipher suite in common.
     Handshake,
+    /// The broker closed the connection during the handshake: most likely a plaintext
+    /// listener (which reads the TLS greeting as an absurd request size and hangs up), but a
+    /// broker going away looks the same. The one TLS failure that is retriable.
+    HandshakeInterrupted,
     /// The broker answered in TLS on a connection the client opened in plaintext: the listener
     /// wants `security.protocol=SSL`.
     BrokerExpectsTls,
@@ -77,6 +81,10 @@ impl TlsFailure {
                  (ssl.certificate.location, ssl.key.location)"
             }
             TlsFailure::Handshake => "the TLS handshake failed",
+            TlsFailure::HandshakeInterrupted => {
+                "the broker closed the connection during the TLS handshake \
+                 (is it a plaintext listener? then set security.protocol=PLAINTEXT)"
+            }
             TlsFailure::BrokerExpectsTls => {
                 "the broker answered in TLS on a plaintext connection: set security.protocol=SSL"
             }

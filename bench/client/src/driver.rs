@@ -200,7 +200,7 @@ async fn check_topic(brokers: &str, topic: &str, count: u64) -> Result<(), BoxEr
 
 /// Whether `client` connects over TLS.
 fn is_tls(client: &str) -> bool {
-    client.starts_with("klamm-tls")
+    client.starts_with("klamm-tls") || client == crate::RDKAFKA_TLS
 }
 
 /// Runs one worker as a child and measures it. `tls` is the TLS listener and the CA to trust.

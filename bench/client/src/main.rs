@@ -19,7 +19,8 @@
 //! Clients: `klamm`, `rdkafka`, `rskafka`, and for producing also `rskafka-batches`
 //! (`rskafka_client.rs` says how the two rskafka producers differ). On Kafka also
 //! `klamm-tls` and `klamm-tls-graviola`: klamm over a TLS listener with the ring and the
-//! graviola crypto provider (`--ca FILE` for a worker run by hand).
+//! graviola crypto provider, and `rdkafka-tls`: librdkafka over it with its OpenSSL (`--ca
+//! FILE` for a worker run by hand).
 #![warn(missing_docs)]
 
 mod driver;
@@ -53,6 +54,8 @@ const USAGE: &str = "usage:
 pub const TLS_RING: &str = "klamm-tls";
 /// klamm over TLS with graviola, the provider of its pure-rust build.
 pub const TLS_GRAVIOLA: &str = "klamm-tls-graviola";
+/// librdkafka over TLS (its OpenSSL, built from source).
+pub const RDKAFKA_TLS: &str = "rdkafka-tls";
 
 /// Default pending-delivery window of the klamm and rskafka producers.
 const DEFAULT_WINDOW: &str = "100000";
@@ -142,14 +145,14 @@ fn run(opts: &Options) -> Result<(), BoxError> {
         window: opts.number("window", DEFAULT_WINDOW)?,
     };
     for client in &plan.producers {
-        if !["klamm", "rdkafka", "rskafka", "rskafka-batches", TLS_RING, TLS_GRAVIOLA]
+        if !["klamm", "rdkafka", "rskafka", "rskafka-batches", TLS_RING, TLS_GRAVIOLA, RDKAFKA_TLS]
             .contains(&client.as_str())
         {
             return Err(format!("unknown producer {client:?}").into());
         }
     }
     for client in &plan.consumers {
-        if !["klamm", "rdkafka", "rskafka", TLS_RING, TLS_GRAVIOLA].contains(&client.as_str()) {
+        if !["klamm", "rdkafka", "rskafka", TLS_RING, TLS_GRAVIOLA, RDKAFKA_TLS].contains(&client.as_str()) {
             return Err(format!("unknown consumer {client:?}").into());
         }
     }
@@ -178,6 +181,9 @@ fn work(direction: &str, opts: &Options) -> Result<(), BoxError> {
         TLS_GRAVIOLA => Some(rustls_graviola::default_provider()),
         _ => None,
     };
+    if client == RDKAFKA_TLS && job.ca.is_none() {
+        return Err(format!("{client} needs --ca").into());
+    }
     if let Some(provider) = provider {
         if job.ca.is_none() {
             return Err(format!("{client} needs --ca").into());
@@ -197,8 +203,8 @@ fn work(direction: &str, opts: &Options) -> Result<(), BoxError> {
         ("consume", "klamm") => runtime()?.block_on(klamm_client::consume(&job))?,
         ("produce", TLS_RING | TLS_GRAVIOLA) => runtime()?.block_on(klamm_client::produce(&job))?,
         ("consume", TLS_RING | TLS_GRAVIOLA) => runtime()?.block_on(klamm_client::consume(&job))?,
-        ("produce", "rdkafka") => rdkafka_client::produce(&job)?,
-        ("consume", "rdkafka") => rdkafka_client::consume(&job)?,
+        ("produce", "rdkafka" | RDKAFKA_TLS) => rdkafka_client::produce(&job)?,
+        ("consume", "rdkafka" | RDKAFKA_TLS) => rdkafka_client::consume(&job)?,
         ("produce", "rskafka" | "rskafka-batches") if job.window == 0 => {
             return Err("rskafka needs --window above zero".into());
         }

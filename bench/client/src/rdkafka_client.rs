@@ -33,6 +33,14 @@ fn with_extra(mut config: ClientConfig) -> Result<ClientConfig, BoxError> {
     Ok(config)
 }
 
+/// TLS trusting the job's CA, when it has one (the `rdkafka-tls` client: librdkafka's OpenSSL).
+fn with_tls(mut config: ClientConfig, job: &Job) -> ClientConfig {
+    if let Some(ca) = &job.ca {
+        config.set("security.protocol", "SSL").set("ssl.ca.location", ca);
+    }
+    config
+}
+
 /// Counts delivery reports.
 #[derive(Default)]
 struct Deliveries {
@@ -72,7 +80,8 @@ pub fn produce(job: &Job) -> Result<Report, BoxError> {
         .set("linger.ms", LINGER.as_millis().to_string())
         .set("batch.size", BATCH_BYTES.to_string())
         .set("queue.buffering.max.kbytes", (BUFFER_BYTES / 1024).to_string());
-    let producer: BaseProducer<Deliveries> = with_extra(config)?.create_with_context(Deliveries::default())?;
+    let producer: BaseProducer<Deliveries> =
+        with_extra(with_tls(config, job))?.create_with_context(Deliveries::default())?;
     let values = Values::new();
     let mut value = [0u8; VALUE_LEN];
 
@@ -127,7 +136,7 @@ pub fn consume(job: &Job) -> Result<Report, BoxError> {
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "0")
         .set("fetch.queue.backoff.ms", "0");
-    let consumer: BaseConsumer = with_extra(config)?.create()?;
+    let consumer: BaseConsumer = with_extra(with_tls(config, job))?.create()?;
     let mut tally = Tally::new();
 
     let start = Instant::now();
