@@ -19,6 +19,8 @@
 //! `scripts/test` runs this file with the default crypto provider (`ring`) and again with
 //! `--features pure-rust` (`rustls-graviola`).
 
+mod engine_common;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -596,4 +598,68 @@ async fn sasl_inside_tls_with_plain_and_scram_and_peers_both_ways_on_the_same_li
         let got = klamm_consume(config, &back, COUNT).await;
         same_records(&format!("klamm reading {} over SASL_SSL", kind.name()), &written, &got);
     }
+}
+
+/// The workspace engine configured only through its environment (`KAFKA_SECURITY_PROTOCOL`,
+/// `KAFKA_SSL_*`, `KAFKA_SASL_*`) on the SASL_SSL listener: its group consumer applies every
+/// event and its dead-letter producer writes the poison one, which librdkafka reads back over
+/// the same listener.
+#[test]
+fn the_engine_runs_over_sasl_ssl_from_its_environment() {
+    use engine_common::{runtime, states, temp_dir, wait_for_events, EngineProcess};
+
+    let rt = runtime();
+    let topic = rt.block_on(new_topic("engine-sasl-ssl"));
+    let brokers = setup().broker.listener_addr("SASLSSL");
+    let ca = setup().pki.ca().display().to_string();
+    let mut events = Vec::new();
+    for i in 0..20 {
+        let kind = if i == 7 { "poison" } else { "add" };
+        let ws = format!("ws-{}", i % 4);
+        events.push(PeerRecord::new(
+            ws.clone(),
+            serde_json::json!({"workspace_id": ws, "type": kind}).to_string(),
+        ));
+    }
+    let records = events.clone();
+    let (addr, t) = (brokers.clone(), topic.clone());
+    let props = sasl_ssl_peer_properties(&ca);
+    Peer::rdkafka().with_properties(props.clone()).produce(&addr, &t, &ProduceOptions::default(), &records);
+
+    let dir = temp_dir("engine-sasl-ssl");
+    let state = dir.join("state");
+    let group = unique_topic("engine-sasl-ssl-group");
+    let env = [
+        ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+        ("KAFKA_SSL_CA_LOCATION", ca.as_str()),
+        ("KAFKA_SASL_MECHANISM", "PLAIN"),
+        ("KAFKA_SASL_USERNAME", "alice"),
+        ("KAFKA_SASL_PASSWORD", "alice-secret"),
+    ];
+    let mut engine = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("engine.log"), &env);
+    wait_for_events(&mut engine, &state, 19, Duration::from_secs(90));
+    let options = ConsumeOptions { idle_timeout: Duration::from_secs(15), ..Default::default() };
+    let dead = Peer::rdkafka().with_properties(props).consume(&brokers, &format!("{topic}.dlq"), 1, &options);
+    let log = engine.stop(Duration::from_secs(60));
+    assert!(!log.contains("alice-secret"), "the password reached the engine's log:\n{log}");
+    let found = states(&state);
+    let applied: u64 = found.values().map(|v| v["events"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(applied, 19, "{found:?}\n{log}");
+    assert_eq!(dead.len(), 1, "{dead:?}\n{log}");
+    assert_eq!(dead[0].value, events[7].value, "the poison event, dead-lettered over SASL_SSL");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// librdkafka's properties for the SASLSSL listener as `alice`.
+fn sasl_ssl_peer_properties(ca: &str) -> Vec<(String, String)> {
+    [
+        ("security.protocol", "SASL_SSL"),
+        ("ssl.ca.location", ca),
+        ("sasl.mechanism", "PLAIN"),
+        ("sasl.username", "alice"),
+        ("sasl.password", "alice-secret"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
