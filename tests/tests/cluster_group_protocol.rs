@@ -34,8 +34,12 @@ fn settle(members: &[&GroupMember], topic: &str, within: Duration) -> Vec<Vec<St
     let deadline = Instant::now() + within;
     loop {
         assert_exclusive(members);
-        let owned: usize = members.iter().map(|m| m.log().owned.len()).sum();
-        if owned == P as usize && members.iter().all(|m| !m.log().owned.is_empty()) {
+        let counts: Vec<usize> = members.iter().map(|m| m.log().owned.len()).collect();
+        // Balanced, too: partitions move one member at a time, so an uneven cover is a step
+        // on the way.
+        let balanced =
+            counts.iter().max().zip(counts.iter().min()).is_some_and(|(hi, lo)| *lo > 0 && hi - lo <= 1);
+        if counts.iter().sum::<usize>() == P as usize && balanced {
             return wait_for_exact_cover(members, topic, P, Duration::ZERO);
         }
         if Instant::now() > deadline {
