@@ -55,6 +55,7 @@ mod raw_connection;
 mod raw_records;
 mod recording;
 mod soak;
+mod topics;
 mod version_cap;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
@@ -78,6 +79,7 @@ pub use recording::{RecordedFrame, Recorder, RecordingProxy};
 pub use soak::{
     reliable_producer_config, run as run_soak, Fault, FaultPlan, SoakOptions, SoakProducer, SoakReport,
 };
+pub use topics::{create_topic, produce_keyed, shared_topic_and_group};
 pub use version_cap::{cap_api_versions, VersionCap, VersionCapProxy};
 
 /// The README's code, compiled (and, where it needs no broker, run) as doc tests, so the

@@ -5,12 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use klamm::{
-    Admin, Client, ClientConfig, NewTopic, OffsetReset, Producer, ProducerConfig, ProducerRecord,
-    TopicPartition,
-};
+use klamm::{Admin, Client, ClientConfig, OffsetReset, TopicPartition};
 use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
-use klamm_tests::{assert_not_revoked, kept, unique_topic, wait_for_exact_cover, Broker, GroupMember};
+use klamm_tests::{
+    assert_not_revoked, create_topic, kept, produce_keyed, shared_topic_and_group, unique_topic,
+    wait_for_exact_cover, Broker, GroupMember,
+};
 
 /// Flags for members that notice each other quickly: heartbeats every 500 ms, a member gone
 /// after 10 s.
@@ -25,38 +25,12 @@ const FAST: &[&str] = &[
     "fetch.max.wait.ms=100",
 ];
 
-async fn create_topic(broker: &Broker, topic: &str, partitions: i32) {
-    let client = Client::new(ClientConfig::new(&broker.bootstrap())).unwrap();
-    let admin = Admin::new(client.clone());
-    for (name, result) in admin.create_topics(&[NewTopic::new(topic, partitions, 1)]).await {
-        result.unwrap_or_else(|e| panic!("create {name}: {e}"));
-    }
-    client.close().await;
-}
-
 async fn produce(broker: &Broker, topic: &str, count: usize) {
-    let producer = Producer::new(ProducerConfig::new(&broker.bootstrap())).unwrap();
-    let mut deliveries = Vec::with_capacity(count);
-    for i in 0..count {
-        let record = ProducerRecord::new(topic, format!("value-{i}")).key(format!("key-{i}"));
-        deliveries.push(producer.send(record).await.unwrap());
-    }
-    for d in deliveries {
-        d.await.unwrap();
-    }
-    producer.close(Duration::from_secs(10)).await;
+    produce_keyed(broker, topic, count).await;
 }
 
 fn setup(partitions: i32, records: usize) -> (&'static Broker, String, String) {
-    let broker = Broker::shared_kafka();
-    let topic = unique_topic("group");
-    let group = unique_topic("g");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        create_topic(broker, &topic, partitions).await;
-        produce(broker, &topic, records).await;
-    });
-    (broker, topic, group)
+    shared_topic_and_group("group", partitions, records)
 }
 
 /// A group member's settings for these tests: a member noticed gone after 10 s, heartbeats
