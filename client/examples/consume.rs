@@ -8,10 +8,14 @@
 //!
 //! `--property` sets any consumer or client property by its Kafka name (`fetch.max.wait.ms`,
 //! `isolation.level`, `client.id`, ...), applied in the order given after the defaults (which
-//! include `auto.offset.reset=earliest`).
+//! include `auto.offset.reset=earliest` and `allow.auto.create.topics=false`: reading a topic
+//! should not create it).
 //!
 //! Stops after N records, or when nothing arrived for MS milliseconds (default 10000). Exits
-//! with status 1 and a message on a failure, 2 on a usage error.
+//! with status 1 and a message on a failure, 2 on a usage error. Retriable errors (no broker
+//! at the address, a topic that does not exist, a partition without a leader) are printed on
+//! stderr as they come, and the program goes on until the idle timeout; the client's warnings
+//! go to stderr too (`RUST_LOG` changes the level, default `warn`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -83,11 +87,24 @@ fn text(bytes: Option<&[u8]>) -> String {
 
 async fn run(args: Args) -> Result<(), klamm::Error> {
     let mut config = ConsumerConfig::new(&args.brokers).auto_offset_reset(OffsetReset::Earliest);
+    config.client = config.client.allow_auto_create_topics(false);
     for (key, value) in &args.properties {
         config.set(key, value)?;
     }
     let mut consumer = Consumer::new(config)?;
-    let topic = consumer.client().topic(&args.topic).await?;
+    // The topic's partitions; a retriable failure (no broker, no such topic yet) is shown and
+    // tried again until the idle timeout.
+    let started = Instant::now();
+    let topic = loop {
+        match consumer.client().topic(&args.topic).await {
+            Ok(topic) => break topic,
+            Err(e) if e.is_retriable() && started.elapsed() < args.idle => {
+                eprintln!("consume: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let partitions: Vec<TopicPartition> =
         topic.partitions.iter().map(|p| TopicPartition::new(args.topic.as_str(), p.partition)).collect();
     consumer.assign(partitions.iter().cloned());
@@ -103,7 +120,15 @@ async fn run(args: Args) -> Result<(), klamm::Error> {
         if left.is_zero() {
             break;
         }
-        let records = consumer.poll(left).await?;
+        let records = match consumer.poll(left).await {
+            Ok(records) => records,
+            // The consumer retries by itself; this says what keeps it from reading.
+            Err(e) if e.is_retriable() => {
+                eprintln!("consume: {e}");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for r in records {
             if args.count.is_some_and(|n| printed >= n) {
                 break;
@@ -122,6 +147,14 @@ async fn run(args: Args) -> Result<(), klamm::Error> {
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {

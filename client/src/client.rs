@@ -285,7 +285,7 @@ impl Client {
                     }
                     match self.connection(node, kind).await {
                         Ok(conn) => return Ok(conn),
-                        Err(e) if e.is_user_error() => return Err(e),
+                        Err(e) if e.is_user_error() || e.is_authentication_error() => return Err(e),
                         Err(e) => last_error = Some(e),
                     }
                 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::connection::ConnectionConfig;
 use crate::error::{Error, ErrorKind};
+use crate::sasl::{SaslConfig, SaslMechanism, Secret, TokenProvider};
 use crate::security::SecurityProtocol;
 use crate::tls::TlsConfig;
 
@@ -121,16 +122,21 @@ impl ClientConfig {
     /// `reconnect.backoff.ms`, `reconnect.backoff.max.ms`, `retry.backoff.ms`,
     /// `retry.backoff.max.ms`, `allow.auto.create.topics`, `send.buffer.bytes`,
     /// `receive.buffer.bytes`, `socket.nagle.disable`, `socket.keepalive.enable`,
-    /// `security.protocol`, and the TLS settings of the Java client and librdkafka:
+    /// `security.protocol`; TLS, as the Java client and librdkafka name it:
     /// `ssl.ca.location`, `ssl.ca.pem`, `ssl.certificate.location`, `ssl.certificate.pem`,
     /// `ssl.key.location`, `ssl.key.pem`, `ssl.key.password`,
     /// `ssl.endpoint.identification.algorithm`, `enable.ssl.certificate.verification`,
     /// `ssl.truststore.type` (PEM only), `ssl.truststore.location`,
     /// `ssl.truststore.certificates`, `ssl.keystore.type` (PEM only), `ssl.keystore.location`,
-    /// `ssl.keystore.certificate.chain`, `ssl.keystore.key` (see [`TlsConfig`]).
+    /// `ssl.keystore.certificate.chain`, `ssl.keystore.key` (see [`TlsConfig`]); SASL:
+    /// `sasl.mechanism` (also `sasl.mechanisms`), `sasl.username`, `sasl.password`,
+    /// `sasl.jaas.config`, `sasl.oauthbearer.config`, `enable.sasl.oauthbearer.unsecure.jwt`.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         let conn = &mut self.connection;
         if conn.tls.set(key, value)? {
+            return Ok(());
+        }
+        if conn.sasl.set(key, value)? {
             return Ok(());
         }
         match key {
@@ -155,9 +161,40 @@ impl ClientConfig {
             "socket.keepalive.enable" => {
                 conn.tcp_keepalive = parse_bool(key, value)?.then_some(Duration::from_secs(60))
             }
-            _ => return Err(config_error(format!("unknown property {key:?}"))),
+            _ => return Err(crate::suggest::unknown_property(key, Self::property_names().iter().copied())),
         }
         Ok(())
+    }
+
+    /// The property names [`ClientConfig::set`] knows (for "did you mean" hints).
+    pub fn property_names() -> &'static [&'static str] {
+        &[
+            "bootstrap.servers",
+            "metadata.broker.list",
+            "client.id",
+            "request.timeout.ms",
+            "socket.connection.setup.timeout.ms",
+            "metadata.max.age.ms",
+            "reconnect.backoff.ms",
+            "reconnect.backoff.max.ms",
+            "retry.backoff.ms",
+            "retry.backoff.max.ms",
+            "allow.auto.create.topics",
+            "send.buffer.bytes",
+            "socket.send.buffer.bytes",
+            "receive.buffer.bytes",
+            "socket.receive.buffer.bytes",
+            "security.protocol",
+            "socket.nagle.disable",
+            "socket.keepalive.enable",
+            "sasl.mechanism",
+            "sasl.mechanisms",
+            "sasl.username",
+            "sasl.password",
+            "sasl.jaas.config",
+            "sasl.oauthbearer.config",
+            "enable.sasl.oauthbearer.unsecure.jwt",
+        ]
     }
 
     /// Sets the client id sent with every request.
@@ -214,6 +251,50 @@ impl ClientConfig {
         self.retry_backoff = first;
         self.retry_backoff_max = max;
         self
+    }
+
+    /// Authenticates connections with SASL as `sasl` says; turns `security.protocol` from
+    /// PLAINTEXT to SASL_PLAINTEXT (and SSL to SASL_SSL).
+    ///
+    /// ```
+    /// use klamm::{ClientConfig, SaslConfig, SaslMechanism, SecurityProtocol};
+    ///
+    /// let config = ClientConfig::new("127.0.0.1:9092")
+    ///     .sasl(SaslConfig::scram(SaslMechanism::ScramSha512, "alice", "s3cret"));
+    /// assert_eq!(config.connection.security_protocol, SecurityProtocol::SaslPlaintext);
+    /// config.validate()?;
+    /// # Ok::<(), klamm::Error>(())
+    /// ```
+    pub fn sasl(mut self, sasl: SaslConfig) -> Self {
+        let conn = &mut self.connection;
+        conn.security_protocol = match conn.security_protocol {
+            SecurityProtocol::Plaintext => SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::Ssl => SecurityProtocol::SaslSsl,
+            other => other,
+        };
+        conn.sasl = sasl;
+        self
+    }
+
+    /// SASL PLAIN with this user name and password: [`ClientConfig::sasl`] with
+    /// [`SaslConfig::plain`].
+    pub fn sasl_plain(self, username: impl Into<String>, password: impl Into<Secret>) -> Self {
+        self.sasl(SaslConfig::plain(username, password))
+    }
+
+    /// SASL SCRAM (`mechanism` SCRAM-SHA-256 or SCRAM-SHA-512) with this user name and password.
+    pub fn sasl_scram(
+        self,
+        mechanism: SaslMechanism,
+        username: impl Into<String>,
+        password: impl Into<Secret>,
+    ) -> Self {
+        self.sasl(SaslConfig::scram(mechanism, username, password))
+    }
+
+    /// SASL OAUTHBEARER with tokens from `provider` (see [`TokenProvider`]).
+    pub fn sasl_oauthbearer(self, provider: impl TokenProvider) -> Self {
+        self.sasl(SaslConfig::oauthbearer(provider))
     }
 
     /// Sets whether Metadata requests may create missing topics.

@@ -26,19 +26,23 @@
 //!
 //! Requests without a response (Produce with acks=0) are answered locally once written.
 //!
+//! With `SASL_PLAINTEXT` or `SASL_SSL`, the connection authenticates right after ApiVersions
+//! (the `sasl` module runs the exchange and schedules re-authentication); while it
+//! re-authenticates, new requests wait behind a gate that it holds.
+//!
 //! Transport: a plaintext connection splits its `TcpStream` into owned halves (no lock between
 //! reader and writer); a TLS connection splits the tokio-rustls stream with `tokio::io::split`
 //! (the two halves share the TLS session behind a lock). The halves are generic, so the
 //! plaintext path pays nothing for TLS. The TLS handshake runs within the connect timeout;
 //! the certificates are set up in [`crate::tls`].
 //!
-//! Not here: reconnects (the [`Client`](crate::Client) makes a new connection) and SASL.
+//! Not here: reconnects (the [`Client`](crate::Client) makes a new connection).
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -47,10 +51,11 @@ use klamm_protocol::header::DEFAULT_MAX_FRAME;
 use klamm_protocol::{decode_response, encode_request, frame_len, ApiKey, ErrorCode, Message, Request};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedRwLockWriteGuard, OwnedSemaphorePermit, RwLock, Semaphore};
 use tracing::Instrument;
 
 use crate::error::{Error, ErrorKind};
+use crate::sasl::SaslConfig;
 use crate::security::SecurityProtocol;
 use crate::tls::{self, TlsConfig, TlsFailure};
 
@@ -81,6 +86,8 @@ pub struct ConnectionConfig {
     pub recv_buffer_size: Option<u32>,
     /// Whether connections use TLS and SASL (`security.protocol`). Default: plaintext.
     pub security_protocol: SecurityProtocol,
+    /// How connections authenticate when `security_protocol` uses SASL (`sasl.*`).
+    pub sasl: SaslConfig,
     /// Certificates and checks of TLS connections (`ssl.*`); used when `security_protocol`
     /// is SSL or SASL_SSL. Default: the system's roots, host names verified.
     pub tls: TlsConfig,
@@ -99,6 +106,7 @@ impl Default for ConnectionConfig {
             send_buffer_size: None,
             recv_buffer_size: None,
             security_protocol: SecurityProtocol::Plaintext,
+            sasl: SaslConfig::default(),
             tls: TlsConfig::default(),
         }
     }
@@ -117,10 +125,7 @@ impl ConnectionConfig {
             return bad("timeouts must be longer than zero");
         }
         if self.security_protocol.uses_sasl() {
-            return bad(&format!(
-                "security.protocol {} is not supported by this build yet; only PLAINTEXT and SSL are",
-                self.security_protocol
-            ));
+            self.sasl.validate()?;
         }
         if self.security_protocol.uses_tls() {
             // Reads the certificates and keys now, so a bad file fails the constructor.
@@ -170,6 +175,9 @@ struct Handle {
     state: Arc<State>,
     /// The broker's range per API key, set once negotiation is done.
     versions: OnceLock<HashMap<i16, (i16, i16)>>,
+    /// With SASL: requests take it shared until they are queued; re-authentication takes it
+    /// exclusively, so that nothing but its own requests is written meanwhile (KIP-368).
+    gate: Option<Arc<RwLock<()>>>,
 }
 
 /// What the connection task and the handles share.
@@ -206,6 +214,11 @@ impl Connection {
     ///
     /// Fails with [`ErrorKind::Connect`] when no address of `addr` accepts a connection within
     /// [`ConnectionConfig::connect_timeout`].
+    ///
+    /// With SASL (`security_protocol` SASL_PLAINTEXT), it then authenticates as
+    /// [`ConnectionConfig::sasl`] says, before it returns, and re-authenticates for as long as
+    /// it lives when the broker bounds the session. Fails with [`ErrorKind::Authentication`]
+    /// when the broker refuses.
     pub async fn connect(addr: &str, config: ConnectionConfig) -> Result<Connection, Error> {
         config.validate()?;
         let stream = open(addr, &config).await?;
@@ -231,11 +244,17 @@ impl Connection {
                 next_correlation_id: AtomicI32::new(0),
                 state,
                 versions: OnceLock::new(),
+                gate: config.security_protocol.uses_sasl().then(|| Arc::new(RwLock::new(()))),
             }),
         };
-        let versions = conn.negotiate().instrument(span).await?;
+        let versions = conn.negotiate().instrument(span.clone()).await?;
         // Only this function sets the versions, once.
         let _ = conn.inner.versions.set(versions);
+        if config.security_protocol.uses_sasl() {
+            if let Some(lifetime) = crate::sasl::authenticate(&conn, &config.sasl).instrument(span).await? {
+                crate::sasl::schedule_reauthentication(&conn, config.sasl, lifetime);
+            }
+        }
         Ok(conn)
     }
 
@@ -351,6 +370,36 @@ impl Connection {
         })
     }
 
+    /// Sends a SaslHandshake or SaslAuthenticate request past the gate (the authentication
+    /// holds it, or nothing else is sent yet) and waits for its response.
+    pub(crate) async fn send_authentication<R: Request>(
+        &self,
+        version: i16,
+        request: &R,
+    ) -> Result<R::Response, Error> {
+        let deadline = tokio::time::Instant::now() + self.inner.request_timeout;
+        let (correlation_id, response) = self.queue(version, request, false, deadline, false).await?;
+        let frame = self.wait_raw(correlation_id, response, deadline).await?;
+        let (header, body) = decode_response::<R::Response>(frame, version)
+            .map_err(|e| Error::at(ErrorKind::Decode(e), self.inner.addr))?;
+        check_correlation(correlation_id, header.correlation_id, self.inner.addr)?;
+        Ok(body)
+    }
+
+    /// Holds back new requests until the guard is dropped (once those being queued are
+    /// written). `None` without SASL.
+    pub(crate) async fn pause_requests(&self) -> Option<OwnedRwLockWriteGuard<()>> {
+        match &self.inner.gate {
+            Some(gate) => Some(Arc::clone(gate).write_owned().await),
+            None => None,
+        }
+    }
+
+    /// A reference that does not keep the connection open.
+    pub(crate) fn downgrade(&self) -> WeakConnection {
+        WeakConnection(Arc::downgrade(&self.inner))
+    }
+
     /// Encodes the request, takes an in-flight slot and hands the frame to the writer.
     async fn submit_raw<R: Request>(
         &self,
@@ -358,6 +407,18 @@ impl Connection {
         request: &R,
         no_response: bool,
         deadline: tokio::time::Instant,
+    ) -> Result<(i32, oneshot::Receiver<Result<Bytes, Error>>), Error> {
+        self.queue(version, request, no_response, deadline, true).await
+    }
+
+    /// [`submit_raw`](Self::submit_raw), passing the gate only when `gated`.
+    async fn queue<R: Request>(
+        &self,
+        version: i16,
+        request: &R,
+        no_response: bool,
+        deadline: tokio::time::Instant,
+        gated: bool,
     ) -> Result<(i32, oneshot::Receiver<Result<Bytes, Error>>), Error> {
         let inner = &self.inner;
         if let Some(cause) = inner.state.cause.get() {
@@ -369,6 +430,12 @@ impl Connection {
         encode_request(&mut frame, correlation_id, inner.client_id.as_deref(), version, request)
             .map_err(|e| Error::at(ErrorKind::Encode(e), inner.addr))?;
         let queue = async {
+            // The gate before the slot: a request waiting at the gate must not hold a slot that
+            // the re-authentication needs.
+            let _gate = match &inner.gate {
+                Some(gate) if gated => Some(gate.read().await),
+                _ => None,
+            };
             let permit = Arc::clone(&inner.in_flight).acquire_owned().await.map_err(|_| self.closed())?;
             let (reply, response) = oneshot::channel();
             let waiter = Waiter { reply, _permit: permit };
@@ -463,6 +530,16 @@ impl Connection {
             ErrorKind::UnsupportedVersion { api_key: ApiKey::API_VERSIONS, broker_range: None },
             self.inner.addr,
         ))
+    }
+}
+
+/// A [`Connection`] that does not keep the connection open (for its re-authentication task).
+pub(crate) struct WeakConnection(Weak<Handle>);
+
+impl WeakConnection {
+    /// The connection, while some handle still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Connection> {
+        self.0.upgrade().map(|inner| Connection { inner })
     }
 }
 

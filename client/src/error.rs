@@ -82,6 +82,11 @@ pub enum ErrorKind {
         /// The first offset at which the leader's log differs from what was read.
         diverging_offset: i64,
     },
+    /// SASL authentication failed: a wrong password or unknown user, a mechanism the broker
+    /// does not enable on the listener, a SASL client on a listener without SASL, a server
+    /// whose SCRAM signature does not match. The explanation (the broker's message, when it
+    /// sent one) is the error's source. Not retriable: the same credentials fail again.
+    Authentication,
     /// A TLS connection could not be set up: the broker's certificate is not trusted or does
     /// not match its host, the broker refused the client's certificate, the two sides do not
     /// agree on TLS at all (one of them is plaintext), or a certificate or key cannot be used.
@@ -172,6 +177,25 @@ impl Error {
         }
     }
 
+    /// Whether authentication failed ([`ErrorKind::Authentication`], or the broker's
+    /// SASL_AUTHENTICATION_FAILED): the credentials or the mechanism must change before a retry
+    /// can succeed.
+    ///
+    /// ```
+    /// use klamm::{Error, ErrorKind};
+    ///
+    /// let e = Error::with_message(ErrorKind::Authentication, "Invalid username or password");
+    /// assert!(e.is_authentication_error());
+    /// assert!(!e.is_retriable());
+    /// ```
+    pub fn is_authentication_error(&self) -> bool {
+        match self.inner.kind {
+            ErrorKind::Authentication => true,
+            ErrorKind::Broker(code) => code == ErrorCode::SASL_AUTHENTICATION_FAILED,
+            _ => false,
+        }
+    }
+
     /// Whether the error is a misuse of the API or an invalid configuration. TLS failures
     /// ([`ErrorKind::Tls`]) count, except a handshake the broker hung up on: certificates that
     /// are not trusted, do not match or do not load are settings to fix, so the client stops
@@ -218,6 +242,7 @@ impl fmt::Display for Error {
                 f,
                 "log truncated below the position {position} (the logs diverge at {diverging_offset})"
             )?,
+            ErrorKind::Authentication => f.write_str("authentication failed")?,
             ErrorKind::Tls(failure @ TlsFailure::HandshakeInterrupted) => write!(f, "TLS: {failure}")?,
             ErrorKind::Tls(failure) => {
                 write!(f, "TLS: {failure}; retrying will not help until the certificates or settings change")?

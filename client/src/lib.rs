@@ -14,10 +14,22 @@
 //!   per broker and traffic kind, reconnecting with backoff. [`ClientConfig`] and the role
 //!   configs accept Kafka property names and `KAFKA_BROKERS`.
 //! - [`Connection`]: one broker connection with API version negotiation and pipelining.
-//! - [`Error`]: with [`Error::kind`], [`Error::is_retriable`] and [`Error::code`].
+//! - [`Error`]: with [`Error::kind`], [`Error::is_retriable`] and [`Error::code`]
+//!   ([`ErrorCode`]). The consumers return retriable errors as reports of what keeps them from
+//!   reading (no broker at an address, a missing topic) while they keep retrying: see
+//!   [`Consumer::poll`].
+//! - [`Header`], [`TimestampType`], [`Bytes`]: the parts of records, shared by
+//!   [`ProducerRecord`] and [`ConsumerRecord`] (`ProducerRecord::from(&consumed)` forwards one).
+//! - [`suggest`], [`UnknownProperty`]: a misspelled property fails at once with a "did you
+//!   mean" hint.
 //!
-//! What this crate is not: consumer groups live in `klamm-group`, on top of it; there is no
-//! SASL yet. TLS ([`TlsConfig`], `security.protocol=SSL`) is in; see `docs/security.md`.
+//! Logs go through `tracing`: WARN for what keeps the client from progress, DEBUG for the
+//! protocol. The repository's README has a "Using Klamm as a library" section with every
+//! piece put together (Cargo lines, producer, consumers, groups, logs).
+//!
+//! What this crate is not: consumer groups live in `klamm-group`, on top of it. How
+//! connections are secured is chosen by `security.protocol` ([`SecurityProtocol`]): TLS
+//! ([`TlsConfig`]) and SASL ([`SaslConfig`]); see `docs/security.md`.
 //!
 //! Cargo features: `zstd` (default) compresses with the C libzstd; `ring` (default) gives TLS
 //! its cryptography from `ring`; build with `default-features = false, features = ["pure-rust"]`
@@ -42,6 +54,7 @@ mod admin;
 mod admin_elect;
 mod admin_groups;
 mod admin_offsets;
+mod admin_scram;
 mod client;
 mod config;
 mod connection;
@@ -51,7 +64,9 @@ mod metadata;
 pub mod partitioner;
 mod producer;
 mod random;
+mod sasl;
 mod security;
+mod suggest;
 mod tls;
 
 pub use admin::{
@@ -61,6 +76,9 @@ pub use admin::{
 pub use admin_elect::ElectionType;
 pub use admin_groups::{GroupDescription, GroupListing, MemberDescription, COORDINATOR_ATTEMPTS};
 pub use admin_offsets::{ListedOffset, OffsetSpec, PartitionResults, LEADER_ATTEMPTS};
+pub use admin_scram::{ScramCredentialChange, ScramCredentialInfo, DEFAULT_SCRAM_ITERATIONS};
+/// The byte buffer keys, values and headers are held in (from the `bytes` crate).
+pub use bytes::Bytes;
 pub use client::{Client, ConnectionKind};
 pub use config::{ClientConfig, BROKERS_ENV};
 pub use connection::{Connection, ConnectionConfig, PendingResponse};
@@ -70,9 +88,15 @@ pub use consumer::{
 pub use error::{Error, ErrorKind};
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;
+pub use klamm_protocol::records::{Header, TimestampType};
+pub use klamm_protocol::ErrorCode;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{
     Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TopicName,
 };
+pub use sasl::{
+    OAuthBearerToken, SaslConfig, SaslMechanism, Secret, TokenFuture, TokenProvider, UnsecuredJwt,
+};
 pub use security::SecurityProtocol;
+pub use suggest::{suggest, unknown_property, UnknownProperty};
 pub use tls::{Pem, TlsConfig, TlsFailure};

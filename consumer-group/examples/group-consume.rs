@@ -10,13 +10,18 @@
 //! ```
 //!
 //! `--property` sets any Kafka property of the group consumer (`session.timeout.ms`,
-//! `group.instance.id`, `fetch.max.wait.ms`, ...); the flags win over it.
+//! `group.instance.id`, `fetch.max.wait.ms`, ...); the flags win over it. The defaults include
+//! `allow.auto.create.topics=false`: subscribing should not create a topic.
+//! `--property group.protocol=consumer` joins with the KIP-848 protocol, where the broker
+//! assigns (`group.remote.assignor`) and `--assignor` does not apply.
 //!
 //! Commits after every N records (default 1000) and before partitions are revoked. Stops
 //! after `--count` records, or when nothing arrived for MS milliseconds (default 10000), or on
 //! SIGINT/SIGTERM; then commits what it printed and leaves the group. Partitions with no
 //! committed offset start at the beginning. Exits with status 1 and a message on a failure, 2
-//! on a usage error.
+//! on a usage error. Retriable errors from `poll` (no broker at the address, a subscribed topic
+//! that does not exist, a group that does not become stable) are printed on stderr and the
+//! member goes on; the client's warnings go to stderr too (`RUST_LOG`, default `warn`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -112,8 +117,10 @@ impl RebalanceListener for Printer {
 }
 
 async fn run(args: Args) -> Result<(), klamm::Error> {
-    let mut config =
-        GroupConfig::new(&args.brokers, &args.group).consumer(|c| c.auto_offset_reset(OffsetReset::Earliest));
+    let mut config = GroupConfig::new(&args.brokers, &args.group).consumer(|mut c| {
+        c.client = c.client.allow_auto_create_topics(false);
+        c.auto_offset_reset(OffsetReset::Earliest)
+    });
     for (key, value) in &args.properties {
         config.set(key, value)?;
     }
@@ -130,7 +137,15 @@ async fn run(args: Args) -> Result<(), klamm::Error> {
             break;
         }
         let records = tokio::select! {
-            records = consumer.poll(left) => records?,
+            records = consumer.poll(left) => match records {
+                Ok(records) => records,
+                // The member retries by itself; this says what keeps it from progress.
+                Err(e) if e.is_retriable() => {
+                    eprintln!("group-consume: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
             () = &mut stop => break,
         };
         let mut out = std::io::stdout().lock();
@@ -213,6 +228,14 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {

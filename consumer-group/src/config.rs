@@ -60,6 +60,47 @@ pub struct GroupConfig {
     pub api_timeout: Duration,
     /// `client.rack`, sent in the subscription. Default: none.
     pub client_rack: Option<String>,
+    /// `group.protocol`: the classic protocol (JoinGroup/SyncGroup, assignment by the group's
+    /// leader) or the KIP-848 `consumer` protocol (ConsumerGroupHeartbeat, assignment by the
+    /// broker). Default: classic.
+    pub group_protocol: GroupProtocol,
+    /// `group.remote.assignor`: the broker-side assignor of the `consumer` protocol
+    /// (`uniform` or `range` on Apache Kafka). Default: none, the broker's default.
+    pub remote_assignor: Option<String>,
+}
+
+/// The group membership protocol (`group.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// JoinGroup, SyncGroup and Heartbeat; a member of the group (its leader) assigns the
+    /// partitions with the assignors of `partition.assignment.strategy`.
+    #[default]
+    Classic,
+    /// KIP-848: ConsumerGroupHeartbeat; the broker assigns (`group.remote.assignor`) and
+    /// moves partitions member by member, without stopping the group. Apache Kafka 4.0+.
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// The property value: `classic` or `consumer`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
+impl std::str::FromStr for GroupProtocol {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "classic" => Ok(GroupProtocol::Classic),
+            "consumer" => Ok(GroupProtocol::Consumer),
+            _ => Err(config_error(format!("group.protocol: {s:?} is not classic or consumer"))),
+        }
+    }
 }
 
 impl std::fmt::Debug for GroupConfig {
@@ -74,6 +115,8 @@ impl std::fmt::Debug for GroupConfig {
             .field("assignors", &self.assignor_names())
             .field("enable_auto_commit", &self.enable_auto_commit)
             .field("auto_commit_interval", &self.auto_commit_interval)
+            .field("group_protocol", &self.group_protocol)
+            .field("remote_assignor", &self.remote_assignor)
             .finish()
     }
 }
@@ -92,6 +135,8 @@ impl Default for GroupConfig {
             auto_commit_interval: Duration::from_secs(5),
             api_timeout: Duration::from_secs(60),
             client_rack: None,
+            group_protocol: GroupProtocol::Classic,
+            remote_assignor: None,
         }
     }
 }
@@ -121,7 +166,12 @@ impl GroupConfig {
     /// `session.timeout.ms`, `heartbeat.interval.ms`, `max.poll.interval.ms`,
     /// `partition.assignment.strategy` (names, or the Java class names of the three built-in
     /// assignors), `enable.auto.commit`, `auto.commit.interval.ms`, `default.api.timeout.ms`,
-    /// `client.rack`. Every other name goes to [`ConsumerConfig::set`].
+    /// `client.rack`, `group.protocol` (`classic` or `consumer`), `group.remote.assignor`.
+    /// Every other name goes to [`ConsumerConfig::set`].
+    ///
+    /// With `group.protocol=consumer`, the broker owns the session timeout, the heartbeat
+    /// interval and the assignor: `session.timeout.ms`, `heartbeat.interval.ms` and
+    /// `partition.assignment.strategy` are accepted and not used.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         match key {
             "group.id" => self.group_id = value.trim().to_string(),
@@ -149,9 +199,39 @@ impl GroupConfig {
                 let v = value.trim();
                 self.client_rack = (!v.is_empty()).then(|| v.to_string());
             }
-            _ => return self.consumer.set(key, value),
+            "group.protocol" => self.group_protocol = value.parse()?,
+            "group.remote.assignor" => {
+                let v = value.trim();
+                self.remote_assignor = (!v.is_empty()).then(|| v.to_string());
+            }
+            _ => {
+                return self.consumer.set(key, value).map_err(|e| match klamm::UnknownProperty::of(&e) {
+                    Some(u) => klamm::unknown_property(u.name(), Self::property_names()),
+                    None => e,
+                })
+            }
         }
         Ok(())
+    }
+
+    /// The property names [`GroupConfig::set`] knows, the consumer's and the client's included
+    /// (for "did you mean" hints).
+    pub fn property_names() -> Vec<&'static str> {
+        let own = [
+            "group.id",
+            "group.instance.id",
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+            "max.poll.interval.ms",
+            "partition.assignment.strategy",
+            "enable.auto.commit",
+            "auto.commit.interval.ms",
+            "default.api.timeout.ms",
+            "client.rack",
+            "group.protocol",
+            "group.remote.assignor",
+        ];
+        own.into_iter().chain(ConsumerConfig::property_names()).collect()
     }
 
     /// Sets the static member id (`group.instance.id`).
@@ -193,6 +273,18 @@ impl GroupConfig {
         let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
         self.assignors = assignors_by_name(&names)?;
         Ok(self)
+    }
+
+    /// Sets `group.protocol`.
+    pub fn group_protocol(mut self, protocol: GroupProtocol) -> Self {
+        self.group_protocol = protocol;
+        self
+    }
+
+    /// Sets `group.remote.assignor` (`consumer` protocol only).
+    pub fn remote_assignor(mut self, name: impl Into<String>) -> Self {
+        self.remote_assignor = Some(name.into());
+        self
     }
 
     /// Turns auto-commit on (every `interval`, and before partitions are revoked).
@@ -280,6 +372,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_listed_name_is_known_and_a_typo_gets_a_hint() {
+        for name in GroupConfig::property_names() {
+            let e = GroupConfig::new("h:1", "g").set(name, "?").err();
+            assert!(e.as_ref().and_then(klamm::UnknownProperty::of).is_none(), "{name}: {e:?}");
+        }
+        for (typo, meant) in [
+            ("group.idd", "group.id"),
+            ("session.timout.ms", "session.timeout.ms"),
+            ("max.poll.record", "max.poll.records"),
+            ("bootstrap.server", "bootstrap.servers"),
+        ] {
+            let e = GroupConfig::new("h:1", "g").set(typo, "1").unwrap_err();
+            let hint = klamm::UnknownProperty::of(&e).and_then(|u| u.suggestion());
+            assert_eq!(hint, Some(meant), "{e}");
+            assert!(e.to_string().contains(&format!("did you mean {meant:?}?")), "{e}");
+        }
+    }
+
+    #[test]
     fn invalid_values_name_the_property() {
         let cases = [
             ("session.timeout.ms", "soon"),
@@ -311,5 +422,21 @@ mod tests {
         .unwrap();
         assert_eq!(c.assignor_names(), ["range", "roundrobin"]);
         assert!(!c.enable_auto_commit, "auto-commit is off unless asked for");
+    }
+
+    #[test]
+    fn group_protocol_and_remote_assignor_by_property() {
+        let c = GroupConfig::from_properties([("group.id", "g")]).unwrap();
+        assert_eq!(c.group_protocol, GroupProtocol::Classic, "classic unless asked for");
+        let c = GroupConfig::from_properties([
+            ("group.id", "g"),
+            ("group.protocol", "CONSUMER"),
+            ("group.remote.assignor", "range"),
+        ])
+        .unwrap();
+        assert_eq!(c.group_protocol, GroupProtocol::Consumer);
+        assert_eq!(c.remote_assignor.as_deref(), Some("range"));
+        let e = GroupConfig::from_properties([("group.protocol", "next")]).unwrap_err();
+        assert!(e.to_string().contains("group.protocol"), "{e}");
     }
 }

@@ -21,13 +21,25 @@ use klamm::{Client, Consumer, ConsumerRecord, Error, ErrorKind, Offset, TopicPar
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::config::GroupConfig;
+use crate::committer::{after_each_partition, Committer, ConsumedOffsets};
+use crate::config::{GroupConfig, GroupProtocol};
+use crate::consumer_driver;
+use crate::consumer_membership::{ConsumerMembership, ConsumerMembershipConfig, Subscription};
 use crate::coordinator::{self, GroupShared};
+use crate::member::Member;
 use crate::membership::{leave_request_at, GroupEvent, MemberState, Membership, MembershipConfig};
 use crate::offsets::{self, NextOffset};
+use crate::stall::GroupStall;
 
 /// What the application does when the group moves partitions. Every method has an empty
-/// default; each gets a [`RebalanceHandle`] to commit and seek with.
+/// default; each gets a [`RebalanceHandle`] to commit and seek with. The methods are called
+/// from inside [`GroupConsumer::poll`] (or while its stream is read).
+///
+/// Empty lists: `on_revoked` and `on_lost` are only called with partitions. `on_assigned` is
+/// called once after every rebalance the member completes, with an empty list when the
+/// rebalance gave it nothing new (as the Java client calls `onPartitionsAssigned`): that call
+/// says the member is in the new generation, which a listener may want to know (to commit
+/// with it, or to see that a rejoin finished); ignore an empty list if not.
 ///
 /// ```
 /// use klamm_group::{NextOffset, RebalanceHandle, RebalanceListener};
@@ -89,7 +101,7 @@ impl RebalanceListener for NoListener {}
 pub struct RebalanceHandle<'c> {
     shared: &'c GroupShared,
     consumer: &'c mut Consumer,
-    consumed: &'c mut HashMap<TopicPartition, NextOffset>,
+    consumed: &'c ConsumedOffsets,
 }
 
 impl<'c> RebalanceHandle<'c> {
@@ -105,10 +117,7 @@ impl<'c> RebalanceHandle<'c> {
     /// Commits, for each of `partitions`, the offset after the last record
     /// [`GroupConsumer::poll`] handed out (partitions with none are skipped).
     pub async fn commit_consumed(&mut self, partitions: &[TopicPartition]) -> Result<(), Error> {
-        let offsets: Vec<_> = partitions
-            .iter()
-            .filter_map(|tp| self.consumed.get(tp).map(|n| (tp.clone(), n.clone())))
-            .collect();
+        let offsets = self.consumed.of(partitions);
         offsets::commit(self.shared, &offsets, self.shared.config.api_timeout).await
     }
 
@@ -145,7 +154,7 @@ impl<'c> RebalanceHandle<'c> {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use klamm_group::{GroupConfig, GroupConsumer, NextOffset};
+/// use klamm_group::{GroupConfig, GroupConsumer};
 ///
 /// # async fn example() -> Result<(), klamm::Error> {
 /// let config = GroupConfig::new("127.0.0.1:9092", "billing")
@@ -157,9 +166,8 @@ impl<'c> RebalanceHandle<'c> {
 ///     for record in &records {
 ///         println!("{} {} {:?}", record.partition, record.offset, record.value);
 ///     }
-///     if let Some(last) = records.last() {
-///         consumer.commit([(last.topic_partition(), NextOffset::after(last))]).await?;
-///     }
+///     // Each partition of the batch, up to its last record.
+///     consumer.commit_records(&records).await?;
 /// #   break;
 /// }
 /// consumer.close(Duration::from_secs(10)).await?;
@@ -171,13 +179,21 @@ pub struct GroupConsumer<L: RebalanceListener = NoListener> {
     consumer: Option<Consumer>,
     task: Option<JoinHandle<()>>,
     listener: L,
-    /// Per partition, the offset after the last record handed out.
-    consumed: HashMap<TopicPartition, NextOffset>,
+    /// Per partition, the offset after the last record handed out (shared with committers).
+    consumed: ConsumedOffsets,
     /// Partitions assigned whose committed offsets could not be read yet.
     pending_assignment: Vec<TopicPartition>,
     next_auto_commit: Instant,
     fatal: Option<Error>,
     closed: bool,
+    /// What keeps the member from progress, reported by `poll`.
+    stall: GroupStall,
+    /// The membership event being handled (taken from the membership, not yet done).
+    in_progress: Option<GroupEvent>,
+    /// Records a `poll_batch` gathered and has not returned yet (handed out, for commits).
+    gathered: Vec<ConsumerRecord>,
+    /// An error a `poll_batch` met after gathering records: returned by the next call.
+    deferred: Option<Error>,
 }
 
 impl GroupConsumer<NoListener> {
@@ -195,19 +211,36 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         let client = Client::new(config.consumer.client.clone())?;
         let consumer = Consumer::with_client(client.clone(), config.consumer.clone())?;
         let now = Instant::now();
-        let membership = Membership::new(
-            MembershipConfig {
-                group_id: config.group_id.clone(),
-                group_instance_id: config.group_instance_id.clone(),
-                session_timeout: config.session_timeout,
-                max_poll_interval: config.max_poll_interval,
-                heartbeat_interval: config.heartbeat_interval,
-                retry_backoff: config.consumer.client.retry_backoff,
-                assignors: config.assignors.clone(),
-                rack: config.client_rack.clone(),
-            },
-            now,
-        );
+        let membership = match config.group_protocol {
+            GroupProtocol::Classic => Member::Classic(Membership::new(
+                MembershipConfig {
+                    group_id: config.group_id.clone(),
+                    group_instance_id: config.group_instance_id.clone(),
+                    session_timeout: config.session_timeout,
+                    max_poll_interval: config.max_poll_interval,
+                    heartbeat_interval: config.heartbeat_interval,
+                    retry_backoff: config.consumer.client.retry_backoff,
+                    assignors: config.assignors.clone(),
+                    rack: config.client_rack.clone(),
+                },
+                now,
+            )),
+            GroupProtocol::Consumer => Member::Consumer(ConsumerMembership::new(
+                ConsumerMembershipConfig {
+                    group_id: config.group_id.clone(),
+                    member_id: consumer_driver::new_member_id(),
+                    group_instance_id: config.group_instance_id.clone(),
+                    rack: config.client_rack.clone(),
+                    max_poll_interval: config.max_poll_interval,
+                    session_timeout: config.session_timeout,
+                    heartbeat_interval: config.heartbeat_interval,
+                    retry_backoff: config.consumer.client.retry_backoff,
+                    remote_assignor: config.remote_assignor.clone(),
+                },
+                now,
+            )),
+        };
+        let protocol = config.group_protocol;
         let next_auto_commit = now + config.auto_commit_interval;
         let shared = Arc::new(GroupShared {
             client,
@@ -219,18 +252,28 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             done: Notify::new(),
             pattern: Mutex::new(None),
             commit_order: Default::default(),
+            problem: Mutex::new(None),
+            missing_topics: Mutex::new(Default::default()),
+            refused_topics: Mutex::new(Default::default()),
         });
-        let task = tokio::spawn(coordinator::run(Arc::clone(&shared)));
+        let task = match protocol {
+            GroupProtocol::Classic => tokio::spawn(coordinator::run(Arc::clone(&shared))),
+            GroupProtocol::Consumer => tokio::spawn(consumer_driver::run(Arc::clone(&shared))),
+        };
         Ok(GroupConsumer {
             shared,
             consumer: Some(consumer),
             task: Some(task),
             listener,
-            consumed: HashMap::new(),
+            consumed: ConsumedOffsets::default(),
             pending_assignment: Vec::new(),
             next_auto_commit,
             fatal: None,
             closed: false,
+            stall: GroupStall::default(),
+            in_progress: None,
+            gathered: Vec::new(),
+            deferred: None,
         })
     }
 
@@ -248,6 +291,9 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// subscription. Topics created or deleted later are picked up within
     /// `metadata.max.age.ms`. Fails with [`ErrorKind::Config`] on an invalid pattern.
     ///
+    /// With `group.protocol=consumer` the broker matches the pattern (RE2 syntax, KIP-848)
+    /// and follows topics as they come and go; the member only sends it.
+    ///
     /// ```no_run
     /// # async fn example(consumer: &mut klamm_group::GroupConsumer) -> Result<(), klamm::Error> {
     /// consumer.subscribe_pattern("orders-.*")?; // orders-eu, orders-us, ... not preorders-x
@@ -259,7 +305,11 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         let regex = regex::Regex::new(&anchored).map_err(|e| {
             Error::with_message(ErrorKind::Config, format!("subscription pattern {pattern:?}: {e}"))
         })?;
-        *self.shared.pattern.lock().unwrap_or_else(|e| e.into_inner()) = Some(regex);
+        let sent =
+            self.shared.consumer(|m| m.subscribe(Subscription::Pattern(pattern.to_string()), Instant::now()));
+        if sent.is_none() {
+            *self.shared.pattern.lock().unwrap_or_else(|e| e.into_inner()) = Some(regex);
+        }
         self.shared.wake.notify_one();
         Ok(())
     }
@@ -268,7 +318,34 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// `Vec` when none came); at most `max.poll.records`. Rebalance listener calls happen in
     /// here. Fails when the member cannot go on (fenced, not authorized, misconfigured) and
     /// with errors about single partitions as [`Consumer::poll`] does.
+    ///
+    /// Also fails, with a retriable error ([`Error::is_retriable`]), when something has kept
+    /// the member from progress for a bounded time, while it keeps trying: the group not
+    /// stable for `klamm.stall.timeout.ms` (30 s; no broker at the address, say, which the
+    /// error names), a subscribed topic missing for `topic.metadata.propagation.max.ms` (30 s,
+    /// an UNKNOWN_TOPIC_OR_PARTITION error naming it), assigned partitions unread for the
+    /// same bounds. Warnings come in the log before. Go on polling after such an error (or
+    /// stop, if the cause will not pass); it comes again after each further bound while the
+    /// cause lasts.
+    ///
+    /// Cancel safety: cancel safe (inside `tokio::select!`, say). A poll dropped before it
+    /// returned loses no record: the records it had not returned are handed out by the next
+    /// poll. A rebalance listener call it cut short is made again, from the start, by the next
+    /// poll, so an assignment or revocation is never left half done; listeners should expect
+    /// that (a commit made twice is harmless).
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
+        // What a cancelled `poll_batch` had gathered comes first.
+        if !self.gathered.is_empty() {
+            return Ok(std::mem::take(&mut self.gathered));
+        }
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        self.poll_records(timeout).await
+    }
+
+    /// [`GroupConsumer::poll`] without the records a `poll_batch` gathered.
+    async fn poll_records(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.check_open()?;
@@ -282,15 +359,20 @@ impl<L: RebalanceListener> GroupConsumer<L> {
             }
             self.handle_events().await?;
             self.maybe_auto_commit().await;
+            if let Some(e) = self.stall.check(&self.shared, Instant::now()) {
+                return Err(e);
+            }
+            let stall_due = self.stall.next_due().map_or(deadline, |at| deadline.min(at.into()));
             let consumer = self.consumer.as_mut().expect("open consumer");
             let events = self.shared.events.notified();
             tokio::select! {
                 biased;
                 () = events => continue,
+                () = tokio::time::sleep_until(stall_due), if stall_due < deadline => continue,
                 result = consumer.poll(deadline.saturating_duration_since(tokio::time::Instant::now())) => {
                     let records = result?;
                     for r in &records {
-                        self.consumed.insert(r.topic_partition(), NextOffset::after(r));
+                        self.consumed.handed_out(r);
                     }
                     if !records.is_empty() || tokio::time::Instant::now() >= deadline {
                         return Ok(records);
@@ -302,27 +384,74 @@ impl<L: RebalanceListener> GroupConsumer<L> {
 
     /// Up to `max` records, waiting up to `timeout` for the first. Like [`GroupConsumer::poll`]
     /// with a different cap; records beyond `max` stay buffered for the next call.
+    ///
+    /// Cancel safety: cancel safe. The records gathered so far are kept in the consumer until
+    /// a call returns them, so a batch cut short (or ended by an error after some records) is
+    /// handed out by the next `poll_batch` or `poll`.
     pub async fn poll_batch(&mut self, max: usize, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
-        let mut out = Vec::with_capacity(max.min(4096));
+        if self.gathered.is_empty() {
+            if let Some(e) = self.deferred.take() {
+                return Err(e);
+            }
+        }
         let deadline = tokio::time::Instant::now() + timeout;
-        while out.len() < max {
+        while self.gathered.len() < max {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let mut got = self.poll(if out.is_empty() { left } else { Duration::ZERO }).await?;
+            let wait = if self.gathered.is_empty() { left } else { Duration::ZERO };
+            let mut got = match self.poll_records(wait).await {
+                Ok(got) => got,
+                // The records gathered first; the error comes with the next call.
+                Err(e) if !self.gathered.is_empty() => {
+                    self.deferred = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             if got.is_empty() {
                 break;
             }
-            if out.len() + got.len() > max {
+            let room = max - self.gathered.len();
+            if got.len() > room {
                 // Give back what does not fit: seek each partition to its first unreturned
                 // record, and forget those records as consumed.
-                let rest = got.split_off(max - out.len());
+                let rest = got.split_off(room);
                 self.give_back(rest)?;
             }
-            out.append(&mut got);
+            self.gathered.append(&mut got);
         }
-        Ok(out)
+        Ok(std::mem::take(&mut self.gathered))
     }
 
-    /// Records as a stream, one at a time; rebalances are handled while it is read.
+    /// Records as a stream, one at a time; rebalances are handled (and listeners called)
+    /// while it is read.
+    ///
+    /// Semantics: each item is a record or an error; an error that leaves the member able to go
+    /// on (a retriable stall report, a partition's error) is one item and the stream goes on
+    /// after it; a fatal one (fenced, closed) is the last item. The stream polls in batches of
+    /// up to `max.poll.records` and yields them one by one; a record counts as handed out
+    /// (for [`GroupConsumer::commit_consumed`] and [`Committer::commit_consumed`]) when it is
+    /// yielded. Dropping the stream puts the records it holds back, so the next poll or
+    /// stream starts with them.
+    ///
+    /// The stream borrows the consumer; commit through a [`Committer`]
+    /// ([`GroupConsumer::committer`], taken before) while it is read:
+    ///
+    /// ```no_run
+    /// use futures::StreamExt;
+    /// # async fn example(consumer: &mut klamm_group::GroupConsumer) -> Result<(), klamm::Error> {
+    /// let committer = consumer.committer();
+    /// let mut batches = consumer.stream().ready_chunks(500);
+    /// while let Some(batch) = batches.next().await {
+    ///     let records: Vec<_> = batch.into_iter().filter_map(Result::ok).collect();
+    ///     // ... process ...
+    ///     committer.commit_records(&records).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Cancel safety: dropping a pending `next()` loses no record (see
+    /// [`GroupConsumer::poll`]); an item, once yielded, is the caller's.
     pub fn stream(&mut self) -> RecordStream<'_, L> {
         RecordStream { consumer: Some(self), buffered: VecDeque::new(), pending: None }
     }
@@ -332,7 +461,8 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         self.consumer.as_ref().map(Consumer::assignment).unwrap_or_default()
     }
 
-    /// The member's current generation (-1 when not in one) and member id.
+    /// The member's current generation (-1 when not in one) and member id; with
+    /// `group.protocol=consumer`, its member epoch (0 when not in the group).
     pub fn generation(&self) -> (i32, String) {
         let m = self.shared.membership();
         (m.generation(), m.member_id().to_string())
@@ -366,6 +496,11 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// partitions is not assigned to it (any more). The commit is made in the generation of
     /// this call; partitions that a newer commit covers before a retry are left out of it, so
     /// an older offset never lands after a newer one.
+    ///
+    /// Cancel safety: dropping the future before it resolves leaves the commit sent or not,
+    /// and its outcome unknown; nothing else is affected, and the next commit of the same
+    /// partitions supersedes it. Use [`GroupConsumer::commit_async`] for a commit that must
+    /// go ahead whatever happens to the caller.
     pub async fn commit(
         &self,
         offsets: impl IntoIterator<Item = (TopicPartition, NextOffset)>,
@@ -378,38 +513,42 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// returned future is dropped; awaiting it gives the outcome. Ordered and refused as
     /// [`GroupConsumer::commit`]: a later commit of the same partition (of any kind) supersedes
     /// this one's pending retries, and this one reports `Ok` when nothing of it is left to send.
+    ///
+    /// Cancel safety: the commit runs in a task of its own; dropping the [`CommitFuture`]
+    /// only gives up its outcome.
     pub fn commit_async(
         &self,
         offsets: impl IntoIterator<Item = (TopicPartition, NextOffset)>,
     ) -> CommitFuture {
-        let offsets: Vec<_> = offsets.into_iter().collect();
-        let shared = Arc::clone(&self.shared);
-        // Its place among the member's commits and its generation are fixed now, not when the
-        // task runs.
-        let commit = offsets::Commit::new(&shared, offsets);
-        let task = tokio::spawn(async move {
-            let result = match commit {
-                Ok(commit) => commit.run(&shared, shared.config.api_timeout).await,
-                Err(e) => Err(e),
-            };
-            if let Err(e) = &result {
-                tracing::warn!(group = %shared.config.group_id, error = %e, "asynchronous commit failed");
-            }
-            result
-        });
-        CommitFuture { task }
+        commit_async(&self.shared, offsets.into_iter().collect())
     }
 
     /// Commits, for every assigned partition, the offset after the last record handed out.
+    ///
+    /// Cancel safety: as [`GroupConsumer::commit`].
     pub async fn commit_consumed(&self) -> Result<(), Error> {
         let offsets = self.consumed_offsets();
         offsets::commit(&self.shared, &offsets, self.shared.config.api_timeout).await
     }
 
+    /// Commits, for every partition among `records`, the offset after its last record there:
+    /// what to commit once a batch is processed (not only the partition of its last record).
+    ///
+    /// Cancel safety: as [`GroupConsumer::commit`].
+    pub async fn commit_records(&self, records: &[ConsumerRecord]) -> Result<(), Error> {
+        let offsets = after_each_partition(records);
+        offsets::commit(&self.shared, &offsets, self.shared.config.api_timeout).await
+    }
+
+    /// A handle that commits for this consumer while something else holds it, such as its
+    /// [`stream`](GroupConsumer::stream): see [`Committer`].
+    pub fn committer(&self) -> Committer {
+        Committer::new(Arc::clone(&self.shared), self.consumed.clone())
+    }
+
     /// The offsets [`GroupConsumer::commit_consumed`] would commit.
     pub fn consumed_offsets(&self) -> Vec<(TopicPartition, NextOffset)> {
-        let assigned = self.assignment();
-        assigned.into_iter().filter_map(|tp| self.consumed.get(&tp).map(|n| (tp, n.clone()))).collect()
+        self.consumed.of(&self.assignment())
     }
 
     /// Moves an assigned partition's position.
@@ -507,7 +646,7 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         for (tp, r) in first {
             self.consumer_mut().seek(&tp, Offset::At(r.offset))?;
             // The last record handed out of this partition is the one before `r`.
-            match self.consumed.get_mut(&tp) {
+            match self.consumed.lock().get_mut(&tp) {
                 Some(next) if next.offset() > r.offset => *next = NextOffset::new(r.offset),
                 _ => {}
             }
@@ -518,31 +657,41 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// Acts on the membership's events: assignment changes and listener calls.
     async fn handle_events(&mut self) -> Result<(), Error> {
         if !self.pending_assignment.is_empty() {
-            let pending = std::mem::take(&mut self.pending_assignment);
+            // Kept until assigned, so that a poll cancelled meanwhile leaves it for the next.
+            let pending = self.pending_assignment.clone();
             self.assign(pending).await?;
+            self.pending_assignment.clear();
         }
         loop {
-            let event = self.shared.membership().poll_event();
-            let Some(event) = event else { return Ok(()) };
+            // An event whose handling a cancelled poll cut short is handled again, from the
+            // start, before the next one: no assignment or revocation is ever half done.
+            let event = match self.in_progress.clone() {
+                Some(event) => event,
+                None => {
+                    let Some(event) = self.shared.membership().poll_event() else { return Ok(()) };
+                    self.in_progress = Some(event.clone());
+                    event
+                }
+            };
             match event {
                 GroupEvent::Assigned(partitions) => {
                     tracing::info!(partitions = ?partitions, "assigned");
-                    self.assign(partitions).await?;
+                    let assigned = self.assign(partitions).await;
+                    // On failure, `pending_assignment` holds the partitions.
+                    self.in_progress = None;
+                    assigned?;
                 }
                 GroupEvent::Revoke(partitions) => {
                     tracing::info!(partitions = ?partitions, "revoking");
                     if self.shared.config.enable_auto_commit {
-                        let offsets: Vec<_> = partitions
-                            .iter()
-                            .filter_map(|tp| self.consumed.get(tp).map(|n| (tp.clone(), n.clone())))
-                            .collect();
+                        let offsets = self.consumed.of(&partitions);
                         if let Err(e) =
                             offsets::commit(&self.shared, &offsets, self.shared.config.api_timeout).await
                         {
                             tracing::warn!(error = %e, "auto-commit before revocation failed");
                         }
                     }
-                    let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);
+                    let mut handle = handle(&self.shared, &mut self.consumer, &self.consumed);
                     self.listener.on_revoked(&mut handle, &partitions).await;
                     self.drop_partitions(&partitions);
                     self.shared.membership().revocation_done(Instant::now(), &partitions);
@@ -550,24 +699,30 @@ impl<L: RebalanceListener> GroupConsumer<L> {
                 }
                 GroupEvent::Lost(partitions) => {
                     tracing::warn!(partitions = ?partitions, "lost");
-                    let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);
+                    let mut handle = handle(&self.shared, &mut self.consumer, &self.consumed);
                     self.listener.on_lost(&mut handle, &partitions).await;
                     self.drop_partitions(&partitions);
                 }
                 GroupEvent::Fatal(e) => {
-                    let error = Error::with_message(ErrorKind::Broker(e.code), e.to_string());
+                    self.in_progress = None;
+                    let kind = match e.code {
+                        ErrorCode::SASL_AUTHENTICATION_FAILED => ErrorKind::Authentication,
+                        code => ErrorKind::Broker(code),
+                    };
+                    let error = Error::with_message(kind, e.to_string());
                     tracing::error!(error = %error, "the member cannot go on");
                     self.fatal = Some(error.clone());
                     return Err(error);
                 }
             }
+            self.in_progress = None;
         }
     }
 
     /// Adds `partitions` to the consumer at their committed offsets, then tells the listener.
     async fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<(), Error> {
         if partitions.is_empty() {
-            let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);
+            let mut handle = handle(&self.shared, &mut self.consumer, &self.consumed);
             self.listener.on_assigned(&mut handle, &[]).await;
             return Ok(());
         }
@@ -592,7 +747,7 @@ impl<L: RebalanceListener> GroupConsumer<L> {
                 consumer.seek_with_leader_epoch(tp, Offset::At(next.offset()), next.leader_epoch())?;
             }
         }
-        let mut handle = handle(&self.shared, &mut self.consumer, &mut self.consumed);
+        let mut handle = handle(&self.shared, &mut self.consumer, &self.consumed);
         self.listener.on_assigned(&mut handle, &partitions).await;
         Ok(())
     }
@@ -602,8 +757,9 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         let keep: Vec<TopicPartition> =
             consumer.assignment().into_iter().filter(|tp| !partitions.contains(tp)).collect();
         consumer.assign(keep);
+        let mut consumed = self.consumed.lock();
         for tp in partitions {
-            self.consumed.remove(tp);
+            consumed.remove(tp);
         }
     }
 
@@ -626,7 +782,7 @@ impl<L: RebalanceListener> GroupConsumer<L> {
 fn handle<'c>(
     shared: &'c GroupShared,
     consumer: &'c mut Option<Consumer>,
-    consumed: &'c mut HashMap<TopicPartition, NextOffset>,
+    consumed: &'c ConsumedOffsets,
 ) -> RebalanceHandle<'c> {
     RebalanceHandle { shared, consumer: consumer.as_mut().expect("open consumer"), consumed }
 }
@@ -639,7 +795,13 @@ impl<L: RebalanceListener> Drop for GroupConsumer<L> {
         if let Some(task) = self.task.take() {
             task.abort();
         }
-        if self.closed || self.shared.config.group_instance_id.is_some() {
+        if self.closed {
+            return;
+        }
+        if self.shared.config.group_protocol == GroupProtocol::Consumer {
+            return self.leave_on_drop();
+        }
+        if self.shared.config.group_instance_id.is_some() {
             return;
         }
         let (member_id, coordinator) = {
@@ -666,6 +828,44 @@ impl<L: RebalanceListener> Drop for GroupConsumer<L> {
             };
             let _ = tokio::time::timeout(Duration::from_secs(5), leave).await;
             client.close().await;
+        });
+    }
+}
+
+/// Starts a commit of `offsets` in a task of its own (see [`GroupConsumer::commit_async`]).
+pub(crate) fn commit_async(
+    shared: &Arc<GroupShared>,
+    offsets: Vec<(TopicPartition, NextOffset)>,
+) -> CommitFuture {
+    let shared = Arc::clone(shared);
+    // Its place among the member's commits and its generation are fixed now, not when the
+    // task runs.
+    let commit = offsets::Commit::new(&shared, offsets);
+    let task = tokio::spawn(async move {
+        let result = match commit {
+            Ok(commit) => commit.run(&shared, shared.config.api_timeout).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(group = %shared.config.group_id, error = %e, "asynchronous commit failed");
+        }
+        result
+    });
+    CommitFuture { task }
+}
+
+impl<L: RebalanceListener> GroupConsumer<L> {
+    /// A `consumer` protocol member dropped without `close`: a best-effort leave heartbeat
+    /// (epoch -1, or -2 for a static member, which keeps its place) from a detached task.
+    fn leave_on_drop(&mut self) {
+        let Some(request) = self.shared.consumer(|m| m.leave_request_now()).flatten() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let shared = Arc::clone(&self.shared);
+        runtime.spawn(async move {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), consumer_driver::heartbeat(&shared, request))
+                    .await;
+            shared.client.close().await;
         });
     }
 }
@@ -701,6 +901,21 @@ pub struct RecordStream<'a, L: RebalanceListener> {
     pending: Option<PollFuture<'a, L>>,
 }
 
+impl<L: RebalanceListener> Drop for RecordStream<'_, L> {
+    /// Puts the records it fetched but did not yield back: the consumer's next poll (or
+    /// stream) hands them out first.
+    fn drop(&mut self) {
+        if self.buffered.is_empty() {
+            return;
+        }
+        if let Some(consumer) = self.consumer.take() {
+            let rest: Vec<ConsumerRecord> = self.buffered.drain(..).collect();
+            // A partition revoked meanwhile cannot be seeked, and needs not be.
+            let _ = consumer.give_back(rest);
+        }
+    }
+}
+
 impl<'a, L: RebalanceListener + 'a> futures_core::Stream for RecordStream<'a, L> {
     type Item = Result<ConsumerRecord, Error>;
 
@@ -708,6 +923,11 @@ impl<'a, L: RebalanceListener + 'a> futures_core::Stream for RecordStream<'a, L>
         let this = &mut *self;
         loop {
             if let Some(r) = this.buffered.pop_front() {
+                // Handed out now, not when the poll returned it: `commit_consumed` commits
+                // what the stream yielded, never what it still holds.
+                if let Some(consumer) = &this.consumer {
+                    consumer.consumed.handed_out(&r);
+                }
                 return Poll::Ready(Some(Ok(r)));
             }
             if this.pending.is_none() {
@@ -725,7 +945,18 @@ impl<'a, L: RebalanceListener + 'a> futures_core::Stream for RecordStream<'a, L>
             this.pending = None;
             this.consumer = Some(consumer);
             match result {
-                Ok(records) => this.buffered.extend(records),
+                Ok(records) => {
+                    if let Some(consumer) = &this.consumer {
+                        // Back to before these records: each partition's next record to hand
+                        // out is its first one here (the earliest, as the records are in
+                        // offset order per partition).
+                        let mut consumed = consumer.consumed.lock();
+                        for r in records.iter().rev() {
+                            consumed.insert(r.topic_partition(), NextOffset::new(r.offset));
+                        }
+                    }
+                    this.buffered.extend(records)
+                }
                 Err(e) => {
                     let fatal = matches!(e.code(), Some(c) if c == ErrorCode::FENCED_INSTANCE_ID)
                         || this.consumer.as_ref().is_some_and(|c| c.fatal.is_some() || c.closed);

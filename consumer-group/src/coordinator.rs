@@ -9,17 +9,18 @@
 //! can be held by the coordinator for the whole rebalance timeout, so it is abandoned as soon
 //! as the member starts leaving.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use klamm::protocol::api::leave_group::LeaveGroupRequest;
-use klamm::{Client, ConnectionKind, Error, ErrorKind};
+use klamm::{Client, ConnectionKind, Error, ErrorCode, ErrorKind};
 use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::config::GroupConfig;
+use crate::member::Member;
 use crate::membership::{leave_request_at, Action, MemberState, Membership};
 use crate::offsets::CommitOrder;
 
@@ -27,7 +28,7 @@ use crate::offsets::CommitOrder;
 pub(crate) struct GroupShared {
     pub(crate) client: Client,
     pub(crate) config: GroupConfig,
-    pub(crate) membership: Mutex<Membership>,
+    pub(crate) membership: Mutex<Member>,
     /// Wakes the task: the machine may have something to do.
     pub(crate) wake: Notify,
     /// Wakes the consumer: the machine has an event.
@@ -41,11 +42,25 @@ pub(crate) struct GroupShared {
     pub(crate) pattern: Mutex<Option<regex::Regex>>,
     /// Keeps commits of one partition from landing out of order.
     pub(crate) commit_order: CommitOrder,
+    /// The error of the last group request that failed, cleared by one that succeeds: why
+    /// the member is not stable, for [`GroupStall`](crate::stall::GroupStall).
+    pub(crate) problem: Mutex<Option<Error>>,
+    /// Subscribed topics that do not exist, with when they were first found missing.
+    pub(crate) missing_topics: Mutex<BTreeMap<String, Instant>>,
+    /// Subscribed topics whose lookup failed for good (TOPIC_AUTHORIZATION_FAILED, say), with
+    /// the error.
+    pub(crate) refused_topics: Mutex<BTreeMap<String, Error>>,
 }
 
 impl GroupShared {
-    pub(crate) fn membership(&self) -> MutexGuard<'_, Membership> {
+    pub(crate) fn membership(&self) -> MutexGuard<'_, Member> {
         self.membership.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the classic machine; `None` for a `consumer` protocol member (whose
+    /// driver is [`consumer_driver`](crate::consumer_driver)).
+    pub(crate) fn classic<T>(&self, f: impl FnOnce(&mut Membership) -> T) -> Option<T> {
+        self.membership().classic().map(f)
     }
 }
 
@@ -65,17 +80,31 @@ async fn drive(shared: &Arc<GroupShared>) {
     // `metadata.max.age.ms` against those the assignment used. A change (partitions added, a
     // topic created or deleted) needs a new assignment.
     let mut shape_check = Instant::now() + shared.config.consumer.client.metadata_max_age;
+    // Whether the subscribed topics exist: looked up after each subscribe, then every
+    // `MISSING_TOPIC_CHECK` while one is missing, else every `metadata.max.age.ms`.
+    let mut topic_check = Instant::now();
+    let mut checked: BTreeSet<String> = BTreeSet::new();
     loop {
+        let subscription = shared.membership().subscribed_topics();
+        if subscription != checked || (!subscription.is_empty() && Instant::now() >= topic_check) {
+            let any_missing = check_topics(shared, &subscription).await;
+            checked = subscription;
+            topic_check = Instant::now()
+                + if any_missing {
+                    MISSING_TOPIC_CHECK
+                } else {
+                    shared.config.consumer.client.metadata_max_age
+                };
+        }
         if Instant::now() >= shape_check {
-            let view = {
-                let m = shared.membership();
-                m.leader_view().filter(|_| m.state() == MemberState::Stable).cloned()
-            };
+            let view = shared
+                .classic(|m| m.leader_view().filter(|_| m.state() == MemberState::Stable).cloned())
+                .flatten();
             if let Some((topics, used)) = view {
                 if let Ok(now) = partition_counts(shared, &topics).await {
                     if now != used {
                         tracing::info!(?now, ?used, "the group's topics changed; rebalancing");
-                        shared.membership().request_rejoin(Instant::now());
+                        shared.classic(|m| m.request_rejoin(Instant::now()));
                     }
                 }
             }
@@ -92,12 +121,12 @@ async fn drive(shared: &Arc<GroupShared>) {
             pattern_check = Instant::now() + shared.config.consumer.client.metadata_max_age;
         }
         let now = Instant::now();
-        let (action, next, state, has_events) = {
-            let mut m = shared.membership();
+        let step = shared.classic(|m| {
             m.handle_timeout(now);
             let action = m.poll_action(now);
             (action, m.poll_timeout(), m.state(), m.has_events())
-        };
+        });
+        let Some((action, next, state, has_events)) = step else { return };
         if has_events {
             shared.events.notify_one();
         }
@@ -113,6 +142,7 @@ async fn drive(shared: &Arc<GroupShared>) {
                     next
                 };
                 let next = Some(next.map_or(shape_check, |n| n.min(shape_check)));
+                let next = if checked.is_empty() { next } else { next.map(|n| n.min(topic_check)) };
                 match next {
                     Some(at) => {
                         let _ = tokio::time::timeout_at(at.into(), wake).await;
@@ -120,6 +150,103 @@ async fn drive(shared: &Arc<GroupShared>) {
                     None => wake.await,
                 }
             }
+        }
+    }
+}
+
+/// How often the subscribed topics are looked up again while one of them is missing.
+const MISSING_TOPIC_CHECK: Duration = Duration::from_secs(5);
+
+/// Looks up each subscribed topic, and keeps [`GroupShared::missing_topics`] up to date;
+/// returns whether one is missing. A lookup that fails for another reason changes nothing.
+async fn check_topics(shared: &GroupShared, topics: &BTreeSet<String>) -> bool {
+    let mut missing = Vec::new();
+    let mut present = Vec::new();
+    let mut refused = BTreeMap::new();
+    for topic in topics {
+        let timeout = shared.config.consumer.client.connection.request_timeout;
+        match within(timeout, shared.client.topic(topic)).await {
+            Ok(_) => present.push(topic),
+            Err(e) if e.code() == Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) => missing.push(topic),
+            Err(e) if !e.is_retriable() => {
+                refused.insert(topic.clone(), e);
+            }
+            Err(e) => tracing::debug!(topic = %topic, error = %e, "cannot look the subscribed topic up"),
+        }
+    }
+    let any_refused = !refused.is_empty();
+    let was_refused = {
+        let mut known = shared.refused_topics.lock().unwrap_or_else(|e| e.into_inner());
+        let was = !known.is_empty();
+        *known = refused;
+        was
+    };
+    if any_refused || was_refused {
+        shared.events.notify_one();
+    }
+    let now = Instant::now();
+    let mut known = shared.missing_topics.lock().unwrap_or_else(|e| e.into_inner());
+    let before = known.len();
+    let appeared = known.keys().any(|t| present.contains(&t));
+    known.retain(|t, _| topics.contains(t) && !present.contains(&t));
+    for topic in missing {
+        known.entry(topic.clone()).or_insert(now);
+    }
+    let any = !known.is_empty();
+    let changed = known.len() != before;
+    drop(known);
+    if appeared {
+        // A leader that assigned without the topic assigns again now, rather than at its next
+        // check of the topics' shape (`metadata.max.age.ms`).
+        shared.classic(|m| {
+            if m.leader_view().is_some() && m.state() == MemberState::Stable {
+                tracing::info!("a subscribed topic that was missing exists now; rebalancing");
+                m.request_rejoin(now);
+            }
+        });
+    }
+    if any || changed {
+        // The consumer's poll looks at them.
+        shared.events.notify_one();
+    }
+    any || any_refused
+}
+
+/// Like [`note`], for a response that carries an error code: a code other than those the
+/// protocol answers on its way (MEMBER_ID_REQUIRED on a first join) is the problem then.
+fn note_code<T>(shared: &GroupShared, result: &Result<T, Error>, code: impl Fn(&T) -> i16) {
+    let code = match result {
+        Ok(response) => ErrorCode(code(response)),
+        Err(_) => return note(shared, result),
+    };
+    if code.is_err() && code != ErrorCode::MEMBER_ID_REQUIRED {
+        *shared.problem.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Error::from(ErrorKind::Broker(code)));
+    } else {
+        note(shared, result);
+    }
+}
+
+/// Keeps the error of a failed request on the way to joining as the member's current problem;
+/// one that went through leaves the problem as it was (finding the coordinator again is no
+/// progress when its JoinGroup answers fail).
+fn note_failure<T>(shared: &GroupShared, result: &Result<T, Error>) {
+    if result.is_err() {
+        note(shared, result);
+    }
+}
+
+/// Keeps the error of a failed join or sync as the member's current problem; one that went
+/// through clears it.
+fn note<T>(shared: &GroupShared, result: &Result<T, Error>) {
+    let mut problem = shared.problem.lock().unwrap_or_else(|e| e.into_inner());
+    match result {
+        Ok(_) => *problem = None,
+        Err(e) => {
+            if matches!(e.kind(), ErrorKind::Connect { .. }) {
+                tracing::debug!(error = %e, "no connection for a group request");
+            }
+            *problem = Some(e.clone());
         }
     }
 }
@@ -136,7 +263,8 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
             if let Ok(node) = &result {
                 tracing::debug!(node, "found the group coordinator");
             }
-            shared.membership().handle_coordinator(Instant::now(), result);
+            note_failure(shared, &result);
+            shared.classic(|m| m.handle_coordinator(Instant::now(), result));
         }
         Action::Join(request) => {
             // The coordinator answers once the group has gathered: up to the rebalance
@@ -147,7 +275,10 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
                 conn.send_with_timeout(&request, timeout).await
             };
             tokio::select! {
-                result = join => shared.membership().handle_join(Instant::now(), result),
+                result = join => {
+                    note_code(shared, &result, |r| r.error_code);
+                    shared.classic(|m| m.handle_join(Instant::now(), result));
+                }
                 () = leaving(shared) => {
                     tracing::debug!("abandoning JoinGroup: the member is leaving");
                 }
@@ -155,15 +286,17 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
         }
         Action::FetchMetadata(topics) => {
             let result = partition_counts(shared, &topics).await;
-            shared.membership().handle_metadata(Instant::now(), result);
+            note_failure(shared, &result);
+            shared.classic(|m| m.handle_metadata(Instant::now(), result));
         }
         Action::Sync(request) => {
             let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
-            shared.membership().handle_sync(Instant::now(), result);
+            note_code(shared, &result, |r| r.error_code);
+            shared.classic(|m| m.handle_sync(Instant::now(), result));
         }
         Action::Heartbeat(request) => {
             let result = async { coordinator_connection(shared).await?.send(&request).await }.await;
-            shared.membership().handle_heartbeat(Instant::now(), result);
+            shared.classic(|m| m.handle_heartbeat(Instant::now(), result));
         }
         Action::Leave(request) => {
             let result = async {
@@ -172,7 +305,7 @@ async fn perform(shared: &Arc<GroupShared>, action: Action) {
                 conn.send_at(version, &leave_request_at(&request, version)).await
             }
             .await;
-            shared.membership().handle_leave(Instant::now(), result);
+            shared.classic(|m| m.handle_leave(Instant::now(), result));
         }
     }
     shared.events.notify_one();
@@ -198,7 +331,7 @@ async fn match_pattern(shared: &GroupShared, pattern: &regex::Regex) {
         .map(|t| t.name.clone())
         .collect();
     tracing::debug!(?topics, "pattern subscription matched");
-    shared.membership().subscribe(topics, Instant::now());
+    shared.classic(|m| m.subscribe(topics, Instant::now()));
 }
 
 /// Resolves once the member has started leaving (checked whenever the task is woken).

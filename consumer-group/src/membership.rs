@@ -523,6 +523,11 @@ impl Membership {
                     self.fail(code, "FindCoordinator", Some(e.to_string()));
                     return;
                 }
+                // The same credentials fail again: stop rather than retry forever.
+                if e.is_authentication_error() {
+                    self.fail(ErrorCode::SASL_AUTHENTICATION_FAILED, "FindCoordinator", Some(e.to_string()));
+                    return;
+                }
                 self.coordinator_retry_at = now + self.config.retry_backoff;
             }
         }

@@ -9,6 +9,9 @@
 //! Retried until the timeout: a lost connection, a coordinator that moved or is loading
 //! (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS), a request
 //! timeout, and, when reading, UNSTABLE_OFFSET_COMMIT (a transaction's commit is pending).
+//! With `group.protocol=consumer` a commit carries the member epoch (OffsetCommit v9+), the
+//! current one at each attempt, and STALE_MEMBER_EPOCH is retried with the new epoch while
+//! the member owns the partitions; FENCED_MEMBER_EPOCH is like UNKNOWN_MEMBER_ID.
 //! Not retried: the member is no longer in the generation (ILLEGAL_GENERATION,
 //! UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS, FENCED_INSTANCE_ID): the partitions may belong to
 //! someone else now, and committing for them would be wrong. The first two also tell the
@@ -275,14 +278,14 @@ impl Commit {
         shared: &GroupShared,
         offsets: Vec<(TopicPartition, NextOffset)>,
     ) -> Result<Commit, Error> {
-        let (generation, member_id) = {
+        let (generation, member_id, in_group) = {
             let m = shared.membership();
-            (m.generation(), m.member_id().to_string())
+            (m.generation(), m.member_id().to_string(), m.in_group())
         };
         if offsets.is_empty() {
             return Ok(Commit { seq: 0, generation, member_id, offsets });
         }
-        if generation < 0 {
+        if !in_group {
             return Err(refused(&CommitRefused::NotInGeneration));
         }
         let seq = shared.commit_order.claim(&offsets);
@@ -325,10 +328,12 @@ impl Commit {
             tracing::debug!(group = %shared.config.group_id, "commit superseded by a newer one; not sent");
             return Ok(());
         }
-        shared
-            .membership()
-            .check_commit(self.generation, &self.member_id, live.iter().map(|(tp, _)| tp))
-            .map_err(|r| refused(&r))?;
+        let generation = {
+            let m = shared.membership();
+            m.check_commit(self.generation, &self.member_id, live.iter().map(|(tp, _)| tp))
+                .map_err(|r| refused(&r))?;
+            m.commit_generation(self.generation)
+        };
         let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         for (tp, next) in &live {
             by_topic.entry(&tp.topic).or_default().push(OffsetCommitRequestPartition {
@@ -341,7 +346,7 @@ impl Commit {
         }
         let request = OffsetCommitRequest {
             group_id: shared.config.group_id.clone(),
-            generation_id_or_member_epoch: self.generation,
+            generation_id_or_member_epoch: generation,
             member_id: self.member_id.clone(),
             group_instance_id: shared.config.group_instance_id.clone(),
             topics: by_topic
@@ -370,6 +375,7 @@ impl Commit {
                             | ErrorCode::ILLEGAL_GENERATION
                             | ErrorCode::REBALANCE_IN_PROGRESS
                             | ErrorCode::FENCED_INSTANCE_ID
+                            | ErrorCode::FENCED_MEMBER_EPOCH
                     ) {
                         shared.membership().handle_commit_error(
                             Instant::now(),
@@ -415,6 +421,10 @@ fn retriable(e: &Error, reading: bool) -> bool {
             | ErrorCode::REQUEST_TIMED_OUT,
         ) => true,
         Some(ErrorCode::UNSTABLE_OFFSET_COMMIT) => reading,
+        // A `consumer` protocol member's epoch moved on while the commit was on its way (a
+        // reconciliation): the next attempt carries the current one, if the member still
+        // owns the partitions.
+        Some(ErrorCode::STALE_MEMBER_EPOCH) => !reading,
         Some(_) => false,
         None => e.is_retriable(),
     }

@@ -4,7 +4,12 @@
 //! client properties go through two prefixes: `KAFKA_CONSUMER_<PROP>` and
 //! `KAFKA_PRODUCER_<PROP>`, where `<PROP>` is the property name upper-cased with `.` turned into
 //! `_` (`KAFKA_PRODUCER_LINGER_MS=5` sets the producer's `linger.ms`). A bad value is a
-//! [`ErrorKind::Config`] error naming the variable, before any connection is made.
+//! [`ErrorKind::Config`] error naming the variable, before any connection is made; so is an
+//! unknown property under a prefix, with a "did you mean" hint (`KAFKA_PRODUCER_LINGER`: did
+//! you mean `KAFKA_PRODUCER_LINGER_MS`?). A `KAFKA_*` variable the engine does not read but
+//! that is close to one it does (`KAFKA_BROKER`) gets a WARN log with the hint; it is not an
+//! error, since other tools read `KAFKA_*` variables too (`KAFKA_HOME`, `KAFKA_OPTS`,
+//! `KAFKA_BROKER_ID` in a broker's container).
 //!
 //! Security settings apply to every client the engine makes (the group consumer, the
 //! dead-letter producer, the event publisher), so they have variables without a role prefix:
@@ -19,7 +24,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use klamm::{Error, ErrorKind, OffsetReset, ProducerConfig};
-use klamm_group::GroupConfig;
+use klamm_group::{GroupConfig, GroupProtocol};
 
 /// Prefix of the variables that set consumer (and group) properties.
 pub const CONSUMER_PREFIX: &str = "KAFKA_CONSUMER_";
@@ -28,6 +33,19 @@ pub const PRODUCER_PREFIX: &str = "KAFKA_PRODUCER_";
 /// The variables (a name, or a prefix ending in `_`) of security properties, which apply to
 /// the consumer and the producer alike: `security.protocol`, `ssl.*` and `sasl.*`.
 pub const SECURITY_VARIABLES: [&str; 3] = ["KAFKA_SECURITY_PROTOCOL", "KAFKA_SSL_", "KAFKA_SASL_"];
+
+/// The engine's own variables (those that set properties have the prefixes above).
+pub const VARIABLES: &[&str] = &[
+    "KAFKA_BROKERS",
+    "KAFKA_TOPIC",
+    "KAFKA_GROUP_ID",
+    "KAFKA_DLQ_TOPIC",
+    "KAFKA_MAX_RETRIES",
+    "KAFKA_RETRY_BACKOFF_MS",
+    "KAFKA_SHUTDOWN_TIMEOUT_MS",
+    "KAFKA_STATE_DIR",
+    "KAFKA_GROUP_PROTOCOL",
+];
 
 /// The longest shutdown timeout accepted (a day): deadlines are computed from it, and a
 /// shutdown that may take longer is not one.
@@ -59,7 +77,8 @@ pub struct EngineConfig {
     /// Where [`FileStorage`](crate::FileStorage) keeps workspace files (`KAFKA_STATE_DIR`,
     /// default `./state`).
     pub state_dir: PathBuf,
-    /// Consumer and group properties by Kafka name (from `KAFKA_CONSUMER_*`).
+    /// Consumer and group properties by Kafka name (from `KAFKA_CONSUMER_*`, and
+    /// `group.protocol` from `KAFKA_GROUP_PROTOCOL`, `classic` or `consumer`).
     pub consumer_properties: BTreeMap<String, String>,
     /// Producer properties by Kafka name (from `KAFKA_PRODUCER_*`).
     pub producer_properties: BTreeMap<String, String>,
@@ -196,6 +215,11 @@ impl EngineConfig {
         if let Some(d) = get("KAFKA_STATE_DIR") {
             c.state_dir = PathBuf::from(d);
         }
+        if let Some(p) = get("KAFKA_GROUP_PROTOCOL") {
+            // `classic` or `consumer` (KIP-848): the group consumer's `group.protocol`.
+            let protocol: GroupProtocol = p.parse().map_err(|e| bad("KAFKA_GROUP_PROTOCOL", e))?;
+            c.consumer_properties.insert("group.protocol".into(), protocol.name().into());
+        }
         for (k, v) in &vars {
             if let Some(suffix) = k.strip_prefix(CONSUMER_PREFIX) {
                 c.consumer_properties.insert(property_name(suffix), v.clone());
@@ -204,6 +228,9 @@ impl EngineConfig {
             } else if SECURITY_VARIABLES.iter().any(|s| k == s || (s.ends_with('_') && k.starts_with(s))) {
                 c.security_properties.insert(property_name(&k["KAFKA_".len()..]), v.clone());
             }
+        }
+        for (variable, meant) in misspelled_variables(vars.keys().map(String::as_str)) {
+            tracing::warn!("{variable} is not a variable the engine reads; did you mean {meant}?");
         }
         // Apply the properties now, so that a bad one fails here and names its variable.
         c.validate()?;
@@ -294,7 +321,7 @@ impl EngineConfig {
             g.set(k, v).map_err(|e| bad(&called, e))?;
         }
         for (k, v) in &self.consumer_properties {
-            g.set(k, v).map_err(|e| bad(&name(k), e))?;
+            g.set(k, v).map_err(|e| property_error(e, k, &name))?;
         }
         if g.enable_auto_commit {
             return Err(bad(&name("enable.auto.commit"), "the engine commits by itself; must be false"));
@@ -312,11 +339,34 @@ impl EngineConfig {
             p.set(k, v).map_err(|e| bad(&called, e))?;
         }
         for (k, v) in &self.producer_properties {
-            p.set(k, v).map_err(|e| bad(&name(k), e))?;
+            p.set(k, v).map_err(|e| property_error(e, k, &name))?;
         }
         // Checks across properties that only `Producer::new` would make otherwise.
         p.validate().map_err(|e| bad(&self.blame_with_security(&self.producer_properties, &e, &name), e))?;
         Ok(p)
+    }
+}
+
+/// The `KAFKA_*` variables among `names` that the engine does not read but that are close to
+/// one it does, each with that one.
+pub fn misspelled_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<(&'a str, &'static str)> {
+    let prefixes = [CONSUMER_PREFIX.trim_end_matches('_'), PRODUCER_PREFIX.trim_end_matches('_')];
+    names
+        .into_iter()
+        .filter(|k| k.starts_with("KAFKA_") && !VARIABLES.contains(k))
+        .filter(|k| !k.starts_with(CONSUMER_PREFIX) && !k.starts_with(PRODUCER_PREFIX))
+        .filter(|k| !SECURITY_VARIABLES.iter().any(|s| k == s || (s.ends_with('_') && k.starts_with(s))))
+        .filter_map(|k| Some((k, klamm::suggest(k, VARIABLES.iter().copied().chain(prefixes))?)))
+        .collect()
+}
+
+/// A property's error under what to call it (its variable, or its name); an unknown property's
+/// hint is given as a variable too.
+fn property_error(e: Error, property: &str, name: &impl Fn(&str) -> String) -> Error {
+    let hint = klamm::UnknownProperty::of(&e).and_then(klamm::UnknownProperty::suggestion);
+    match hint {
+        Some(meant) if !name("").is_empty() => bad(&name(property), format!("{e} (that is {})", name(meant))),
+        _ => bad(&name(property), e),
     }
 }
 
@@ -357,6 +407,25 @@ mod tests {
 
     fn vars(list: &[(&str, &str)]) -> Result<EngineConfig, Error> {
         EngineConfig::from_vars(list.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn misspelled_variables_and_properties_get_a_hint() {
+        let names = ["KAFKA_BROKER", "KAFKA_TOPICS", "KAFKA_HOME", "KAFKA_OPTS", "KAFKA_BROKERS", "PATH"];
+        assert_eq!(
+            misspelled_variables(names),
+            [("KAFKA_BROKER", "KAFKA_BROKERS"), ("KAFKA_TOPICS", "KAFKA_TOPIC")]
+        );
+        // A warning, not an error: other tools have KAFKA_* variables of their own.
+        vars(&[("KAFKA_BROKER", "h:1"), ("KAFKA_BROKER_ID", "1")]).unwrap();
+        let e = vars(&[("KAFKA_CONSUMER_FETCH_MAX_WAIT", "5")]).unwrap_err().to_string();
+        assert!(e.contains(r#"did you mean "fetch.max.wait.ms"?"#), "{e}");
+        assert!(e.contains("KAFKA_CONSUMER_FETCH_MAX_WAIT_MS"), "{e}");
+        let e = vars(&[("KAFKA_PRODUCER_LINGER", "5")]).unwrap_err().to_string();
+        assert!(e.contains("KAFKA_PRODUCER_LINGER_MS"), "{e}");
+        // Other tools' variables are theirs.
+        vars(&[("KAFKA_HOME", "/opt/kafka"), ("KAFKA_OPTS", "-Xmx1g"), ("KAFKA_HEAP_OPTS", "-Xmx1g")])
+            .unwrap();
     }
 
     #[test]
@@ -404,6 +473,9 @@ mod tests {
         assert_eq!(g.session_timeout, Duration::from_secs(6));
         let c = vars(&[("KAFKA_TOPIC", "a"), ("KAFKA_DLQ_TOPIC", "dead")]).unwrap();
         assert_eq!(c.dlq_topic, "dead");
+        assert_eq!(c.group_config().unwrap().group_protocol, GroupProtocol::Classic);
+        let c = vars(&[("KAFKA_GROUP_PROTOCOL", "consumer")]).unwrap();
+        assert_eq!(c.group_config().unwrap().group_protocol, GroupProtocol::Consumer);
     }
 
     #[test]
@@ -411,6 +483,7 @@ mod tests {
         for (var, value) in [
             ("KAFKA_MAX_RETRIES", "three"),
             ("KAFKA_MAX_RETRIES", "-1"),
+            ("KAFKA_GROUP_PROTOCOL", "newest"),
             ("KAFKA_RETRY_BACKOFF_MS", "1s"),
             ("KAFKA_SHUTDOWN_TIMEOUT_MS", "0"),
             ("KAFKA_SHUTDOWN_TIMEOUT_MS", "soon"),

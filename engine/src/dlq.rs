@@ -55,10 +55,7 @@ pub fn dead_letter_record(
     if let Some(k) = &record.key {
         out = out.key(k.clone());
     }
-    for h in &record.headers {
-        let name = String::from_utf8_lossy(&h.key).into_owned();
-        out.headers.push((name, h.value.clone()));
-    }
+    out.headers.extend(record.headers.iter().cloned());
     out.header("original-topic", record.topic.to_string())
         .header("original-partition", record.partition.to_string())
         .header("original-offset", record.offset.to_string())
@@ -117,16 +114,20 @@ mod tests {
             offset: 17,
             key: Some(Bytes::from_static(b"ws-1")),
             value: Some(Bytes::from_static(b"oops")),
-            // (Headers cannot be made outside the codec; the integration tests check they are kept.)
-            headers: Vec::new(),
+            headers: vec![klamm::Header::new("trace", "t-1"), klamm::Header::null("replayed")],
             timestamp: 0,
             timestamp_type: klamm::protocol::records::TimestampType::CreateTime,
             high_watermark: 18,
             leader_epoch: None,
         };
         let out = dead_letter_record("events.dlq", &rec, "bad", ErrorClass::Permanent, 0);
-        let headers: Vec<(String, Vec<u8>)> =
-            out.headers.iter().map(|(k, v)| (k.clone(), v.as_deref().unwrap_or(&[]).to_vec())).collect();
+        let headers: Vec<(String, Vec<u8>)> = out
+            .headers
+            .iter()
+            .map(|h| (h.key_str().unwrap().to_owned(), h.value.as_deref().unwrap_or(&[]).to_vec()))
+            .collect();
+        // The record's own headers come first, as they were (a null value stays null).
+        assert_eq!(out.headers[..2], rec.headers[..]);
         let get = |k: &str| {
             headers.iter().find(|(n, _)| n == k).map(|(_, v)| String::from_utf8(v.clone()).unwrap())
         };

@@ -54,7 +54,8 @@ mod publish;
 mod workspace;
 
 pub use config::{
-    EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, MAX_SHUTDOWN_TIMEOUT, PRODUCER_PREFIX,
+    misspelled_variables, EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, MAX_SHUTDOWN_TIMEOUT,
+    PRODUCER_PREFIX, VARIABLES,
 };
 pub use dlq::{dead_letter_record, now_rfc3339, retry_backoff, rfc3339_utc};
 pub use engine::{Engine, EngineBuilder, EngineMetrics};

@@ -274,7 +274,7 @@ mod tests {
     }
 
     fn header<'a>(e: &'a OutgoingEvent, name: &str) -> Option<&'a [u8]> {
-        e.record.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+        e.record.headers.iter().find(|h| h.key == name.as_bytes()).and_then(|h| h.value.as_deref())
     }
 
     #[tokio::test]

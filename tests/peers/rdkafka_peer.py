@@ -26,7 +26,8 @@ the offsets of what it printed before it leaves, and starts where the group's co
 say (or at the beginning / end of each partition when there are none).
 `group-member` behaves as Klamm's `group-consume` example (consumer-group/examples), so the
 harness follows the three clients in one group the same way: it subscribes to T as a member of G
-(classic protocol, partition.assignment.strategy = --assignor, earliest when nothing is
+(classic protocol with partition.assignment.strategy = --assignor unless --property
+group.protocol=consumer asks for KIP-848; earliest when nothing is
 committed, no auto-commit), prints `assigned <topic-partition,...>` after every assignment
 (possibly empty), `revoked <...>` / `lost <...>` when partitions go (only when some do), and
 `partition<TAB>offset<TAB>key<TAB>value` per record (UTF-8, lossy; `-` for null), one flushed
@@ -367,6 +368,9 @@ def group_member(args):
         }
     )
     config.update(parse_properties(args.property))
+    if str(config.get("group.protocol", "")).strip().lower() == "consumer":
+        # The broker assigns in the consumer protocol (KIP-848): --assignor is for classic.
+        config.pop("partition.assignment.strategy", None)
     consumer = Consumer(config)
     # Per (topic, partition) owned now: the offset after the last record printed.
     consumed = {}

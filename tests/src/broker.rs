@@ -374,6 +374,13 @@ impl KafkaNode<'_> {
             ("share.coordinator.state.topic.replication.factor", replication),
             ("share.coordinator.state.topic.min.isr", min_isr),
             ("group.initial.rebalance.delay.ms", "0".into()),
+            // `consumer` protocol groups (KIP-848) take their timing from the broker: members
+            // noticed gone after 10 s and heartbeating every 500 ms, as the classic tests ask
+            // of their members (the defaults, 45 s and 5 s, are also the minimums).
+            ("group.consumer.min.session.timeout.ms", "6000".into()),
+            ("group.consumer.session.timeout.ms", "10000".into()),
+            ("group.consumer.min.heartbeat.interval.ms", "500".into()),
+            ("group.consumer.heartbeat.interval.ms", "500".into()),
             // Tests write records with fixed, old timestamps; time-based retention would delete
             // them as soon as it looks.
             ("log.retention.ms", "-1".into()),

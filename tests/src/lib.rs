@@ -80,6 +80,12 @@ pub use soak::{
 };
 pub use version_cap::{cap_api_versions, VersionCap, VersionCapProxy};
 
+/// The README's code, compiled (and, where it needs no broker, run) as doc tests, so the
+/// snippets a library user copies stay in step with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeSnippets;
+
 /// The harness's error: a message for the test's panic, whatever the cause.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 

@@ -141,10 +141,24 @@ impl Pki {
         client_auth: bool,
         protocols: Option<&str>,
     ) -> BrokerBuilder {
+        self.tls_listener(builder, name, "SSL", certificate, client_auth, protocols)
+    }
+
+    /// Like [`ssl_listener`](Self::ssl_listener), with the listener's security protocol
+    /// (`SSL`, or `SASL_SSL` with the listener's SASL settings added by the caller).
+    pub fn tls_listener(
+        &self,
+        builder: BrokerBuilder,
+        name: &str,
+        security_protocol: &str,
+        certificate: BrokerCertificate,
+        client_auth: bool,
+        protocols: Option<&str>,
+    ) -> BrokerBuilder {
         let prefix = format!("listener.name.{}.", name.to_ascii_lowercase());
         let key = |k: &str| format!("{prefix}{k}");
         let mut b = builder
-            .listener(name, "SSL")
+            .listener(name, security_protocol)
             .config(&key("ssl.keystore.type"), "PEM")
             .config(&key("ssl.keystore.location"), &shown(&self.broker_keystore(certificate)))
             .config(&key("ssl.truststore.type"), "PEM")

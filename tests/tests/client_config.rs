@@ -114,7 +114,7 @@ async fn client_properties_with_bad_values_are_config_errors_naming_the_property
         ("reconnect.backoff.ms", "1s"),
         ("allow.auto.create.topics", "yes"),
         ("send.buffer.bytes", "-2"),
-        ("sasl.mechanism", "PLAIN"),
+        ("sasl.mechanism", "GSSAPI"),
         ("acks", "all"),
     ] {
         let err = ClientConfig::from_properties(properties(&bootstrap, &[(key, value)])).expect_err(key);

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use klamm::protocol::compression::Compression;
 use klamm::protocol::records::TimestampType;
 use klamm::{Acks, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, Producer, ProducerConfig};
-use klamm::{ProducerRecord, TopicPartition};
+use klamm::{Header, ProducerRecord, TopicPartition};
 use klamm_tests::{unique_topic, Broker, ConsumeOptions, NegotiatedConnection, Peer, PeerRecord};
 use klamm_tests::{Acks as PeerAcks, ProduceOptions};
 
@@ -95,7 +95,8 @@ fn producer_record(topic: &str, r: &PeerRecord) -> ProducerRecord {
     let mut p = ProducerRecord::tombstone(topic);
     p.key = r.key.clone().map(Bytes::from);
     p.value = r.value.clone().map(Bytes::from);
-    p.headers = r.headers.iter().map(|(k, v)| (k.clone(), v.clone().map(Bytes::from))).collect();
+    p.headers =
+        r.headers.iter().map(|(k, v)| Header::with_value(k.clone(), v.clone().map(Bytes::from))).collect();
     p.timestamp = r.timestamp;
     p
 }

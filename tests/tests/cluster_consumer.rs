@@ -39,7 +39,13 @@ async fn read(consumer: &mut Consumer, count: usize, within: Duration) -> Vec<Co
     let mut got = Vec::new();
     while got.len() < count {
         assert!(Instant::now() < deadline, "read {} of {count} records in {within:?}", got.len());
-        got.extend(consumer.poll(Duration::from_millis(500)).await.expect("no error while reading"));
+        // A retriable error reports a stall (a partition without a leader for longer than
+        // `klamm.stall.timeout.ms`) while the consumer keeps retrying: polling on is the answer.
+        match consumer.poll(Duration::from_millis(500)).await {
+            Ok(records) => got.extend(records),
+            Err(e) if e.is_retriable() => eprintln!("poll: {e}"),
+            Err(e) => panic!("error while reading: {e}"),
+        }
     }
     got
 }
@@ -125,7 +131,11 @@ async fn a_log_truncated_by_an_unclean_election_is_detected() {
     let deadline = Instant::now() + Duration::from_secs(60);
     while consumed.len() < 200 {
         assert!(Instant::now() < deadline, "the group read {} of 200 records", consumed.len());
-        consumed.extend(member.poll(Duration::from_millis(200)).await.unwrap());
+        match member.poll(Duration::from_millis(200)).await {
+            Ok(records) => consumed.extend(records),
+            Err(e) if e.is_retriable() => eprintln!("poll: {e}"),
+            Err(e) => panic!("error while reading: {e}"),
+        }
     }
     let last = consumed.last().unwrap();
     member.commit([(tp.clone(), NextOffset::after(last))]).await.unwrap();
@@ -173,7 +183,11 @@ async fn a_log_truncated_by_an_unclean_election_is_detected() {
             "the group read {} of 50 records after the truncation",
             resumed.len()
         );
-        resumed.extend(member.poll(Duration::from_millis(200)).await.unwrap());
+        match member.poll(Duration::from_millis(200)).await {
+            Ok(records) => resumed.extend(records),
+            Err(e) if e.is_retriable() => eprintln!("poll: {e}"),
+            Err(e) => panic!("error while reading: {e}"),
+        }
     }
     let offsets: Vec<i64> = resumed.iter().map(|r| r.offset).collect();
     assert_eq!(
@@ -192,6 +206,7 @@ async fn a_log_truncated_by_an_unclean_election_is_detected() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let error = loop {
         match strict.poll(Duration::from_millis(500)).await {
+            Err(e) if e.is_retriable() => eprintln!("poll: {e}"),
             Err(e) => break e,
             Ok(records) => {
                 assert!(

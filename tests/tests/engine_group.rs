@@ -1,6 +1,7 @@
 //! Two workspace engines in one group against Kafka: each loads only the workspaces of its
 //! partitions, and when one stops the other takes its partitions over from the workspaces'
-//! stored offsets, with every event applied exactly once in the end.
+//! stored offsets, with every event applied exactly once in the end; with either group
+//! protocol (`KAFKA_GROUP_PROTOCOL`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
@@ -20,6 +21,16 @@ const PARTITIONS: i32 = 4;
 
 #[test]
 fn two_engines_split_the_workspaces_and_one_takes_over_when_the_other_stops() {
+    split_and_take_over("classic");
+}
+
+/// The same with the KIP-848 `consumer` group protocol (`KAFKA_GROUP_PROTOCOL=consumer`).
+#[test]
+fn two_engines_split_and_take_over_with_the_consumer_group_protocol() {
+    split_and_take_over("consumer");
+}
+
+fn split_and_take_over(protocol: &str) {
     let broker = Broker::shared_kafka();
     let brokers = broker.bootstrap();
     let topic = unique_topic("engine-pair");
@@ -39,7 +50,7 @@ fn two_engines_split_the_workspaces_and_one_takes_over_when_the_other_stops() {
         })
         .collect();
     rt.block_on(produce(&brokers, records));
-    let slow = [("WORKSPACE_ENGINE_DELAY_MS", "60")];
+    let slow = [("WORKSPACE_ENGINE_DELAY_MS", "60"), ("KAFKA_GROUP_PROTOCOL", protocol)];
 
     // A first run leaves stored workspaces behind.
     let mut seed = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("seed.log"), &slow);

@@ -13,7 +13,8 @@
 //! - `MTLS`: the same, client certificate required;
 //! - `OTHERNAME`: a certificate for `kafka.invalid` only;
 //! - `EXPIRED`: an expired certificate;
-//! - `TLS12`: TLS 1.2 only.
+//! - `TLS12`: TLS 1.2 only;
+//! - `SASLSSL`: SASL (PLAIN and SCRAM-SHA-512) inside TLS, as hosted clusters run it.
 //!
 //! `scripts/test` runs this file with the default crypto provider (`ring`) and again with
 //! `--features pure-rust` (`rustls-graviola`).
@@ -32,6 +33,10 @@ use klamm_tests::{
     unique_topic, Broker, BrokerCertificate, BrokerKind, ConsumeOptions, NegotiatedConnection, Peer,
     PeerKind, PeerRecord, Pki, ProduceOptions, CLIENT_KEY_PASSWORD,
 };
+
+/// The broker's PLAIN users on the `SASLSSL` listener.
+const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+     username=\"admin\" password=\"admin-secret\" user_alice=\"alice-secret\";";
 
 /// Records per round trip.
 const COUNT: usize = 2_000;
@@ -53,6 +58,14 @@ fn setup() -> &'static Setup {
         b = pki.ssl_listener(b, "OTHERNAME", BrokerCertificate::OtherName, false, None);
         b = pki.ssl_listener(b, "EXPIRED", BrokerCertificate::Expired, false, None);
         b = pki.ssl_listener(b, "TLS12", BrokerCertificate::Good, false, Some("TLSv1.2"));
+        b = pki
+            .tls_listener(b, "SASLSSL", "SASL_SSL", BrokerCertificate::Good, false, None)
+            .config("listener.name.saslssl.sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512")
+            .config("listener.name.saslssl.plain.sasl.jaas.config", PLAIN_JAAS)
+            .config(
+                "listener.name.saslssl.scram-sha-512.sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            );
         let broker = b.start().expect("a Kafka broker with SSL listeners");
         Setup { pki, broker }
     })
@@ -111,7 +124,11 @@ async fn klamm_produce(client: ClientConfig, topic: &str) -> Vec<PeerRecord> {
     for r in &sent {
         let mut p = ProducerRecord::new(topic, r.value.clone().expect("a value"));
         p.key = r.key.clone().map(Bytes::from);
-        p.headers = r.headers.iter().map(|(k, v)| (k.clone(), v.clone().map(Bytes::from))).collect();
+        p.headers = r
+            .headers
+            .iter()
+            .map(|(k, v)| klamm::Header::with_value(k.clone(), v.clone().map(Bytes::from)))
+            .collect();
         deliveries.push(producer.send(p).await.expect("send"));
     }
     for (i, d) in deliveries.into_iter().enumerate() {
@@ -452,5 +469,101 @@ async fn every_codec_a_group_that_resumes_and_admin_over_tls() {
     let deleted = admin.delete_topics(&[topic.as_str()]).await;
     for (name, result) in deleted {
         result.unwrap_or_else(|e| panic!("deleting {name} over TLS: {e}"));
+    }
+}
+
+/// SASL_SSL properties for the `SASLSSL` listener (PLAIN as `user`), as key/value pairs.
+fn sasl_ssl_properties(user: &str, password: &str) -> Vec<(&'static str, String)> {
+    let s = setup();
+    vec![
+        ("bootstrap.servers", s.broker.listener_addr("SASLSSL")),
+        ("security.protocol", "SASL_SSL".to_owned()),
+        ("ssl.ca.location", s.pki.ca().display().to_string()),
+        ("sasl.mechanism", "PLAIN".to_owned()),
+        ("sasl.username", user.to_owned()),
+        ("sasl.password", password.to_owned()),
+        ("socket.connection.setup.timeout.ms", "5000".to_owned()),
+        ("request.timeout.ms", "5000".to_owned()),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_inside_tls_with_plain_and_scram_and_peers_on_the_same_listener() {
+    let topic = new_topic("sasl-ssl").await;
+    let plain =
+        ClientConfig::from_properties(sasl_ssl_properties("alice", "alice-secret")).expect("properties");
+    let sent = klamm_produce(plain.clone(), &topic).await;
+    let got = klamm_consume(plain.clone(), &topic, COUNT).await;
+    same_records("klamm over SASL_SSL (PLAIN)", &sent, &got);
+
+    // SCRAM-SHA-512 inside TLS, with a user made through the same listener.
+    let admin = Admin::new(Client::connect(plain).await.expect("a client over SASL_SSL"));
+    let results = admin
+        .alter_user_scram_credentials(&[klamm::ScramCredentialChange::upsert(
+            "bob",
+            klamm::SaslMechanism::ScramSha512,
+            "bob-secret",
+        )])
+        .await;
+    for (user, result) in results {
+        result.unwrap_or_else(|e| panic!("creating SCRAM user {user} over SASL_SSL: {e}"));
+    }
+    let mut scram = sasl_ssl_properties("bob", "bob-secret");
+    scram.retain(|(k, _)| *k != "sasl.mechanism");
+    scram.push(("sasl.mechanism", "SCRAM-SHA-512".to_owned()));
+    let scram = ClientConfig::from_properties(scram).expect("properties");
+    // The broker may take a moment to make the new credential known to the listener.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let (config, t) = (scram.clone(), topic.clone());
+        let attempt = async move {
+            tokio::time::timeout(Duration::from_secs(30), klamm_consume(config, &t, COUNT)).await
+        };
+        match tokio::spawn(attempt).await {
+            Ok(Ok(got)) => break got,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
+            other => panic!("SCRAM-SHA-512 over SASL_SSL never read the topic: {other:?}"),
+        }
+    };
+    same_records("klamm over SASL_SSL (SCRAM-SHA-512)", &sent, &got);
+
+    // A wrong password inside TLS is an authentication error, not a TLS one, and comes fast.
+    let mut wrong =
+        ClientConfig::from_properties(sasl_ssl_properties("alice", "not-it")).expect("properties");
+    wrong.reconnect_backoff_max = Duration::from_millis(200);
+    let started = Instant::now();
+    let err = Client::connect(wrong).await.map(|_| ()).expect_err("a wrong password");
+    assert!(err.is_authentication_error(), "a wrong password over SASL_SSL: {err}");
+    assert!(started.elapsed() < FAIL_FAST, "took {:?}", started.elapsed());
+
+    // librdkafka and the Java client on the same listener read what Klamm wrote.
+    let ca = setup().pki.ca().display().to_string();
+    let rd = vec![
+        ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+        ("ssl.ca.location".to_owned(), ca.clone()),
+        ("sasl.mechanism".to_owned(), "PLAIN".to_owned()),
+        ("sasl.username".to_owned(), "alice".to_owned()),
+        ("sasl.password".to_owned(), "alice-secret".to_owned()),
+    ];
+    let java = vec![
+        ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+        ("ssl.truststore.type".to_owned(), "PEM".to_owned()),
+        ("ssl.truststore.location".to_owned(), ca),
+        ("sasl.mechanism".to_owned(), "PLAIN".to_owned()),
+        (
+            "sasl.jaas.config".to_owned(),
+            "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"alice\" \
+             password=\"alice-secret\";"
+                .to_owned(),
+        ),
+    ];
+    for (kind, props) in [(PeerKind::Rdkafka, rd), (PeerKind::Java, java)] {
+        let (addr, t) = (setup().broker.listener_addr("SASLSSL"), topic.clone());
+        let got = blocking(move || {
+            let options = ConsumeOptions { idle_timeout: Duration::from_secs(15), ..Default::default() };
+            Peer::new(kind).with_properties(props).consume(&addr, &t, COUNT, &options)
+        })
+        .await;
+        same_records(&format!("{} over SASL_SSL", kind.name()), &sent, &got);
     }
 }

@@ -95,6 +95,15 @@ pub struct ConsumerConfig {
     pub max_poll_records: usize,
     /// Whether to verify the CRC of every record batch (`check.crcs`). Default: true.
     pub check_crcs: bool,
+    /// How long an assigned partition may go unread for a retriable cause (brokers that cannot
+    /// be reached, no leader, ...) before [`Consumer::poll`](crate::Consumer::poll) returns a
+    /// retriable error that names the partitions and the cause (`klamm.stall.timeout.ms`, our
+    /// own property). Warnings are logged before that. Zero: warnings only. Default: 30 s.
+    pub stall_timeout: Duration,
+    /// How long a topic that does not exist may stay missing before `poll` says so with a
+    /// retriable UNKNOWN_TOPIC_OR_PARTITION error (`topic.metadata.propagation.max.ms`, as
+    /// librdkafka). Zero: warnings only. Default: 30 s.
+    pub topic_metadata_propagation_max: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -110,6 +119,8 @@ impl Default for ConsumerConfig {
             prefetch_max_bytes: 64 * 1024 * 1024,
             max_poll_records: 500,
             check_crcs: true,
+            stall_timeout: Duration::from_secs(30),
+            topic_metadata_propagation_max: Duration::from_secs(30),
         }
     }
 }
@@ -143,7 +154,8 @@ impl ConsumerConfig {
     /// (`read_committed`, `read_uncommitted`), `fetch.min.bytes`, `fetch.max.bytes`,
     /// `max.partition.fetch.bytes`, `fetch.max.wait.ms` (also `fetch.wait.max.ms`),
     /// `queued.max.messages.kbytes`, `klamm.prefetch.max.bytes`, `max.poll.records`,
-    /// `check.crcs`. Every other name goes to [`ClientConfig::set`].
+    /// `check.crcs`, `klamm.stall.timeout.ms`, `topic.metadata.propagation.max.ms`. Every other
+    /// name goes to [`ClientConfig::set`].
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         match key {
             "auto.offset.reset" => {
@@ -178,9 +190,39 @@ impl ConsumerConfig {
             "klamm.prefetch.max.bytes" => self.prefetch_max_bytes = parse_num(key, value)?,
             "max.poll.records" => self.max_poll_records = parse_num(key, value)?,
             "check.crcs" => self.check_crcs = parse_bool(key, value)?,
-            _ => return self.client.set(key, value),
+            "klamm.stall.timeout.ms" => self.stall_timeout = parse_ms(key, value)?,
+            "topic.metadata.propagation.max.ms" => {
+                self.topic_metadata_propagation_max = parse_ms(key, value)?
+            }
+            _ => {
+                return self
+                    .client
+                    .set(key, value)
+                    .map_err(|e| crate::suggest::widen(e, Self::property_names()))
+            }
         }
         Ok(())
+    }
+
+    /// The property names [`ConsumerConfig::set`] knows, the client's included (for "did you
+    /// mean" hints).
+    pub fn property_names() -> Vec<&'static str> {
+        let own = [
+            "auto.offset.reset",
+            "isolation.level",
+            "fetch.min.bytes",
+            "fetch.max.bytes",
+            "max.partition.fetch.bytes",
+            "fetch.max.wait.ms",
+            "fetch.wait.max.ms",
+            "queued.max.messages.kbytes",
+            "klamm.prefetch.max.bytes",
+            "max.poll.records",
+            "check.crcs",
+            "klamm.stall.timeout.ms",
+            "topic.metadata.propagation.max.ms",
+        ];
+        own.into_iter().chain(ClientConfig::property_names().iter().copied()).collect()
     }
 
     /// Sets where a partition without a valid position starts.
@@ -231,6 +273,19 @@ impl ConsumerConfig {
         self
     }
 
+    /// Sets how long partitions may go unread for a retriable cause before `poll` reports it
+    /// (zero: warnings only).
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// Sets how long a topic may be missing before `poll` reports it (zero: warnings only).
+    pub fn topic_metadata_propagation_max(mut self, timeout: Duration) -> Self {
+        self.topic_metadata_propagation_max = timeout;
+        self
+    }
+
     /// Checks the settings against each other (and the client's).
     pub fn validate(&self) -> Result<(), Error> {
         if self.fetch_min_bytes < 0 {
@@ -268,6 +323,26 @@ mod tests {
     use crate::error::ErrorKind;
 
     #[test]
+    fn every_listed_name_is_known_and_a_typo_gets_a_hint() {
+        for name in ConsumerConfig::property_names() {
+            let e = ConsumerConfig::default().set(name, "?").err();
+            assert!(e.as_ref().and_then(crate::UnknownProperty::of).is_none(), "{name}: {e:?}");
+        }
+        for name in crate::ProducerConfig::property_names() {
+            let e = crate::ProducerConfig::default().set(name, "?").err();
+            assert!(e.as_ref().and_then(crate::UnknownProperty::of).is_none(), "{name}: {e:?}");
+        }
+        for (typo, meant) in
+            [("max.poll.record", "max.poll.records"), ("bootstrap_servers", "bootstrap.servers")]
+        {
+            let e = ConsumerConfig::default().set(typo, "1").unwrap_err();
+            assert_eq!(crate::UnknownProperty::of(&e).and_then(|u| u.suggestion()), Some(meant), "{e}");
+        }
+        let e = crate::ProducerConfig::default().set("linger.msec", "1").unwrap_err();
+        assert!(e.to_string().contains(r#"did you mean "linger.ms"?"#), "{e}");
+    }
+
+    #[test]
     fn properties_map_to_fields_and_fall_through_to_the_client() {
         let config = ConsumerConfig::from_properties([
             ("bootstrap.servers", "a:1"),
@@ -280,6 +355,8 @@ mod tests {
             ("queued.max.messages.kbytes", "2"),
             ("max.poll.records", "7"),
             ("check.crcs", "false"),
+            ("klamm.stall.timeout.ms", "5000"),
+            ("topic.metadata.propagation.max.ms", "0"),
             ("client.id", "c"),
         ])
         .unwrap();
@@ -292,6 +369,8 @@ mod tests {
         assert_eq!(config.prefetch_max_bytes, 2048);
         assert_eq!(config.max_poll_records, 7);
         assert!(!config.check_crcs);
+        assert_eq!(config.stall_timeout, Duration::from_secs(5));
+        assert_eq!(config.topic_metadata_propagation_max, Duration::ZERO);
         assert_eq!(config.client.bootstrap_servers, ["a:1"]);
         assert_eq!(config.client.connection.client_id.as_deref(), Some("c"));
         config.validate().unwrap();

@@ -64,8 +64,17 @@ pub(crate) async fn drive(shared: Arc<Shared>) {
             return;
         }
         let next_retry = plan(&shared, &mut tasks).await;
-        let sleep =
-            next_retry.map_or(Duration::from_secs(3600), |at| at.saturating_duration_since(Instant::now()));
+        // A stall report falling due wakes the consumer, whose poll makes it.
+        let stall_due = shared.lock().stalls.next_due();
+        if stall_due.is_some_and(|at| at <= Instant::now()) {
+            shared.ready.notify_one();
+        }
+        let stall_due = stall_due.filter(|at| *at > Instant::now());
+        let next = match (next_retry, stall_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let sleep = next.map_or(Duration::from_secs(3600), |at| at.saturating_duration_since(Instant::now()));
         tokio::select! {
             _ = shared.wake.notified() => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -136,7 +145,9 @@ async fn plan(shared: &Arc<Shared>, tasks: &mut JoinSet<()>) -> Option<Instant> 
     let mut st = shared.lock();
     for (tp, e) in failed {
         tracing::debug!(%tp, error = %e, "no leader for partition");
-        if !e.is_retriable() {
+        if e.is_retriable() {
+            st.stalls.note(&tp, &e, &shared.config, now);
+        } else {
             st.errors.push_back(e);
             shared.ready.notify_one();
         }
@@ -215,11 +226,15 @@ struct PartitionProblem(String);
 /// also goes to the user.
 fn request_failed(shared: &Shared, st: &mut State, tps: &[&TopicPartition], e: Error) {
     tracing::debug!(error = %e, partitions = tps.len(), "request failed");
+    let now = Instant::now();
     for tp in tps {
         if matches!(e.kind(), ErrorKind::Connect { .. } | ErrorKind::Closed | ErrorKind::Io) {
             shared.client.invalidate_topic(&tp.topic);
         }
         st.back_off(tp, &shared.config);
+        if e.is_retriable() {
+            st.stalls.note(tp, &e, &shared.config, now);
+        }
     }
     if !e.is_retriable() {
         st.errors.push_back(e);
@@ -370,6 +385,8 @@ async fn fetch(shared: Arc<Shared>, node: i32, parts: Vec<Planned>) {
             if code.is_ok() {
                 state.high_watermark = Some(data.high_watermark);
                 state.failures = 0;
+                st.stalls.clear(tp);
+                let Some(state) = st.partitions.get_mut(tp) else { continue };
                 let records = data.records.unwrap_or_default();
                 if records.is_empty() {
                     continue;
@@ -416,6 +433,8 @@ async fn fetch(shared: Arc<Shared>, node: i32, parts: Vec<Planned>) {
                     shared.client.invalidate_topic(&tp.topic);
                 }
                 st.back_off(tp, config);
+                let cause = partition_error(code, Some(broker.clone()), tp, planned.offset);
+                st.stalls.note(tp, &cause, config, Instant::now());
             } else {
                 let e = partition_error(code, Some(broker.clone()), tp, planned.offset);
                 st.errors.push_back(e);
@@ -549,6 +568,8 @@ async fn list_offsets(shared: Arc<Shared>, node: i32, parts: Vec<(Planned, Offse
             }
             let code = ErrorCode(r.error_code);
             if code.is_ok() {
+                st.stalls.clear(tp);
+                let Some(state) = st.partitions.get_mut(tp) else { continue };
                 // v0 answers in `old_style_offsets`.
                 let offset =
                     if r.offset >= 0 { r.offset } else { r.old_style_offsets.first().copied().unwrap_or(-1) };
@@ -571,6 +592,12 @@ async fn list_offsets(shared: Arc<Shared>, node: i32, parts: Vec<(Planned, Offse
                     shared.client.invalidate_topic(&tp.topic);
                 }
                 st.back_off(tp, config);
+                st.stalls.note(
+                    tp,
+                    &partition_error(code, Some(broker.clone()), tp, -1),
+                    config,
+                    Instant::now(),
+                );
             } else {
                 let e = partition_error(code, Some(broker.clone()), tp, -1);
                 st.errors.push_back(e);

@@ -7,7 +7,9 @@
 //! - `state.rs`: the state the consumer and its tasks share, and its locking rules;
 //! - `fetcher.rs`: the driver task that plans fetches and offset lookups, and those tasks;
 //! - `drain.rs`: turning one partition's fetched data into records (transactions, control
-//!   batches, positions).
+//!   batches, positions);
+//! - `stall.rs`: telling the user what keeps partitions from being read (warnings, then a
+//!   retriable error from `poll`).
 //!
 //! Concurrency: the [`Consumer`] is used through `&mut self`, by one task at a time, like the
 //! Java consumer. It starts one driver task, which starts at most one fetch per broker. Fetched
@@ -20,6 +22,7 @@ mod config;
 mod drain;
 mod fetcher;
 mod record;
+mod stall;
 mod state;
 
 use std::collections::{HashMap, HashSet};
@@ -131,6 +134,7 @@ impl Consumer {
         for tp in &dropped {
             st.discard(tp);
             st.partitions.remove(tp);
+            st.stalls.clear(tp);
         }
         if let Some(cur) = self.current.take() {
             let tp = TopicPartition { topic: Arc::clone(&cur.topic), partition: cur.partition };
@@ -237,6 +241,8 @@ impl Consumer {
             }
             self.drop_current(&mut st, tp);
             st.discard(tp);
+            // A paused partition is not read on purpose: not a stall.
+            st.stalls.clear(tp);
             if let Some(p) = st.partitions.get_mut(tp) {
                 p.paused = true;
             }
@@ -298,6 +304,21 @@ impl Consumer {
     /// Up to `max.poll.records` records, waiting up to `timeout` for the first; an empty `Vec`
     /// when none arrived in time. An error about a partition is returned on its own, by the
     /// call after the records before it.
+    ///
+    /// Stalls: retriable failures (no broker at the address, a topic that does not exist, a
+    /// partition without a leader) are retried inside. They are logged as warnings (at once
+    /// for a connection or a missing topic) and, once an assigned partition has gone unread
+    /// for `klamm.stall.timeout.ms` (30 s) or its topic has been missing for
+    /// `topic.metadata.propagation.max.ms` (30 s), returned as one retriable error naming the
+    /// partitions and the cause ([`Error::is_retriable`]; an UNKNOWN_TOPIC_OR_PARTITION
+    /// [`Error::code`] for a missing topic, a [`ErrorKind::Connect`] naming the address for an
+    /// unreachable broker). Polling on is the usual answer (the consumer keeps retrying, and
+    /// the error comes again after each further bound while the cause lasts); stopping is
+    /// the other. This follows librdkafka and the Java client, which also log such causes
+    /// and keep retrying, and report a missing topic as an error after a bound.
+    ///
+    /// Cancel safety: cancel safe. Records are taken from the buffer only when the call
+    /// returns them, so a poll dropped while it waits (in `tokio::select!`, say) loses none.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
         let max = self.shared.config.max_poll_records;
@@ -392,6 +413,9 @@ impl Consumer {
             if let Some(e) = st.errors.pop_front() {
                 return Some(Err(e));
             }
+            if let Some(e) = st.stalls.take_due(&self.shared.config, std::time::Instant::now()) {
+                return Some(Err(e));
+            }
             if let Some((tp, p)) = st.partitions.iter_mut().find(|(_, p)| p.unpositioned) {
                 p.unpositioned = false;
                 return Some(Err(Error::with_source(
@@ -416,7 +440,8 @@ impl Consumer {
 impl futures_core::Stream for Consumer {
     type Item = Result<ConsumerRecord, Error>;
 
-    /// One record or error at a time; ends (`None`) only once the consumer is closed.
+    /// One record or error at a time (errors as [`Consumer::poll`] returns them); ends
+    /// (`None`) only once the consumer is closed. Dropping a pending `next()` loses no record.
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {

@@ -29,6 +29,7 @@ use crate::config::backoff;
 use crate::consumer::config::ConsumerConfig;
 use crate::consumer::drain::CompletedFetch;
 use crate::consumer::record::{Offset, TopicPartition};
+use crate::consumer::stall::Stalls;
 use crate::error::Error;
 
 /// What the consumer and its tasks share.
@@ -119,6 +120,8 @@ pub(crate) struct State {
     pub(crate) busy_brokers: HashSet<i32>,
     /// The largest `buffered_bytes` ever reached (for tests and metrics).
     pub(crate) buffered_peak: usize,
+    /// Partitions that cannot be read for a retriable cause, reported by `poll` in time.
+    pub(crate) stalls: Stalls,
 }
 
 impl State {

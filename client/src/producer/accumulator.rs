@@ -46,7 +46,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use klamm_protocol::records::{set_producer_state, RecordBatchBuilder};
+use klamm_protocol::records::{set_producer_state, Header, RecordBatchBuilder};
 use rustc_hash::FxHashMap;
 
 use crate::error::Error;
@@ -402,7 +402,7 @@ pub(crate) struct NewRecord<'a> {
     pub(crate) timestamp: i64,
     pub(crate) key: Option<&'a [u8]>,
     pub(crate) value: Option<&'a [u8]>,
-    pub(crate) headers: &'a [(String, Option<Bytes>)],
+    pub(crate) headers: &'a [Header],
     pub(crate) memory: usize,
 }
 
@@ -489,7 +489,7 @@ impl Accumulator {
         let Payload::Building(builder) = &mut batch.payload else {
             unreachable!("open batches are building")
         };
-        let headers = record.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_deref()));
+        let headers = record.headers.iter().map(|h| (&h.key[..], h.value.as_deref()));
         builder.push_with_headers(record.timestamp, record.key, record.value, headers)?;
         let index = batch.records;
         batch.records += 1;

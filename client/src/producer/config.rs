@@ -182,9 +182,34 @@ impl ProducerConfig {
                 let n: i64 = parse_num(key, value)?;
                 self.retries = u32::try_from(n.max(0)).unwrap_or(u32::MAX);
             }
-            _ => self.client.set(key, value)?,
+            _ => self.client.set(key, value).map_err(|e| crate::suggest::widen(e, Self::property_names()))?,
         }
         Ok(())
+    }
+
+    /// The property names [`ProducerConfig::set`] knows, the client's included (for "did you
+    /// mean" hints).
+    pub fn property_names() -> Vec<&'static str> {
+        let own = [
+            "acks",
+            "request.required.acks",
+            "enable.idempotence",
+            "compression.type",
+            "compression.codec",
+            "compression.level",
+            "batch.size",
+            "linger.ms",
+            "queue.buffering.max.ms",
+            "buffer.memory",
+            "max.block.ms",
+            "delivery.timeout.ms",
+            "message.timeout.ms",
+            "max.request.size",
+            "max.in.flight.requests.per.connection",
+            "max.in.flight",
+            "retries",
+        ];
+        own.into_iter().chain(ClientConfig::property_names().iter().copied()).collect()
     }
 
     /// Sets `acks`.

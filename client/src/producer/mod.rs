@@ -28,12 +28,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use klamm_protocol::records::Header;
 use klamm_protocol::ErrorCode;
 use tokio::sync::{Notify, Semaphore};
 
 use self::accumulator::{Accumulator, BatchResult, BatchSettings, NewRecord, Target};
 pub use self::config::{Acks, ProducerConfig};
 use crate::client::{topic_error, Client};
+use crate::consumer::ConsumerRecord;
 use crate::error::{Error, ErrorKind};
 use crate::metadata::TopicMetadata;
 use crate::partitioner::partition_for_key;
@@ -118,8 +120,22 @@ impl From<&Arc<str>> for TopicName {
 ///
 /// let record = ProducerRecord::new("orders", "order-17 shipped")
 ///     .key("order-17")
-///     .header("source", "warehouse-3");
+///     .header("source", "warehouse-3")
+///     .null_header("replayed");
 /// assert_eq!(record.partition, None);
+/// assert_eq!(record.headers[1].value, None);
+/// ```
+///
+/// A consumed record converts into one with the same topic, key, value, headers (null
+/// values included) and timestamp, so forwarding it elsewhere is one line:
+///
+/// ```no_run
+/// # async fn forward(producer: &klamm::Producer, record: &klamm::ConsumerRecord) -> Result<(), klamm::Error> {
+/// use klamm::ProducerRecord;
+///
+/// producer.send(ProducerRecord::from(record).to_topic("orders-copy")).await?;
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -133,8 +149,9 @@ pub struct ProducerRecord {
     pub key: Option<Bytes>,
     /// The value (`None` is a null value, a tombstone on compacted topics).
     pub value: Option<Bytes>,
-    /// Headers in order; a header value may be null.
-    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Headers in order; a header value may be null. The same [`Header`] type as
+    /// [`ConsumerRecord::headers`](crate::ConsumerRecord::headers).
+    pub headers: Vec<Header>,
     /// Milliseconds since the epoch; `None` stamps the time of `send`.
     pub timestamp: Option<i64>,
 }
@@ -163,9 +180,21 @@ impl ProducerRecord {
         self
     }
 
+    /// Sets the topic (to send a converted [`ConsumerRecord`] elsewhere, say).
+    pub fn to_topic(mut self, topic: impl Into<TopicName>) -> Self {
+        self.topic = topic.into().0;
+        self
+    }
+
     /// Adds a header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<Bytes>) -> Self {
-        self.headers.push((name.into(), Some(value.into())));
+    pub fn header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        self.headers.push(Header::new(name, value));
+        self
+    }
+
+    /// Adds a header with a null value.
+    pub fn null_header(mut self, name: impl Into<Bytes>) -> Self {
+        self.headers.push(Header::null(name));
         self
     }
 
@@ -178,9 +207,39 @@ impl ProducerRecord {
     /// The bytes this record takes in the buffer (and roughly on the wire).
     fn size(&self) -> usize {
         let blob = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len) + 5;
-        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + 5 + blob(v)).sum();
+        let headers: usize = self.headers.iter().map(|h| h.key.len() + 5 + blob(&h.value)).sum();
         // Length, attributes, timestamp and offset deltas, header count: at most 21 bytes.
         21 + blob(&self.key) + blob(&self.value) + headers
+    }
+}
+
+impl From<&ConsumerRecord> for ProducerRecord {
+    /// The same topic, key, value and headers (cheap: [`Bytes`] clones share the fetched
+    /// data), and the record's timestamp when it has one. The partition is left to the
+    /// partitioner, which puts equal keys together again.
+    fn from(record: &ConsumerRecord) -> Self {
+        Self {
+            topic: Arc::clone(&record.topic),
+            partition: None,
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: record.headers.clone(),
+            timestamp: Some(record.timestamp).filter(|t| *t >= 0),
+        }
+    }
+}
+
+impl From<ConsumerRecord> for ProducerRecord {
+    /// As `From<&ConsumerRecord>`, without the clones.
+    fn from(record: ConsumerRecord) -> Self {
+        Self {
+            topic: record.topic,
+            partition: None,
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp: Some(record.timestamp).filter(|t| *t >= 0),
+        }
     }
 }
 
@@ -338,6 +397,10 @@ impl Producer {
     /// another to the same partition are written in that order, retries included. Without it, a
     /// batch that is retried can land after batches sent behind it, and with `acks=0` a batch
     /// the broker refuses is lost unnoticed, as in the Java client.
+    ///
+    /// Cancel safety: cancel safe. Dropped before it resolves, the record was not queued (and
+    /// its buffer memory is given back); resolved, the record is queued and is sent whether or
+    /// not the [`DeliveryFuture`] is awaited or dropped.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, Error> {
         let shared = &self.handle.shared;
         if shared.closed.load(Ordering::Acquire) {
@@ -426,6 +489,9 @@ impl Producer {
     /// before this call is acknowledged or failed, at most `timeout`.
     ///
     /// Returns how many of those records are still pending (0 when all are done).
+    ///
+    /// Cancel safety: cancel safe; dropping it only stops the waiting (the records are sent
+    /// anyway).
     pub async fn flush(&self, timeout: Duration) -> usize {
         flush(&self.handle.shared, timeout).await
     }
@@ -433,6 +499,10 @@ impl Producer {
     /// Stops accepting records, delivers what is queued within `timeout`, and fails what is
     /// left with [`ErrorKind::User`] ("closed"). Returns how many records were left. Later
     /// sends fail. The client's connections are closed when the producer had its own client.
+    ///
+    /// Cancel safety: the producer is closed for new records from the first poll of the
+    /// future on; dropping it before it resolves leaves queued records to be sent (or failed
+    /// at `delivery.timeout.ms`) in the background, and the connections open.
     pub async fn close(&self, timeout: Duration) -> usize {
         let shared = &self.handle.shared;
         shared.closed.store(true, Ordering::Release);
@@ -473,7 +543,7 @@ impl Producer {
                     client.invalidate_topic(topic);
                     topic_error(topic, ErrorCode::LEADER_NOT_AVAILABLE)
                 }
-                Err(e) if e.is_user_error() => return Err(e),
+                Err(e) if e.is_user_error() || e.is_authentication_error() => return Err(e),
                 Err(e) => e,
             };
             let wait =
@@ -655,6 +725,31 @@ mod tests {
     use klamm_protocol::{decode_request_frame, encode_response, AnyRequest, ApiKey, Response};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_consumed_record_converts_with_its_headers_and_null_values() {
+        let consumed = ConsumerRecord {
+            topic: Arc::from("in"),
+            partition: 3,
+            offset: 9,
+            key: Some(Bytes::from_static(b"k")),
+            value: None,
+            headers: vec![Header::new("a", "1"), Header::null("b"), Header::new("a", "")],
+            timestamp: 1_700_000_000_000,
+            timestamp_type: klamm_protocol::records::TimestampType::CreateTime,
+            high_watermark: 10,
+            leader_epoch: Some(2),
+        };
+        let out = ProducerRecord::from(&consumed).to_topic("out");
+        assert_eq!(&*out.topic, "out");
+        assert_eq!(out.partition, None);
+        assert_eq!(out.key, consumed.key);
+        assert_eq!(out.value, None);
+        assert_eq!(out.headers, consumed.headers);
+        assert_eq!(out.timestamp, Some(1_700_000_000_000));
+        let old = ConsumerRecord { timestamp: -1, ..consumed };
+        assert_eq!(ProducerRecord::from(old).timestamp, None);
+    }
 
     use super::*;
 

@@ -850,6 +850,22 @@ fn rebalance_during_a_pending_revocation_waits_for_it() {
 }
 
 #[test]
+fn failing_sasl_authentication_is_fatal_at_lookup() {
+    let mut h = Harness::new(sticky());
+    h.m.subscribe(["t".to_string()], h.now);
+    h.expect_find();
+    let refused = Error::with_message(ErrorKind::Authentication, "Invalid username or password");
+    h.m.handle_coordinator(h.now, Err(refused));
+    assert!(matches!(
+        h.events().as_slice(),
+        [GroupEvent::Fatal(e)] if e.code == ErrorCode::SASL_AUTHENTICATION_FAILED
+            && e.detail.as_deref().is_some_and(|d| d.contains("Invalid username or password"))
+    ));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.action(), None, "no retry with the same credentials");
+}
+
+#[test]
 fn not_being_authorized_for_the_group_is_fatal_at_lookup() {
     let mut h = Harness::new(sticky());
     h.m.subscribe(["t".to_string()], h.now);

@@ -129,6 +129,8 @@ apis! {
     DeleteGroups => delete_groups::DeleteGroupsRequest, DeleteGroupsResponse;
     ElectLeaders => elect_leaders::ElectLeadersRequest, ElectLeadersResponse;
     OffsetDelete => offset_delete::OffsetDeleteRequest, OffsetDeleteResponse;
+    DescribeUserScramCredentials => describe_user_scram_credentials::DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
+    AlterUserScramCredentials => alter_user_scram_credentials::AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
     DescribeCluster => describe_cluster::DescribeClusterRequest, DescribeClusterResponse;
     ConsumerGroupHeartbeat => consumer_group_heartbeat::ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
     ConsumerGroupDescribe => consumer_group_describe::ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
@@ -200,7 +202,7 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), IMPLEMENTED.len());
-        assert_eq!(IMPLEMENTED.len(), 30);
+        assert_eq!(IMPLEMENTED.len(), 32);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! list, each module headed by what every version added.
 
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
 pub mod any;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -15,6 +16,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;

@@ -233,14 +233,56 @@ impl fmt::Debug for HeaderRef<'_> {
     }
 }
 
-/// A header holding [`Bytes`] slices of the record data.
+/// A record header: what a consumed record carries (as [`Bytes`] slices of the record data)
+/// and what a produced record is given. The client crate uses this one type on both sides, so
+/// a consumed record's headers can be sent on as they are, null values included.
+///
+/// ```
+/// use klamm_protocol::records::Header;
+///
+/// let trace = Header::new("trace-id", "4bf92f35");
+/// assert_eq!(trace.key_str(), Ok("trace-id"));
+/// assert_eq!(trace.value.as_deref(), Some(&b"4bf92f35"[..]));
+/// let flag = Header::null("replayed");
+/// assert_eq!(flag.value, None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Header {
-    /// The key (UTF-8 by Kafka's contract).
+    /// The key (UTF-8 by Kafka's contract; see [`Header::key_str`]).
     pub key: Bytes,
     /// The value, `None` for null.
     pub value: Option<Bytes>,
+}
+
+impl Header {
+    /// A header with a value. `&'static str`, `String`, `Vec<u8>` and `Bytes` all convert
+    /// without copying.
+    pub fn new(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        Self { key: key.into(), value: Some(value.into()) }
+    }
+
+    /// A header with a null value (which Kafka keeps apart from an empty one).
+    pub fn null(key: impl Into<Bytes>) -> Self {
+        Self { key: key.into(), value: None }
+    }
+
+    /// A header whose value may be null.
+    pub fn with_value(key: impl Into<Bytes>, value: Option<Bytes>) -> Self {
+        Self { key: key.into(), value }
+    }
+
+    /// The key as a string, if it is valid UTF-8.
+    pub fn key_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.key)
+    }
+}
+
+impl From<HeaderRef<'_>> for Header {
+    /// Copies a borrowed header.
+    fn from(h: HeaderRef<'_>) -> Self {
+        Self { key: Bytes::copy_from_slice(h.key), value: h.value.map(Bytes::copy_from_slice) }
+    }
 }
 
 /// Iterator over [`RecordHeaders`].

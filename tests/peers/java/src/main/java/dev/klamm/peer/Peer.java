@@ -68,7 +68,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *
  * <p>{@code group-member} behaves as Klamm's {@code group-consume} example, so that the harness
  * follows members of either client in one group alike: a classic-protocol member of G subscribed
- * to T (partition.assignment.strategy from --assignor, earliest when nothing is committed, no
+ * to T (partition.assignment.strategy from --assignor with the classic protocol, the default;
+ * --property group.protocol=consumer joins with KIP-848 instead; earliest when nothing is committed, no
  * auto-commit; --property sets any consumer property) printing {@code assigned <topic-partition,...>}
  * after every assignment, {@code revoked <...>} / {@code lost <...>} when partitions go (only when
  * some do), and {@code partition<TAB>offset<TAB>key<TAB>value} per record (UTF-8; {@code -} for
@@ -353,6 +354,11 @@ public final class Peer {
                 throw new UsageException("--property takes key=value, not " + kv);
             }
             props.put(kv.substring(0, eq).trim(), kv.substring(eq + 1));
+        }
+        if ("consumer".equalsIgnoreCase(props.getProperty("group.protocol", "").trim())) {
+            // The broker assigns in the consumer protocol (KIP-848): the client refuses an
+            // assignment strategy there, so --assignor applies to the classic protocol only.
+            props.remove("partition.assignment.strategy");
         }
 
         KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props);
