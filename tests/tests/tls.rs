@@ -556,13 +556,7 @@ async fn sasl_inside_tls_with_plain_and_scram_and_peers_both_ways_on_the_same_li
 
     // librdkafka and the Java client on the same listener read what Klamm wrote.
     let ca = setup().pki.ca().display().to_string();
-    let rd = vec![
-        ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
-        ("ssl.ca.location".to_owned(), ca.clone()),
-        ("sasl.mechanism".to_owned(), "PLAIN".to_owned()),
-        ("sasl.username".to_owned(), "alice".to_owned()),
-        ("sasl.password".to_owned(), "alice-secret".to_owned()),
-    ];
+    let rd = sasl_ssl_peer_properties(&ca);
     let java = vec![
         ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
         ("ssl.truststore.type".to_owned(), "PEM".to_owned()),
