@@ -1,0 +1,225 @@
+//! Assignment and revocation: loading the workspaces of assigned partitions and seeking to
+//! where they resume, stopping and committing revoked ones.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use klamm::{Offset, TopicPartition};
+use klamm_group::{NextOffset, RebalanceHandle, RebalanceListener};
+
+use super::shared::*;
+use crate::workspace::partition_of;
+
+impl Shared {
+    /// Loads the stored workspaces of `partitions` and seeks each partition with a committed
+    /// offset to the smallest stored next offset of the loaded workspaces on it, when that is
+    /// below the committed offset.
+    /// A partition one of whose workspaces cannot be loaded is stopped.
+    pub(super) async fn on_assigned(
+        self: &Arc<Self>,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) {
+        let names: Vec<String> =
+            partitions.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
+        tracing::info!(partitions = ?names, "partitions assigned");
+        for tp in partitions {
+            self.health.clear_stopped(tp);
+        }
+        self.refresh_topics().await;
+        // Workspaces already loaded (for partitions kept) follow the topics as they are now.
+        let kept: Vec<SlotRef> =
+            self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        // A workspace is locked only while an event is applied to it; one held longer is held
+        // by a handler that hangs, which must not hold up the rebalance.
+        let wait_until = Instant::now() + Duration::from_secs(1).min(self.config.shutdown_timeout);
+        for slot in kept {
+            let Some(mut s) = lock_until(&slot, wait_until).await else { continue };
+            if self.adopt(&mut s.ws) {
+                s.dirty = true;
+            }
+        }
+        let ids = match off_the_runtime(|| self.storage.discover()) {
+            Ok(ids) => ids,
+            Err(e) => {
+                for tp in partitions {
+                    self.stop_partition(tp, &format!("cannot list stored workspaces: {e}"));
+                }
+                Vec::new()
+            }
+        };
+        let mut loaded: Vec<SlotRef> = Vec::new();
+        for id in &ids {
+            let home: Vec<&TopicPartition> = partitions
+                .iter()
+                .filter(|tp| partition_of(id, self.partitions_of(&tp.topic)) == tp.partition)
+                .collect();
+            if home.is_empty() {
+                continue;
+            }
+            let slot = match self.slot(id) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    for tp in home {
+                        self.stop_partition(tp, &e);
+                    }
+                    continue;
+                }
+            };
+            {
+                let Some(s) = lock_until(&slot, wait_until).await else { continue };
+                let offsets: Vec<String> =
+                    s.ws.offsets()
+                        .iter()
+                        .map(|o| format!("{}-{}={}", o.topic, o.partition, o.offset))
+                        .collect();
+                let offset = s.ws.next_offset(self.primary(), s.ws.partition).unwrap_or(0);
+                tracing::info!(workspace = %id, partition = s.ws.partition, offset, offsets = ?offsets, "loaded workspace");
+            }
+            loaded.push(slot);
+        }
+        tracing::info!(workspaces = loaded.len(), "workspaces loaded");
+        let committed = match handle.committed(partitions).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read committed offsets");
+                HashMap::new()
+            }
+        };
+        for tp in partitions {
+            if self.health.is_stopped(tp) {
+                continue;
+            }
+            let mut stored: Option<i64> = None;
+            let mut range: Option<(Option<i64>, Option<i64>)> = None;
+            for slot in &loaded {
+                let Some(mut s) = lock_until(slot, wait_until).await else { continue };
+                let Some(next) = s.ws.next_offset(&tp.topic, tp.partition) else { continue };
+                let (earliest, latest) = match range {
+                    Some(r) => r,
+                    None => *range.insert(self.log_range(tp).await),
+                };
+                if latest.is_some_and(|l| next > l) {
+                    // Past the end of the log: the offset was recorded in a log that is gone
+                    // (the topic was made again, or the partition truncated). The events there
+                    // now are new to the workspace.
+                    tracing::warn!(
+                        workspace = %s.ws.workspace_id, topic = &*tp.topic, partition = tp.partition,
+                        stored = next, ?earliest, ?latest,
+                        "stored offset is past the end of the log; dropped (the workspace applies the partition's events from the committed offset)"
+                    );
+                    s.ws.forget_offset(&tp.topic, tp.partition);
+                    s.dirty = true;
+                    continue;
+                }
+                stored = Some(stored.map_or(next, |m| m.min(next)));
+            }
+            let Some(s) = stored else { continue };
+            let (earliest, latest) = range.unwrap_or((None, None));
+            let Some(c) = committed.get(tp).cloned().flatten().map(|n| n.offset()) else {
+                // Nothing committed (a new group, or its offsets expired): start where
+                // `auto.offset.reset` says. Jumping to the stored offsets would skip the events
+                // of workspaces that have no stored file.
+                tracing::info!(
+                    topic = &*tp.topic,
+                    partition = tp.partition,
+                    stored = s,
+                    "nothing committed; starting from the reset policy (workspaces skip what they applied)"
+                );
+                continue;
+            };
+            let in_log = |o: i64| earliest.is_none_or(|e| o >= e) && latest.is_none_or(|l| o <= l);
+            let target = [c.min(s), s].into_iter().find(|&o| in_log(o));
+            match target {
+                Some(o) => {
+                    tracing::info!(
+                        topic = &*tp.topic,
+                        partition = tp.partition,
+                        offset = o,
+                        stored = s,
+                        committed = c,
+                        "seek to stored offset"
+                    );
+                    if let Err(e) = handle.seek(tp, Offset::At(o)) {
+                        tracing::warn!(topic = &*tp.topic, partition = tp.partition, error = %e, "seek failed");
+                    }
+                }
+                None => tracing::warn!(
+                    topic = &*tp.topic, partition = tp.partition, stored = s, ?earliest, ?latest,
+                    "stored offset is outside the log; starting from the committed offset or the reset policy"
+                ),
+            }
+        }
+        for tp in partitions {
+            self.start_worker(tp.clone());
+        }
+    }
+
+    pub(super) async fn on_revoked(
+        &self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+        lost: bool,
+    ) {
+        let started = Instant::now();
+        let names: Vec<String> =
+            partitions.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
+        if lost {
+            tracing::warn!(partitions = ?names, "partitions lost");
+        } else {
+            tracing::info!(partitions = ?names, "partitions revoked");
+        }
+        let done = self.stop_workers(partitions, lost, self.drain_deadline(started)).await;
+        let end = started + self.config.shutdown_timeout;
+        self.unload_unowned();
+        for tp in partitions {
+            self.metrics.forget(&tp.topic, tp.partition);
+            self.health.clear_stopped(tp);
+        }
+        if !lost && !done.is_empty() {
+            let offsets = done.into_iter().map(|(tp, n)| (tp, NextOffset::new(n)));
+            match tokio::time::timeout_at(end.into(), handle.commit(offsets)).await {
+                Ok(Ok(())) => tracing::info!("committed before revocation"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "commit before revocation failed");
+                    self.health.error(format_args!("commit before revocation failed: {e}"));
+                }
+                Err(_) => {
+                    tracing::warn!("commit before revocation timed out");
+                    self.health.error("commit before revocation timed out");
+                }
+            }
+        }
+    }
+}
+
+/// The group's rebalance listener: forwards to [`Shared`].
+pub(super) struct Listener(pub(super) Arc<Shared>);
+
+impl RebalanceListener for Listener {
+    fn on_assigned(
+        &mut self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = ()> + Send {
+        self.0.on_assigned(handle, partitions)
+    }
+
+    fn on_revoked(
+        &mut self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = ()> + Send {
+        self.0.on_revoked(handle, partitions, false)
+    }
+
+    fn on_lost(
+        &mut self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = ()> + Send {
+        self.0.on_revoked(handle, partitions, true)
+    }
+}

@@ -1,0 +1,266 @@
+//! The consume loop of [`Engine::run`]: polls the group, hands records to the partition tasks,
+//! pauses partitions that fall behind, commits what was saved, and shuts down in order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use klamm::{Admin, Client, ConsumerRecord, Error, ErrorKind, Producer, TopicPartition};
+use klamm_group::{GroupConsumer, NextOffset, RebalanceListener};
+use tokio::sync::mpsc;
+
+use super::rebalance::*;
+use super::shared::*;
+use super::topics::*;
+use super::Engine;
+use crate::health::{EnginePhase, GroupView};
+use crate::metrics::MetricsSnapshot;
+
+/// Records queued for one partition task beyond which its partition is paused.
+pub(super) const MAX_QUEUED: usize = 2000;
+
+/// How long one poll waits; also how quickly a shutdown request is noticed.
+pub(super) const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Consecutive poll failures after which the engine stops.
+pub(super) const MAX_POLL_FAILURES: u32 = 100;
+
+impl Engine {
+    /// Runs until `shutdown` completes, then stops fetching, lets the partition tasks finish
+    /// what they were given, saves the workspaces, commits and leaves the group.
+    ///
+    /// Fails at startup when a source topic does not exist or the dead-letter topic cannot be
+    /// made, and later when the group member cannot go on.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let health = Arc::clone(&self.health);
+        health.set_phase(EnginePhase::Starting);
+        let outcome = self.run_inner(shutdown).await;
+        if let Err(e) = &outcome {
+            health.error(e);
+        }
+        health.set_phase(EnginePhase::Stopped);
+        outcome
+    }
+
+    async fn run_inner(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        let config = self.config;
+        let group_config = config.group_config()?;
+        let admin = Admin::new(Client::new(group_config.consumer.client.clone())?);
+        self.health.add_client(admin.client().clone());
+        let mut topics = HashMap::new();
+        for topic in &config.topics {
+            let meta = admin
+                .wait_for_topic(topic, group_config.api_timeout)
+                .await
+                .map_err(|e| Error::with_message(ErrorKind::Config, format!("source topic {topic}: {e}")))?;
+            let partitions = NonZeroU32::new(meta.partition_count()).unwrap_or(NonZeroU32::MIN);
+            let id = (!meta.id.is_zero()).then(|| meta.id.to_string());
+            topics.insert(topic.clone(), TopicInfo { partitions, id });
+        }
+        ensure_dlq(&admin, &config, topics[&config.topics[0]].partitions).await?;
+        let producer = Producer::new(config.producer_config()?)?;
+        self.health.add_client(producer.client().clone());
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            handler: self.handler,
+            storage: self.storage,
+            metrics: Arc::clone(&self.metrics),
+            health: Arc::clone(&self.health),
+            producer: producer.clone(),
+            admin,
+            topics: Mutex::new(topics),
+            workspaces: Mutex::new(HashMap::new()),
+            workers: Mutex::new(HashMap::new()),
+            progress: progress_tx,
+        });
+        let mut consumer = GroupConsumer::with_listener(group_config, Listener(Arc::clone(&shared)))?;
+        shared.health.add_client(consumer.client().clone());
+        consumer.subscribe(config.topics.iter().cloned());
+        shared.health.set_phase(EnginePhase::Running);
+        tracing::info!(topics = ?config.topics, group = %config.group_id, dlq = %config.dlq_topic, "engine started");
+
+        let mut shutdown = pin!(shutdown);
+        let mut paused: HashSet<TopicPartition> = HashSet::new();
+        let mut failures = 0u32;
+        let mut next_log = Instant::now() + config.metrics_interval;
+        let mut outcome = Ok(());
+        loop {
+            let stop = std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
+            if stop {
+                tracing::info!("shutdown requested: no more fetching");
+                break;
+            }
+            match consumer.poll(POLL_TIMEOUT).await {
+                Ok(records) => {
+                    failures = 0;
+                    dispatch(&shared, records);
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(error = %e, failures, "poll failed");
+                    shared.health.error(format_args!("poll failed: {e}"));
+                    if failures >= MAX_POLL_FAILURES {
+                        outcome = Err(e);
+                        break;
+                    }
+                    tokio::time::sleep(POLL_TIMEOUT).await;
+                }
+            }
+            flow_control(&shared, &mut consumer, &mut paused);
+            commit_progress(&shared, &consumer, &mut progress_rx).await;
+            shared.health.polled(group_view(&consumer));
+            if Instant::now() >= next_log {
+                next_log = Instant::now() + config.metrics_interval;
+                log_metrics(&shared.metrics.snapshot());
+            }
+        }
+
+        // Shutdown: finish in-flight messages, save, commit, leave; all of it within
+        // `shutdown_timeout`, however long a handler takes.
+        let started = Instant::now();
+        let end = started + config.shutdown_timeout;
+        shared.health.set_phase(EnginePhase::ShuttingDown);
+        let assigned = consumer.assignment();
+        let all: Vec<TopicPartition> =
+            shared.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let done = shared.stop_workers(&all, false, shared.drain_deadline(started)).await;
+        shared.unload_unowned();
+        while progress_rx.try_recv().is_ok() {}
+        let finals: Vec<(TopicPartition, NextOffset)> = done
+            .into_iter()
+            .filter(|(tp, _)| assigned.contains(tp))
+            .map(|(tp, n)| (tp, NextOffset::new(n)))
+            .collect();
+        if !finals.is_empty() {
+            match tokio::time::timeout_at(end.into(), consumer.commit(finals)).await {
+                Ok(Ok(())) => tracing::info!("final offsets committed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "final commit failed");
+                    shared.health.error(format_args!("final commit failed: {e}"));
+                }
+                Err(_) => {
+                    tracing::warn!("final commit timed out");
+                    shared.health.error("final commit timed out");
+                }
+            }
+        }
+        if let Err(e) = consumer.close(end.saturating_duration_since(Instant::now())).await {
+            tracing::warn!(error = %e, "leaving the group failed");
+            shared.health.error(format_args!("leaving the group failed: {e}"));
+        }
+        producer.close(end.saturating_duration_since(Instant::now())).await;
+        log_metrics(&shared.metrics.snapshot());
+        tracing::info!("shutdown complete");
+        outcome
+    }
+}
+
+/// Hands each partition's records to its task, in order.
+pub(super) fn dispatch(shared: &Arc<Shared>, records: Vec<ConsumerRecord>) {
+    if records.is_empty() {
+        return;
+    }
+    let mut by_partition: BTreeMap<(Arc<str>, i32), Vec<ConsumerRecord>> = BTreeMap::new();
+    for r in records {
+        by_partition.entry((Arc::clone(&r.topic), r.partition)).or_default().push(r);
+    }
+    for ((topic, partition), batch) in by_partition {
+        let tp = TopicPartition { topic, partition };
+        shared.start_worker(tp.clone());
+        let workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = workers.get(&tp) {
+            w.queued.fetch_add(batch.len(), Ordering::Relaxed);
+            if w.records.send(batch).is_err() {
+                tracing::error!(topic = &*tp.topic, partition = tp.partition, "partition task is gone");
+            }
+        }
+    }
+}
+
+/// Pauses partitions whose task has too much queued, resumes them once it caught up. A
+/// stopped partition is paused and stays so: there is no point fetching what it drops.
+pub(super) fn flow_control<L: RebalanceListener>(
+    shared: &Shared,
+    consumer: &mut GroupConsumer<L>,
+    paused: &mut HashSet<TopicPartition>,
+) {
+    let assigned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
+    paused.retain(|tp| assigned.contains(tp));
+    let (mut pause, mut resume) = (Vec::new(), Vec::new());
+    {
+        let workers = shared.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for (tp, w) in workers.iter() {
+            let q = w.queued.load(Ordering::Relaxed);
+            let stopped = shared.health.is_stopped(tp);
+            if (q > MAX_QUEUED || stopped) && assigned.contains(tp) && !paused.contains(tp) {
+                pause.push(tp.clone());
+            } else if q <= MAX_QUEUED / 2 && paused.contains(tp) && !stopped {
+                resume.push(tp.clone());
+            }
+        }
+    }
+    if !pause.is_empty() {
+        consumer.pause(pause.iter());
+        paused.extend(pause);
+    }
+    if !resume.is_empty() {
+        consumer.resume(resume.iter());
+        for tp in &resume {
+            paused.remove(tp);
+        }
+    }
+}
+
+/// Commits the latest saved offset each partition task reported.
+pub(super) async fn commit_progress<L: RebalanceListener>(
+    shared: &Shared,
+    consumer: &GroupConsumer<L>,
+    progress: &mut mpsc::UnboundedReceiver<(TopicPartition, i64)>,
+) {
+    let mut latest: HashMap<TopicPartition, i64> = HashMap::new();
+    while let Ok((tp, next)) = progress.try_recv() {
+        let e = latest.entry(tp).or_insert(next);
+        *e = (*e).max(next);
+    }
+    if latest.is_empty() {
+        return;
+    }
+    let assigned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
+    let offsets: Vec<(TopicPartition, NextOffset)> = latest
+        .into_iter()
+        .filter(|(tp, _)| assigned.contains(tp))
+        .map(|(tp, n)| (tp, NextOffset::new(n)))
+        .collect();
+    if offsets.is_empty() {
+        return;
+    }
+    if let Err(e) = consumer.commit(offsets).await {
+        tracing::warn!(error = %e, "commit failed; the next one covers it");
+        shared.health.error(format_args!("commit failed: {e}"));
+    }
+}
+
+/// Where the group member stands now, for the health snapshot.
+pub(super) fn group_view<L: RebalanceListener>(consumer: &GroupConsumer<L>) -> GroupView {
+    let assigned = consumer.assignment();
+    let fetch_lag = assigned
+        .iter()
+        .filter_map(|tp| consumer.lag(tp).map(|l| ((tp.topic.to_string(), tp.partition), l)))
+        .collect();
+    let (generation, member_id) = consumer.generation();
+    GroupView { state: consumer.state(), generation, member_id, assigned, fetch_lag }
+}
+
+pub(super) fn log_metrics(m: &MetricsSnapshot) {
+    let lag: Vec<String> = m.lag.iter().map(|((t, p), l)| format!("{t}-{p}={l}")).collect();
+    tracing::info!(
+        processed = m.processed, failed = m.failed, retried = m.retried, dead_lettered = m.dead_lettered,
+        skipped = m.skipped, replayed = m.replayed, lag = ?lag, "metrics"
+    );
+}

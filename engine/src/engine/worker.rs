@@ -1,0 +1,331 @@
+//! The partition tasks: each handles its partition's records in order, one at a time, saves
+//! the workspaces a batch changed and reports the offset after it for commit.
+
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use klamm::{ConsumerRecord, TopicPartition};
+use tokio::sync::{mpsc, watch, OwnedMutexGuard};
+use tokio::task::JoinHandle;
+
+use super::dead_letter::*;
+use super::shared::*;
+use crate::dlq::retry_backoff;
+use crate::handler::{catch_panic, ErrorClass, Handler, HandlerContext, Message};
+use crate::metrics::Metrics;
+
+/// No offset saved yet, in [`Worker::saved`].
+pub(super) const NOTHING_SAVED: i64 = i64::MIN;
+
+/// One partition's task.
+pub(super) struct Worker {
+    pub(super) records: mpsc::UnboundedSender<Vec<ConsumerRecord>>,
+    pub(super) queued: Arc<AtomicUsize>,
+    pub(super) stop: watch::Sender<bool>,
+    pub(super) abort: watch::Sender<bool>,
+    /// The offset the task saved up to ([`NOTHING_SAVED`] if none), for when it has to be
+    /// abandoned without returning.
+    pub(super) saved: Arc<AtomicI64>,
+    pub(super) task: JoinHandle<Option<i64>>,
+}
+
+/// Why a partition task stopped handling a message before it was done.
+pub(super) enum Halt {
+    /// Told to abort (shutdown or revocation deadline, or the partition was lost): nothing
+    /// after its last saved offset counts.
+    Aborted,
+    /// The partition is stopped (a workspace could not be loaded): this message and the
+    /// ones after it are not handled.
+    Stopped,
+}
+
+/// How long partition tasks told to abort get to reach an await point and end, before they
+/// are abandoned.
+pub(super) const ABORT_GRACE: Duration = Duration::from_millis(200);
+
+impl Shared {
+    pub(super) fn start_worker(self: &Arc<Self>, tp: TopicPartition) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        if workers.contains_key(&tp) {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (abort, abort_rx) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(false);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let saved = Arc::new(AtomicI64::new(NOTHING_SAVED));
+        let span =
+            tracing::info_span!("klamm.engine.partition", topic = &*tp.topic, partition = tp.partition);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            run_partition(
+                Arc::clone(self),
+                tp.clone(),
+                rx,
+                stop_rx,
+                abort_rx,
+                Arc::clone(&queued),
+                Arc::clone(&saved),
+            ),
+            span,
+        ));
+        workers.insert(tp, Worker { records: tx, queued, stop, abort, saved, task });
+    }
+
+    /// When a shutdown or revocation that starts now has to have stopped its partition tasks:
+    /// `shutdown_timeout` less what is kept for saving, committing and leaving afterwards
+    /// (a quarter of it, at most 5 s).
+    pub(super) fn drain_deadline(&self, started: Instant) -> Instant {
+        let timeout = self.config.shutdown_timeout;
+        started + timeout - (timeout / 4).min(Duration::from_secs(5))
+    }
+
+    /// Stops the tasks of `partitions`, all at once, and returns the offset each saved up to.
+    /// Each finishes the message it is on (at once, with `abort`) until `deadline`; then it is
+    /// told to abort, which cancels a handler that is still running (that message is not
+    /// committed), and a task that does not end within [`ABORT_GRACE`] is abandoned at its
+    /// last saved offset. Records queued behind the current message are dropped uncommitted:
+    /// whoever owns the partition next reads them again.
+    pub(super) async fn stop_workers(
+        &self,
+        partitions: &[TopicPartition],
+        abort: bool,
+        deadline: Instant,
+    ) -> Vec<(TopicPartition, i64)> {
+        let taken: Vec<(TopicPartition, Worker)> = {
+            let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+            partitions.iter().filter_map(|tp| workers.remove(tp).map(|w| (tp.clone(), w))).collect()
+        };
+        let mut running = Vec::with_capacity(taken.len());
+        for (tp, w) in taken {
+            let _ = w.stop.send(true);
+            if abort {
+                let _ = w.abort.send(true);
+            }
+            drop(w.records);
+            running.push((tp, w.abort, w.saved, w.task));
+        }
+        let mut done = Vec::new();
+        let mut late = Vec::new();
+        for (tp, abort, saved, mut task) in running {
+            match tokio::time::timeout_at(deadline.into(), &mut task).await {
+                Ok(ended) => collect_ended(&tp, ended, &mut done),
+                Err(_) => late.push((tp, abort, saved, task)),
+            }
+        }
+        for (tp, abort, _, _) in &late {
+            tracing::warn!(
+                topic = &*tp.topic,
+                partition = tp.partition,
+                "in-flight message did not finish in time; abandoning it uncommitted"
+            );
+            let _ = abort.send(true);
+        }
+        let grace = tokio::time::Instant::now() + ABORT_GRACE;
+        for (tp, _, saved, mut task) in late {
+            match tokio::time::timeout_at(grace, &mut task).await {
+                Ok(ended) => collect_ended(&tp, ended, &mut done),
+                Err(_) => {
+                    // Blocked without an await point: it cannot be cancelled, only left behind.
+                    task.abort();
+                    let s = saved.load(Ordering::Acquire);
+                    tracing::error!(
+                        topic = &*tp.topic,
+                        partition = tp.partition,
+                        saved = (s != NOTHING_SAVED).then_some(s),
+                        "partition task does not stop (a handler blocks its thread); left behind"
+                    );
+                    if s != NOTHING_SAVED {
+                        done.push((tp, s));
+                    }
+                }
+            }
+        }
+        done
+    }
+}
+
+/// Adds what an ended partition task saved up to.
+pub(super) fn collect_ended(
+    tp: &TopicPartition,
+    ended: Result<Option<i64>, tokio::task::JoinError>,
+    done: &mut Vec<(TopicPartition, i64)>,
+) {
+    match ended {
+        Ok(Some(next)) => done.push((tp.clone(), next)),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(topic = &*tp.topic, partition = tp.partition, error = %e, "partition task failed")
+        }
+    }
+}
+
+/// Saves the dirty workspaces among `touched`; `true` when all were saved.
+pub(super) fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
+    let mut ok = true;
+    touched.retain(|slot| {
+        let Ok(mut s) = slot.try_lock() else { return true };
+        if !s.dirty {
+            return false;
+        }
+        match off_the_runtime(|| shared.storage.save(&s.ws)) {
+            Ok(()) => {
+                s.dirty = false;
+                false
+            }
+            Err(e) => {
+                tracing::error!(workspace = %s.ws.workspace_id, error = %e, "cannot save workspace; not committing past it");
+                shared.health.error(format_args!("cannot save workspace {}: {e}", s.ws.workspace_id));
+                ok = false;
+                true
+            }
+        }
+    });
+    ok && touched.is_empty()
+}
+
+/// One partition's task: handles its records in order, saves the workspaces a batch changed,
+/// then reports the offset after the batch for commit. Once `stop` is set it finishes the
+/// message it is on and handles no more; once the partition is stopped (see
+/// [`Shared::stop_partition`]) it drops what it is given. Returns the offset saved up to.
+pub(super) async fn run_partition(
+    shared: Arc<Shared>,
+    tp: TopicPartition,
+    mut records: mpsc::UnboundedReceiver<Vec<ConsumerRecord>>,
+    stop: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
+    queued: Arc<AtomicUsize>,
+    saved_cell: Arc<AtomicI64>,
+) -> Option<i64> {
+    let mut touched: Vec<SlotRef> = Vec::new();
+    let mut saved: Option<i64> = None;
+    let mut handled: Option<i64> = None;
+    while let Some(batch) = records.recv().await {
+        let n = batch.len();
+        let mut aborted = false;
+        for record in batch {
+            if *stop.borrow() {
+                aborted = true;
+                break;
+            }
+            if shared.health.is_stopped(&tp) {
+                break;
+            }
+            match process(&shared, &tp, record, &mut touched, &abort).await {
+                Ok(next) => handled = Some(next),
+                Err(Halt::Stopped) => break,
+                Err(Halt::Aborted) => {
+                    aborted = true;
+                    break;
+                }
+            }
+        }
+        queued.fetch_sub(n, Ordering::Relaxed);
+        if save_touched(&shared, &mut touched) && handled != saved {
+            saved = handled;
+            if let Some(next) = saved {
+                saved_cell.store(next, Ordering::Release);
+                let _ = shared.progress.send((tp.clone(), next));
+            }
+        }
+        if aborted {
+            break;
+        }
+    }
+    if save_touched(&shared, &mut touched) {
+        saved = handled;
+    }
+    saved
+}
+
+pub(super) async fn sleep_or_abort(d: Duration, abort: &watch::Receiver<bool>) -> Result<(), Halt> {
+    let mut abort = abort.clone();
+    tokio::select! {
+        () = tokio::time::sleep(d) => Ok(()),
+        _ = abort.wait_for(|a| *a) => Err(Halt::Aborted),
+    }
+}
+
+/// Handles one record: skips it if its workspace has applied it, runs the handler with
+/// retries, dead-letters what cannot be handled. Returns the offset after it.
+pub(super) async fn process(
+    shared: &Shared,
+    tp: &TopicPartition,
+    record: ConsumerRecord,
+    touched: &mut Vec<SlotRef>,
+    abort: &watch::Receiver<bool>,
+) -> Result<i64, Halt> {
+    let metrics = &shared.metrics;
+    let msg = Message::new(record);
+    let next = msg.offset + 1;
+    metrics.set_lag(&msg.topic, msg.partition, msg.high_watermark - next);
+    let slot = match msg.workspace_id().map(|id| shared.slot(id)) {
+        Some(Ok(slot)) => Some(slot),
+        Some(Err(e)) => {
+            shared.stop_partition(tp, &format!("{e} (at offset {})", msg.offset));
+            return Err(Halt::Stopped);
+        }
+        None => None,
+    };
+    let mut guard: Option<OwnedMutexGuard<Slot>> = match &slot {
+        Some(s) => Some(Arc::clone(s).lock_owned().await),
+        None => None,
+    };
+    if let Some(g) = &guard {
+        if g.ws.next_offset(&msg.topic, msg.partition).is_some_and(|n| msg.offset < n) {
+            tracing::debug!(offset = msg.offset, workspace = %g.ws.workspace_id, "already applied; skipped");
+            Metrics::add(&metrics.replayed);
+            return Ok(next);
+        }
+    }
+    let mut attempt = 0u32;
+    loop {
+        let mut ctx = HandlerContext::new(attempt, guard.as_ref().map(|g| g.ws.clone()));
+        let mut aborted = abort.clone();
+        // A handler that does not return is cancelled when the task is told to abort.
+        let result = tokio::select! {
+            r = catch_panic(shared.handler.handle(&msg, &mut ctx)) => r,
+            _ = aborted.wait_for(|a| *a) => return Err(Halt::Aborted),
+        };
+        let error = match result {
+            Ok(()) => {
+                if let (Some(g), Some(slot)) = (guard.as_mut(), &slot) {
+                    // The handler owns the data; the id, partition and offsets are the engine's.
+                    if let Some(ws) = ctx.into_workspace() {
+                        g.ws.data = ws.data;
+                    }
+                    let topic_id = shared.topic_info(&msg.topic).and_then(|t| t.id);
+                    g.ws.set_next_offset(&msg.topic, topic_id.as_deref(), msg.partition, next);
+                    g.dirty = true;
+                    if !touched.iter().any(|t| Arc::ptr_eq(t, slot)) {
+                        touched.push(Arc::clone(slot));
+                    }
+                }
+                Metrics::add(&metrics.processed);
+                return Ok(next);
+            }
+            Err(e) => e,
+        };
+        Metrics::add(&metrics.failed);
+        match error.class() {
+            ErrorClass::Business => {
+                tracing::info!(offset = msg.offset, error = %error, "business error; skipped");
+                Metrics::add(&metrics.skipped);
+                return Ok(next);
+            }
+            ErrorClass::Transient if attempt < shared.config.max_retries => {
+                let wait =
+                    retry_backoff(shared.config.retry_backoff, shared.config.retry_backoff_max, attempt);
+                tracing::warn!(offset = msg.offset, attempt, ?wait, error = %error, "transient error; retrying");
+                Metrics::add(&metrics.retried);
+                sleep_or_abort(wait, abort).await?;
+                attempt += 1;
+            }
+            class => {
+                drop(guard.take());
+                dead_letter(shared, &msg, &error, class, attempt, abort).await?;
+                return Ok(next);
+            }
+        }
+    }
+}
