@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use klamm::{Admin, ClientConfig, Consumer, ConsumerConfig, CreateTopicsOptions, NewTopic};
 use klamm::{OffsetReset, SaslMechanism, ScramCredentialChange, TlsConfig, TopicPartition};
-use klamm_tests::{Broker, BrokerCertificate, BrokerKind, Pki};
+use klamm_tests::{Broker, BrokerBuilder, BrokerCertificate, BrokerKind, Pki};
 
 use crate::worker::{BoxError, Report, Tally, PARTITIONS, STALL};
 
@@ -90,13 +90,7 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
         let mut builder = Broker::builder(kind).partitions(PARTITIONS as u32);
         if kind == BrokerKind::Kafka {
             builder = pki.ssl_listener(builder, "SSL", BrokerCertificate::Good, false, None);
-            builder = pki
-                .tls_listener(builder, "SASLSSL", "SASL_SSL", BrokerCertificate::Good, false, None)
-                .config("listener.name.saslssl.sasl.enabled.mechanisms", "SCRAM-SHA-512")
-                .config(
-                    "listener.name.saslssl.scram-sha-512.sasl.jaas.config",
-                    "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-                );
+            builder = sasl_ssl_listener(&pki, builder);
         }
         let broker = builder.start()?;
         let secure = (kind == BrokerKind::Kafka).then(|| Secure {
@@ -218,13 +212,23 @@ async fn check_topic(brokers: &str, topic: &str, count: u64) -> Result<(), BoxEr
 }
 
 /// The Kafka broker's TLS listeners and the CA to trust.
-struct Secure {
+pub(crate) struct Secure {
     /// The SSL listener.
-    ssl: String,
+    pub(crate) ssl: String,
     /// The SASL_SSL listener (SCRAM-SHA-512).
-    sasl_ssl: String,
+    pub(crate) sasl_ssl: String,
     /// The CA file.
-    ca: PathBuf,
+    pub(crate) ca: PathBuf,
+}
+
+/// `builder` with a SASL_SSL listener `SASLSSL`: `pki`'s certificate, SCRAM-SHA-512.
+pub(crate) fn sasl_ssl_listener(pki: &Pki, builder: BrokerBuilder) -> BrokerBuilder {
+    pki.tls_listener(builder, "SASLSSL", "SASL_SSL", BrokerCertificate::Good, false, None)
+        .config("listener.name.saslssl.sasl.enabled.mechanisms", "SCRAM-SHA-512")
+        .config(
+            "listener.name.saslssl.scram-sha-512.sasl.jaas.config",
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        )
 }
 
 /// Whether `client` connects over TLS (SSL or SASL_SSL).
@@ -240,7 +244,7 @@ fn is_sasl_ssl(client: &str) -> bool {
 /// Creates [`SCRAM_USER`](crate::SCRAM_USER) (over the plaintext listener) and waits until a
 /// client can log in as it on the SASL_SSL listener: the broker takes a moment to learn a new
 /// credential.
-async fn create_scram_user(admin: &Admin, secure: &Secure) -> Result<(), BoxError> {
+pub(crate) async fn create_scram_user(admin: &Admin, secure: &Secure) -> Result<(), BoxError> {
     let change =
         ScramCredentialChange::upsert(crate::SCRAM_USER, SaslMechanism::ScramSha512, crate::SCRAM_PASSWORD);
     for (user, result) in admin.alter_user_scram_credentials(&[change]).await {

@@ -12,7 +12,8 @@
 //! - `rebalance [--runs 5]`: the time a cooperative-sticky group of one takes to absorb a
 //!   second member, klamm against librdkafka, on Apache Kafka (`rebalance.rs`).
 //! - `handshake [--count 200] [--runs 3]`: the time and CPU one connection (TCP, TLS handshake,
-//!   ApiVersions) takes, plaintext and over TLS with each crypto provider (`handshake.rs`).
+//!   ApiVersions, SASL) takes, plaintext, over TLS with each crypto provider and over SASL_SSL
+//!   (`handshake.rs`).
 //! - `serve [--broker tansu|kafka] [--topics N]`: starts a broker with N fresh 4-partition
 //!   topics, prints its address and the topic names, and keeps it up until stdin closes.
 //!
@@ -293,14 +294,15 @@ fn rebalance_bench(opts: &Options) -> Result<(), BoxError> {
 fn connect(opts: &Options) -> Result<(), BoxError> {
     let client = opts.required("client")?;
     match client {
-        TLS_RING => rustls::crypto::ring::default_provider().install_default(),
+        TLS_RING | KLAMM_SASL_SSL => rustls::crypto::ring::default_provider().install_default(),
         TLS_GRAVIOLA => rustls_graviola::default_provider().install_default(),
         _ => Ok(()),
     }
     .map_err(|_| "a crypto provider is already installed")?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let ca = opts.0.get("ca").map(String::as_str);
-    rt.block_on(handshake::connect(opts.required("brokers")?, ca, opts.number("count", "200")?))
+    let scram = client == KLAMM_SASL_SSL;
+    rt.block_on(handshake::connect(opts.required("brokers")?, ca, scram, opts.number("count", "200")?))
 }
 
 /// Prints each partition's earliest and latest offset.
