@@ -1,8 +1,9 @@
 //! [`Admin`]: cluster administration over a [`Client`]. This file owns the handle itself, the
 //! topic operations (CreateTopics, DeleteTopics, CreatePartitions, topic descriptions through
 //! Metadata) and DescribeCluster; `admin_offsets.rs` owns the operations routed to partition
-//! leaders (ListOffsets, DeleteRecords), `admin_groups.rs` the consumer group ones and
-//! `admin_elect.rs` leader elections (ElectLeaders).
+//! leaders (ListOffsets, DeleteRecords), `admin_groups.rs` the consumer group ones,
+//! `admin_elect.rs` leader elections (ElectLeaders) and `admin_transactions.rs` the transaction
+//! listings and descriptions (ListTransactions, DescribeTransactions, DescribeProducers).
 //!
 //! Where requests go: in KRaft any broker forwards CreateTopics, DeleteTopics and
 //! CreatePartitions to the active controller, so they go to any broker ([`Client::send_any`]'s

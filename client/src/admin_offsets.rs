@@ -81,18 +81,18 @@ pub struct ListedOffset {
 
 /// One partition of a leader-routed operation, with its argument.
 #[derive(Debug, Clone)]
-struct Item<A> {
+pub(crate) struct Item<A> {
     /// Position in the caller's list.
-    index: usize,
-    topic: String,
-    partition: i32,
+    pub(crate) index: usize,
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
     /// The leader epoch the metadata cache has (-1 if unknown), for fencing.
-    leader_epoch: i32,
-    arg: A,
+    pub(crate) leader_epoch: i32,
+    pub(crate) arg: A,
 }
 
 /// A request's outcome per item, by index; items it does not mention get an error.
-type Outcomes<T> = Vec<(usize, Result<T, Error>)>;
+pub(crate) type Outcomes<T> = Vec<(usize, Result<T, Error>)>;
 
 impl Admin {
     /// Looks up offsets of partitions: earliest, latest, by timestamp or of the largest
@@ -223,7 +223,11 @@ impl Admin {
 
     /// Runs a leader-routed operation (see the module doc). `send(conn, batch, timeout_ms)`
     /// sends one request for `batch`, all led by the broker at the other end of `conn`.
-    async fn by_leader<A, T, F, Fut>(&self, items: Vec<(String, i32, A)>, send: F) -> PartitionResults<T>
+    pub(crate) async fn by_leader<A, T, F, Fut>(
+        &self,
+        items: Vec<(String, i32, A)>,
+        send: F,
+    ) -> PartitionResults<T>
     where
         A: Clone + Send + 'static,
         T: Send + 'static,
@@ -370,7 +374,7 @@ fn add_to_batches<A>(batches: &mut Vec<(i32, Vec<Item<A>>)>, leader: i32, item: 
 }
 
 /// How errors name a partition.
-fn partition_what(topic: &str, partition: i32) -> String {
+pub(crate) fn partition_what(topic: &str, partition: i32) -> String {
     format!("partition {partition} of topic {topic:?}")
 }
 

@@ -51,6 +51,33 @@ pub enum ConnectionKind {
     Group,
 }
 
+/// Which kind of coordinator a FindCoordinator request looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CoordinatorKey {
+    /// The coordinator of a consumer group (key type 0).
+    Group,
+    /// The transaction coordinator of a transactional id (key type 1, FindCoordinator v1+).
+    Transaction,
+}
+
+impl CoordinatorKey {
+    /// The `key_type` of FindCoordinator.
+    fn wire(self) -> i8 {
+        match self {
+            CoordinatorKey::Group => 0,
+            CoordinatorKey::Transaction => 1,
+        }
+    }
+
+    /// How errors name the coordinator of `key`.
+    fn what(self, key: &str) -> String {
+        match self {
+            CoordinatorKey::Group => format!("the coordinator of group {key:?}"),
+            CoordinatorKey::Transaction => format!("the transaction coordinator of {key:?}"),
+        }
+    }
+}
+
 /// A handle on a Kafka cluster: metadata cache and broker connections.
 ///
 /// Cloning is cheap; clones share everything. Create one with [`Client::connect`] (which checks
@@ -318,16 +345,35 @@ impl Client {
         &self,
         groups: &[String],
     ) -> Vec<(String, Result<i32, Error>)> {
+        self.find_coordinators(CoordinatorKey::Group, groups).await
+    }
+
+    /// The coordinator of each key of `kind`: one batched FindCoordinator where the broker has
+    /// v4+, one request per key before. Makes sure the client knows each coordinator's address.
+    pub(crate) async fn find_coordinators(
+        &self,
+        kind: CoordinatorKey,
+        keys: &[String],
+    ) -> Vec<(String, Result<i32, Error>)> {
         let found = async {
             let conn = self.any_connection(ConnectionKind::Control).await?;
             let version = conn.version_for::<FindCoordinatorRequest>()?;
+            if kind != CoordinatorKey::Group && version < 1 {
+                return Err(crate::admin::user_error(
+                    "finding a transaction coordinator needs FindCoordinator v1 (Kafka 0.11)",
+                ));
+            }
+            let key_type = kind.wire();
             let mut out = Vec::new();
             if version >= 4 {
-                let request =
-                    FindCoordinatorRequest { coordinator_keys: groups.to_vec(), ..Default::default() };
+                let request = FindCoordinatorRequest {
+                    coordinator_keys: keys.to_vec(),
+                    key_type,
+                    ..Default::default()
+                };
                 let response = conn.send_at(version, &request).await?;
                 for c in response.coordinators {
-                    let what = format!("the coordinator of group {:?}", c.key);
+                    let what = kind.what(&c.key);
                     let result = match broker_error(c.error_code, &what, c.error_message) {
                         Some(e) => Err(e),
                         None => Ok(c.node_id),
@@ -335,19 +381,16 @@ impl Client {
                     out.push((c.key, result));
                 }
             } else {
-                for group in groups {
-                    let request = FindCoordinatorRequest { key: group.clone(), ..Default::default() };
+                for key in keys {
+                    let request = FindCoordinatorRequest { key: key.clone(), key_type, ..Default::default() };
                     let result = match conn.send_at(version, &request).await {
-                        Ok(r) => {
-                            let what = format!("the coordinator of group {group:?}");
-                            match broker_error(r.error_code, &what, r.error_message) {
-                                Some(e) => Err(e),
-                                None => Ok(r.node_id),
-                            }
-                        }
+                        Ok(r) => match broker_error(r.error_code, &kind.what(key), r.error_message) {
+                            Some(e) => Err(e),
+                            None => Ok(r.node_id),
+                        },
                         Err(e) => Err(e),
                     };
-                    out.push((group.clone(), result));
+                    out.push((key.clone(), result));
                 }
             }
             Ok::<_, Error>(out)
@@ -355,22 +398,19 @@ impl Client {
         .await;
         let mut found: HashMap<String, Result<i32, Error>> = match found {
             Ok(found) => found.into_iter().collect(),
-            Err(e) => return groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect(),
+            Err(e) => return keys.iter().map(|k| (k.clone(), Err(e.clone()))).collect(),
         };
         // A coordinator the metadata cache does not list yet (a broker that just joined).
         let unknown = found.values().any(|r| r.as_ref().is_ok_and(|n| self.metadata().broker(*n).is_none()));
         if unknown {
             if let Err(e) = self.refresh_metadata(&[]).await {
-                return groups.iter().map(|g| (g.clone(), Err(e.clone()))).collect();
+                return keys.iter().map(|k| (k.clone(), Err(e.clone()))).collect();
             }
         }
-        groups
-            .iter()
-            .map(|g| {
-                let result = found
-                    .remove(g)
-                    .unwrap_or_else(|| Err(missing(&format!("the coordinator of group {g:?}"))));
-                (g.clone(), result)
+        keys.iter()
+            .map(|k| {
+                let result = found.remove(k).unwrap_or_else(|| Err(missing(&kind.what(k))));
+                (k.clone(), result)
             })
             .collect()
     }

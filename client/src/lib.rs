@@ -55,6 +55,7 @@ mod admin_elect;
 mod admin_groups;
 mod admin_offsets;
 mod admin_scram;
+mod admin_transactions;
 mod client;
 mod config;
 mod connection;
@@ -77,6 +78,9 @@ pub use admin_elect::ElectionType;
 pub use admin_groups::{GroupDescription, GroupListing, MemberDescription, COORDINATOR_ATTEMPTS};
 pub use admin_offsets::{ListedOffset, OffsetSpec, PartitionResults, LEADER_ATTEMPTS};
 pub use admin_scram::{ScramCredentialChange, ScramCredentialInfo, DEFAULT_SCRAM_ITERATIONS};
+pub use admin_transactions::{
+    ActiveProducer, ListTransactionsOptions, TransactionDescription, TransactionListing, TransactionState,
+};
 /// The byte buffer keys, values and headers are held in (from the `bytes` crate).
 pub use bytes::Bytes;
 pub use client::{Client, ConnectionKind};

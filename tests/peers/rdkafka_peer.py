@@ -11,6 +11,7 @@ the same way:
     group-member --brokers B --topic T --group G [--assignor cooperative-sticky|range|roundrobin]
             [--commit-every N] [--count N] [--timeout-ms MS] [--property key=value]...
     committed --brokers B --topic T --group G
+    hang-transaction --brokers B --topic T --transactional-id ID [--transaction-timeout-ms MS]
 
 `produce` reads one JSON record per stdin line,
     {"key": hex|null, "value": hex|null, "headers": [[name, hex|null], ...],
@@ -37,6 +38,11 @@ for partitions before they are revoked. It stops after --count records, when not
 --timeout-ms (default 10000), or on SIGTERM/SIGINT; then it commits what it printed, closes
 (revoking and leaving the group) and exits 0.
 `committed` prints {"partition": p, "offset": o|null} per partition of T: G's committed offsets.
+`hang-transaction` leaves a hanging transaction behind: as transactional producer ID (timeout
+--transaction-timeout-ms, default 600000) it begins a transaction, writes the records of stdin
+(as `produce` reads them), prints {"partition": p, "offset": o} per record once all are written,
+and exits without committing or aborting, so the transaction stays open at its coordinator until
+the timeout.
 Any error ends the process with a message on stderr and a non-zero status.
 """
 
@@ -173,6 +179,50 @@ def produce(args):
             raise PeerError(f"record {i} was not delivered: {err}")
         offset = msg.offset()
         emit({"partition": msg.partition(), "offset": -1 if offset is None or offset < 0 else offset})
+
+
+def hang_transaction(args):
+    config = common_config(args)
+    config.update(
+        {
+            "transactional.id": args.transactional_id,
+            "transaction.timeout.ms": args.transaction_timeout_ms,
+            "linger.ms": 5,
+            "message.timeout.ms": 30000,
+        }
+    )
+    records = [parse_record(line, n) for n, line in enumerate(sys.stdin, 1) if line.strip()]
+    producer = Producer(config)
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    results = [None] * len(records)
+    for i, rec in enumerate(records):
+
+        def callback(err, msg, i=i):
+            results[i] = (err, msg)
+
+        kwargs = {"value": rec["value"], "key": rec["key"], "on_delivery": callback}
+        if rec["headers"]:
+            kwargs["headers"] = rec["headers"]
+        if rec["timestamp"] is not None:
+            kwargs["timestamp"] = rec["timestamp"]
+        if rec["partition"] is not None:
+            kwargs["partition"] = rec["partition"]
+        producer.produce(args.topic, **kwargs)
+    remaining = producer.flush(60)
+    if remaining:
+        raise PeerError(f"{remaining} records were still undelivered after 60 s")
+    for i, result in enumerate(results):
+        if result is None:
+            raise PeerError(f"record {i} got no delivery report")
+        err, msg = result
+        if err is not None:
+            raise PeerError(f"record {i} was not delivered: {err}")
+        emit({"partition": msg.partition(), "offset": msg.offset()})
+    sys.stdout.flush()
+    # Leave without closing the producer: closing it could end the transaction, and the
+    # point is a transaction nobody ends.
+    os._exit(0)
 
 
 def produce_stream(args):
@@ -510,6 +560,9 @@ def main():
     p.add_argument("--property", action="append", default=[])
     p = base("committed")
     p.add_argument("--group", required=True)
+    p = base("hang-transaction")
+    p.add_argument("--transactional-id", required=True)
+    p.add_argument("--transaction-timeout-ms", type=int, default=600000)
 
     args = parser.parse_args()
     try:
@@ -520,6 +573,7 @@ def main():
             "create-topic": create_topic,
             "group-member": group_member,
             "committed": committed,
+            "hang-transaction": hang_transaction,
         }
         commands[args.command](args)
     except (PeerError, KafkaException) as e:

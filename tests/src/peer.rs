@@ -409,6 +409,47 @@ impl Peer {
         parse_lines(&out).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Leaves a hanging transaction behind (librdkafka only): as transactional producer
+    /// `transactional_id`, with `transaction_timeout` as its `transaction.timeout.ms`, begins a
+    /// transaction, writes `records` to `topic` and exits without committing or aborting.
+    /// Returns where each record landed, in input order.
+    pub fn hang_transaction(
+        &self,
+        brokers: &str,
+        topic: &str,
+        transactional_id: &str,
+        transaction_timeout: Duration,
+        records: &[PeerRecord],
+    ) -> Result<Vec<Delivery>, Error> {
+        if self.kind != PeerKind::Rdkafka {
+            return Err(format!("the {} peer has no hang-transaction command", self.name()).into());
+        }
+        let timeout_ms = transaction_timeout.as_millis().to_string();
+        let args = [
+            "hang-transaction",
+            "--brokers",
+            brokers,
+            "--topic",
+            topic,
+            "--transactional-id",
+            transactional_id,
+            "--transaction-timeout-ms",
+            &timeout_ms,
+        ];
+        let mut input = String::new();
+        for r in records {
+            input.push_str(&serde_json::to_string(r)?);
+            input.push('\n');
+        }
+        let deliveries: Vec<Delivery> = parse_lines(&self.run(&args, input.into_bytes())?)?;
+        if deliveries.len() != records.len() {
+            return Err(
+                format!("{} deliveries reported for {} records", deliveries.len(), records.len()).into()
+            );
+        }
+        Ok(deliveries)
+    }
+
     /// A command that runs the peer with `args` (for long-running peers such as
     /// `group-member`, which the caller follows itself).
     pub(crate) fn command(&self, args: &[&str]) -> Command {

@@ -11,17 +11,21 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use klamm::{Admin, ClientConfig, Consumer, ConsumerConfig, CreateTopicsOptions, NewTopic};
-use klamm::{OffsetReset, TopicPartition};
-use klamm_tests::{Broker, BrokerCertificate, BrokerKind, Pki};
+use klamm::{OffsetReset, SaslMechanism, ScramCredentialChange, TlsConfig, TopicPartition};
+use klamm_tests::{Broker, BrokerBuilder, BrokerCertificate, BrokerKind, Pki};
 
 use crate::worker::{BoxError, Report, Tally, PARTITIONS, STALL};
 
 /// How long the check of a produced topic waits for records beyond the expected count.
 const EXTRA_RECORD_WAIT: Duration = Duration::from_millis(500);
+
+/// How long a new SCRAM credential may take to work on the SASL_SSL listener.
+const SCRAM_USER_WAIT: Duration = Duration::from_secs(30);
 
 /// The JVM options of Kafka's own start scripts (`KAFKA_HEAP_OPTS` and
 /// `KAFKA_JVM_PERFORMANCE_OPTS`), instead of the test harness's start-fast settings (C1 only,
@@ -79,17 +83,26 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
     let mut samples: BTreeMap<(String, String, String), Vec<Sample>> = BTreeMap::new();
     for &kind in &plan.brokers {
         eprintln!("== starting {}", kind.name());
-        // Kafka also gets a TLS listener (certificates made for this run) for the klamm-tls
-        // clients; tansu has none, so they are skipped there.
+        // Kafka also gets a TLS listener and a SASL_SSL one (certificates made for this run,
+        // SCRAM-SHA-512) for the TLS and SASL_SSL clients; tansu has neither, so they are
+        // skipped there.
         let pki = Pki::new()?;
         let mut builder = Broker::builder(kind).partitions(PARTITIONS as u32);
         if kind == BrokerKind::Kafka {
             builder = pki.ssl_listener(builder, "SSL", BrokerCertificate::Good, false, None);
+            builder = sasl_ssl_listener(&pki, builder);
         }
         let broker = builder.start()?;
-        let tls = (kind == BrokerKind::Kafka).then(|| (broker.listener_addr("SSL"), pki.ca()));
-        let skip = |client: &String| tls.is_none() && is_tls(client);
+        let secure = (kind == BrokerKind::Kafka).then(|| Secure {
+            ssl: broker.listener_addr("SSL"),
+            sasl_ssl: broker.listener_addr("SASLSSL"),
+            ca: pki.ca(),
+        });
+        let skip = |client: &String| secure.is_none() && is_tls(client);
         let admin = rt.block_on(Admin::connect(ClientConfig::new(&broker.bootstrap())))?;
+        if let Some(secure) = &secure {
+            rt.block_on(create_scram_user(&admin, secure))?;
+        }
         let broker_pid = std::fs::read_to_string(broker.dir().join("broker.pid"))
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok());
@@ -119,7 +132,7 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
                 let name = if client.is_empty() { "klamm" } else { client.as_str() };
                 let topic = format!("bench-{name}-{}-{round}-{nonce}", kind.name());
                 rt.block_on(create_topic(&admin, &topic))?;
-                let sample = measure(plan, &broker, tls.as_ref(), broker_pid, name, "produce", &topic)?;
+                let sample = measure(plan, &broker, secure.as_ref(), broker_pid, name, "produce", &topic)?;
                 rt.block_on(check_topic(&broker.bootstrap(), &topic, plan.count))?;
                 if name == "klamm" || source.is_none() {
                     source = Some(topic);
@@ -136,7 +149,7 @@ pub fn run(plan: &Plan) -> Result<(), BoxError> {
             }
             let topic = source.ok_or("no topic to consume")?;
             for client in &consumers {
-                let sample = measure(plan, &broker, tls.as_ref(), broker_pid, client, "consume", &topic)?;
+                let sample = measure(plan, &broker, secure.as_ref(), broker_pid, client, "consume", &topic)?;
                 print_progress(kind, &label, &sample);
                 if recorded {
                     samples
@@ -198,16 +211,71 @@ async fn check_topic(brokers: &str, topic: &str, count: u64) -> Result<(), BoxEr
     Ok(())
 }
 
-/// Whether `client` connects over TLS.
-fn is_tls(client: &str) -> bool {
-    client.starts_with("klamm-tls") || client == crate::RDKAFKA_TLS
+/// The Kafka broker's TLS listeners and the CA to trust.
+pub(crate) struct Secure {
+    /// The SSL listener.
+    pub(crate) ssl: String,
+    /// The SASL_SSL listener (SCRAM-SHA-512).
+    pub(crate) sasl_ssl: String,
+    /// The CA file.
+    pub(crate) ca: PathBuf,
 }
 
-/// Runs one worker as a child and measures it. `tls` is the TLS listener and the CA to trust.
+/// `builder` with a SASL_SSL listener `SASLSSL`: `pki`'s certificate, SCRAM-SHA-512.
+pub(crate) fn sasl_ssl_listener(pki: &Pki, builder: BrokerBuilder) -> BrokerBuilder {
+    pki.tls_listener(builder, "SASLSSL", "SASL_SSL", BrokerCertificate::Good, false, None)
+        .config("listener.name.saslssl.sasl.enabled.mechanisms", "SCRAM-SHA-512")
+        .config(
+            "listener.name.saslssl.scram-sha-512.sasl.jaas.config",
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        )
+}
+
+/// Whether `client` connects over TLS (SSL or SASL_SSL).
+fn is_tls(client: &str) -> bool {
+    client.starts_with("klamm-tls") || is_sasl_ssl(client) || client == crate::RDKAFKA_TLS
+}
+
+/// Whether `client` connects over SASL_SSL.
+fn is_sasl_ssl(client: &str) -> bool {
+    client == crate::KLAMM_SASL_SSL || client == crate::RDKAFKA_SASL_SSL
+}
+
+/// Creates [`SCRAM_USER`](crate::SCRAM_USER) (over the plaintext listener) and waits until a
+/// client can log in as it on the SASL_SSL listener: the broker takes a moment to learn a new
+/// credential.
+pub(crate) async fn create_scram_user(admin: &Admin, secure: &Secure) -> Result<(), BoxError> {
+    let change =
+        ScramCredentialChange::upsert(crate::SCRAM_USER, SaslMechanism::ScramSha512, crate::SCRAM_PASSWORD);
+    for (user, result) in admin.alter_user_scram_credentials(&[change]).await {
+        result.map_err(|e| format!("creating SCRAM user {user}: {e}"))?;
+    }
+    let config = ClientConfig::new(&secure.sasl_ssl).tls(TlsConfig::new().ca_file(&secure.ca)).sasl_scram(
+        SaslMechanism::ScramSha512,
+        crate::SCRAM_USER,
+        crate::SCRAM_PASSWORD,
+    );
+    let deadline = Instant::now() + SCRAM_USER_WAIT;
+    loop {
+        match klamm::Client::connect(config.clone()).await {
+            Ok(client) => {
+                client.close().await;
+                return Ok(());
+            }
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("waiting for the SCRAM user: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(format!("logging in as the SCRAM user over SASL_SSL: {e}").into()),
+        }
+    }
+}
+
+/// Runs one worker as a child and measures it. `secure` has the TLS listeners and the CA.
 fn measure(
     plan: &Plan,
     broker: &Broker,
-    tls: Option<&(String, std::path::PathBuf)>,
+    secure: Option<&Secure>,
     broker_pid: Option<i32>,
     client: &str,
     direction: &str,
@@ -215,8 +283,11 @@ fn measure(
 ) -> Result<Sample, BoxError> {
     let mut command = Command::new(std::env::current_exe()?);
     command.arg(direction);
-    match tls.filter(|_| is_tls(client)) {
-        Some((addr, ca)) => command.args(["--brokers", addr.as_str(), "--ca", &ca.display().to_string()]),
+    match secure.filter(|_| is_tls(client)) {
+        Some(s) => {
+            let addr = if is_sasl_ssl(client) { &s.sasl_ssl } else { &s.ssl };
+            command.args(["--brokers", addr.as_str(), "--ca", &s.ca.display().to_string()])
+        }
         None => command.args(["--brokers", &broker.bootstrap()]),
     };
     let mut child = command

@@ -3,7 +3,8 @@
 //! assigned every partition from the beginning with a fetch max wait of 0.
 //!
 //! Over TLS (`Job::ca` set: the `klamm-tls` and `klamm-tls-graviola` clients) the same, with
-//! `security.protocol=SSL` trusting that CA; `main` installs the crypto provider first.
+//! `security.protocol=SSL` trusting that CA; `main` installs the crypto provider first. With
+//! `Job::scram` too (`klamm-sasl-ssl`), SASL_SSL: SCRAM-SHA-512 inside that TLS.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use klamm::protocol::compression::Compression;
-use klamm::{ClientConfig, DeliveryFuture, TlsConfig, TopicPartition};
+use klamm::{ClientConfig, DeliveryFuture, SaslMechanism, TlsConfig, TopicPartition};
 use klamm::{Consumer, ConsumerConfig, Offset, OffsetReset, Producer, ProducerConfig, ProducerRecord};
 
 use crate::payload::{Values, VALUE_LEN};
@@ -87,8 +88,12 @@ pub async fn produce(job: &Job) -> Result<Report, BoxError> {
 
 /// `client` over TLS trusting the job's CA, when it has one.
 fn tls(client: ClientConfig, job: &Job) -> ClientConfig {
-    match &job.ca {
+    let client = match &job.ca {
         Some(ca) => client.tls(TlsConfig::new().ca_file(ca)),
+        None => client,
+    };
+    match &job.scram {
+        Some((user, password)) => client.sasl_scram(SaslMechanism::ScramSha512, user, password.as_str()),
         None => client,
     }
 }

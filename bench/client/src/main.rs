@@ -12,7 +12,8 @@
 //! - `rebalance [--runs 5]`: the time a cooperative-sticky group of one takes to absorb a
 //!   second member, klamm against librdkafka, on Apache Kafka (`rebalance.rs`).
 //! - `handshake [--count 200] [--runs 3]`: the time and CPU one connection (TCP, TLS handshake,
-//!   ApiVersions) takes, plaintext and over TLS with each crypto provider (`handshake.rs`).
+//!   ApiVersions, SASL) takes, plaintext, over TLS with each crypto provider and over SASL_SSL
+//!   (`handshake.rs`).
 //! - `serve [--broker tansu|kafka] [--topics N]`: starts a broker with N fresh 4-partition
 //!   topics, prints its address and the topic names, and keeps it up until stdin closes.
 //!
@@ -20,7 +21,9 @@
 //! (`rskafka_client.rs` says how the two rskafka producers differ). On Kafka also
 //! `klamm-tls` and `klamm-tls-graviola`: klamm over a TLS listener with the ring and the
 //! graviola crypto provider, and `rdkafka-tls`: librdkafka over it with its OpenSSL (`--ca
-//! FILE` for a worker run by hand).
+//! FILE` for a worker run by hand); `klamm-sasl-ssl` (ring) and `rdkafka-sasl-ssl`: the same
+//! over a SASL_SSL listener, authenticated with SCRAM-SHA-512 as a user the driver creates
+//! ([`SCRAM_USER`]).
 #![warn(missing_docs)]
 
 mod driver;
@@ -56,6 +59,27 @@ pub const TLS_RING: &str = "klamm-tls";
 pub const TLS_GRAVIOLA: &str = "klamm-tls-graviola";
 /// librdkafka over TLS (its OpenSSL, built from source).
 pub const RDKAFKA_TLS: &str = "rdkafka-tls";
+/// klamm over SASL_SSL (SCRAM-SHA-512 inside TLS, ring).
+pub const KLAMM_SASL_SSL: &str = "klamm-sasl-ssl";
+/// librdkafka over SASL_SSL (SCRAM-SHA-512 inside TLS, its OpenSSL).
+pub const RDKAFKA_SASL_SSL: &str = "rdkafka-sasl-ssl";
+/// The SCRAM user the SASL_SSL clients log in as; the driver creates it on each broker it
+/// starts (a throwaway credential of a throwaway broker).
+pub const SCRAM_USER: &str = "bench";
+/// [`SCRAM_USER`]'s password.
+pub const SCRAM_PASSWORD: &str = "bench-scram-password";
+/// Every client `run` knows, producers and consumers (`rskafka-batches` produces only).
+const CLIENTS: [&str; 9] = [
+    "klamm",
+    "rdkafka",
+    "rskafka",
+    "rskafka-batches",
+    TLS_RING,
+    TLS_GRAVIOLA,
+    RDKAFKA_TLS,
+    KLAMM_SASL_SSL,
+    RDKAFKA_SASL_SSL,
+];
 
 /// Default pending-delivery window of the klamm and rskafka producers.
 const DEFAULT_WINDOW: &str = "100000";
@@ -145,14 +169,12 @@ fn run(opts: &Options) -> Result<(), BoxError> {
         window: opts.number("window", DEFAULT_WINDOW)?,
     };
     for client in &plan.producers {
-        if !["klamm", "rdkafka", "rskafka", "rskafka-batches", TLS_RING, TLS_GRAVIOLA, RDKAFKA_TLS]
-            .contains(&client.as_str())
-        {
+        if !CLIENTS.contains(&client.as_str()) {
             return Err(format!("unknown producer {client:?}").into());
         }
     }
     for client in &plan.consumers {
-        if !["klamm", "rdkafka", "rskafka", TLS_RING, TLS_GRAVIOLA, RDKAFKA_TLS].contains(&client.as_str()) {
+        if !CLIENTS.contains(&client.as_str()) || client == "rskafka-batches" {
             return Err(format!("unknown consumer {client:?}").into());
         }
     }
@@ -173,15 +195,22 @@ fn work(direction: &str, opts: &Options) -> Result<(), BoxError> {
         count: opts.number("count", "1000000")?,
         window: opts.number("window", DEFAULT_WINDOW)?,
         ca: opts.0.get("ca").cloned(),
+        scram: None,
     };
     let client = opts.required("client")?;
+    let job = match client {
+        KLAMM_SASL_SSL | RDKAFKA_SASL_SSL => {
+            Job { scram: Some((SCRAM_USER.to_owned(), SCRAM_PASSWORD.to_owned())), ..job }
+        }
+        _ => job,
+    };
     // The TLS clients pick their crypto provider for the whole process.
     let provider = match client {
-        TLS_RING => Some(rustls::crypto::ring::default_provider()),
+        TLS_RING | KLAMM_SASL_SSL => Some(rustls::crypto::ring::default_provider()),
         TLS_GRAVIOLA => Some(rustls_graviola::default_provider()),
         _ => None,
     };
-    if client == RDKAFKA_TLS && job.ca.is_none() {
+    if matches!(client, RDKAFKA_TLS | RDKAFKA_SASL_SSL) && job.ca.is_none() {
         return Err(format!("{client} needs --ca").into());
     }
     if let Some(provider) = provider {
@@ -201,10 +230,14 @@ fn work(direction: &str, opts: &Options) -> Result<(), BoxError> {
     let report: Report = match (direction, client) {
         ("produce", "klamm") => runtime()?.block_on(klamm_client::produce(&job))?,
         ("consume", "klamm") => runtime()?.block_on(klamm_client::consume(&job))?,
-        ("produce", TLS_RING | TLS_GRAVIOLA) => runtime()?.block_on(klamm_client::produce(&job))?,
-        ("consume", TLS_RING | TLS_GRAVIOLA) => runtime()?.block_on(klamm_client::consume(&job))?,
-        ("produce", "rdkafka" | RDKAFKA_TLS) => rdkafka_client::produce(&job)?,
-        ("consume", "rdkafka" | RDKAFKA_TLS) => rdkafka_client::consume(&job)?,
+        ("produce", TLS_RING | TLS_GRAVIOLA | KLAMM_SASL_SSL) => {
+            runtime()?.block_on(klamm_client::produce(&job))?
+        }
+        ("consume", TLS_RING | TLS_GRAVIOLA | KLAMM_SASL_SSL) => {
+            runtime()?.block_on(klamm_client::consume(&job))?
+        }
+        ("produce", "rdkafka" | RDKAFKA_TLS | RDKAFKA_SASL_SSL) => rdkafka_client::produce(&job)?,
+        ("consume", "rdkafka" | RDKAFKA_TLS | RDKAFKA_SASL_SSL) => rdkafka_client::consume(&job)?,
         ("produce", "rskafka" | "rskafka-batches") if job.window == 0 => {
             return Err("rskafka needs --window above zero".into());
         }
@@ -213,7 +246,8 @@ fn work(direction: &str, opts: &Options) -> Result<(), BoxError> {
         ("consume", "rskafka") => runtime()?.block_on(rskafka_client::consume(&job))?,
         _ => return Err(format!("no {direction} worker for client {client:?}").into()),
     };
-    // The TLS clients share klamm's worker code; their reports carry their own name.
+    // The TLS and SASL_SSL clients share their library's worker code; their reports carry
+    // their own name.
     let report = Report { client: client.to_owned(), ..report };
     println!("{}", serde_json::to_string(&report.with_peak_rss())?);
     Ok(())
@@ -260,14 +294,15 @@ fn rebalance_bench(opts: &Options) -> Result<(), BoxError> {
 fn connect(opts: &Options) -> Result<(), BoxError> {
     let client = opts.required("client")?;
     match client {
-        TLS_RING => rustls::crypto::ring::default_provider().install_default(),
+        TLS_RING | KLAMM_SASL_SSL => rustls::crypto::ring::default_provider().install_default(),
         TLS_GRAVIOLA => rustls_graviola::default_provider().install_default(),
         _ => Ok(()),
     }
     .map_err(|_| "a crypto provider is already installed")?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let ca = opts.0.get("ca").map(String::as_str);
-    rt.block_on(handshake::connect(opts.required("brokers")?, ca, opts.number("count", "200")?))
+    let scram = client == KLAMM_SASL_SSL;
+    rt.block_on(handshake::connect(opts.required("brokers")?, ca, scram, opts.number("count", "200")?))
 }
 
 /// Prints each partition's earliest and latest offset.

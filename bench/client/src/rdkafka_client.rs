@@ -33,10 +33,19 @@ fn with_extra(mut config: ClientConfig) -> Result<ClientConfig, BoxError> {
     Ok(config)
 }
 
-/// TLS trusting the job's CA, when it has one (the `rdkafka-tls` client: librdkafka's OpenSSL).
+/// TLS trusting the job's CA, when it has one (the `rdkafka-tls` client: librdkafka's OpenSSL),
+/// and SCRAM-SHA-512 inside it when the job has a SCRAM user (`rdkafka-sasl-ssl`: librdkafka's
+/// built-in SCRAM, on the same OpenSSL).
 fn with_tls(mut config: ClientConfig, job: &Job) -> ClientConfig {
     if let Some(ca) = &job.ca {
         config.set("security.protocol", "SSL").set("ssl.ca.location", ca);
+    }
+    if let Some((user, password)) = &job.scram {
+        config
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanism", "SCRAM-SHA-512")
+            .set("sasl.username", user)
+            .set("sasl.password", password);
     }
     config
 }

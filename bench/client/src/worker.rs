@@ -38,8 +38,11 @@ pub struct Job {
     /// Producers: how many delivery results the bench keeps pending before it waits for the
     /// oldest (klamm, rskafka). 0: klamm drops its delivery futures and flushes at the end.
     pub window: usize,
-    /// The CA file to trust when the client connects over TLS (the `klamm-tls-*` clients).
+    /// The CA file to trust when the client connects over TLS (the `klamm-tls-*` and
+    /// `*-sasl-ssl` clients).
     pub ca: Option<String>,
+    /// The SCRAM-SHA-512 user name and password, for the `*-sasl-ssl` clients (SASL_SSL).
+    pub scram: Option<(String, String)>,
 }
 
 /// The JSON line a worker prints on success.

@@ -132,6 +132,9 @@ apis! {
     DescribeUserScramCredentials => describe_user_scram_credentials::DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
     AlterUserScramCredentials => alter_user_scram_credentials::AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
     DescribeCluster => describe_cluster::DescribeClusterRequest, DescribeClusterResponse;
+    DescribeProducers => describe_producers::DescribeProducersRequest, DescribeProducersResponse;
+    DescribeTransactions => describe_transactions::DescribeTransactionsRequest, DescribeTransactionsResponse;
+    ListTransactions => list_transactions::ListTransactionsRequest, ListTransactionsResponse;
     ConsumerGroupHeartbeat => consumer_group_heartbeat::ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
     ConsumerGroupDescribe => consumer_group_describe::ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
 }
@@ -202,7 +205,7 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), IMPLEMENTED.len());
-        assert_eq!(IMPLEMENTED.len(), 32);
+        assert_eq!(IMPLEMENTED.len(), 35);
     }
 
     #[test]

@@ -3,6 +3,7 @@ package dev.klamm.peer;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -10,7 +11,13 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.DescribeProducersResult;
+import org.apache.kafka.clients.admin.ListTransactionsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.TransactionDescription;
+import org.apache.kafka.clients.admin.TransactionListing;
+import org.apache.kafka.clients.admin.TransactionState;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
@@ -35,7 +42,11 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * and reads them (FindCoordinator, JoinGroup, SyncGroup, Fetch), commits synchronously
  * (OffsetCommit), reads its committed offsets (OffsetFetch), looks offsets up by timestamp and
  * the end offsets (ListOffsets), polls on for longer than its heartbeat interval (Heartbeat) and
- * closes (LeaveGroup). Prints one JSON summary line; any error exits non-zero.
+ * closes (LeaveGroup). Then a transactional producer keeps a transaction (of offsets) open
+ * while the admin client lists the transactions (ListTransactions, with and without filters),
+ * describes the open one (DescribeTransactions) and the producers of both partitions
+ * (DescribeProducers); the producer aborts. Prints one JSON summary line; any error exits
+ * non-zero.
  */
 public final class FixtureScenario {
     private static final int PARTITIONS = 2;
@@ -77,7 +88,9 @@ public final class FixtureScenario {
             admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get();
         }
         produce(brokers, topic, compression, count);
-        System.out.println(consume(brokers, topic, group, count));
+        String consumed = consume(brokers, topic, group, count);
+        String transactions = transactionAdmin(brokers, topic, group);
+        System.out.println(consumed.substring(0, consumed.length() - 1) + "," + transactions + "}");
     }
 
     private static String require(Map<String, String> args, String name) {
@@ -120,6 +133,49 @@ public final class FixtureScenario {
             for (java.util.concurrent.Future<?> f : sent) {
                 f.get();
             }
+        }
+    }
+
+    /**
+     * An open transaction, looked at with the admin client's transaction calls. Returns the
+     * JSON members that say what the admin saw.
+     *
+     * <p>The transaction holds offsets, not records: brokers of Kafka 4 run transactions of
+     * version 2, where the client adds partitions by producing at Produce v12, and the fixture
+     * recording caps Produce at the version Klamm implements; AddOffsetsToTxn is the same in
+     * both transaction versions.
+     */
+    private static String transactionAdmin(String brokers, String topic, String group) throws Exception {
+        String transactionalId = "klamm-fixture-txn";
+        Properties props = common(brokers);
+        props.put("key.serializer", ByteArraySerializer.class.getName());
+        props.put("value.serializer", ByteArraySerializer.class.getName());
+        props.put("transactional.id", transactionalId);
+        props.put("transaction.timeout.ms", "60000");
+        TopicPartition first = new TopicPartition(topic, 0);
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props);
+                Admin admin = Admin.create(common(brokers))) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            producer.sendOffsetsToTransaction(
+                    Map.of(first, new OffsetAndMetadata(1)), new ConsumerGroupMetadata(group + "-txn"));
+
+            Collection<TransactionListing> all = admin.listTransactions().all().get();
+            ListTransactionsOptions filtered = new ListTransactionsOptions()
+                    .filterStates(List.of(TransactionState.ONGOING))
+                    .filterOnDuration(0);
+            Collection<TransactionListing> ongoing = admin.listTransactions(filtered).all().get();
+            TransactionDescription described =
+                    admin.describeTransactions(List.of(transactionalId)).description(transactionalId).get();
+            if (described.state() != TransactionState.ONGOING || described.topicPartitions().isEmpty()) {
+                throw new IllegalStateException("the open transaction is described as " + described);
+            }
+            DescribeProducersResult producers = admin.describeProducers(List.of(first, new TopicPartition(topic, 1)));
+            int active = producers.partitionResult(first).get().activeProducers().size();
+            producer.abortTransaction();
+            return String.format(
+                    "\"transactions_listed\":%d,\"ongoing_listed\":%d,\"txn_partitions\":%d,\"active_producers\":%d",
+                    all.size(), ongoing.size(), described.topicPartitions().size(), active);
         }
     }
 
