@@ -85,14 +85,15 @@ pub use connection::{Connection, ConnectionConfig, PendingResponse};
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Offset, OffsetReset, TopicPartition,
 };
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, TransactionFailure};
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;
 pub use klamm_protocol::records::{Header, TimestampType};
 pub use klamm_protocol::ErrorCode;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{
-    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TopicName,
+    Acks, ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+    TopicName,
 };
 pub use sasl::{
     OAuthBearerToken, SaslConfig, SaslMechanism, Secret, TokenFuture, TokenProvider, UnsecuredJwt,
