@@ -433,7 +433,16 @@ fn timeout_ms(shared: &Shared) -> i32 {
 async fn negotiate_version(shared: &Shared) -> Result<TxnVersion, Error> {
     let node = coordinator(shared).await?;
     let conn = shared.client.connection(node, ConnectionKind::Control).await?;
-    let versions = conn.send(&ApiVersionsRequest::default()).await?;
+    // A v3+ request without a software name and version is refused as invalid.
+    let request = ApiVersionsRequest {
+        client_software_name: "klamm".to_owned(),
+        client_software_version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..Default::default()
+    };
+    let versions = conn.send(&request).await?;
+    if let Some(e) = coded(versions.error_code, "ApiVersions") {
+        return Err(e);
+    }
     let feature = versions
         .finalized_features
         .iter()

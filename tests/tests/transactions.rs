@@ -1,0 +1,310 @@
+//! The transactional producer against Apache Kafka 4.1, on transactions version 2 (KIP-890,
+//! the 4.1 default: the shared broker) and version 1 (a broker formatted with
+//! `transaction.version=1`): committed records are visible to read_committed consumers and
+//! aborted ones are not (to Klamm's, librdkafka's and the Java client's consumers, while
+//! read_uncommitted consumers see both); offsets sent to a transaction are committed for the
+//! group only when it commits; a second producer with the same `transactional.id` fences the
+//! first, whose open transaction writes nothing; and librdkafka's and Java's transactions read
+//! back through Klamm's read_committed consumer.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use klamm::{
+    Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, IsolationLevel, OffsetReset, Producer,
+    ProducerConfig, ProducerRecord, TopicPartition,
+};
+use klamm_tests::{
+    create_topic, unique_topic, Broker, BrokerKind, ConsumeOptions, Isolation, Peer, PeerRecord,
+    ProduceOptions, Transaction,
+};
+
+/// A broker on transactions version 1, started once for the tests that need it.
+fn v1_broker() -> &'static Broker {
+    static BROKER: OnceLock<Broker> = OnceLock::new();
+    BROKER.get_or_init(|| {
+        Broker::builder(BrokerKind::Kafka)
+            .feature("transaction.version=1")
+            .start()
+            .unwrap_or_else(|e| panic!("Kafka on transaction.version=1: {e}"))
+    })
+}
+
+/// The broker of a transaction version: 2 is the 4.1 default (the shared broker).
+fn broker(version: u8) -> &'static Broker {
+    match version {
+        1 => v1_broker(),
+        _ => Broker::shared_kafka(),
+    }
+}
+
+fn transactional(broker: &Broker, id: &str) -> Producer {
+    let config = ProducerConfig::new(&broker.bootstrap())
+        .transactional_id(id)
+        .transaction_timeout(Duration::from_secs(30))
+        .linger(Duration::from_millis(2));
+    Producer::new(config).unwrap()
+}
+
+/// Every record of `topic` (partitions 0..`partitions`) that a consumer at `level` reads
+/// until nothing more arrives for a moment, as values.
+async fn read_all(broker: &Broker, topic: &str, partitions: i32, level: IsolationLevel) -> Vec<String> {
+    let config = ConsumerConfig::new(&broker.bootstrap())
+        .auto_offset_reset(OffsetReset::Earliest)
+        .isolation_level(level)
+        .fetch_max_wait(Duration::from_millis(100));
+    let mut consumer = Consumer::new(config).unwrap();
+    consumer.assign((0..partitions).map(|p| TopicPartition::new(topic, p)));
+    let mut got: Vec<ConsumerRecord> = Vec::new();
+    let mut quiet_since = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_millis(1500) {
+        let batch = consumer.poll(Duration::from_millis(200)).await.unwrap();
+        if !batch.is_empty() {
+            quiet_since = Instant::now();
+        }
+        got.extend(batch);
+    }
+    consumer.close(Duration::from_secs(5)).await.unwrap();
+    let mut values: Vec<String> =
+        got.iter().map(|r| String::from_utf8(r.value.as_ref().unwrap().to_vec()).unwrap()).collect();
+    values.sort();
+    values
+}
+
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Sends `values` (keyed, so they spread over the partitions) in the open transaction and
+/// returns their delivery results.
+async fn send_all(
+    producer: &Producer,
+    topic: &str,
+    values: &[String],
+) -> Vec<Result<klamm::RecordMetadata, klamm::Error>> {
+    let mut deliveries = Vec::new();
+    for v in values {
+        deliveries.push(producer.send(ProducerRecord::new(topic, v.clone()).key(v.clone())).await.unwrap());
+    }
+    let mut out = Vec::new();
+    for d in deliveries {
+        out.push(d.await);
+    }
+    out
+}
+
+async fn commit_and_abort(version: u8) {
+    let broker = broker(version);
+    let topic = unique_topic(&format!("txn-v{version}"));
+    create_topic(broker, &topic, 3).await;
+    let producer = transactional(broker, &unique_topic("txn-id"));
+    producer.init_transactions().await.unwrap();
+    assert_eq!(producer.transaction_version(), Some(version));
+
+    let aborted = values("aborted", 6);
+    producer.begin_transaction().unwrap();
+    for r in send_all(&producer, &topic, &aborted).await {
+        r.unwrap();
+    }
+    producer.abort_transaction().await.unwrap();
+
+    let committed = values("committed", 6);
+    producer.begin_transaction().unwrap();
+    let sent = send_all(&producer, &topic, &committed).await;
+    producer.commit_transaction().await.unwrap();
+    for r in sent {
+        r.unwrap();
+    }
+    // A transaction with nothing in it commits too.
+    producer.begin_transaction().unwrap();
+    producer.commit_transaction().await.unwrap();
+    // And a third after an empty one.
+    let more = values("more", 3);
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &topic, &more).await;
+    producer.commit_transaction().await.unwrap();
+
+    let visible = sorted(committed.iter().chain(&more).cloned().collect());
+    assert_eq!(read_all(broker, &topic, 3, IsolationLevel::ReadCommitted).await, visible);
+    let all = sorted(aborted.iter().chain(&committed).chain(&more).cloned().collect());
+    assert_eq!(read_all(broker, &topic, 3, IsolationLevel::ReadUncommitted).await, all);
+    producer.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_commit_is_visible_abort_is_not() {
+    commit_and_abort(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_commit_is_visible_abort_is_not() {
+    commit_and_abort(1).await;
+}
+
+/// The offsets `group` committed for partition 0 of `topic`, as librdkafka reads them.
+async fn committed_offset(broker: &Broker, group: &str, topic: &str) -> Option<i64> {
+    let (bootstrap, group, topic) = (broker.bootstrap(), group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let offsets = Peer::rdkafka().committed(&bootstrap, &group, &topic);
+        offsets.iter().find(|o| o.partition == 0).and_then(|o| o.offset)
+    })
+    .await
+    .unwrap()
+}
+
+async fn offsets_follow_the_transaction(version: u8) {
+    let broker = broker(version);
+    let topic = unique_topic(&format!("txn-offsets-v{version}"));
+    let output = unique_topic(&format!("txn-offsets-out-v{version}"));
+    create_topic(broker, &topic, 1).await;
+    create_topic(broker, &output, 1).await;
+    let group = unique_topic("txn-group");
+    let metadata = ConsumerGroupMetadata::new(group.as_str());
+    let producer = transactional(broker, &unique_topic("txn-offsets-id"));
+    producer.init_transactions().await.unwrap();
+
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &output, &values("a", 2)).await;
+    producer.send_offsets_to_transaction([(topic.as_str(), 0, 5)], &metadata).await.unwrap();
+    producer.abort_transaction().await.unwrap();
+    assert_eq!(committed_offset(broker, &group, &topic).await, None, "aborted offsets are not committed");
+
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &output, &values("c", 2)).await;
+    producer.send_offsets_to_transaction([(topic.as_str(), 0, 7)], &metadata).await.unwrap();
+    producer.commit_transaction().await.unwrap();
+    assert_eq!(committed_offset(broker, &group, &topic).await, Some(7));
+    producer.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_offsets_commit_only_with_the_transaction() {
+    offsets_follow_the_transaction(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_offsets_commit_only_with_the_transaction() {
+    offsets_follow_the_transaction(1).await;
+}
+
+async fn zombie_is_fenced(version: u8) {
+    let broker = broker(version);
+    let topic = unique_topic(&format!("txn-zombie-v{version}"));
+    create_topic(broker, &topic, 2).await;
+    let id = unique_topic("txn-zombie-id");
+    let zombie = transactional(broker, &id);
+    zombie.init_transactions().await.unwrap();
+    zombie.begin_transaction().unwrap();
+    send_all(&zombie, &topic, &values("zombie", 4)).await;
+
+    // The new instance fences the old one and aborts its open transaction.
+    let fresh = transactional(broker, &id);
+    fresh.init_transactions().await.unwrap();
+
+    let late = zombie.send(ProducerRecord::new(topic.as_str(), "zombie-late").key("zombie-late")).await;
+    let commit = match late {
+        Ok(_) => zombie.commit_transaction().await,
+        Err(e) => Err(e),
+    };
+    let e = commit.expect_err("the fenced producer's commit must fail");
+    assert!(e.is_fatal(), "a fenced producer's call must fail as fatal: {e}");
+    assert!(e.is_fenced(), "{e}");
+    let again = zombie.begin_transaction();
+    assert!(again.is_err_and(|e| e.is_fatal()), "the fenced producer stays fenced");
+
+    fresh.begin_transaction().unwrap();
+    let good = values("fresh", 3);
+    send_all(&fresh, &topic, &good).await;
+    fresh.commit_transaction().await.unwrap();
+    assert_eq!(read_all(broker, &topic, 2, IsolationLevel::ReadCommitted).await, good);
+    fresh.close(Duration::from_secs(5)).await;
+    zombie.close(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_zombie_is_fenced_and_writes_nothing() {
+    zombie_is_fenced(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_zombie_is_fenced_and_writes_nothing() {
+    zombie_is_fenced(1).await;
+}
+
+/// Klamm's aborted transaction is invisible to librdkafka's and the Java client's
+/// read_committed consumers and visible to their read_uncommitted ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_read_klamm_transactions() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("txn-peers-read");
+    create_topic(broker, &topic, 2).await;
+    let producer = transactional(broker, &unique_topic("txn-peers-id"));
+    producer.init_transactions().await.unwrap();
+    let (aborted, committed) = (values("aborted", 4), values("committed", 4));
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &topic, &aborted).await;
+    producer.abort_transaction().await.unwrap();
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &topic, &committed).await;
+    producer.commit_transaction().await.unwrap();
+    producer.close(Duration::from_secs(5)).await;
+
+    let all = sorted(aborted.iter().chain(&committed).cloned().collect());
+    let (bootstrap, t) = (broker.bootstrap(), topic.clone());
+    let (want_committed, want_all) = (committed.clone(), all.clone());
+    tokio::task::spawn_blocking(move || {
+        for peer in [Peer::rdkafka(), Peer::java()] {
+            for (isolation, want) in
+                [(Isolation::ReadCommitted, &want_committed), (Isolation::ReadUncommitted, &want_all)]
+            {
+                let options = ConsumeOptions {
+                    idle_timeout: Duration::from_secs(3),
+                    isolation: Some(isolation),
+                    ..ConsumeOptions::default()
+                };
+                let got = peer.consume(&bootstrap, &t, 100, &options);
+                let got = sorted(
+                    got.iter().map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap()).collect(),
+                );
+                assert_eq!(&got, want, "{} {isolation:?}", peer.name());
+            }
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// librdkafka's and Java's transactions, committed and aborted, read through Klamm's
+/// read_committed consumer: exactly the committed records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn klamm_reads_peer_transactions() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("txn-peers-write");
+    create_topic(broker, &topic, 1).await;
+    let make = |tag: &str| -> Vec<PeerRecord> {
+        (0..3).map(|i| PeerRecord::new(format!("{tag}{i}"), format!("{tag}-{i}")).partition(0)).collect()
+    };
+    let (bootstrap, t) = (broker.bootstrap(), topic.clone());
+    let want = tokio::task::spawn_blocking(move || {
+        let mut want = Vec::new();
+        for peer in [Peer::rdkafka(), Peer::java()] {
+            let txn = |end| ProduceOptions { transaction: Some(end), ..Default::default() };
+            let (aborted, committed) =
+                (make(&format!("{}-aborted", peer.name())), make(&format!("{}-committed", peer.name())));
+            peer.produce(&bootstrap, &t, &txn(Transaction::Abort), &aborted);
+            peer.produce(&bootstrap, &t, &txn(Transaction::Commit), &committed);
+            want.extend(committed.iter().map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap()));
+        }
+        sorted(want)
+    })
+    .await
+    .unwrap();
+    assert_eq!(read_all(broker, &topic, 1, IsolationLevel::ReadCommitted).await, want);
+    assert_eq!(read_all(broker, &topic, 1, IsolationLevel::ReadUncommitted).await.len(), 12);
+}
