@@ -224,9 +224,12 @@ impl TxnProgress {
         }
     }
 
-    /// `commit_transaction` starts: no more records.
+    /// `commit_transaction` starts: no more records. Again after a commit that timed out
+    /// (its outcome unknown), which is then retried.
     pub(crate) fn start_commit(&mut self) -> Result<(), Error> {
-        self.check_send()?;
+        if !matches!(self.phase, Phase::Committing) {
+            self.check_send()?;
+        }
         self.phase = Phase::Committing;
         Ok(())
     }
@@ -739,7 +742,10 @@ pub(super) async fn end(shared: &Arc<Shared>, commit: bool) -> Result<(), Error>
         Err(e) => {
             let e = classify_unless_retriable(e);
             with_txn(shared, |t| {
-                if commit {
+                if commit && e.is_retriable() {
+                    // The commit may or may not have happened: the transaction stays
+                    // committing, for `commit_transaction` to be called again.
+                } else if commit {
                     t.commit_failed(&e);
                 } else {
                     t.fail(&e);
@@ -854,6 +860,11 @@ mod tests {
         t.finished();
         t.begin().unwrap();
         t.start_abort().unwrap();
+        t.finished();
+        t.begin().unwrap();
+        t.start_commit().unwrap();
+        // A commit that timed out is retried.
+        t.start_commit().unwrap();
         t.finished();
         assert!(t.start_abort().is_err(), "abort without a transaction");
         assert!(t.start_commit().is_err(), "commit without a transaction");
