@@ -102,9 +102,19 @@ fn save(dir: &Path, selected: &BTreeMap<(String, i16), Vec<&RecordedFrame>>) -> 
     written
 }
 
+/// The transaction APIs the Java scenario must send too (librdkafka's runs no transaction).
+const JAVA_TRANSACTIONS: [ApiKey; 4] =
+    [ApiKey::ADD_PARTITIONS_TO_TXN, ApiKey::ADD_OFFSETS_TO_TXN, ApiKey::END_TXN, ApiKey::TXN_OFFSET_COMMIT];
+
 fn record(client: PeerKind, dir_name: &str, compression: &str) {
     let cap = VersionCapProxy::bind().unwrap();
-    let broker = Broker::builder(BrokerKind::Kafka).advertised_port(cap.port()).start().unwrap();
+    let mut builder = Broker::builder(BrokerKind::Kafka).advertised_port(cap.port());
+    if client == PeerKind::Java {
+        // Transactions version 1, under which the Java client adds partitions and offsets to
+        // its transaction explicitly (AddPartitionsToTxn, AddOffsetsToTxn).
+        builder = builder.feature("transaction.version=1");
+    }
+    let broker = builder.start().unwrap();
     let recorder = RecordingProxy::start(broker.addr()).unwrap();
     let recorder_addr: SocketAddr = recorder.bootstrap().parse().unwrap();
     cap.forward_to(recorder_addr);
@@ -118,7 +128,8 @@ fn record(client: PeerKind, dir_name: &str, compression: &str) {
     let mut seen: Vec<(String, i16)> = frames.iter().map(|f| (f.api_name(), f.api_version)).collect();
     seen.sort();
     seen.dedup();
-    for key in REQUIRED {
+    let extra: &[ApiKey] = if client == PeerKind::Java { &JAVA_TRANSACTIONS } else { &[] };
+    for key in REQUIRED.iter().chain(extra).copied() {
         assert!(
             frames.iter().any(|f| f.api_key == key),
             "{dir_name}: the scenario sent no {}; it sent {seen:?}",
