@@ -14,6 +14,7 @@ use klamm::{
     Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, IsolationLevel, OffsetReset, Producer,
     ProducerConfig, ProducerRecord, TopicPartition,
 };
+use klamm_group::{GroupConfig, GroupConsumer};
 use klamm_tests::{
     create_topic, unique_topic, Broker, BrokerKind, ConsumeOptions, Isolation, Peer, PeerRecord,
     ProduceOptions, Transaction,
@@ -307,4 +308,76 @@ async fn klamm_reads_peer_transactions() {
     .unwrap();
     assert_eq!(read_all(broker, &topic, 1, IsolationLevel::ReadCommitted).await, want);
     assert_eq!(read_all(broker, &topic, 1, IsolationLevel::ReadUncommitted).await.len(), 12);
+}
+
+/// Exactly-once consume-process-produce: a group member reads, a transactional producer writes
+/// the results and commits the member's offsets with its group metadata; offsets sent with a
+/// generation the member is not in are refused (KIP-447) and only abort remains.
+async fn consume_process_produce(version: u8) {
+    let broker = broker(version);
+    let input = unique_topic(&format!("txn-eos-in-v{version}"));
+    let output = unique_topic(&format!("txn-eos-out-v{version}"));
+    create_topic(broker, &input, 2).await;
+    create_topic(broker, &output, 2).await;
+    klamm_tests::produce_keyed(broker, &input, 20).await;
+    let group = unique_topic("txn-eos-group");
+    let config = GroupConfig::new(&broker.bootstrap(), &group)
+        .session_timeout(Duration::from_secs(10))
+        .heartbeat_interval(Duration::from_millis(500))
+        .consumer(|c| c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100)));
+    let mut consumer = GroupConsumer::new(config).unwrap();
+    consumer.subscribe([input.as_str()]);
+    let mut got: Vec<ConsumerRecord> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 20 && Instant::now() < deadline {
+        got.extend(consumer.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    assert_eq!(got.len(), 20, "the member read the input");
+    let metadata = consumer.group_metadata();
+    assert_eq!(metadata.group_id, group);
+    assert!(metadata.generation_id >= 1 && !metadata.member_id.is_empty(), "{metadata:?}");
+
+    let mut next: Vec<(String, i32, i64)> = Vec::new();
+    for r in &got {
+        match next.iter_mut().find(|(_, p, _)| *p == r.partition) {
+            Some(entry) => entry.2 = entry.2.max(r.offset + 1),
+            None => next.push((r.topic.to_string(), r.partition, r.offset + 1)),
+        }
+    }
+    let producer = transactional(broker, &unique_topic("txn-eos-id"));
+    producer.init_transactions().await.unwrap();
+
+    // A zombie's offsets: a generation the member is not in.
+    producer.begin_transaction().unwrap();
+    let stale = metadata.clone().generation_id(metadata.generation_id + 5);
+    let e = producer.send_offsets_to_transaction(next.clone(), &stale).await.unwrap_err();
+    assert!(e.is_abortable(), "{e}");
+    assert!(producer.commit_transaction().await.unwrap_err().is_abortable());
+    producer.abort_transaction().await.unwrap();
+
+    producer.begin_transaction().unwrap();
+    let results: Vec<String> =
+        got.iter().map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).to_uppercase()).collect();
+    send_all(&producer, &output, &results).await;
+    producer.send_offsets_to_transaction(next.clone(), &consumer.group_metadata()).await.unwrap();
+    producer.commit_transaction().await.unwrap();
+    consumer.close(Duration::from_secs(5)).await.unwrap();
+
+    assert_eq!(read_all(broker, &output, 2, IsolationLevel::ReadCommitted).await, sorted(results));
+    let (bootstrap, g, t) = (broker.bootstrap(), group.clone(), input.clone());
+    let committed =
+        tokio::task::spawn_blocking(move || Peer::rdkafka().committed(&bootstrap, &g, &t)).await.unwrap();
+    let total: i64 = committed.iter().filter_map(|o| o.offset).sum();
+    assert_eq!(total, 20, "the group's offsets are those of the committed transaction: {committed:?}");
+    producer.close(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_consume_process_produce_with_group_metadata() {
+    consume_process_produce(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_consume_process_produce_with_group_metadata() {
+    consume_process_produce(1).await;
 }
