@@ -4,7 +4,11 @@
 //! - [`Producer`]: `send` a [`ProducerRecord`], await its [`DeliveryFuture`] for the partition
 //!   and offset. Batching per partition (`batch.size`, `linger.ms`), every compression codec,
 //!   bounded buffer memory, idempotence on by default, retries without duplicates or
-//!   reordering, the Java client's partitioner ([`partitioner`]).
+//!   reordering, the Java client's partitioner ([`partitioner`]). With `transactional.id`,
+//!   transactions ([`Producer::init_transactions`], [`Producer::begin_transaction`],
+//!   [`Producer::send_offsets_to_transaction`] with a [`ConsumerGroupMetadata`],
+//!   [`Producer::commit_transaction`], [`Producer::abort_transaction`]); errors split into
+//!   abortable and fatal ([`Error::is_abortable`], [`Error::is_fatal`]).
 //! - [`Consumer`]: a partition-level consumer (assign, seek, pause/resume), records as a stream
 //!   or from `poll`, with `auto.offset.reset` and `isolation.level`.
 //! - [`Admin`]: topics (create, delete, add partitions, describe), the cluster, offsets (list
