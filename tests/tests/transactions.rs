@@ -381,3 +381,40 @@ async fn v2_consume_process_produce_with_group_metadata() {
 async fn v1_consume_process_produce_with_group_metadata() {
     consume_process_produce(1).await;
 }
+
+/// A record the broker refuses (larger than the topic's `max.message.bytes`) makes the
+/// transaction abortable: the commit fails at once with an abortable error and writes nothing,
+/// the abort succeeds, and the next transaction commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_record_makes_the_transaction_abortable() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("txn-abortable");
+    let client = klamm::Client::new(klamm::ClientConfig::new(&broker.bootstrap())).unwrap();
+    let admin = klamm::Admin::new(client.clone());
+    let small = klamm::NewTopic::new(topic.as_str(), 1, 1).config("max.message.bytes", "2000");
+    for (name, result) in admin.create_topics(&[small]).await {
+        result.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    }
+    client.close().await;
+    let producer = transactional(broker, &unique_topic("txn-abortable-id"));
+    producer.init_transactions().await.unwrap();
+
+    producer.begin_transaction().unwrap();
+    let fine = producer.send(ProducerRecord::new(topic.as_str(), "fine")).await.unwrap();
+    let big = producer.send(ProducerRecord::new(topic.as_str(), vec![b'x'; 10_000])).await.unwrap();
+    assert!(big.await.is_err(), "the broker refuses the large record");
+    let _ = fine.await;
+    let started = Instant::now();
+    let e = producer.commit_transaction().await.unwrap_err();
+    assert!(e.is_abortable() && !e.is_fatal(), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10), "the commit failed at once");
+    let later = producer.send(ProducerRecord::new(topic.as_str(), "later")).await;
+    assert!(later.is_err_and(|e| e.is_abortable()), "nothing more is sent in a failed transaction");
+    producer.abort_transaction().await.unwrap();
+
+    producer.begin_transaction().unwrap();
+    send_all(&producer, &topic, &values("next", 2)).await;
+    producer.commit_transaction().await.unwrap();
+    assert_eq!(read_all(broker, &topic, 1, IsolationLevel::ReadCommitted).await, values("next", 2));
+    producer.close(Duration::from_secs(5)).await;
+}

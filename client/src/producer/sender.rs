@@ -195,7 +195,13 @@ pub(super) fn abandon(shared: &Shared, error: Error) {
 /// Fails every batch that is not in flight with `error` (an aborted transaction's records), so
 /// that only what is in flight remains to be waited for.
 pub(super) fn discard_unsent(shared: &Shared, error: Error) {
-    let mut state = lock(&shared.state);
+    let memory = discard_unsent_locked(&mut lock(&shared.state), &error);
+    shared.memory.add_permits(memory);
+    shared.wake.notify_one();
+}
+
+/// [`discard_unsent`] under the lock; returns the buffer memory the batches held.
+fn discard_unsent_locked(state: &mut super::accumulator::Accumulator, error: &Error) -> usize {
     let mut memory = 0;
     for topic in state.topics.values_mut() {
         for queue in &mut topic.partitions {
@@ -213,9 +219,7 @@ pub(super) fn discard_unsent(shared: &Shared, error: Error) {
             queue.rewind = false;
         }
     }
-    drop(state);
-    shared.memory.add_permits(memory);
-    shared.wake.notify_one();
+    memory
 }
 
 struct Sender {
@@ -281,6 +285,16 @@ impl Sender {
                 // The epoch cannot grow any further: a new producer id is needed.
                 state.producer = None;
                 self.start_init(now, &mut wake_at);
+            }
+            // A failed transaction sends nothing more: what is not in flight fails with the
+            // transaction's error at once (so that a commit does not wait for it), as the
+            // Java client aborts its undrained batches.
+            let failed = state.txn.as_ref().and_then(|t| match &t.phase {
+                super::transaction::Phase::Fatal(e) => Some(e.clone()),
+                _ => t.error.clone(),
+            });
+            if let Some(e) = failed {
+                released += discard_unsent_locked(&mut state, &e);
             }
             let producer = state.producer;
             let can_send = !idempotent || producer.is_some();
@@ -936,8 +950,12 @@ fn rebuild_halves(
             first_index = i;
         }
         let b = builder.get_or_insert_with(|| {
-            let b =
-                RecordBatchBuilder::new().compression(settings.compression).compression_level(settings.level);
+            // The halves keep the batch's transactional bit: without it a read_committed
+            // consumer would take them for records outside any transaction.
+            let b = RecordBatchBuilder::new()
+                .compression(settings.compression)
+                .compression_level(settings.level)
+                .transactional(settings.transactional);
             match half_stamp {
                 Some(s) => b.producer(s.producer_id, s.epoch, s.base_sequence),
                 None => b,
@@ -1103,7 +1121,7 @@ mod tests {
     #[test]
     fn a_split_keeps_every_record_and_its_sequence_numbers() {
         let settings = super::super::accumulator::BatchSettings {
-            transactional: false,
+            transactional: true,
             batch_size: 1 << 20,
             compression: klamm_protocol::compression::Compression::Lz4,
             level: None,
@@ -1135,6 +1153,7 @@ mod tests {
             assert_eq!(batch.record_count(), *count);
             assert_eq!(batch.base_sequence(), stamp.unwrap().base_sequence);
             assert_eq!(batch.producer_epoch(), 3);
+            assert!(batch.is_transactional(), "a transaction's batch stays one when split");
             for r in batch.records().unwrap() {
                 let r = r.unwrap();
                 let h: Vec<_> = r.headers().iter().map(|h| h.value.map(<[u8]>::to_vec)).collect();
