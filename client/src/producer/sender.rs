@@ -406,15 +406,12 @@ impl Sender {
                 if drafts.values().flatten().any(|d| !d.sent.is_empty()) {
                     txn.touched = true;
                 }
+                // One AddPartitionsToTxn at a time (it retries by itself); partitions that
+                // come up meanwhile go in the next.
                 if !to_add.is_empty() && !txn.adding && txn.error.is_none() {
-                    match txn.add_retry_at {
-                        Some(at) if at > now => wake_at = wake_at.min(at),
-                        _ => {
-                            txn.adding = true;
-                            txn.touched = true;
-                            add_now = Some(std::mem::take(&mut to_add));
-                        }
-                    }
+                    txn.adding = true;
+                    txn.touched = true;
+                    add_now = Some(std::mem::take(&mut to_add));
                 }
             }
         }

@@ -149,10 +149,6 @@ pub(crate) struct TxnProgress {
     pub(crate) added: HashSet<(Arc<str>, i32)>,
     /// An AddPartitionsToTxn is under way (v1).
     pub(crate) adding: bool,
-    /// When a failed AddPartitionsToTxn may be tried again.
-    pub(crate) add_retry_at: Option<Instant>,
-    /// Attempts of AddPartitionsToTxn since the last success.
-    pub(crate) add_attempts: u32,
     /// Something was written or added in the open transaction: ending it needs an EndTxn.
     pub(crate) touched: bool,
     /// The first error of the open transaction: it can only be aborted.
@@ -168,8 +164,6 @@ impl Default for TxnProgress {
             version: TxnVersion::V1,
             added: HashSet::new(),
             adding: false,
-            add_retry_at: None,
-            add_attempts: 0,
             touched: false,
             error: None,
             coordinator: None,
@@ -811,7 +805,6 @@ pub(super) fn start_add(
                 txn.adding = false;
                 match result {
                     Ok(_) => {
-                        txn.add_attempts = 0;
                         txn.added.extend(partitions);
                     }
                     Err(e) if matches!(e.kind(), ErrorKind::Timeout) => {
