@@ -14,7 +14,7 @@ use klamm::{
     Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, IsolationLevel, OffsetReset, Producer,
     ProducerConfig, ProducerRecord, TopicPartition,
 };
-use klamm_group::{GroupConfig, GroupConsumer};
+use klamm_group::{GroupConfig, GroupConsumer, GroupProtocol};
 use klamm_tests::{
     create_topic, unique_topic, Broker, BrokerKind, ConsumeOptions, Isolation, Peer, PeerRecord,
     ProduceOptions, Transaction,
@@ -313,7 +313,7 @@ async fn klamm_reads_peer_transactions() {
 /// Exactly-once consume-process-produce: a group member reads, a transactional producer writes
 /// the results and commits the member's offsets with its group metadata; offsets sent with a
 /// generation the member is not in are refused (KIP-447) and only abort remains.
-async fn consume_process_produce(version: u8) {
+async fn consume_process_produce(version: u8, protocol: GroupProtocol) {
     let broker = broker(version);
     let input = unique_topic(&format!("txn-eos-in-v{version}"));
     let output = unique_topic(&format!("txn-eos-out-v{version}"));
@@ -324,6 +324,7 @@ async fn consume_process_produce(version: u8) {
     let config = GroupConfig::new(&broker.bootstrap(), &group)
         .session_timeout(Duration::from_secs(10))
         .heartbeat_interval(Duration::from_millis(500))
+        .group_protocol(protocol)
         .consumer(|c| c.auto_offset_reset(OffsetReset::Earliest).fetch_max_wait(Duration::from_millis(100)));
     let mut consumer = GroupConsumer::new(config).unwrap();
     consumer.subscribe([input.as_str()]);
@@ -374,12 +375,18 @@ async fn consume_process_produce(version: u8) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_consume_process_produce_with_group_metadata() {
-    consume_process_produce(2).await;
+    consume_process_produce(2, GroupProtocol::Classic).await;
+}
+
+/// The same with the consumer group protocol (KIP-848): the generation is the member epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_consume_process_produce_with_the_consumer_protocol() {
+    consume_process_produce(2, GroupProtocol::Consumer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_consume_process_produce_with_group_metadata() {
-    consume_process_produce(1).await;
+    consume_process_produce(1, GroupProtocol::Classic).await;
 }
 
 /// A record the broker refuses (larger than the topic's `max.message.bytes`) makes the
