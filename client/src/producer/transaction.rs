@@ -149,6 +149,9 @@ pub(crate) struct TxnProgress {
     pub(crate) added: HashSet<(Arc<str>, i32)>,
     /// An AddPartitionsToTxn is under way (v1).
     pub(crate) adding: bool,
+    /// Counts the transactions begun: an AddPartitionsToTxn that answers after its transaction
+    /// ended must not add its partitions to the next one.
+    pub(crate) number: u64,
     /// Something was written or added in the open transaction: ending it needs an EndTxn.
     pub(crate) touched: bool,
     /// The first error of the open transaction: it can only be aborted.
@@ -164,6 +167,7 @@ impl Default for TxnProgress {
             version: TxnVersion::V1,
             added: HashSet::new(),
             adding: false,
+            number: 0,
             touched: false,
             error: None,
             coordinator: None,
@@ -192,6 +196,7 @@ impl TxnProgress {
         match &self.phase {
             Phase::Ready => {
                 self.phase = Phase::InTransaction;
+                self.number += 1;
                 self.added.clear();
                 self.touched = false;
                 self.error = None;
@@ -247,6 +252,9 @@ impl TxnProgress {
             self.phase = Phase::Ready;
         }
         self.added.clear();
+        // An AddPartitionsToTxn still under way belongs to the transaction that ended: its
+        // answer is ignored (see `number`), and the next transaction sends its own.
+        self.adding = false;
         self.touched = false;
         self.error = None;
     }
@@ -761,7 +769,10 @@ pub(super) fn start_add(
 ) {
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        let (producer_id, producer_epoch) = lock(&shared.state).producer.unwrap_or((-1, -1));
+        let ((producer_id, producer_epoch), number) = {
+            let state = lock(&shared.state);
+            (state.producer.unwrap_or((-1, -1)), state.txn.as_ref().map_or(0, |t| t.number))
+        };
         let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
         for (topic, partition) in &partitions {
             match topics.iter_mut().find(|t| *t.name == **topic) {
@@ -801,7 +812,7 @@ pub(super) fn start_add(
         .await;
         {
             let mut state = lock(&shared.state);
-            if let Some(txn) = state.txn.as_mut() {
+            if let Some(txn) = state.txn.as_mut().filter(|t| t.number == number) {
                 txn.adding = false;
                 match result {
                     Ok(_) => {
