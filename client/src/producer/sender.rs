@@ -1116,6 +1116,48 @@ mod tests {
     }
 
     #[test]
+    fn an_aborted_transaction_keeps_only_its_batches_in_flight() {
+        use super::super::accumulator::{Accumulator, BatchSettings, NewRecord, Target};
+        let settings = BatchSettings {
+            transactional: true,
+            batch_size: 64,
+            compression: klamm_protocol::compression::Compression::None,
+            level: None,
+        };
+        let mut state = Accumulator::default();
+        let value = [7u8; 80];
+        let mut results = Vec::new();
+        for _ in 0..3 {
+            let record =
+                NewRecord { timestamp: 0, key: None, value: Some(&value[..]), headers: &[], memory: 100 };
+            let appended = state.append("t", Target::Partition(0), &record, &settings).unwrap();
+            results.push(appended.result);
+        }
+        // A last record stays in the open batch.
+        let roomy = BatchSettings { batch_size: 1 << 20, ..settings };
+        let small = NewRecord { timestamp: 0, key: None, value: Some(&b"x"[..]), headers: &[], memory: 10 };
+        results.push(state.append("t", Target::Partition(0), &small, &roomy).unwrap().result);
+        {
+            let queue = state.topics.get_mut("t").unwrap().partition_mut(0);
+            assert_eq!(queue.queue.len(), 3, "each large record filled a batch");
+            assert!(queue.open.is_some());
+            queue.queue[0].in_flight = true;
+            queue.in_flight = 1;
+            queue.sent = 1;
+        }
+        let error = Error::with_message(ErrorKind::User, "aborted");
+        let memory = discard_unsent_locked(&mut state, &error);
+        assert_eq!(memory, 210);
+        let queue = state.topics.get_mut("t").unwrap().partition_mut(0);
+        assert_eq!((queue.queue.len(), queue.sent, queue.in_flight), (1, 1, 1));
+        assert!(queue.open.is_none());
+        assert!(results[0].outcome().is_none(), "the batch in flight waits for its answer");
+        for r in &results[1..] {
+            assert!(matches!(r.outcome(), Some(Err(_))), "unsent batches fail");
+        }
+    }
+
+    #[test]
     fn a_split_keeps_every_record_and_its_sequence_numbers() {
         let settings = super::super::accumulator::BatchSettings {
             transactional: true,
