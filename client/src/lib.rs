@@ -97,7 +97,7 @@ pub use klamm_protocol::ErrorCode;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{
     Acks, ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
-    TopicName,
+    TopicName, TransactionOffset,
 };
 pub use sasl::{
     OAuthBearerToken, SaslConfig, SaslMechanism, Secret, TokenFuture, TokenProvider, UnsecuredJwt,

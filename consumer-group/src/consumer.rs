@@ -575,6 +575,21 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         self.consumed.of(&self.assignment())
     }
 
+    /// The offsets [`GroupConsumer::commit_consumed`] would commit, for
+    /// [`Producer::send_offsets_to_transaction`](klamm::Producer::send_offsets_to_transaction)
+    /// instead (with [`GroupConsumer::group_metadata`]): exactly-once consume-process-produce
+    /// commits them with the transaction's output.
+    pub fn transaction_offsets(&self) -> Vec<klamm::TransactionOffset> {
+        self.consumed_offsets()
+            .into_iter()
+            .map(|(tp, next)| {
+                klamm::TransactionOffset::new(tp, next.offset())
+                    .leader_epoch(next.leader_epoch())
+                    .metadata(next.metadata().map(str::to_owned))
+            })
+            .collect()
+    }
+
     /// Moves an assigned partition's position.
     pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> Result<(), Error> {
         self.consumer_mut().seek(tp, offset)

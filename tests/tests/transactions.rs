@@ -360,7 +360,14 @@ async fn consume_process_produce(version: u8, protocol: GroupProtocol) {
     let results: Vec<String> =
         got.iter().map(|r| String::from_utf8_lossy(r.value.as_ref().unwrap()).to_uppercase()).collect();
     send_all(&producer, &output, &results).await;
-    producer.send_offsets_to_transaction(next.clone(), &consumer.group_metadata()).await.unwrap();
+    // What the member handed out, with each record's leader epoch: the same offsets.
+    let offsets = consumer.transaction_offsets();
+    let mut found: Vec<(String, i32, i64)> =
+        offsets.iter().map(|o| (o.partition.topic.to_string(), o.partition.partition, o.offset)).collect();
+    found.sort();
+    next.sort();
+    assert_eq!(found, next);
+    producer.send_offsets_to_transaction(offsets, &consumer.group_metadata()).await.unwrap();
     producer.commit_transaction().await.unwrap();
     consumer.close(Duration::from_secs(5)).await.unwrap();
 

@@ -35,7 +35,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use self::accumulator::{Accumulator, BatchResult, BatchSettings, NewRecord, Target};
 pub use self::config::{Acks, ProducerConfig};
-pub use self::transaction::ConsumerGroupMetadata;
+pub use self::transaction::{ConsumerGroupMetadata, TransactionOffset};
 use crate::client::{topic_error, Client};
 use crate::consumer::ConsumerRecord;
 use crate::error::{Error, ErrorKind};
@@ -577,7 +577,8 @@ impl Producer {
 
     /// Adds a consumer group's offsets to the open transaction: they are committed for the
     /// group when the transaction commits, and dropped if it aborts (exactly-once
-    /// consume-process-produce). Each offset is `(topic, partition, next offset to consume)`.
+    /// consume-process-produce). Each offset is a [`TransactionOffset`] (the next offset to
+    /// consume), or a `(topic, partition, offset)` or `(TopicPartition, offset)` tuple.
     /// `group` is the consuming member's [`ConsumerGroupMetadata`]: the group coordinator
     /// refuses the offsets of a member that is no longer in the generation (KIP-447), which
     /// makes the transaction abortable.
@@ -593,13 +594,13 @@ impl Producer {
     ///
     /// Errors: abortable ones (the member was fenced, the group is not authorised, retries ran
     /// out after `max.block.ms`) leave the transaction to be aborted; fatal ones end the producer.
-    pub async fn send_offsets_to_transaction<S: AsRef<str>>(
+    pub async fn send_offsets_to_transaction<O: Into<TransactionOffset>>(
         &self,
-        offsets: impl IntoIterator<Item = (S, i32, i64)>,
+        offsets: impl IntoIterator<Item = O>,
         group: &ConsumerGroupMetadata,
     ) -> Result<(), Error> {
         let shared = &self.handle.shared;
-        let offsets = offsets.into_iter().map(|(t, p, o)| (t.as_ref().to_owned(), p, o)).collect();
+        let offsets = offsets.into_iter().map(Into::into).collect();
         let _one = shared.txn_calls.lock().await;
         transaction::send_offsets(shared, offsets, group).await
     }

@@ -46,6 +46,7 @@ use super::accumulator::Accumulator;
 use super::{lock, Shared};
 use crate::client::ConnectionKind;
 use crate::config::backoff;
+use crate::consumer::TopicPartition;
 use crate::error::{Error, ErrorKind, TransactionFailure};
 
 /// The key type of a transaction coordinator in FindCoordinator.
@@ -117,6 +118,66 @@ impl ConsumerGroupMetadata {
     pub fn group_instance_id(mut self, group_instance_id: Option<String>) -> Self {
         self.group_instance_id = group_instance_id;
         self
+    }
+}
+
+/// One offset for [`Producer::send_offsets_to_transaction`](crate::Producer::send_offsets_to_transaction):
+/// the **next offset to consume** in a partition (after processing the record at offset 41,
+/// 42), with the leader epoch of the last record processed (so that a consumer resuming from
+/// it detects log truncation) and a metadata string, both optional.
+///
+/// Made from `(topic, partition, offset)` or `(TopicPartition, offset)`; klamm-group's
+/// `GroupConsumer::transaction_offsets` makes them from what the member consumed.
+///
+/// ```
+/// use klamm::{TopicPartition, TransactionOffset};
+///
+/// let a = TransactionOffset::from(("orders", 0, 42));
+/// let b = TransactionOffset::from((TopicPartition::new("orders", 0), 42)).leader_epoch(Some(3));
+/// assert_eq!((a.partition.clone(), a.offset), (b.partition.clone(), b.offset));
+/// assert_eq!(b.leader_epoch, Some(3));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransactionOffset {
+    /// The partition.
+    pub partition: TopicPartition,
+    /// The next offset to consume.
+    pub offset: i64,
+    /// The leader epoch of the last record processed, if known.
+    pub leader_epoch: Option<i32>,
+    /// A metadata string stored with the offset.
+    pub metadata: Option<String>,
+}
+
+impl TransactionOffset {
+    /// The next offset to consume in `partition` is `offset`.
+    pub fn new(partition: TopicPartition, offset: i64) -> Self {
+        Self { partition, offset, leader_epoch: None, metadata: None }
+    }
+
+    /// Sets the leader epoch of the last record processed.
+    pub fn leader_epoch(mut self, leader_epoch: Option<i32>) -> Self {
+        self.leader_epoch = leader_epoch;
+        self
+    }
+
+    /// Sets the metadata string.
+    pub fn metadata(mut self, metadata: Option<String>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+impl<S: AsRef<str>> From<(S, i32, i64)> for TransactionOffset {
+    fn from((topic, partition, offset): (S, i32, i64)) -> Self {
+        Self::new(TopicPartition::new(topic.as_ref(), partition), offset)
+    }
+}
+
+impl From<(TopicPartition, i64)> for TransactionOffset {
+    fn from((partition, offset): (TopicPartition, i64)) -> Self {
+        Self::new(partition, offset)
     }
 }
 
@@ -558,7 +619,7 @@ pub(super) fn with_txn<T>(
 /// `send_offsets_to_transaction`.
 pub(super) async fn send_offsets(
     shared: &Shared,
-    offsets: Vec<(String, i32, i64)>,
+    offsets: Vec<TransactionOffset>,
     group: &ConsumerGroupMetadata,
 ) -> Result<(), Error> {
     let version = with_txn(shared, |t| {
@@ -581,16 +642,18 @@ pub(super) async fn send_offsets(
             to_coordinator(shared, "AddOffsetsToTxn", &request, i16::MAX, deadline, |r| r.error_code).await?;
         }
         let mut topics: Vec<TxnOffsetCommitRequestTopic> = Vec::new();
-        for (topic, partition, offset) in offsets {
+        for o in offsets {
             let p = TxnOffsetCommitRequestPartition {
-                partition_index: partition,
-                committed_offset: offset,
+                partition_index: o.partition.partition,
+                committed_offset: o.offset,
+                committed_leader_epoch: o.leader_epoch.unwrap_or(-1),
+                committed_metadata: o.metadata,
                 ..Default::default()
             };
-            match topics.iter_mut().find(|t| t.name == topic) {
+            match topics.iter_mut().find(|t| *t.name == *o.partition.topic) {
                 Some(t) => t.partitions.push(p),
                 None => topics.push(TxnOffsetCommitRequestTopic {
-                    name: topic,
+                    name: o.partition.topic.to_string(),
                     partitions: vec![p],
                     ..Default::default()
                 }),
