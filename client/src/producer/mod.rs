@@ -561,7 +561,7 @@ impl Producer {
     pub async fn init_transactions(&self) -> Result<(), Error> {
         let shared = &self.handle.shared;
         let _one = shared.txn_calls.lock().await;
-        transaction::init(shared).await
+        tracing::Instrument::instrument(transaction::init(shared), txn_span(shared, "init")).await
     }
 
     /// Opens a transaction: the records sent from now until
@@ -602,7 +602,8 @@ impl Producer {
         let shared = &self.handle.shared;
         let offsets = offsets.into_iter().map(Into::into).collect();
         let _one = shared.txn_calls.lock().await;
-        transaction::send_offsets(shared, offsets, group).await
+        let span = txn_span(shared, "send_offsets");
+        tracing::Instrument::instrument(transaction::send_offsets(shared, offsets, group), span).await
     }
 
     /// Commits the open transaction: sends every queued record and waits for all of them (at
@@ -617,7 +618,7 @@ impl Producer {
     pub async fn commit_transaction(&self) -> Result<(), Error> {
         let shared = &self.handle.shared;
         let _one = shared.txn_calls.lock().await;
-        transaction::end(shared, true).await
+        tracing::Instrument::instrument(transaction::end(shared, true), txn_span(shared, "commit")).await
     }
 
     /// Aborts the open transaction: records not sent yet are dropped (their delivery futures
@@ -628,7 +629,7 @@ impl Producer {
     pub async fn abort_transaction(&self) -> Result<(), Error> {
         let shared = &self.handle.shared;
         let _one = shared.txn_calls.lock().await;
-        transaction::end(shared, false).await
+        tracing::Instrument::instrument(transaction::end(shared, false), txn_span(shared, "abort")).await
     }
 
     /// The transaction version in use (1 or 2, KIP-890) once `init_transactions` succeeded;
@@ -789,6 +790,12 @@ async fn flush(shared: &Arc<Shared>, timeout: Duration) -> usize {
     };
     let _ = tokio::time::timeout(timeout, all).await;
     waits.iter().map(|(r, n)| r.pending(*n)).sum()
+}
+
+/// The span of one transaction call.
+fn txn_span(shared: &Shared, call: &'static str) -> tracing::Span {
+    let id = shared.config.transactional_id.as_deref().unwrap_or_default();
+    tracing::debug_span!("klamm.transaction", call, transactional_id = id)
 }
 
 fn now_ms() -> i64 {
