@@ -93,10 +93,34 @@ pub enum ErrorKind {
     /// Not retriable (except [`TlsFailure::HandshakeInterrupted`]): the certificates or the
     /// settings must change. The message says exactly what the TLS library reported.
     Tls(TlsFailure),
+    /// A transactional producer's transaction failed; the error's source says why. What the
+    /// application must do depends on the [`TransactionFailure`]: abort the transaction and go
+    /// on, or drop the producer.
+    Transaction(TransactionFailure),
     /// The configuration is invalid.
     Config,
     /// The API was used in a way it does not allow.
     User,
+}
+
+/// How bad a transaction's failure is (the Java client's split between abortable and fatal
+/// errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransactionFailure {
+    /// The transaction cannot commit (a record failed, a partition or the group's offsets could
+    /// not be added, the group coordinator refused the offsets), but the producer is fine: call
+    /// `abort_transaction` and begin a new one.
+    Abortable,
+    /// Another producer with the same `transactional.id` took over (it called
+    /// `init_transactions` later), or the broker found this producer's epoch old. The producer
+    /// can do nothing more and must be dropped; whatever it sent in its open transaction is
+    /// aborted by the coordinator.
+    Fenced,
+    /// The producer cannot go on (not authorised for its `transactional.id`, the broker lacks
+    /// transactions, the coordinator says the transaction is in a state it cannot be in). Drop
+    /// the producer.
+    Fatal,
 }
 
 impl Error {
@@ -177,6 +201,40 @@ impl Error {
         }
     }
 
+    /// Whether the error means the open transaction must be aborted, after which the producer
+    /// can begin a new one ([`TransactionFailure::Abortable`]).
+    ///
+    /// ```
+    /// use klamm::{Error, ErrorKind, TransactionFailure};
+    ///
+    /// let e = Error::with_message(ErrorKind::Transaction(TransactionFailure::Abortable), "a record failed");
+    /// assert!(e.is_abortable() && !e.is_fatal());
+    /// ```
+    pub fn is_abortable(&self) -> bool {
+        self.inner.kind == ErrorKind::Transaction(TransactionFailure::Abortable)
+    }
+
+    /// Whether the transactional producer is done ([`TransactionFailure::Fenced`] or
+    /// [`TransactionFailure::Fatal`]): every later call fails the same way; drop it.
+    ///
+    /// ```
+    /// use klamm::{Error, ErrorKind, TransactionFailure};
+    ///
+    /// let e = Error::with_message(ErrorKind::Transaction(TransactionFailure::Fenced), "fenced");
+    /// assert!(e.is_fatal() && e.is_fenced() && !e.is_abortable() && !e.is_retriable());
+    /// ```
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            ErrorKind::Transaction(TransactionFailure::Fenced | TransactionFailure::Fatal)
+        )
+    }
+
+    /// Whether another producer with the same `transactional.id` fenced this one.
+    pub fn is_fenced(&self) -> bool {
+        self.inner.kind == ErrorKind::Transaction(TransactionFailure::Fenced)
+    }
+
     /// Whether authentication failed ([`ErrorKind::Authentication`], or the broker's
     /// SASL_AUTHENTICATION_FAILED): the credentials or the mechanism must change before a retry
     /// can succeed.
@@ -246,6 +304,15 @@ impl fmt::Display for Error {
             ErrorKind::Tls(failure @ TlsFailure::HandshakeInterrupted) => write!(f, "TLS: {failure}")?,
             ErrorKind::Tls(failure) => {
                 write!(f, "TLS: {failure}; retrying will not help until the certificates or settings change")?
+            }
+            ErrorKind::Transaction(TransactionFailure::Abortable) => {
+                f.write_str("the transaction cannot commit and must be aborted")?
+            }
+            ErrorKind::Transaction(TransactionFailure::Fenced) => {
+                f.write_str("the transactional producer was fenced by a newer one with its transactional.id")?
+            }
+            ErrorKind::Transaction(TransactionFailure::Fatal) => {
+                f.write_str("the transactional producer cannot go on")?
             }
             ErrorKind::Config => f.write_str("invalid configuration")?,
             ErrorKind::User => f.write_str("invalid use of the API")?,

@@ -4,7 +4,11 @@
 //! - [`Producer`]: `send` a [`ProducerRecord`], await its [`DeliveryFuture`] for the partition
 //!   and offset. Batching per partition (`batch.size`, `linger.ms`), every compression codec,
 //!   bounded buffer memory, idempotence on by default, retries without duplicates or
-//!   reordering, the Java client's partitioner ([`partitioner`]).
+//!   reordering, the Java client's partitioner ([`partitioner`]). With `transactional.id`,
+//!   transactions ([`Producer::init_transactions`], [`Producer::begin_transaction`],
+//!   [`Producer::send_offsets_to_transaction`] with a [`ConsumerGroupMetadata`],
+//!   [`Producer::commit_transaction`], [`Producer::abort_transaction`]); errors split into
+//!   abortable and fatal ([`Error::is_abortable`], [`Error::is_fatal`]).
 //! - [`Consumer`]: a partition-level consumer (assign, seek, pause/resume), records as a stream
 //!   or from `poll`, with `auto.offset.reset` and `isolation.level`.
 //! - [`Admin`]: topics (create, delete, add partitions, describe), the cluster, offsets (list
@@ -89,14 +93,15 @@ pub use connection::{Connection, ConnectionConfig, PendingResponse};
 pub use consumer::{
     Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Offset, OffsetReset, TopicPartition,
 };
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, TransactionFailure};
 /// The wire protocol the client speaks: request and response types, error codes.
 pub use klamm_protocol as protocol;
 pub use klamm_protocol::records::{Header, TimestampType};
 pub use klamm_protocol::ErrorCode;
 pub use metadata::{BrokerMetadata, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use producer::{
-    Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata, TopicName,
+    Acks, ConsumerGroupMetadata, DeliveryFuture, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
+    TopicName, TransactionOffset,
 };
 pub use sasl::{
     OAuthBearerToken, SaslConfig, SaslMechanism, Secret, TokenFuture, TokenProvider, UnsecuredJwt,

@@ -468,6 +468,30 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         (m.generation(), m.member_id().to_string())
     }
 
+    /// The member's identity in the group now, for
+    /// [`Producer::send_offsets_to_transaction`](klamm::Producer::send_offsets_to_transaction)
+    /// (exactly-once consume-process-produce): the group id, the generation (the member epoch
+    /// with `group.protocol=consumer`), the member id and the `group.instance.id`. The group
+    /// coordinator refuses offsets sent with the metadata of an older generation (KIP-447), so
+    /// take it after the records were polled, right before sending their offsets.
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &klamm_group::GroupConsumer, producer: &klamm::Producer) -> Result<(), klamm::Error> {
+    /// producer.begin_transaction()?;
+    /// // ... poll, produce the results ...
+    /// producer.send_offsets_to_transaction([("orders", 0, 1042)], &consumer.group_metadata()).await?;
+    /// producer.commit_transaction().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn group_metadata(&self) -> klamm::ConsumerGroupMetadata {
+        let (generation, member_id) = self.generation();
+        klamm::ConsumerGroupMetadata::new(self.shared.config.group_id.clone())
+            .generation_id(generation)
+            .member_id(member_id)
+            .group_instance_id(self.shared.config.group_instance_id.clone())
+    }
+
     /// Where the member stands in the group protocol now ([`MemberState::Stable`] once it is
     /// in a generation with its assignment).
     pub fn state(&self) -> MemberState {
@@ -549,6 +573,21 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// The offsets [`GroupConsumer::commit_consumed`] would commit.
     pub fn consumed_offsets(&self) -> Vec<(TopicPartition, NextOffset)> {
         self.consumed.of(&self.assignment())
+    }
+
+    /// The offsets [`GroupConsumer::commit_consumed`] would commit, for
+    /// [`Producer::send_offsets_to_transaction`](klamm::Producer::send_offsets_to_transaction)
+    /// instead (with [`GroupConsumer::group_metadata`]): exactly-once consume-process-produce
+    /// commits them with the transaction's output.
+    pub fn transaction_offsets(&self) -> Vec<klamm::TransactionOffset> {
+        self.consumed_offsets()
+            .into_iter()
+            .map(|(tp, next)| {
+                klamm::TransactionOffset::new(tp, next.offset())
+                    .leader_epoch(next.leader_epoch())
+                    .metadata(next.metadata().map(str::to_owned))
+            })
+            .collect()
     }
 
     /// Moves an assigned partition's position.

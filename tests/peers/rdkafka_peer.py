@@ -5,8 +5,10 @@ Same command-line interface as the Java peer (tests/peers/java), so the Rust har
 the same way:
 
     produce --brokers B --topic T [--compression none|gzip|snappy|lz4|zstd] [--idempotent]
+            [--transaction commit|abort]
             [--acks all|1|0] [--partitioner default|murmur2]
     consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning] [--group G]
+            [--isolation read_committed|read_uncommitted]
     create-topic --brokers B --topic T [--partitions N]
     group-member --brokers B --topic T --group G [--assignor cooperative-sticky|range|roundrobin]
             [--commit-every N] [--count N] [--timeout-ms MS] [--property key=value]...
@@ -52,6 +54,7 @@ import json
 import signal
 import sys
 import time
+import uuid
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -142,6 +145,10 @@ def produce(args):
             "message.timeout.ms": 30000,
         }
     )
+    if args.transaction:
+        config["transactional.id"] = f"klamm-rdkafka-peer-{uuid.uuid4()}"
+        config["enable.idempotence"] = True
+        config["transaction.timeout.ms"] = 30000
     if args.partitioner == "murmur2":
         config["partitioner"] = "murmur2_random"
     records = [parse_record(line, n) for n, line in enumerate(sys.stdin, 1) if line.strip()]
@@ -154,6 +161,9 @@ def produce(args):
         return callback
 
     producer = Producer(config)
+    if args.transaction:
+        producer.init_transactions(30)
+        producer.begin_transaction()
     for i, rec in enumerate(records):
         kwargs = {"value": rec["value"], "key": rec["key"], "on_delivery": delivered(i)}
         if rec["headers"]:
@@ -171,6 +181,10 @@ def produce(args):
     remaining = producer.flush(60)
     if remaining:
         raise PeerError(f"{remaining} records were still undelivered after 60 s")
+    if args.transaction == "commit":
+        producer.commit_transaction(30)
+    elif args.transaction == "abort":
+        producer.abort_transaction(30)
     for i, result in enumerate(results):
         if result is None:
             raise PeerError(f"record {i} got no delivery report")
@@ -178,7 +192,10 @@ def produce(args):
         if err is not None:
             raise PeerError(f"record {i} was not delivered: {err}")
         offset = msg.offset()
-        emit({"partition": msg.partition(), "offset": -1 if offset is None or offset < 0 else offset})
+        line = {"partition": msg.partition(), "offset": -1 if offset is None or offset < 0 else offset}
+        if args.transaction:
+            line["transaction"] = args.transaction
+        emit(line)
 
 
 def hang_transaction(args):
@@ -326,6 +343,7 @@ def consume(args):
             "enable.auto.offset.store": False,
             "allow.auto.create.topics": False,
             "enable.partition.eof": False,
+            "isolation.level": args.isolation,
         }
     )
     if args.group:
@@ -536,6 +554,7 @@ def main():
     p.add_argument("--idempotent", action="store_true")
     p.add_argument("--acks", choices=["all", "1", "0"], default="all")
     p.add_argument("--partitioner", choices=["default", "murmur2"], default="default")
+    p.add_argument("--transaction", choices=["commit", "abort"])
     p = base("produce-stream")
     p.add_argument("--keys", type=int, default=64)
     p.add_argument("--rate", type=float, default=500.0)
@@ -547,6 +566,7 @@ def main():
     p.add_argument("--timeout-ms", type=int, default=10000)
     p.add_argument("--from-beginning", action="store_true")
     p.add_argument("--group")
+    p.add_argument("--isolation", choices=["read_committed", "read_uncommitted"], default="read_committed")
     p = base("create-topic")
     p.add_argument("--partitions", type=int, default=1)
     p = base("group-member")

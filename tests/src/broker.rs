@@ -65,6 +65,7 @@ pub struct BrokerBuilder {
     config: Vec<(String, String)>,
     listeners: Vec<(String, String)>,
     start_timeout: Duration,
+    features: Vec<String>,
 }
 
 impl BrokerBuilder {
@@ -81,6 +82,7 @@ impl BrokerBuilder {
             config: Vec::new(),
             listeners: Vec::new(),
             start_timeout,
+            features: Vec::new(),
         }
     }
 
@@ -95,6 +97,15 @@ impl BrokerBuilder {
     /// listens, so that clients keep talking through it after bootstrap.
     pub fn advertised_port(mut self, port: u16) -> Self {
         self.advertised_port = Some(port);
+        self
+    }
+
+    /// A feature level the Kafka storage is formatted with, as `name=level` (the storage tool's
+    /// `--feature`), e.g. `transaction.version=1` for a cluster on transactions version 1.
+    /// Such a broker formats its own storage (a JVM start more) instead of copying the shared
+    /// template. Kafka only.
+    pub fn feature(mut self, feature: &str) -> Self {
+        self.features.push(feature.to_owned());
         self
     }
 
@@ -215,11 +226,14 @@ impl BrokerBuilder {
         listeners: &[ExtraListener],
     ) -> Result<Vec<String>, Error> {
         let install = Component::Kafka.dir()?;
-        let template = kafka_storage_template(&install)?;
         let internal_port = free_port()?;
         let controller_port = free_port()?;
         let data = dir.join("data");
-        copy_dir(&template, &data)?;
+        if self.features.is_empty() {
+            copy_dir(&kafka_storage_template(&install)?, &data)?;
+        } else {
+            format_kafka_storage(&install, dir, &data, &self.features)?;
+        }
 
         let voters = format!("1@127.0.0.1:{controller_port}");
         let node = KafkaNode {
@@ -457,7 +471,20 @@ fn make_kafka_storage_template(install: &Path) -> Result<PathBuf, Error> {
     }
     let work = tempfile::Builder::new().prefix("storage-template-").tempdir_in(install)?;
     let data = work.path().join("data");
-    let props = work.path().join("format.properties");
+    format_kafka_storage(install, work.path(), &data, &[])?;
+    // Another test process may have won the race; its template is as good as ours.
+    if fs::rename(&data, &target).is_err() && !complete(&target) {
+        return Err(format!("could not move the Kafka storage template to {}", target.display()).into());
+    }
+    Ok(target)
+}
+
+/// Formats Kafka storage into `data` (with `features`, each `name=level`), using `work` for
+/// the tool's files.
+fn format_kafka_storage(install: &Path, work: &Path, data: &Path, features: &[String]) -> Result<(), Error> {
+    let complete =
+        |dir: &Path| dir.join("meta.properties").is_file() && dir.join("bootstrap.checkpoint").is_file();
+    let props = work.join("format.properties");
     // Only what `format` reads; the ports are placeholders that end up nowhere.
     fs::write(
         &props,
@@ -469,18 +496,21 @@ fn make_kafka_storage_template(install: &Path) -> Result<PathBuf, Error> {
             data.display()
         ),
     )?;
-    let log4j = work.path().join("log4j2.properties");
+    let log4j = work.join("format-log4j2.properties");
     fs::write(&log4j, KAFKA_LOG4J)?;
-    let out = Command::new(install::java())
+    let mut command = Command::new(install::java());
+    command
         .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"])
         .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
         .arg("-cp")
         .arg(install.join("libs").join("*"))
         .args(["kafka.tools.StorageTool", "format", "-t", KAFKA_CLUSTER_ID, "-c"])
-        .arg(&props)
-        .stdin(Stdio::null())
-        .output()?;
-    if !out.status.success() || !complete(&data) {
+        .arg(&props);
+    for feature in features {
+        command.args(["--feature", feature]);
+    }
+    let out = command.stdin(Stdio::null()).output()?;
+    if !out.status.success() || !complete(data) {
         return Err(format!(
             "formatting Kafka storage failed ({}):\n{}{}",
             out.status,
@@ -489,11 +519,7 @@ fn make_kafka_storage_template(install: &Path) -> Result<PathBuf, Error> {
         )
         .into());
     }
-    // Another test process may have won the race; its template is as good as ours.
-    if fs::rename(&data, &target).is_err() && !complete(&target) {
-        return Err(format!("could not move the Kafka storage template to {}", target.display()).into());
-    }
-    Ok(target)
+    Ok(())
 }
 
 pub(crate) fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {

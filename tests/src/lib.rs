@@ -67,8 +67,8 @@ pub use fixture_scenario::run_fixture_scenario;
 pub use install::{cache_dir, Component};
 pub use negotiated::{api_versions_request, leader_address, ApiVersionTable, NegotiatedConnection};
 pub use peer::{
-    Acks, CommittedOffset, Compression, ConsumeOptions, Delivery, Header, Partitioner, Peer, PeerKind,
-    PeerRecord, ProduceOptions, Transaction,
+    Acks, CommittedOffset, Compression, ConsumeOptions, Delivery, Header, Isolation, Partitioner, Peer,
+    PeerKind, PeerRecord, ProduceOptions, Transaction,
 };
 pub use pki::{BrokerCertificate, Pki, CLIENT_KEY_PASSWORD};
 pub use ports::free_port;

@@ -114,8 +114,7 @@ pub struct ProduceOptions {
     pub acks: Acks,
     /// The partitioner for records without an explicit partition.
     pub partitioner: Partitioner,
-    /// Produce every record in one transaction that ends this way (Java peer only; needs
-    /// `acks` all).
+    /// Produce every record in one transaction that ends this way (needs `acks` all).
     pub transaction: Option<Transaction>,
 }
 
@@ -130,11 +129,32 @@ pub struct ConsumeOptions {
     /// Consume as a member of this group (subscribe, commit offsets) instead of assigning every
     /// partition without a group. The librdkafka peer only.
     pub group: Option<String>,
+    /// Which records of transactions to read; `None` keeps the peer's default (librdkafka:
+    /// read_committed; Java: read_uncommitted).
+    pub isolation: Option<Isolation>,
+}
+
+/// A consumer's `isolation.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Only records of committed transactions (and of no transaction).
+    ReadCommitted,
+    /// Every record, aborted transactions' included.
+    ReadUncommitted,
+}
+
+impl Isolation {
+    fn arg(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
 }
 
 impl Default for ConsumeOptions {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(10), from_beginning: true, group: None }
+        Self { idle_timeout: Duration::from_secs(10), from_beginning: true, group: None, isolation: None }
     }
 }
 
@@ -328,9 +348,6 @@ impl Peer {
             args.push("--idempotent");
         }
         if let Some(t) = options.transaction {
-            if self.kind != PeerKind::Java {
-                return Err(format!("the {} peer has no transactional mode", self.name()).into());
-            }
             args.extend(["--transaction", t.arg()]);
         }
         let mut input = String::new();
@@ -342,6 +359,7 @@ impl Peer {
         // A peer built before --transaction existed takes it as an unknown option and produces
         // without a transaction; the current one marks each delivery line.
         if options.transaction.is_some()
+            && self.kind == PeerKind::Java
             && out.lines().any(|l| !l.trim().is_empty() && !l.contains("\"transaction\""))
         {
             return Err(
@@ -395,6 +413,9 @@ impl Peer {
                 return Err(format!("the {} peer cannot consume in a group", self.name()).into());
             }
             args.extend(["--group", group]);
+        }
+        if let Some(isolation) = options.isolation {
+            args.extend(["--isolation", isolation.arg()]);
         }
         let out = self.run(&args, Vec::new())?;
         parse_lines(&out)

@@ -299,6 +299,7 @@ async fn groups_flow(kind: BrokerKind) {
         idle_timeout: Duration::from_secs(20),
         from_beginning: true,
         group: Some(group.clone()),
+        ..ConsumeOptions::default()
     };
     let (bootstrap, t) = (broker.bootstrap(), topic.clone());
     let consumer =

@@ -102,9 +102,24 @@ fn save(dir: &Path, selected: &BTreeMap<(String, i16), Vec<&RecordedFrame>>) -> 
     written
 }
 
-fn record(client: PeerKind, dir_name: &str, compression: &str) {
+/// The transaction APIs the Java scenario must send too (librdkafka's runs no transaction).
+const JAVA_TRANSACTIONS: [ApiKey; 4] =
+    [ApiKey::ADD_PARTITIONS_TO_TXN, ApiKey::ADD_OFFSETS_TO_TXN, ApiKey::END_TXN, ApiKey::TXN_OFFSET_COMMIT];
+
+/// Runs `client`'s scenario against a fresh broker formatted with `features`, through the
+/// version cap and the recorder; returns the frames.
+fn run_recorded(
+    client: PeerKind,
+    dir_name: &str,
+    compression: &str,
+    features: &[&str],
+) -> Vec<RecordedFrame> {
     let cap = VersionCapProxy::bind().unwrap();
-    let broker = Broker::builder(BrokerKind::Kafka).advertised_port(cap.port()).start().unwrap();
+    let mut builder = Broker::builder(BrokerKind::Kafka).advertised_port(cap.port());
+    for feature in features {
+        builder = builder.feature(feature);
+    }
+    let broker = builder.start().unwrap();
     let recorder = RecordingProxy::start(broker.addr()).unwrap();
     let recorder_addr: SocketAddr = recorder.bootstrap().parse().unwrap();
     cap.forward_to(recorder_addr);
@@ -112,13 +127,24 @@ fn record(client: PeerKind, dir_name: &str, compression: &str) {
     let summary =
         run_fixture_scenario(client, &cap.bootstrap(), "klamm-fixtures", "klamm-fixtures-group", compression)
             .unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("{dir_name} scenario: {summary}");
-    let frames = recorder.frames();
+    eprintln!("{dir_name} scenario {features:?}: {summary}");
+    recorder.frames()
+}
+
+fn record(client: PeerKind, dir_name: &str, compression: &str) {
+    let mut frames = run_recorded(client, dir_name, compression, &[]);
+    if client == PeerKind::Java {
+        // Again under transactions version 1, where the Java client adds partitions and offsets
+        // to its transaction explicitly (AddPartitionsToTxn, AddOffsetsToTxn) and uses older
+        // EndTxn and TxnOffsetCommit versions; the first run had version 2 (the 4.1 default).
+        frames.extend(run_recorded(client, dir_name, compression, &["transaction.version=1"]));
+    }
     // A request the broker has not answered yet (a fetch waiting for data) is not a fixture.
     let mut seen: Vec<(String, i16)> = frames.iter().map(|f| (f.api_name(), f.api_version)).collect();
     seen.sort();
     seen.dedup();
-    for key in REQUIRED {
+    let extra: &[ApiKey] = if client == PeerKind::Java { &JAVA_TRANSACTIONS } else { &[] };
+    for key in REQUIRED.iter().chain(extra).copied() {
         assert!(
             frames.iter().any(|f| f.api_key == key),
             "{dir_name}: the scenario sent no {}; it sent {seen:?}",

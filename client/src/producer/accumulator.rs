@@ -375,6 +375,8 @@ pub(crate) struct Accumulator {
     pub(crate) closing: bool,
     /// Set when `close` gave up: the sender stops.
     pub(crate) stopped: bool,
+    /// The transaction state of a transactional producer (`None` for the others).
+    pub(crate) txn: Option<super::transaction::TxnProgress>,
 }
 
 /// Where `append` put a record.
@@ -411,6 +413,8 @@ pub(crate) struct BatchSettings {
     pub(crate) batch_size: usize,
     pub(crate) compression: klamm_protocol::compression::Compression,
     pub(crate) level: Option<i32>,
+    /// Batches are part of transactions (the batch header's transactional bit).
+    pub(crate) transactional: bool,
 }
 
 impl Accumulator {
@@ -468,7 +472,8 @@ impl Accumulator {
             let capacity = settings.batch_size.min(1 << 20) + 128;
             let builder = RecordBatchBuilder::with_buffer(BytesMut::with_capacity(capacity))
                 .compression(settings.compression)
-                .compression_level(settings.level);
+                .compression_level(settings.level)
+                .transactional(settings.transactional);
             queue.open = Some(Batch {
                 id: next_id,
                 payload: Payload::Building(builder),

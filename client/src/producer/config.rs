@@ -104,6 +104,15 @@ pub struct ProducerConfig {
     /// `retries`: how many times a batch may be retried (within `delivery_timeout`). Default:
     /// unlimited.
     pub retries: u32,
+    /// `transactional.id`: makes the producer transactional (see
+    /// [`Producer::init_transactions`](crate::Producer::init_transactions)). Producers that
+    /// share it fence each other: only the one that called `init_transactions` last can
+    /// write. Default: none.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long a transaction may stay open before the coordinator
+    /// aborts it. At most the broker's `transaction.max.timeout.ms` (15 minutes by default).
+    /// Default 60 s.
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -122,6 +131,8 @@ impl Default for ProducerConfig {
             max_request_size: 1024 * 1024,
             max_in_flight: 5,
             retries: u32::MAX,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -152,7 +163,8 @@ impl ProducerConfig {
     /// `enable.idempotence`, `compression.type` (also `compression.codec`),
     /// `compression.level`, `batch.size`, `linger.ms` (also `queue.buffering.max.ms`),
     /// `buffer.memory`, `max.block.ms`, `delivery.timeout.ms` (also `message.timeout.ms`),
-    /// `max.request.size`, `max.in.flight.requests.per.connection`, `retries`; anything else
+    /// `max.request.size`, `max.in.flight.requests.per.connection`, `retries`,
+    /// `transactional.id`, `transaction.timeout.ms`; anything else
     /// goes to [`ClientConfig::set`].
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), Error> {
         match key {
@@ -182,6 +194,11 @@ impl ProducerConfig {
                 let n: i64 = parse_num(key, value)?;
                 self.retries = u32::try_from(n.max(0)).unwrap_or(u32::MAX);
             }
+            "transactional.id" => {
+                let id = value.trim();
+                self.transactional_id = (!id.is_empty()).then(|| id.to_owned());
+            }
+            "transaction.timeout.ms" => self.transaction_timeout = parse_ms(key, value)?,
             _ => self.client.set(key, value).map_err(|e| crate::suggest::widen(e, Self::property_names()))?,
         }
         Ok(())
@@ -208,6 +225,8 @@ impl ProducerConfig {
             "max.in.flight.requests.per.connection",
             "max.in.flight",
             "retries",
+            "transactional.id",
+            "transaction.timeout.ms",
         ];
         own.into_iter().chain(ClientConfig::property_names().iter().copied()).collect()
     }
@@ -266,15 +285,34 @@ impl ProducerConfig {
         self
     }
 
+    /// Makes the producer transactional with this `transactional.id`.
+    pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into());
+        self
+    }
+
+    /// Sets `transaction.timeout.ms`.
+    pub fn transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.transaction_timeout = timeout;
+        self
+    }
+
     /// Changes the client settings.
     pub fn with_client(mut self, change: impl FnOnce(ClientConfig) -> ClientConfig) -> Self {
         self.client = change(self.client);
         self
     }
 
-    /// Whether the producer will be idempotent with these settings.
+    /// Whether the producer will be idempotent with these settings (a transactional one always
+    /// is).
     pub fn idempotent(&self) -> bool {
-        self.enable_idempotence.unwrap_or(self.acks == Acks::All) && self.acks == Acks::All
+        let default = self.acks == Acks::All || self.transactional_id.is_some();
+        self.enable_idempotence.unwrap_or(default) && self.acks == Acks::All
+    }
+
+    /// Whether the producer will be transactional (`transactional.id` is set).
+    pub fn transactional(&self) -> bool {
+        self.transactional_id.is_some()
     }
 
     /// Checks the settings against each other.
@@ -282,6 +320,15 @@ impl ProducerConfig {
         self.client.validate()?;
         if self.enable_idempotence == Some(true) && self.acks != Acks::All {
             return Err(config_error("enable.idempotence=true needs acks=all".to_owned()));
+        }
+        if self.transactional() && !self.idempotent() {
+            return Err(config_error(
+                "transactional.id needs idempotence: acks=all and enable.idempotence not false".to_owned(),
+            ));
+        }
+        let timeout_ms = self.transaction_timeout.as_millis();
+        if self.transactional() && (timeout_ms == 0 || timeout_ms > i32::MAX as u128) {
+            return Err(config_error("transaction.timeout.ms must be above 0 and below 2^31".to_owned()));
         }
         if self.idempotent() && self.max_in_flight > 5 {
             return Err(config_error(
@@ -352,5 +399,23 @@ mod tests {
         let mut c = ProducerConfig::new("h:1");
         c.max_in_flight = 6;
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn transactional_settings() {
+        let c = ProducerConfig::from_properties([
+            ("bootstrap.servers", "h:1"),
+            ("transactional.id", "copy-1"),
+            ("transaction.timeout.ms", "30000"),
+        ])
+        .unwrap();
+        assert_eq!(c.transactional_id.as_deref(), Some("copy-1"));
+        assert_eq!(c.transaction_timeout, Duration::from_secs(30));
+        assert!(c.transactional() && c.idempotent());
+        c.validate().unwrap();
+        let no_idempotence = c.clone().enable_idempotence(false);
+        assert!(no_idempotence.validate().unwrap_err().to_string().contains("transactional.id"));
+        let acks_one = c.acks(Acks::Leader);
+        assert!(acks_one.validate().is_err());
     }
 }

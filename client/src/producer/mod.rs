@@ -18,6 +18,7 @@
 mod accumulator;
 mod config;
 mod sender;
+mod transaction;
 
 use std::future::Future;
 use std::num::NonZeroU32;
@@ -34,6 +35,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use self::accumulator::{Accumulator, BatchResult, BatchSettings, NewRecord, Target};
 pub use self::config::{Acks, ProducerConfig};
+pub use self::transaction::{ConsumerGroupMetadata, TransactionOffset};
 use crate::client::{topic_error, Client};
 use crate::consumer::ConsumerRecord;
 use crate::error::{Error, ErrorKind};
@@ -349,6 +351,8 @@ pub(crate) struct Shared {
     pub(crate) memory: Semaphore,
     pub(crate) settings: BatchSettings,
     pub(crate) closed: AtomicBool,
+    /// Serialises the transaction calls (init, send offsets, commit, abort).
+    pub(crate) txn_calls: tokio::sync::Mutex<()>,
 }
 
 impl Producer {
@@ -368,15 +372,21 @@ impl Producer {
             batch_size: config.batch_size,
             compression: config.compression,
             level: config.compression_level,
+            transactional: config.transactional(),
+        };
+        let accumulator = Accumulator {
+            txn: config.transactional().then(transaction::TxnProgress::default),
+            ..Accumulator::default()
         };
         let shared = Arc::new(Shared {
             client,
             memory: Semaphore::new(config.buffer_memory),
             config,
-            state: Mutex::new(Accumulator::default()),
+            state: Mutex::new(accumulator),
             wake: Notify::new(),
             settings,
             closed: AtomicBool::new(false),
+            txn_calls: tokio::sync::Mutex::new(()),
         });
         let span = tracing::debug_span!("klamm.producer");
         tokio::spawn(tracing::Instrument::instrument(sender::run(Arc::clone(&shared)), span));
@@ -433,6 +443,12 @@ impl Producer {
             // that path too. Checked under the append lock, so the hot path takes no extra lock.
             let attempt = 'locked: {
                 let mut state = lock(&shared.state);
+                if let Some(txn) = &state.txn {
+                    if let Err(e) = txn.check_send() {
+                        drop(state);
+                        return Err(e);
+                    }
+                }
                 if idempotent && state.producer.is_none() {
                     break 'locked None;
                 }
@@ -510,6 +526,124 @@ impl Producer {
         let left = flush(shared, timeout).await;
         sender::abandon(shared, closed_error());
         left
+    }
+
+    /// Prepares a transactional producer (`transactional.id` set): finds its transaction
+    /// coordinator, gets its producer id and epoch, which fences every older producer with the
+    /// same `transactional.id` (their open transaction is aborted, their next call fails as
+    /// fenced), and picks the transaction version (2, KIP-890, where the cluster has finalized
+    /// `transaction.version` 2; else 1). Call it once, before the first
+    /// [`begin_transaction`](Producer::begin_transaction).
+    ///
+    /// Fails with [`ErrorKind::Timeout`] (or a retriable error) when the coordinator could not
+    /// be reached within `max.block.ms` (calling it again is safe), with a fatal
+    /// [`ErrorKind::Transaction`] error when the producer may not use its `transactional.id`,
+    /// and with [`ErrorKind::User`] for a producer without `transactional.id` or a second call.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use klamm::{Producer, ProducerConfig, ProducerRecord};
+    ///
+    /// # async fn example() -> Result<(), klamm::Error> {
+    /// let producer = Producer::new(ProducerConfig::new("127.0.0.1:9092").transactional_id("orders-copy-0"))?;
+    /// producer.init_transactions().await?;
+    /// producer.begin_transaction()?;
+    /// producer.send(ProducerRecord::new("orders-copy", "o-1")).await?;
+    /// producer.send(ProducerRecord::new("orders-copy", "o-2")).await?;
+    /// match producer.commit_transaction().await {
+    ///     Ok(()) => {}
+    ///     Err(e) if e.is_abortable() => producer.abort_transaction().await?,
+    ///     Err(e) => return Err(e), // fenced or fatal: this producer is done
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn init_transactions(&self) -> Result<(), Error> {
+        let shared = &self.handle.shared;
+        let _one = shared.txn_calls.lock().await;
+        tracing::Instrument::instrument(transaction::init(shared), txn_span(shared, "init")).await
+    }
+
+    /// Opens a transaction: the records sent from now until
+    /// [`commit_transaction`](Producer::commit_transaction) become visible to `read_committed`
+    /// consumers together, or (on [`abort_transaction`](Producer::abort_transaction)) never.
+    /// Local: it sends nothing.
+    ///
+    /// Fails with [`ErrorKind::User`] before `init_transactions` or while a transaction is
+    /// open, and with the fatal error of a fenced producer.
+    pub fn begin_transaction(&self) -> Result<(), Error> {
+        transaction::with_txn(&self.handle.shared, transaction::TxnProgress::begin)
+    }
+
+    /// Adds a consumer group's offsets to the open transaction: they are committed for the
+    /// group when the transaction commits, and dropped if it aborts (exactly-once
+    /// consume-process-produce). Each offset is a [`TransactionOffset`] (the next offset to
+    /// consume), or a `(topic, partition, offset)` or `(TopicPartition, offset)` tuple.
+    /// `group` is the consuming member's [`ConsumerGroupMetadata`]: the group coordinator
+    /// refuses the offsets of a member that is no longer in the generation (KIP-447), which
+    /// makes the transaction abortable.
+    ///
+    /// ```no_run
+    /// use klamm::{ConsumerGroupMetadata, Producer};
+    ///
+    /// # async fn example(producer: &Producer, group: ConsumerGroupMetadata) -> Result<(), klamm::Error> {
+    /// producer.send_offsets_to_transaction([("orders", 0, 1042), ("orders", 1, 977)], &group).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// Errors: abortable ones (the member was fenced, the group is not authorised, retries ran
+    /// out after `max.block.ms`) leave the transaction to be aborted; fatal ones end the producer.
+    pub async fn send_offsets_to_transaction<O: Into<TransactionOffset>>(
+        &self,
+        offsets: impl IntoIterator<Item = O>,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), Error> {
+        let shared = &self.handle.shared;
+        let offsets = offsets.into_iter().map(Into::into).collect();
+        let _one = shared.txn_calls.lock().await;
+        let span = txn_span(shared, "send_offsets");
+        tracing::Instrument::instrument(transaction::send_offsets(shared, offsets, group), span).await
+    }
+
+    /// Commits the open transaction: sends every queued record and waits for all of them (at
+    /// most `delivery.timeout.ms`), then asks the coordinator to commit (retrying while it is
+    /// busy or moving, at most `max.block.ms`).
+    ///
+    /// Errors: [`Error::is_abortable`] (a record of the transaction failed, records were still
+    /// unacknowledged at `delivery.timeout.ms`): call
+    /// [`abort_transaction`](Producer::abort_transaction) and begin again;
+    /// [`Error::is_fatal`] (fenced by a newer producer with the same `transactional.id`, or
+    /// not authorised): nothing of the transaction becomes visible; drop the producer.
+    pub async fn commit_transaction(&self) -> Result<(), Error> {
+        let shared = &self.handle.shared;
+        let _one = shared.txn_calls.lock().await;
+        tracing::Instrument::instrument(transaction::end(shared, true), txn_span(shared, "commit")).await
+    }
+
+    /// Aborts the open transaction: records not sent yet are dropped (their delivery futures
+    /// fail with an abortable error), those in flight are waited for, and the coordinator
+    /// writes abort markers, so `read_committed` consumers never see any of them. Works after
+    /// an abortable error too; fails only with a fatal error (or [`ErrorKind::User`] when no
+    /// transaction is open).
+    pub async fn abort_transaction(&self) -> Result<(), Error> {
+        let shared = &self.handle.shared;
+        let _one = shared.txn_calls.lock().await;
+        tracing::Instrument::instrument(transaction::end(shared, false), txn_span(shared, "abort")).await
+    }
+
+    /// The transaction version in use (1 or 2, KIP-890) once `init_transactions` succeeded;
+    /// `None` before, and for a producer without `transactional.id`.
+    pub fn transaction_version(&self) -> Option<u8> {
+        let state = lock(&self.handle.shared.state);
+        let txn = state.txn.as_ref()?;
+        match txn.phase {
+            transaction::Phase::Uninitialized => None,
+            _ => Some(match txn.version {
+                transaction::TxnVersion::V1 => 1,
+                transaction::TxnVersion::V2 => 2,
+            }),
+        }
     }
 
     /// Metadata of `topic`, waiting (until `deadline`) while it is unknown or has no
@@ -656,6 +790,12 @@ async fn flush(shared: &Arc<Shared>, timeout: Duration) -> usize {
     };
     let _ = tokio::time::timeout(timeout, all).await;
     waits.iter().map(|(r, n)| r.pending(*n)).sum()
+}
+
+/// The span of one transaction call.
+fn txn_span(shared: &Shared, call: &'static str) -> tracing::Span {
+    let id = shared.config.transactional_id.as_deref().unwrap_or_default();
+    tracing::debug_span!("klamm.transaction", call, transactional_id = id)
 }
 
 fn now_ms() -> i64 {

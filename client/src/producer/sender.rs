@@ -75,6 +75,8 @@ enum Event {
     },
     /// A metadata refresh for these topics finished.
     Metadata(Vec<Arc<str>>),
+    /// An AddPartitionsToTxn finished: partitions may be ready to send.
+    PartitionsAdded,
 }
 
 /// The sender loop; returns when the producer is closed and everything is delivered, or
@@ -91,6 +93,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         init_retry_at: None,
         init_running: false,
         drain_start: 0,
+        produce_cap: i16::MAX,
     };
     loop {
         let wake_at = match sender.round() {
@@ -119,16 +122,16 @@ async fn sink(
     client: crate::Client,
     node: i32,
     acks_zero: bool,
-    mut requests: mpsc::UnboundedReceiver<(ProduceRequest, Vec<Sent>)>,
+    mut requests: mpsc::UnboundedReceiver<(ProduceRequest, Vec<Sent>, i16)>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    while let Some((request, sent)) = requests.recv().await {
+    while let Some((request, sent, cap)) = requests.recv().await {
         // Set once the request is handed to a connection: from then on its outcome may be
         // unknown.
         let mut reached = false;
         let submitted = async {
             let conn = client.connection(node, ConnectionKind::Produce).await?;
-            let version = conn.version_for::<ProduceRequest>()?;
+            let version = conn.version_for::<ProduceRequest>()?.min(cap);
             if version < 3 {
                 return Err(Error::new(ErrorKind::UnsupportedVersion {
                     api_key: klamm_protocol::ApiKey::PRODUCE,
@@ -189,13 +192,43 @@ pub(super) fn abandon(shared: &Shared, error: Error) {
     shared.wake.notify_one();
 }
 
+/// Fails every batch that is not in flight with `error` (an aborted transaction's records), so
+/// that only what is in flight remains to be waited for.
+pub(super) fn discard_unsent(shared: &Shared, error: Error) {
+    let memory = discard_unsent_locked(&mut lock(&shared.state), &error);
+    shared.memory.add_permits(memory);
+    shared.wake.notify_one();
+}
+
+/// [`discard_unsent`] under the lock; returns the buffer memory the batches held.
+fn discard_unsent_locked(state: &mut super::accumulator::Accumulator, error: &Error) -> usize {
+    let mut memory = 0;
+    for topic in state.topics.values_mut() {
+        for queue in &mut topic.partitions {
+            if let Some(batch) = queue.open.take() {
+                memory += batch.memory;
+                batch.result.complete(Err(error.clone()));
+            }
+            for index in (0..queue.queue.len()).rev() {
+                if !queue.queue[index].in_flight {
+                    let batch = queue.remove(index).expect("in range");
+                    memory += batch.memory;
+                    batch.result.complete(Err(error.clone()));
+                }
+            }
+            queue.rewind = false;
+        }
+    }
+    memory
+}
+
 struct Sender {
     shared: Arc<Shared>,
     events: mpsc::UnboundedSender<Event>,
     /// Requests in flight per broker.
     broker_requests: HashMap<i32, usize>,
     /// The request queue of each broker's sink task.
-    sinks: HashMap<i32, mpsc::UnboundedSender<(ProduceRequest, Vec<Sent>)>>,
+    sinks: HashMap<i32, mpsc::UnboundedSender<(ProduceRequest, Vec<Sent>, i16)>>,
     /// Topics with a metadata refresh under way.
     refreshing: HashSet<Arc<str>>,
     init_attempts: u32,
@@ -203,6 +236,9 @@ struct Sender {
     init_running: bool,
     /// Where the next round starts draining, among the partitions that have batches to send.
     drain_start: usize,
+    /// The highest Produce version to send: 11 under transactions version 1, where v12 would
+    /// ask the broker to add partitions implicitly.
+    produce_cap: i16,
 }
 
 /// A request being put together for one broker.
@@ -220,7 +256,12 @@ impl Sender {
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
         let idempotent = config.idempotent();
+        let transactional = config.transactional();
         let mut wake_at = now + Duration::from_secs(1);
+        // Partitions that wait to join the transaction (v1), and a batch failure that fails it.
+        let mut to_add: Vec<(Arc<str>, i32)> = Vec::new();
+        let mut add_now: Option<Vec<(Arc<str>, i32)>> = None;
+        let mut txn_failure: Option<Error> = None;
         let mut to_seal: Vec<ToSeal> = Vec::new();
         let mut drafts: HashMap<i32, Vec<Draft>> = HashMap::new();
         let mut missing: Vec<Arc<str>> = Vec::new();
@@ -235,17 +276,34 @@ impl Sender {
             if state.closing && state.is_empty() && nothing_in_flight {
                 return None;
             }
-            // The producer id: fetched before anything is sent.
-            if idempotent && state.producer.is_none() {
+            // The producer id: fetched before anything is sent (by `init_transactions` for a
+            // transactional producer, which also moves it to new epochs: never the sender).
+            if idempotent && !transactional && state.producer.is_none() {
                 self.start_init(now, &mut wake_at);
             }
-            if idempotent && move_epochs(&mut state) {
+            if idempotent && !transactional && move_epochs(&mut state) {
                 // The epoch cannot grow any further: a new producer id is needed.
                 state.producer = None;
                 self.start_init(now, &mut wake_at);
             }
+            // A failed transaction sends nothing more: what is not in flight fails with the
+            // transaction's error at once (so that a commit does not wait for it), as the
+            // Java client aborts its undrained batches.
+            let failed = state.txn.as_ref().and_then(|t| match &t.phase {
+                super::transaction::Phase::Fatal(e) => Some(e.clone()),
+                _ => t.error.clone(),
+            });
+            if let Some(e) = failed {
+                released += discard_unsent_locked(&mut state, &e);
+            }
             let producer = state.producer;
             let can_send = !idempotent || producer.is_some();
+            // Under transactions version 1 only partitions added to the transaction are sent.
+            let txn_added = state
+                .txn
+                .as_ref()
+                .and_then(|t| (t.version == super::transaction::TxnVersion::V1).then(|| t.added.clone()));
+            self.produce_cap = if txn_added.is_some() { 11 } else { i16::MAX };
             let linger_over = state.flushing > 0 || state.closing;
             // Partitions with batches to send, with their leaders; drained below in an order
             // that starts one further each round.
@@ -279,7 +337,11 @@ impl Sender {
                             let batch = queue.remove(0).expect("front exists");
                             queue.dropped(&batch);
                             released += batch.memory;
-                            batch.result.complete(Err(expired(&name, &batch, config.delivery_timeout)));
+                            let error = expired(&name, &batch, config.delivery_timeout);
+                            if transactional && txn_failure.is_none() {
+                                txn_failure = Some(error.clone());
+                            }
+                            batch.result.complete(Err(error));
                         }
                     }
                     if let Some(front) = queue.queue.front() {
@@ -304,6 +366,12 @@ impl Sender {
                     }
                     if !can_send || queue.rewind || queue.needs_bump || queue.sent >= queue.queue.len() {
                         continue;
+                    }
+                    if let Some(added) = &txn_added {
+                        if !added.contains(&(Arc::clone(&name), partition)) {
+                            to_add.push((Arc::clone(&name), partition));
+                            continue;
+                        }
                     }
                     let Some(leader) =
                         meta.and_then(|m| m.partition(partition)).map(|p| p.leader).filter(|l| *l >= 0)
@@ -331,6 +399,21 @@ impl Sender {
                     self.drain(queue, name, *p as i32, *leader, producer, &mut drafts);
                 }
             }
+            if let Some(txn) = state.txn.as_mut() {
+                if let Some(e) = txn_failure.take() {
+                    txn.fail(&e);
+                }
+                if drafts.values().flatten().any(|d| !d.sent.is_empty()) {
+                    txn.touched = true;
+                }
+                // One AddPartitionsToTxn at a time (it retries by itself); partitions that
+                // come up meanwhile go in the next.
+                if !to_add.is_empty() && !txn.adding && txn.error.is_none() {
+                    txn.adding = true;
+                    txn.touched = true;
+                    add_now = Some(std::mem::take(&mut to_add));
+                }
+            }
         }
         if released > 0 {
             self.shared.memory.add_permits(released);
@@ -345,6 +428,12 @@ impl Sender {
         }
         for topic in missing {
             self.refresh(topic);
+        }
+        if let Some(partitions) = add_now {
+            let events = self.events.clone();
+            super::transaction::start_add(&self.shared, partitions, move || {
+                let _ = events.send(Event::PartitionsAdded);
+            });
         }
         for (node, drafts) in drafts {
             for draft in drafts.into_iter().filter(|d| !d.sent.is_empty()) {
@@ -473,7 +562,7 @@ impl Sender {
         *self.broker_requests.entry(node).or_default() += 1;
         let config = &self.shared.config;
         let request = ProduceRequest {
-            transactional_id: None,
+            transactional_id: config.transactional_id.clone(),
             acks: config.acks.wire(),
             timeout_ms: i32::try_from(config.client.connection.request_timeout.as_millis())
                 .unwrap_or(i32::MAX),
@@ -489,7 +578,7 @@ impl Sender {
             tx
         });
         // The sink stops only when this sender is dropped.
-        let _ = sink.send((request, draft.sent));
+        let _ = sink.send((request, draft.sent, self.produce_cap));
     }
 
     fn handle(&mut self, event: Event) {
@@ -511,6 +600,7 @@ impl Sender {
                     self.refreshing.remove(&topic);
                 }
             }
+            Event::PartitionsAdded => {}
             Event::Response { node, sent, reached, result } => {
                 if let Some(n) = self.broker_requests.get_mut(&node) {
                     *n = n.saturating_sub(1);
@@ -527,6 +617,8 @@ impl Sender {
         let mut released = 0usize;
         let mut invalidate: Vec<Arc<str>> = Vec::new();
         let mut splits: Vec<(Arc<str>, i32, u64)> = Vec::new();
+        let transactional = config.transactional();
+        let mut txn_failure: Option<Error> = None;
         let mut state = lock(&self.shared.state);
         let mut responses: HashMap<(&str, i32), PartitionAnswer> = HashMap::new();
         if let Ok(Some(response)) = &result {
@@ -591,6 +683,9 @@ impl Sender {
                 Outcome::Retry(e, _) | Outcome::Bump(e, _) if batch.attempts > config.retries => {
                     Outcome::Fail(e)
                 }
+                // A transactional producer never moves to a new epoch on its own: the
+                // transaction fails, and aborting it gets the new epoch from the coordinator.
+                Outcome::Bump(e, _) if transactional => Outcome::Fail(e),
                 other => other,
             };
             let bump = matches!(outcome, Outcome::Bump(..));
@@ -632,9 +727,15 @@ impl Sender {
                     queue.dropped(&batch);
                     released += batch.memory;
                     tracing::debug!(topic = %s.topic, partition = s.partition, error = %e, "a batch failed");
+                    if transactional && txn_failure.is_none() {
+                        txn_failure = Some(super::transaction::transaction_error_of(&e));
+                    }
                     batch.result.complete(Err(e));
                 }
             }
+        }
+        if let (Some(txn), Some(e)) = (state.txn.as_mut(), txn_failure) {
+            txn.fail(&e);
         }
         drop(state);
         if released > 0 {
@@ -846,8 +947,12 @@ fn rebuild_halves(
             first_index = i;
         }
         let b = builder.get_or_insert_with(|| {
-            let b =
-                RecordBatchBuilder::new().compression(settings.compression).compression_level(settings.level);
+            // The halves keep the batch's transactional bit: without it a read_committed
+            // consumer would take them for records outside any transaction.
+            let b = RecordBatchBuilder::new()
+                .compression(settings.compression)
+                .compression_level(settings.level)
+                .transactional(settings.transactional);
             match half_stamp {
                 Some(s) => b.producer(s.producer_id, s.epoch, s.base_sequence),
                 None => b,
@@ -1011,8 +1116,51 @@ mod tests {
     }
 
     #[test]
+    fn an_aborted_transaction_keeps_only_its_batches_in_flight() {
+        use super::super::accumulator::{Accumulator, BatchSettings, NewRecord, Target};
+        let settings = BatchSettings {
+            transactional: true,
+            batch_size: 64,
+            compression: klamm_protocol::compression::Compression::None,
+            level: None,
+        };
+        let mut state = Accumulator::default();
+        let value = [7u8; 80];
+        let mut results = Vec::new();
+        for _ in 0..3 {
+            let record =
+                NewRecord { timestamp: 0, key: None, value: Some(&value[..]), headers: &[], memory: 100 };
+            let appended = state.append("t", Target::Partition(0), &record, &settings).unwrap();
+            results.push(appended.result);
+        }
+        // A last record stays in the open batch.
+        let roomy = BatchSettings { batch_size: 1 << 20, ..settings };
+        let small = NewRecord { timestamp: 0, key: None, value: Some(&b"x"[..]), headers: &[], memory: 10 };
+        results.push(state.append("t", Target::Partition(0), &small, &roomy).unwrap().result);
+        {
+            let queue = state.topics.get_mut("t").unwrap().partition_mut(0);
+            assert_eq!(queue.queue.len(), 3, "each large record filled a batch");
+            assert!(queue.open.is_some());
+            queue.queue[0].in_flight = true;
+            queue.in_flight = 1;
+            queue.sent = 1;
+        }
+        let error = Error::with_message(ErrorKind::User, "aborted");
+        let memory = discard_unsent_locked(&mut state, &error);
+        assert_eq!(memory, 210);
+        let queue = state.topics.get_mut("t").unwrap().partition_mut(0);
+        assert_eq!((queue.queue.len(), queue.sent, queue.in_flight), (1, 1, 1));
+        assert!(queue.open.is_none());
+        assert!(results[0].outcome().is_none(), "the batch in flight waits for its answer");
+        for r in &results[1..] {
+            assert!(matches!(r.outcome(), Some(Err(_))), "unsent batches fail");
+        }
+    }
+
+    #[test]
     fn a_split_keeps_every_record_and_its_sequence_numbers() {
         let settings = super::super::accumulator::BatchSettings {
+            transactional: true,
             batch_size: 1 << 20,
             compression: klamm_protocol::compression::Compression::Lz4,
             level: None,
@@ -1044,6 +1192,7 @@ mod tests {
             assert_eq!(batch.record_count(), *count);
             assert_eq!(batch.base_sequence(), stamp.unwrap().base_sequence);
             assert_eq!(batch.producer_epoch(), 3);
+            assert!(batch.is_transactional(), "a transaction's batch stays one when split");
             for r in batch.records().unwrap() {
                 let r = r.unwrap();
                 let h: Vec<_> = r.headers().iter().map(|h| h.value.map(<[u8]>::to_vec)).collect();

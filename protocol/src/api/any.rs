@@ -122,6 +122,10 @@ apis! {
     DeleteRecords => delete_records::DeleteRecordsRequest, DeleteRecordsResponse;
     InitProducerId => init_producer_id::InitProducerIdRequest, InitProducerIdResponse;
     OffsetForLeaderEpoch => offset_for_leader_epoch::OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
+    AddPartitionsToTxn => add_partitions_to_txn::AddPartitionsToTxnRequest, AddPartitionsToTxnResponse;
+    AddOffsetsToTxn => add_offsets_to_txn::AddOffsetsToTxnRequest, AddOffsetsToTxnResponse;
+    EndTxn => end_txn::EndTxnRequest, EndTxnResponse;
+    TxnOffsetCommit => txn_offset_commit::TxnOffsetCommitRequest, TxnOffsetCommitResponse;
     DescribeConfigs => describe_configs::DescribeConfigsRequest, DescribeConfigsResponse;
     AlterConfigs => alter_configs::AlterConfigsRequest, AlterConfigsResponse;
     SaslAuthenticate => sasl_authenticate::SaslAuthenticateRequest, SaslAuthenticateResponse;
@@ -205,7 +209,7 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), IMPLEMENTED.len());
-        assert_eq!(IMPLEMENTED.len(), 35);
+        assert_eq!(IMPLEMENTED.len(), 39);
     }
 
     #[test]

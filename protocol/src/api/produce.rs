@@ -14,6 +14,8 @@
 //! - v9: first flexible version.
 //! - v10: the response adds the tagged fields `current_leader` and `node_endpoints` (KIP-951).
 //! - v11: same layout; TRANSACTION_ABORTABLE may be returned (KIP-890).
+//! - v12: same layout; a transactional producer that sends it under transactions version 2
+//!   (KIP-890) has its partitions added to the transaction implicitly.
 //!
 //! The record data is carried as raw bytes, zero-copy: the record batch module encodes and
 //! decodes it. A request with `acks = 0` gets no response from the broker.
@@ -165,7 +167,7 @@ impl Decode for PartitionProduceData {
 impl Message for ProduceRequest {
     const API_KEY: ApiKey = ApiKey::PRODUCE;
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FIRST_FLEXIBLE: Option<i16> = Some(FIRST_FLEXIBLE);
 }
 
@@ -426,7 +428,7 @@ impl Decode for BatchIndexAndErrorMessage {
 impl Message for ProduceResponse {
     const API_KEY: ApiKey = ApiKey::PRODUCE;
     const MIN_VERSION: i16 = 0;
-    const MAX_VERSION: i16 = 11;
+    const MAX_VERSION: i16 = 12;
     const FIRST_FLEXIBLE: Option<i16> = Some(FIRST_FLEXIBLE);
 }
 

@@ -41,11 +41,15 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * writes the records (InitProducerId, Produce); a classic-protocol consumer in group G subscribes
  * and reads them (FindCoordinator, JoinGroup, SyncGroup, Fetch), commits synchronously
  * (OffsetCommit), reads its committed offsets (OffsetFetch), looks offsets up by timestamp and
- * the end offsets (ListOffsets), polls on for longer than its heartbeat interval (Heartbeat) and
- * closes (LeaveGroup). Then a transactional producer keeps a transaction (of offsets) open
- * while the admin client lists the transactions (ListTransactions, with and without filters),
- * describes the open one (DescribeTransactions) and the producers of both partitions
- * (DescribeProducers); the producer aborts. Prints one JSON summary line; any error exits
+ * the end offsets (ListOffsets); a transactional producer then writes one record and the group's
+ * offsets in a transaction and commits it (FindCoordinator for the transaction, InitProducerId,
+ * AddPartitionsToTxn and AddOffsetsToTxn under transactions version 1, TxnOffsetCommit with the
+ * consumer's group metadata, EndTxn); the consumer polls on for longer than its heartbeat
+ * interval (Heartbeat) and closes (LeaveGroup). Then a transactional producer keeps a
+ * transaction (of offsets) open while the admin client lists the transactions
+ * (ListTransactions, with and without filters), describes the open one (DescribeTransactions)
+ * and the producers of both partitions (DescribeProducers); the producer aborts. Prints one JSON
+ * summary line; any error exits
  * non-zero.
  */
 public final class FixtureScenario {
@@ -179,6 +183,35 @@ public final class FixtureScenario {
         }
     }
 
+    /** One committed transaction: a record and the group's committed offsets, again. */
+    private static void transact(
+            String brokers,
+            String topic,
+            KafkaConsumer<byte[], byte[]> consumer,
+            Map<TopicPartition, OffsetAndMetadata> committed)
+            throws Exception {
+        Properties props = common(brokers);
+        props.put("key.serializer", ByteArraySerializer.class.getName());
+        props.put("value.serializer", ByteArraySerializer.class.getName());
+        props.put("transactional.id", "klamm-fixture-scenario-" + java.util.UUID.randomUUID());
+        props.put("transaction.timeout.ms", "30000");
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            byte[] key = "txn-key".getBytes(StandardCharsets.UTF_8);
+            byte[] value = "txn-value".getBytes(StandardCharsets.UTF_8);
+            producer.send(new ProducerRecord<>(topic, 0, BASE_TS, key, value)).get();
+            Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+            for (Map.Entry<TopicPartition, OffsetAndMetadata> e : committed.entrySet()) {
+                if (e.getValue() != null) {
+                    offsets.put(e.getKey(), new OffsetAndMetadata(e.getValue().offset()));
+                }
+            }
+            producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
+            producer.commitTransaction();
+        }
+    }
+
     private static String consume(String brokers, String topic, String group, int count) throws Exception {
         Properties props = common(brokers);
         props.put("key.deserializer", ByteArrayDeserializer.class.getName());
@@ -211,6 +244,7 @@ public final class FixtureScenario {
             }
             Map<TopicPartition, OffsetAndTimestamp> byTime = consumer.offsetsForTimes(targets);
             Map<TopicPartition, Long> ends = consumer.endOffsets(partitions);
+            transact(brokers, topic, consumer, committed);
             // Several heartbeat intervals without a rebalance.
             long until = System.nanoTime() + 1_000_000_000L;
             while (System.nanoTime() < until) {

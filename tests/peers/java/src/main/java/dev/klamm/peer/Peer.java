@@ -53,6 +53,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * produce --brokers B --topic T [--compression none|gzip|snappy|lz4|zstd] [--idempotent] [--acks all|1|0]
  *         [--partitioner default|murmur2] [--transaction commit|abort]
  * consume --brokers B --topic T --count N [--timeout-ms MS] [--from-beginning]
+ *         [--isolation read_committed|read_uncommitted]
  * create-topic --brokers B --topic T [--partitions N]
  * group-member --brokers B --topic T --group G [--assignor cooperative-sticky|range|roundrobin]
  *         [--commit-every N] [--count N] [--timeout-ms MS] [--property key=value]...
@@ -252,6 +253,11 @@ public final class Peer {
         props.put("value.deserializer", ByteArrayDeserializer.class.getName());
         props.put("enable.auto.commit", "false");
         props.put("allow.auto.create.topics", "false");
+        String isolation = args.get("isolation", "read_uncommitted");
+        if (!List.of("read_committed", "read_uncommitted").contains(isolation)) {
+            throw new UsageException("--isolation must be read_committed or read_uncommitted");
+        }
+        props.put("isolation.level", isolation);
 
         long emitted = 0;
         try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
