@@ -21,7 +21,7 @@
 //!
 //! Every operation runs in a `tracing` span named `klamm.admin.<operation>`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,8 @@ use klamm_protocol::api::metadata::{MetadataRequest, MetadataRequestTopic, Metad
 use klamm_protocol::{ApiKey, ErrorCode, Uuid};
 use tracing::Instrument;
 
-use crate::client::{Client, ConnectionKind};
+use crate::admin_groups::COORDINATOR_ATTEMPTS;
+use crate::client::{Client, ConnectionKind, CoordinatorKey};
 use crate::config::{backoff, ClientConfig};
 use crate::error::{Error, ErrorKind};
 use crate::metadata::{BrokerMetadata, PartitionMetadata, TopicMetadata};
@@ -672,6 +673,135 @@ impl Admin {
             tokio::time::sleep(wait).await;
             tries += 1;
         }
+    }
+
+    /// Asks every broker of the cluster with `ask` (each retried as [`Admin::retrying`] does),
+    /// for the operations whose answer is spread over all brokers (ListGroups,
+    /// ListTransactions). Fails when one broker cannot be asked, since the merged answer would
+    /// miss its part.
+    pub(crate) async fn ask_every_broker<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        ask: F,
+    ) -> Result<Vec<(i32, T)>, Error>
+    where
+        F: Fn(i32) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let snapshot = self.retrying(deadline, || self.client.refresh_metadata(&[])).await?;
+        let mut answers = Vec::with_capacity(snapshot.brokers.len());
+        for &node in snapshot.brokers.keys() {
+            answers.push((node, self.retrying(deadline, || ask(node)).await?));
+        }
+        Ok(answers)
+    }
+
+    /// Asks each key's coordinator about it: finds the coordinators of `keys` (of `kind`), and
+    /// calls `ask(node, keys)` once per coordinator with the keys it holds. `ask` answers per
+    /// key; a key it leaves out is missing. Retriable failures (of FindCoordinator, of the
+    /// request, or of one key's answer: NOT_COORDINATOR and the like) send the key back to
+    /// FindCoordinator, at most [`COORDINATOR_ATTEMPTS`] times and never past `deadline`.
+    /// One result per key in the order given; `what` names a key in errors ("group").
+    pub(crate) async fn by_coordinator<T, F, Fut>(
+        &self,
+        kind: CoordinatorKey,
+        keys: &[&str],
+        what: &str,
+        deadline: Instant,
+        ask: F,
+    ) -> Vec<(String, Result<T, Error>)>
+    where
+        T: Clone,
+        F: Fn(i32, Vec<String>) -> Fut,
+        Fut: Future<Output = Result<Vec<(String, Result<T, Error>)>, Error>>,
+    {
+        let mut done: HashMap<String, Result<T, Error>> = HashMap::new();
+        let mut pending: Vec<String> = Vec::new();
+        for key in keys {
+            if !pending.iter().any(|p| p == key) {
+                pending.push((*key).to_owned());
+            }
+        }
+        let mut last_errors: HashMap<String, Error> = HashMap::new();
+        let mut fail = |key: String, e: Error, retry: &mut Vec<String>, done: &mut HashMap<_, _>| {
+            if e.is_retriable() {
+                last_errors.insert(key.clone(), e);
+                retry.push(key);
+            } else {
+                done.insert(key, Err(e));
+            }
+        };
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            attempt += 1;
+            let mut retry = Vec::new();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let found = self.client.find_coordinators(kind, &pending);
+            let Ok(found) = tokio::time::timeout(left, found).await else { break };
+            let mut by_node: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+            for (key, found) in found {
+                match found {
+                    Ok(node) => by_node.entry(node).or_default().push(key),
+                    Err(e) => fail(key, e, &mut retry, &mut done),
+                }
+            }
+            for (node, held) in by_node {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let answers = match tokio::time::timeout(left, ask(node, held.clone())).await {
+                    Ok(Ok(answers)) => answers,
+                    Ok(Err(e)) => {
+                        for key in held {
+                            fail(key, e.clone(), &mut retry, &mut done);
+                        }
+                        continue;
+                    }
+                    Err(_) => {
+                        retry.extend(held);
+                        continue;
+                    }
+                };
+                for (key, answer) in answers {
+                    if !held.contains(&key) || done.contains_key(&key) || retry.contains(&key) {
+                        continue;
+                    }
+                    match answer {
+                        Ok(value) => {
+                            done.insert(key, Ok(value));
+                        }
+                        Err(e) => fail(key, e, &mut retry, &mut done),
+                    }
+                }
+                for key in held {
+                    if !done.contains_key(&key) && !retry.contains(&key) {
+                        let e = missing(&format!("{what} {key:?}"));
+                        done.insert(key, Err(e));
+                    }
+                }
+            }
+            pending = retry;
+            if pending.is_empty() {
+                break;
+            }
+            let wait = self.retry_wait(attempt - 1);
+            if attempt >= COORDINATOR_ATTEMPTS || Instant::now() + wait >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        for key in pending {
+            let e = match last_errors.remove(&key) {
+                Some(e) if Instant::now() < deadline => e,
+                last => timed_out(last),
+            };
+            done.insert(key, Err(e));
+        }
+        keys.iter()
+            .map(|key| {
+                let result =
+                    done.get(*key).cloned().unwrap_or_else(|| Err(missing(&format!("{what} {key:?}"))));
+                ((*key).to_owned(), result)
+            })
+            .collect()
     }
 
     /// The wait before retry number `attempt` (from 0).

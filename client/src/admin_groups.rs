@@ -11,7 +11,7 @@
 //! COORDINATOR_LOAD_IN_PROGRESS) and lost connections send the group back to FindCoordinator,
 //! at most [`COORDINATOR_ATTEMPTS`] times and never past the operation timeout.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -20,8 +20,8 @@ use klamm_protocol::api::describe_groups::{DescribeGroupsRequest, DescribedGroup
 use klamm_protocol::api::list_groups::ListGroupsRequest;
 use tracing::Instrument;
 
-use crate::admin::{broker_error, missing, timed_out, Admin};
-use crate::client::ConnectionKind;
+use crate::admin::{broker_error, Admin};
+use crate::client::{ConnectionKind, CoordinatorKey};
 use crate::error::{Error, ErrorKind};
 
 /// How many times a group of [`Admin::describe_consumer_groups`] is tried.
@@ -122,22 +122,20 @@ impl Admin {
         let span = tracing::debug_span!("klamm.admin.list_consumer_groups");
         async {
             let deadline = Instant::now() + self.timeout;
-            let snapshot = self.retrying(deadline, || self.client.refresh_metadata(&[])).await?;
+            let answers = self
+                .ask_every_broker(deadline, |node| async move {
+                    let response = self
+                        .client
+                        .send_to(node, ConnectionKind::Control, &ListGroupsRequest::default())
+                        .await?;
+                    match broker_error(response.error_code, &format!("ListGroups on broker {node}"), None) {
+                        Some(e) => Err(e),
+                        None => Ok(response),
+                    }
+                })
+                .await?;
             let mut groups = BTreeMap::new();
-            for &node in snapshot.brokers.keys() {
-                let response = self
-                    .retrying(deadline, || async {
-                        let response = self
-                            .client
-                            .send_to(node, ConnectionKind::Control, &ListGroupsRequest::default())
-                            .await?;
-                        match broker_error(response.error_code, &format!("ListGroups on broker {node}"), None)
-                        {
-                            Some(e) => Err(e),
-                            None => Ok(response),
-                        }
-                    })
-                    .await?;
+            for (node, response) in answers {
                 for g in response.groups {
                     if g.protocol_type != CONSUMER_PROTOCOL_TYPE && !g.protocol_type.is_empty() {
                         continue;
@@ -178,114 +176,16 @@ impl Admin {
         let span = tracing::debug_span!("klamm.admin.describe_consumer_groups", groups = groups.len());
         async {
             let deadline = Instant::now() + self.timeout;
-            let mut done: HashMap<String, Result<GroupDescription, Error>> = HashMap::new();
-            let mut pending: Vec<String> = Vec::new();
-            for g in groups {
-                if !pending.iter().any(|p| p == g) {
-                    pending.push((*g).to_owned());
-                }
-            }
-            let mut last_errors: HashMap<String, Error> = HashMap::new();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                attempt += 1;
-                let mut retry = Vec::new();
-                let mut by_coordinator: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-                let left = deadline.saturating_duration_since(Instant::now());
-                let Ok(found) =
-                    tokio::time::timeout(left, self.client.find_group_coordinators(&pending)).await
-                else {
-                    for g in pending.drain(..) {
-                        let last = last_errors.remove(&g);
-                        done.insert(g, Err(timed_out(last)));
-                    }
-                    break;
-                };
-                for (group, found) in found {
-                    match found {
-                        Ok(node) => by_coordinator.entry(node).or_default().push(group),
-                        Err(e) if e.is_retriable() => {
-                            last_errors.insert(group.clone(), e);
-                            retry.push(group);
-                        }
-                        Err(e) => {
-                            done.insert(group, Err(e));
-                        }
-                    }
-                }
-                for (node, ids) in by_coordinator {
-                    let request = DescribeGroupsRequest { groups: ids.clone(), ..Default::default() };
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let sent = tokio::time::timeout(
-                        left,
-                        self.client.send_to(node, ConnectionKind::Control, &request),
-                    );
-                    let response = match sent.await {
-                        Ok(Ok(response)) => response,
-                        Ok(Err(e)) if e.is_retriable() => {
-                            for g in ids {
-                                last_errors.insert(g.clone(), e.clone());
-                                retry.push(g);
-                            }
-                            continue;
-                        }
-                        Ok(Err(e)) => {
-                            for g in ids {
-                                done.insert(g, Err(e.clone()));
-                            }
-                            continue;
-                        }
-                        Err(_) => {
-                            for g in ids {
-                                let last = last_errors.remove(&g);
-                                done.insert(g, Err(timed_out(last)));
-                            }
-                            continue;
-                        }
-                    };
-                    for described in response.groups {
-                        let id = described.group_id.clone();
-                        if !ids.contains(&id) {
-                            continue;
-                        }
-                        match group_description(described, node) {
-                            Err(e) if e.is_retriable() => {
-                                last_errors.insert(id.clone(), e);
-                                retry.push(id);
-                            }
-                            result => {
-                                done.insert(id, result);
-                            }
-                        }
-                    }
-                    for g in ids {
-                        if !done.contains_key(&g) && !retry.contains(&g) {
-                            done.insert(g.clone(), Err(missing(&format!("group {g:?}"))));
-                        }
-                    }
-                }
-                pending = retry;
-                if pending.is_empty() {
-                    break;
-                }
-                let wait = self.retry_wait(attempt - 1);
-                if attempt >= COORDINATOR_ATTEMPTS || Instant::now() + wait >= deadline {
-                    break;
-                }
-                tokio::time::sleep(wait).await;
-            }
-            for g in pending {
-                let e = last_errors.remove(&g).unwrap_or_else(|| timed_out(None));
-                done.insert(g, Err(e));
-            }
-            groups
-                .iter()
-                .map(|g| {
-                    let result =
-                        done.get(*g).cloned().unwrap_or_else(|| Err(missing(&format!("group {g:?}"))));
-                    ((*g).to_owned(), result)
-                })
-                .collect()
+            self.by_coordinator(CoordinatorKey::Group, groups, "group", deadline, |node, ids| async move {
+                let request = DescribeGroupsRequest { groups: ids, ..Default::default() };
+                let response = self.client.send_to(node, ConnectionKind::Control, &request).await?;
+                Ok(response
+                    .groups
+                    .into_iter()
+                    .map(|described| (described.group_id.clone(), group_description(described, node)))
+                    .collect())
+            })
+            .await
         }
         .instrument(span)
         .await

@@ -13,7 +13,7 @@
 //!
 //! Coordinator errors (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
 //! COORDINATOR_LOAD_IN_PROGRESS) and lost connections send a transactional id back to
-//! FindCoordinator, at most [`COORDINATOR_ATTEMPTS`] times and never past the operation timeout.
+//! FindCoordinator, at most [`COORDINATOR_ATTEMPTS`](crate::COORDINATOR_ATTEMPTS) times and never past the operation timeout.
 //! DescribeProducers is retried per partition as the other leader-routed operations are (see
 //! `admin_offsets.rs`).
 
@@ -26,8 +26,7 @@ use klamm_protocol::api::describe_transactions::{DescribeTransactionsRequest, De
 use klamm_protocol::api::list_transactions::ListTransactionsRequest;
 use tracing::Instrument;
 
-use crate::admin::{broker_error, missing, timed_out, user_error, Admin};
-use crate::admin_groups::COORDINATOR_ATTEMPTS;
+use crate::admin::{broker_error, user_error, Admin};
 use crate::admin_offsets::{partition_what, Item, PartitionResults};
 use crate::client::{ConnectionKind, CoordinatorKey};
 use crate::connection::Connection;
@@ -217,9 +216,6 @@ pub struct ActiveProducer {
     pub current_transaction_start_offset: Option<i64>,
 }
 
-/// What [`Admin::describe_transactions`] has settled so far, by transactional id.
-type Outcome = HashMap<String, Result<TransactionDescription, Error>>;
-
 impl Admin {
     /// Lists every transaction of the cluster; see [`Admin::list_transactions_with`].
     pub async fn list_transactions(&self) -> Result<Vec<TransactionListing>, Error> {
@@ -260,22 +256,21 @@ impl Admin {
         );
         async {
             let deadline = Instant::now() + self.timeout;
-            let snapshot = self.retrying(deadline, || self.client.refresh_metadata(&[])).await?;
+            let answers = self
+                .ask_every_broker(deadline, |node| async move {
+                    let conn = self.client.connection(node, ConnectionKind::Control).await?;
+                    let version = conn.version_for::<ListTransactionsRequest>()?;
+                    let request = options.request(version)?;
+                    let response = conn.send_at(version, &request).await?;
+                    let what = format!("ListTransactions on broker {node}");
+                    match broker_error(response.error_code, &what, None) {
+                        Some(e) => Err(e),
+                        None => Ok(response),
+                    }
+                })
+                .await?;
             let mut listed = BTreeMap::new();
-            for &node in snapshot.brokers.keys() {
-                let response = self
-                    .retrying(deadline, || async {
-                        let conn = self.client.connection(node, ConnectionKind::Control).await?;
-                        let version = conn.version_for::<ListTransactionsRequest>()?;
-                        let request = options.request(version)?;
-                        let response = conn.send_at(version, &request).await?;
-                        let what = format!("ListTransactions on broker {node}");
-                        match broker_error(response.error_code, &what, None) {
-                            Some(e) => Err(e),
-                            None => Ok(response),
-                        }
-                    })
-                    .await?;
+            for (node, response) in answers {
                 if !response.unknown_state_filters.is_empty() {
                     tracing::warn!(
                         broker = node,
@@ -321,100 +316,26 @@ impl Admin {
         let span = tracing::debug_span!("klamm.admin.describe_transactions", ids = transactional_ids.len());
         async {
             let deadline = Instant::now() + self.timeout;
-            let mut done: Outcome = HashMap::new();
-            let mut pending: Vec<String> = Vec::new();
-            for id in transactional_ids {
-                if !pending.iter().any(|p| p == id) {
-                    pending.push((*id).to_owned());
-                }
-            }
-            let mut last_errors: HashMap<String, Error> = HashMap::new();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                attempt += 1;
-                let mut retry = Vec::new();
-                let mut fail = |id: String, e: Error, retry: &mut Vec<String>, done: &mut Outcome| {
-                    if e.is_retriable() {
-                        last_errors.insert(id.clone(), e);
-                        retry.push(id);
-                    } else {
-                        done.insert(id, Err(e));
-                    }
-                };
-                let left = deadline.saturating_duration_since(Instant::now());
-                let found = self.client.find_coordinators(CoordinatorKey::Transaction, &pending);
-                let Ok(found) = tokio::time::timeout(left, found).await else { break };
-                let mut by_coordinator: BTreeMap<i32, Vec<String>> = BTreeMap::new();
-                for (id, found) in found {
-                    match found {
-                        Ok(node) => by_coordinator.entry(node).or_default().push(id),
-                        Err(e) => fail(id, e, &mut retry, &mut done),
-                    }
-                }
-                for (node, ids) in by_coordinator {
+            let kind = CoordinatorKey::Transaction;
+            self.by_coordinator(
+                kind,
+                transactional_ids,
+                "transactional id",
+                deadline,
+                |node, ids| async move {
                     let request =
-                        DescribeTransactionsRequest { transactional_ids: ids.clone(), ..Default::default() };
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let sent = self.client.send_to(node, ConnectionKind::Control, &request);
-                    let response = match tokio::time::timeout(left, sent).await {
-                        Ok(Ok(response)) => response,
-                        Ok(Err(e)) => {
-                            for id in ids {
-                                fail(id, e.clone(), &mut retry, &mut done);
-                            }
-                            continue;
-                        }
-                        Err(_) => {
-                            retry.extend(ids);
-                            continue;
-                        }
-                    };
-                    for described in response.transaction_states {
-                        let id = described.transactional_id.clone();
-                        if !ids.contains(&id) || done.contains_key(&id) || retry.contains(&id) {
-                            continue;
-                        }
-                        match transaction_description(described, node) {
-                            Ok(d) => {
-                                done.insert(id, Ok(d));
-                            }
-                            Err(e) => fail(id, e, &mut retry, &mut done),
-                        }
-                    }
-                    for id in ids {
-                        if !done.contains_key(&id) && !retry.contains(&id) {
-                            let e = missing(&format!("transactional id {id:?}"));
-                            done.insert(id, Err(e));
-                        }
-                    }
-                }
-                pending = retry;
-                if pending.is_empty() {
-                    break;
-                }
-                let wait = self.retry_wait(attempt - 1);
-                if attempt >= COORDINATOR_ATTEMPTS || Instant::now() + wait >= deadline {
-                    break;
-                }
-                tokio::time::sleep(wait).await;
-            }
-            for id in pending {
-                let e = match last_errors.remove(&id) {
-                    Some(e) if Instant::now() < deadline => e,
-                    last => timed_out(last),
-                };
-                done.insert(id, Err(e));
-            }
-            transactional_ids
-                .iter()
-                .map(|id| {
-                    let result = done
-                        .get(*id)
-                        .cloned()
-                        .unwrap_or_else(|| Err(missing(&format!("transactional id {id:?}"))));
-                    ((*id).to_owned(), result)
-                })
-                .collect()
+                        DescribeTransactionsRequest { transactional_ids: ids, ..Default::default() };
+                    let response = self.client.send_to(node, ConnectionKind::Control, &request).await?;
+                    Ok(response
+                        .transaction_states
+                        .into_iter()
+                        .map(|described| {
+                            (described.transactional_id.clone(), transaction_description(described, node))
+                        })
+                        .collect())
+                },
+            )
+            .await
         }
         .instrument(span)
         .await
