@@ -313,16 +313,35 @@ impl Sender {
                 let meta = metadata.topic(&name);
                 for (p, queue) in topic.partitions.iter_mut().enumerate() {
                     let partition = p as i32;
-                    // Close the open batch once it lingered long enough.
+                    // Close the open batch once it lingered long enough, if it can go out now.
+                    // While the partition waits (for its requests in flight, a leader, a retry,
+                    // a new epoch), records keep joining the open batch up to `batch.size`, as
+                    // they do in the Java client: sealing a small batch at every linger while
+                    // the partition cannot send builds a queue of small batches, each request
+                    // takes at most one of them, and a partition whose records come faster
+                    // than one small batch per round trip falls behind for good, its backlog
+                    // expiring at `delivery.timeout.ms`. A batch open for the whole delivery
+                    // timeout is closed anyway, so that it expires.
                     if let Some(open) = &queue.open {
                         let due = open.created + config.linger;
-                        if linger_over || due <= now {
+                        let stale = open.created + config.delivery_timeout;
+                        let leader_requests = meta
+                            .and_then(|m| m.partition(partition))
+                            .map(|p| p.leader)
+                            .filter(|l| *l >= 0)
+                            .map(|l| self.broker_requests.get(&l).copied().unwrap_or(0));
+                        let can_go = can_send
+                            && open_batch_can_go(queue, idempotent, config.max_in_flight, leader_requests);
+                        if (linger_over || due <= now) && (can_go || stale <= now) {
                             if let Some(seal) = close_open(queue, &name, partition, producer) {
                                 topic.sticky.on_new_batch(partition);
                                 to_seal.push(seal);
                             }
-                        } else {
+                        } else if due > now {
                             wake_at = wake_at.min(due);
+                        } else {
+                            // Held back: an answer or a metadata refresh wakes the sender.
+                            wake_at = wake_at.min(stale);
                         }
                     }
                     // Expire batches that waited too long (only when none is in flight, so
@@ -808,6 +827,24 @@ fn classify(answer: &PartitionAnswer, index: usize, records: u32, topic: &str) -
     }
 }
 
+/// Whether a partition's open batch, once closed, would go out in this round: nothing queued
+/// before it, no retry or epoch change pending, room for one more request in flight on the
+/// partition and on its leader (`leader_requests`: the leader's requests in flight, `None`
+/// without a leader).
+fn open_batch_can_go(
+    queue: &super::accumulator::PartitionQueue,
+    idempotent: bool,
+    max_in_flight: usize,
+    leader_requests: Option<usize>,
+) -> bool {
+    let limit = if idempotent && !queue.confirmed { 1 } else { max_in_flight };
+    !queue.rewind
+        && !queue.needs_bump
+        && queue.sent >= queue.queue.len()
+        && queue.in_flight < limit
+        && leader_requests.is_some_and(|n| n < max_in_flight)
+}
+
 /// Moves every partition that waits for a new epoch, and has nothing in flight, to one: the
 /// producer's newest epoch when the partition is on an older one, else the newest bumped by
 /// one (once per round; the partitions that move in the same round share it). Returns `true`
@@ -1113,6 +1150,47 @@ mod tests {
         };
         assert_eq!(e.code(), Some(ErrorCode::MESSAGE_TOO_LARGE));
         assert!(e.to_string().contains("too big"), "{e}");
+    }
+
+    #[test]
+    fn an_open_batch_waits_while_its_partition_cannot_send() {
+        use super::super::accumulator::{Accumulator, BatchSettings, NewRecord, Target};
+        let settings = BatchSettings {
+            transactional: false,
+            batch_size: 1 << 20,
+            compression: klamm_protocol::compression::Compression::None,
+            level: None,
+        };
+        let mut state = Accumulator::default();
+        let record = NewRecord { timestamp: 0, key: None, value: Some(&b"v"[..]), headers: &[], memory: 10 };
+        state.append("t", Target::Partition(0), &record, &settings).unwrap();
+        let queue = state.topics.get_mut("t").unwrap().partition_mut(0);
+        queue.confirmed = true;
+        assert!(open_batch_can_go(queue, true, 5, Some(0)), "an idle partition sends at linger");
+        assert!(!open_batch_can_go(queue, true, 5, None), "no leader: wait");
+        assert!(!open_batch_can_go(queue, true, 5, Some(5)), "the leader has no room: wait");
+        queue.in_flight = 5;
+        assert!(!open_batch_can_go(queue, true, 5, Some(1)), "the partition has no room: wait");
+        queue.in_flight = 1;
+        assert!(open_batch_can_go(queue, true, 5, Some(1)));
+        queue.confirmed = false;
+        assert!(!open_batch_can_go(queue, true, 5, Some(1)), "one at a time until confirmed");
+        assert!(open_batch_can_go(queue, false, 5, Some(1)), "not idempotent: up to the limit");
+        queue.confirmed = true;
+        queue.rewind = true;
+        assert!(!open_batch_can_go(queue, true, 5, Some(1)), "a retry is pending: wait");
+        queue.rewind = false;
+        queue.needs_bump = true;
+        assert!(!open_batch_can_go(queue, true, 5, Some(1)), "a new epoch is pending: wait");
+        queue.needs_bump = false;
+        // A sealed batch waiting to be sent goes first; the open one keeps filling meanwhile.
+        let closed = super::super::accumulator::close_open(queue, &Arc::from("t"), 0, None);
+        assert!(closed.is_some());
+        state.append("t", Target::Partition(0), &record, &settings).unwrap();
+        let queue = state.topics.get_mut("t").unwrap().partition_mut(0);
+        assert!(!open_batch_can_go(queue, true, 5, Some(1)));
+        queue.sent = 1;
+        assert!(open_batch_can_go(queue, true, 5, Some(1)));
     }
 
     #[test]
