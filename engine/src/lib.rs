@@ -72,6 +72,7 @@ pub use layer::{
 pub use metrics::MetricsSnapshot;
 pub use publish::{
     new_event_id, EventBuilder, EventPublisher, OutgoingEvent, PublishLayer, PublishLogging, PublishMetrics,
+    Published,
 };
 pub use units::{parse_duration, parse_size, UnitError};
 pub use workspace::{partition_of, FileStorage, StorageError, StoredOffset, Workspace, WorkspaceStorage};

@@ -39,7 +39,7 @@ fn published_events_carry_the_standard_headers() {
                 .build()
                 .unwrap();
             let id = event.event_id.clone();
-            let meta = publisher.publish(event).await.unwrap();
+            let meta = publisher.publish(event).await.unwrap().metadata().expect("acknowledged");
             sent.push((id, meta.offset));
         }
         publisher.producer().close(Duration::from_secs(10)).await;
