@@ -18,6 +18,16 @@
 //! (`KAFKA_SSL_CA_LOCATION=/etc/kafka/ca.pem` sets `ssl.ca.location`). The same property set
 //! differently through `KAFKA_CONSUMER_*` or `KAFKA_PRODUCER_*` is an error naming both
 //! variables.
+//!
+//! The services that move onto the engine carry variables of their own, named after the
+//! settings of the Go client they used (segmentio/kafka-go): [`SEED_VARIABLES`]. Those with a
+//! `KAFKA_CONSUMER_` or `KAFKA_PRODUCER_` prefix (`KAFKA_CONSUMER_SESSION_TIMEOUT=10s`) are
+//! recognised before the generic pass-through, which keeps working beside them
+//! (`KAFKA_CONSUMER_SESSION_TIMEOUT_MS=10000`). Their durations are Go-style or bare
+//! milliseconds ([`parse_duration`](crate::parse_duration)), their sizes `10MB`, `1MiB` or
+//! bare bytes ([`parse_size`](crate::parse_size)). Two variables that set the same property or
+//! setting to different values (a seed name and the generic one, `KAFKA_GROUP` and
+//! `KAFKA_GROUP_ID`, ...) are an error naming both; the same value twice is fine.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +35,8 @@ use std::time::Duration;
 
 use klamm::{Error, ErrorKind, OffsetReset, ProducerConfig};
 use klamm_group::{GroupConfig, GroupProtocol};
+
+use crate::units::{parse_duration, parse_size};
 
 /// Prefix of the variables that set consumer (and group) properties.
 pub const CONSUMER_PREFIX: &str = "KAFKA_CONSUMER_";
@@ -46,6 +58,37 @@ pub const VARIABLES: &[&str] = &[
     "KAFKA_STATE_DIR",
     "KAFKA_GROUP_PROTOCOL",
 ];
+
+/// The variables of the services that move onto the engine, named after segmentio/kafka-go's
+/// settings; each is an alias of a Kafka property or of an engine setting (see
+/// `docs/engine.md` for the table). Those under the two prefixes are recognised before the
+/// generic `KAFKA_CONSUMER_<PROP>` / `KAFKA_PRODUCER_<PROP>` pass-through.
+pub const SEED_VARIABLES: &[&str] = &[
+    "KAFKA_PRODUCER_MAX_ATTEMPTS",
+    "KAFKA_PRODUCER_BATCH_TIMEOUT",
+    "KAFKA_PRODUCER_REQUIRE_ACKS",
+    "KAFKA_PRODUCER_COMPRESSION",
+    "KAFKA_PRODUCER_ASYNC",
+    "KAFKA_PRODUCER_DLQ_TOPIC",
+    "KAFKA_CONSUMER_START_OFFSET",
+    "KAFKA_CONSUMER_MIN_BYTES",
+    "KAFKA_CONSUMER_MAX_BYTES",
+    "KAFKA_CONSUMER_MAX_WAIT",
+    "KAFKA_CONSUMER_COMMIT_INTERVAL",
+    "KAFKA_CONSUMER_HEARTBEAT_INTERVAL",
+    "KAFKA_CONSUMER_SESSION_TIMEOUT",
+    "KAFKA_CONSUMER_REBALANCE_TIMEOUT",
+    "KAFKA_CONSUMER_DLQ_TOPIC",
+    "KAFKA_CONSUMER_MAX_RETRIES",
+    "KAFKA_GROUP",
+    "KAFKA_TOPICS",
+    "KAFKA_AUTO_COMMIT",
+    "KAFKA_START_FROM_BEGINNING",
+];
+
+/// The longest commit interval accepted (a day): a longer one leaves nothing committed for
+/// longer than any group keeps its offsets.
+pub const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// The longest shutdown timeout accepted (a day): deadlines are computed from it, and a
 /// shutdown that may take longer is not one.
@@ -93,6 +136,18 @@ pub struct EngineConfig {
     /// saving, committing and leaving the group; a handler still running then is cancelled
     /// and its message is not committed.
     pub shutdown_timeout: Duration,
+    /// How often processed offsets are committed (`KAFKA_CONSUMER_COMMIT_INTERVAL`, default 0:
+    /// after every poll that saved progress). Offsets are saved with the workspaces as
+    /// before; only the commit waits, and revocations and shutdown commit at once whatever
+    /// the interval. At most [`MAX_COMMIT_INTERVAL`].
+    pub commit_interval: Duration,
+    /// Whether [`EventPublisher::from_config`](crate::EventPublisher::from_config) publishers
+    /// return without waiting for the broker's acknowledgement (`KAFKA_PRODUCER_ASYNC`,
+    /// default false). The engine's own dead-letter writes always wait.
+    pub publish_async: bool,
+    /// Where [`EventPublisher::from_config`](crate::EventPublisher::from_config) publishers
+    /// write events that fail to publish (`KAFKA_PRODUCER_DLQ_TOPIC`, default none).
+    pub publish_dlq_topic: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -111,6 +166,9 @@ impl Default for EngineConfig {
             security_properties: BTreeMap::new(),
             metrics_interval: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            commit_interval: Duration::ZERO,
+            publish_async: false,
+            publish_dlq_topic: None,
         }
     }
 }
@@ -122,24 +180,6 @@ fn bad(var: &str, why: impl std::fmt::Display) -> Error {
 /// `linger.ms` -> `<prefix>LINGER_MS`.
 fn variable_name(prefix: &str, prop: &str) -> String {
     format!("{prefix}{}", prop.replace('.', "_").to_uppercase())
-}
-
-/// The variables to blame for `error`, a check across several properties: those of the set
-/// `properties` the message names, else all of them, else every variable of `prefix`.
-fn blame(prefix: &str, properties: &BTreeMap<String, String>, error: &Error) -> String {
-    let message = error.to_string();
-    let named: Vec<String> = properties
-        .keys()
-        .filter(|k| message.contains(k.as_str()))
-        .map(|k| variable_name(prefix, k))
-        .collect();
-    if !named.is_empty() {
-        named.join(", ")
-    } else if !properties.is_empty() {
-        properties.keys().map(|k| variable_name(prefix, k)).collect::<Vec<_>>().join(", ")
-    } else {
-        format!("{prefix}*")
-    }
 }
 
 /// `LINGER_MS` -> `linger.ms`.
@@ -179,24 +219,32 @@ impl EngineConfig {
         if let Some(b) = get("KAFKA_BROKERS") {
             c.brokers = b;
         }
-        if let Some(t) = get("KAFKA_TOPIC") {
+        let topic_list = |var: &str, t: &str| {
             let topics: Vec<String> =
                 t.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
             if topics.is_empty() {
-                return Err(bad("KAFKA_TOPIC", "no topic named"));
+                Err(bad(var, format!("{t:?} names no topic")))
+            } else {
+                Ok(topics)
             }
+        };
+        if let Some(topics) = one_of(&vars, "KAFKA_TOPIC", "KAFKA_TOPICS", topic_list)? {
             c.topics = topics;
         }
         c.dlq_topic = format!("{}.dlq", c.topics[0]);
-        if let Some(g) = get("KAFKA_GROUP_ID") {
+        if let Some(g) = one_of(&vars, "KAFKA_GROUP_ID", "KAFKA_GROUP", |_, v| Ok(v.to_string()))? {
             c.group_id = g;
         }
-        if let Some(d) = get("KAFKA_DLQ_TOPIC") {
+        if let Some(d) =
+            one_of(&vars, "KAFKA_DLQ_TOPIC", "KAFKA_CONSUMER_DLQ_TOPIC", |_, v| Ok(v.to_string()))?
+        {
             c.dlq_topic = d;
         }
-        if let Some(r) = get("KAFKA_MAX_RETRIES") {
-            c.max_retries =
-                r.parse().map_err(|_| bad("KAFKA_MAX_RETRIES", format!("{r:?} is not a whole number")))?;
+        let retries = |var: &str, r: &str| {
+            r.parse::<u32>().map_err(|_| bad(var, format!("{r:?} is not a whole number")))
+        };
+        if let Some(r) = one_of(&vars, "KAFKA_MAX_RETRIES", "KAFKA_CONSUMER_MAX_RETRIES", retries)? {
+            c.max_retries = r;
         }
         if let Some(b) = get("KAFKA_RETRY_BACKOFF_MS") {
             let ms: u64 = b.parse().map_err(|_| {
@@ -220,7 +268,30 @@ impl EngineConfig {
             let protocol: GroupProtocol = p.parse().map_err(|e| bad("KAFKA_GROUP_PROTOCOL", e))?;
             c.consumer_properties.insert("group.protocol".into(), protocol.name().into());
         }
+        if let Some(i) = get("KAFKA_CONSUMER_COMMIT_INTERVAL") {
+            c.commit_interval = seed_duration("KAFKA_CONSUMER_COMMIT_INTERVAL", &i)?;
+            check_commit_interval(c.commit_interval)
+                .map_err(|why| bad("KAFKA_CONSUMER_COMMIT_INTERVAL", format!("{i:?} {why}")))?;
+        }
+        if let Some(a) = get("KAFKA_AUTO_COMMIT") {
+            // The engine always commits what it processed, never what it merely fetched; `false`
+            // asks for a commit after every batch, which a commit interval contradicts.
+            if !seed_bool("KAFKA_AUTO_COMMIT", &a)? && !c.commit_interval.is_zero() {
+                let i = get("KAFKA_CONSUMER_COMMIT_INTERVAL").unwrap_or_default();
+                return Err(bad(
+                    "KAFKA_AUTO_COMMIT and KAFKA_CONSUMER_COMMIT_INTERVAL",
+                    format!("contradict each other ({a:?}: commit after every batch; {i:?}: commit on an interval)"),
+                ));
+            }
+        }
+        if let Some(a) = get("KAFKA_PRODUCER_ASYNC") {
+            c.publish_async = seed_bool("KAFKA_PRODUCER_ASYNC", &a)?;
+        }
+        c.publish_dlq_topic = get("KAFKA_PRODUCER_DLQ_TOPIC");
         for (k, v) in &vars {
+            if SEED_VARIABLES.contains(&k.as_str()) {
+                continue;
+            }
             if let Some(suffix) = k.strip_prefix(CONSUMER_PREFIX) {
                 c.consumer_properties.insert(property_name(suffix), v.clone());
             } else if let Some(suffix) = k.strip_prefix(PRODUCER_PREFIX) {
@@ -229,11 +300,60 @@ impl EngineConfig {
                 c.security_properties.insert(property_name(&k["KAFKA_".len()..]), v.clone());
             }
         }
+        // Seed variables that set properties: checked against every other variable that sets
+        // the same property, then set under the property's name, remembering the variable so
+        // that a later error (a value out of range) names it.
+        let mut consumer_origin = BTreeMap::new();
+        let mut producer_origin = BTreeMap::new();
+        for seed in SEED_PROPERTIES {
+            let Some(raw) = get(seed.variable) else { continue };
+            let value = seed.kind.value(seed.variable, &raw)?;
+            let (prefix, properties, origin) = if seed.variable.starts_with(PRODUCER_PREFIX) {
+                (PRODUCER_PREFIX, &mut c.producer_properties, &mut producer_origin)
+            } else {
+                (CONSUMER_PREFIX, &mut c.consumer_properties, &mut consumer_origin)
+            };
+            // (variable, value as given, value as the property's): the other seed variables
+            // of the property, then its generic variables under every name it has.
+            let same_property = SEED_PROPERTIES
+                .iter()
+                .filter(|other| other.properties[0] == seed.properties[0] && other.variable != seed.variable)
+                .filter_map(|other| {
+                    let theirs = get(other.variable)?;
+                    let canonical = other.kind.value(other.variable, &theirs).ok();
+                    Some((other.variable.to_string(), theirs, canonical))
+                });
+            let generic = seed.properties.iter().map(|p| variable_name(prefix, p)).filter_map(|var| {
+                let theirs = get(&var)?;
+                let canonical = seed.kind.normalise(&theirs);
+                Some((var, theirs, canonical))
+            });
+            for (var, theirs, canonical) in same_property.chain(generic) {
+                if canonical.as_deref() != Some(value.as_str()) {
+                    let both = format!("{} and {var}", seed.variable);
+                    return Err(bad(&both, format!("set to different values ({raw:?} and {theirs:?})")));
+                }
+            }
+            properties.insert(seed.properties[0].to_string(), value);
+            origin.insert(seed.properties[0].to_string(), seed.variable.to_string());
+        }
+        // kafka-go refuses a minimum above its maximum (it fetches one partition at a time).
+        if let (Some(min), Some(max)) = (get("KAFKA_CONSUMER_MIN_BYTES"), get("KAFKA_CONSUMER_MAX_BYTES")) {
+            if parse_size(&min).ok() > parse_size(&max).ok() {
+                return Err(bad(
+                    "KAFKA_CONSUMER_MIN_BYTES and KAFKA_CONSUMER_MAX_BYTES",
+                    format!("the minimum {min:?} is above the maximum {max:?}"),
+                ));
+            }
+        }
         for (variable, meant) in misspelled_variables(vars.keys().map(String::as_str)) {
             tracing::warn!("{variable} is not a variable the engine reads; did you mean {meant}?");
         }
         // Apply the properties now, so that a bad one fails here and names its variable.
-        c.validate()?;
+        c.validate_named(
+            |p| consumer_origin.get(p).cloned().unwrap_or_else(|| variable_name(CONSUMER_PREFIX, p)),
+            |p| producer_origin.get(p).cloned().unwrap_or_else(|| variable_name(PRODUCER_PREFIX, p)),
+        )?;
         Ok(c)
     }
 
@@ -241,6 +361,19 @@ impl EngineConfig {
     /// properties included (as the group member and the producer will check them); an error
     /// names the `KAFKA_CONSUMER_*` or `KAFKA_PRODUCER_*` variable(s) involved.
     pub fn validate(&self) -> Result<(), Error> {
+        self.validate_named(
+            |prop| variable_name(CONSUMER_PREFIX, prop),
+            |prop| variable_name(PRODUCER_PREFIX, prop),
+        )
+    }
+
+    /// [`EngineConfig::validate`], naming a consumer or producer property as `consumer` or
+    /// `producer` says.
+    fn validate_named(
+        &self,
+        consumer: impl Fn(&str) -> String,
+        producer: impl Fn(&str) -> String,
+    ) -> Result<(), Error> {
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             return Err(bad("topics", "at least one non-empty topic name is needed"));
         }
@@ -253,9 +386,13 @@ impl EngineConfig {
         if self.group_id.trim().is_empty() {
             return Err(bad("group_id", "must not be empty"));
         }
+        if self.publish_dlq_topic.as_ref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(bad("publish_dlq_topic", "must not be empty"));
+        }
         check_shutdown_timeout(self.shutdown_timeout).map_err(|why| bad("shutdown_timeout", why))?;
-        self.group_config_named(|prop| variable_name(CONSUMER_PREFIX, prop))?;
-        self.producer_config_named(|prop| variable_name(PRODUCER_PREFIX, prop))?;
+        check_commit_interval(self.commit_interval).map_err(|why| bad("commit_interval", why))?;
+        self.group_config_named(consumer)?;
+        self.producer_config_named(producer)?;
         Ok(())
     }
 
@@ -348,25 +485,248 @@ impl EngineConfig {
 }
 
 /// The `KAFKA_*` variables among `names` that the engine does not read but that are close to
-/// one it does, each with that one.
+/// one it does (its own, a seed variable, a prefix), each with that one.
 pub fn misspelled_variables<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<(&'a str, &'static str)> {
     let prefixes = [CONSUMER_PREFIX.trim_end_matches('_'), PRODUCER_PREFIX.trim_end_matches('_')];
     names
         .into_iter()
-        .filter(|k| k.starts_with("KAFKA_") && !VARIABLES.contains(k))
+        .filter(|k| k.starts_with("KAFKA_") && !VARIABLES.contains(k) && !SEED_VARIABLES.contains(k))
         .filter(|k| !k.starts_with(CONSUMER_PREFIX) && !k.starts_with(PRODUCER_PREFIX))
         .filter(|k| !SECURITY_VARIABLES.iter().any(|s| k == s || (s.ends_with('_') && k.starts_with(s))))
-        .filter_map(|k| Some((k, klamm::suggest(k, VARIABLES.iter().copied().chain(prefixes))?)))
+        .filter_map(|k| {
+            let known = VARIABLES.iter().chain(SEED_VARIABLES).copied().chain(prefixes);
+            Some((k, klamm::suggest(k, known)?))
+        })
         .collect()
 }
 
 /// A property's error under what to call it (its variable, or its name); an unknown property's
-/// hint is given as a variable too.
+/// hint is given as a variable too, or is a seed variable when one is closer
+/// (`KAFKA_CONSUMER_COMMIT_INTERVL`: did you mean `KAFKA_CONSUMER_COMMIT_INTERVAL`?).
 fn property_error(e: Error, property: &str, name: &impl Fn(&str) -> String) -> Error {
-    let hint = klamm::UnknownProperty::of(&e).and_then(klamm::UnknownProperty::suggestion);
-    match hint {
-        Some(meant) if !name("").is_empty() => bad(&name(property), format!("{e} (that is {})", name(meant))),
-        _ => bad(&name(property), e),
+    let Some(unknown) = klamm::UnknownProperty::of(&e) else { return bad(&name(property), e) };
+    let prefix = name("");
+    if prefix.is_empty() {
+        return bad(&name(property), e);
+    }
+    let variable = name(property);
+    let seeds = SEED_VARIABLES.iter().copied().filter(|s| s.starts_with(&prefix));
+    let seed = klamm::suggest(&variable, seeds);
+    let meant = unknown.suggestion().map(name);
+    let closer_seed = match (&meant, seed) {
+        (Some(m), Some(sd)) => klamm::suggest(&variable, [m.as_str(), sd]) == Some(sd),
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    match (seed, meant) {
+        (Some(sd), _) if closer_seed => {
+            bad(&variable, format!("unknown property {:?}; did you mean {sd}?", unknown.name()))
+        }
+        (_, Some(m)) => bad(&variable, format!("{e} (that is {m})")),
+        _ => bad(&variable, e),
+    }
+}
+
+/// How a seed variable's value becomes the value of its property.
+#[derive(Debug, Clone, Copy)]
+enum SeedKind {
+    /// A duration (Go-style or bare milliseconds) for a `*.ms` property, rounded up to whole
+    /// milliseconds (`500us` is 1 ms, not 0, which would often mean something else).
+    Millis,
+    /// A size (`10MB`, `1MiB`, bare bytes) for a byte-count property.
+    Bytes,
+    /// kafka-go's `MaxAttempts` (at least 1): `retries` is one less.
+    Attempts,
+    /// kafka-go's `RequiredAcks`: -1 (all), 0 (none), 1 (the leader).
+    Acks,
+    /// A codec name: `none`, `gzip`, `snappy`, `lz4`, `zstd`.
+    Compression,
+    /// kafka-go's `StartOffset`: -2 (`FirstOffset`, earliest) or -1 (`LastOffset`, latest),
+    /// where a partition without a committed offset starts.
+    StartOffset,
+    /// `true` (earliest) or `false` (latest), where a partition without a committed offset
+    /// starts.
+    FromBeginning,
+}
+
+impl SeedKind {
+    /// The property's value for the seed variable `var` set to `raw`.
+    fn value(self, var: &str, raw: &str) -> Result<String, Error> {
+        let raw = raw.trim();
+        match self {
+            SeedKind::Millis => Ok(millis(seed_duration(var, raw)?)),
+            SeedKind::Bytes => parse_size(raw)
+                .map(|n| n.to_string())
+                .map_err(|e| bad(var, format!("{raw:?} is not a size ({e})"))),
+            SeedKind::Attempts => match raw.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok((n - 1).to_string()),
+                _ => Err(bad(var, format!("{raw:?} is not a number of attempts (1 or more)"))),
+            },
+            SeedKind::Acks => acks(raw).ok_or_else(|| {
+                bad(var, format!("{raw:?} is not -1 (all replicas), 0 (none) or 1 (the leader)"))
+            }),
+            SeedKind::Compression => Ok(raw.to_ascii_lowercase()),
+            SeedKind::StartOffset => match raw.to_ascii_lowercase().as_str() {
+                "-2" | "first" | "oldest" | "earliest" => Ok("earliest".into()),
+                "-1" | "last" | "newest" | "latest" => Ok("latest".into()),
+                _ => Err(bad(var, format!("{raw:?} is not -2 (the oldest offset) or -1 (the newest)"))),
+            },
+            SeedKind::FromBeginning => {
+                Ok(if seed_bool(var, raw)? { "earliest" } else { "latest" }.to_string())
+            }
+        }
+    }
+
+    /// The value of a generic variable of the same property in the form [`SeedKind::value`]
+    /// gives, to compare them; `None` when it cannot be read (then they differ).
+    fn normalise(self, raw: &str) -> Option<String> {
+        let raw = raw.trim();
+        match self {
+            SeedKind::Millis => parse_duration(raw).ok().map(millis),
+            SeedKind::Bytes => parse_size(raw).ok().map(|n| n.to_string()),
+            SeedKind::Attempts => raw.parse::<i64>().ok().map(|n| n.max(0).to_string()),
+            SeedKind::Acks => acks(raw),
+            SeedKind::Compression => Some(raw.to_ascii_lowercase()),
+            SeedKind::StartOffset | SeedKind::FromBeginning => match raw.to_ascii_lowercase().as_str() {
+                "earliest" | "smallest" | "beginning" => Some("earliest".into()),
+                "latest" | "largest" | "end" => Some("latest".into()),
+                other => Some(other.to_string()),
+            },
+        }
+    }
+}
+
+/// A seed variable that sets a Kafka property.
+struct SeedProperty {
+    variable: &'static str,
+    /// The property it sets, then the property's other names (whose variables set it too).
+    properties: &'static [&'static str],
+    kind: SeedKind,
+}
+
+const SEED_PROPERTIES: &[SeedProperty] = &[
+    SeedProperty {
+        variable: "KAFKA_PRODUCER_MAX_ATTEMPTS",
+        properties: &["retries"],
+        kind: SeedKind::Attempts,
+    },
+    SeedProperty {
+        variable: "KAFKA_PRODUCER_BATCH_TIMEOUT",
+        properties: &["linger.ms", "queue.buffering.max.ms"],
+        kind: SeedKind::Millis,
+    },
+    SeedProperty {
+        variable: "KAFKA_PRODUCER_REQUIRE_ACKS",
+        properties: &["acks", "request.required.acks"],
+        kind: SeedKind::Acks,
+    },
+    SeedProperty {
+        variable: "KAFKA_PRODUCER_COMPRESSION",
+        properties: &["compression.type", "compression.codec"],
+        kind: SeedKind::Compression,
+    },
+    SeedProperty {
+        variable: "KAFKA_CONSUMER_START_OFFSET",
+        properties: &["auto.offset.reset"],
+        kind: SeedKind::StartOffset,
+    },
+    SeedProperty {
+        variable: "KAFKA_START_FROM_BEGINNING",
+        properties: &["auto.offset.reset"],
+        kind: SeedKind::FromBeginning,
+    },
+    SeedProperty {
+        variable: "KAFKA_CONSUMER_MIN_BYTES",
+        properties: &["fetch.min.bytes"],
+        kind: SeedKind::Bytes,
+    },
+    SeedProperty {
+        variable: "KAFKA_CONSUMER_MAX_BYTES",
+        properties: &["max.partition.fetch.bytes"],
+        kind: SeedKind::Bytes,
+    },
+    SeedProperty {
+        variable: "KAFKA_CONSUMER_MAX_WAIT",
+        properties: &["fetch.max.wait.ms", "fetch.wait.max.ms"],
+        kind: SeedKind::Millis,
+    },
+    SeedProperty {
+        variable: "KAFKA_CONSUMER_HEARTBEAT_INTERVAL",
+        properties: &["heartbeat.interval.ms"],
+        kind: SeedKind::Millis,
+    },
+    SeedProperty {
+        variable: "KAFKA_CONSUMER_SESSION_TIMEOUT",
+        properties: &["session.timeout.ms"],
+        kind: SeedKind::Millis,
+    },
+    // kafka-go sends RebalanceTimeout as JoinGroup's rebalance timeout, which is what
+    // `max.poll.interval.ms` is sent as.
+    SeedProperty {
+        variable: "KAFKA_CONSUMER_REBALANCE_TIMEOUT",
+        properties: &["max.poll.interval.ms"],
+        kind: SeedKind::Millis,
+    },
+];
+
+/// `acks` as the producer property writes it, from kafka-go's numbers or Kafka's names.
+fn acks(raw: &str) -> Option<String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "-1" | "all" => Some("all".into()),
+        "0" | "none" => Some("0".into()),
+        "1" | "one" | "leader" => Some("1".into()),
+        _ => None,
+    }
+}
+
+/// Whole milliseconds, rounded up.
+fn millis(d: Duration) -> String {
+    d.as_nanos().div_ceil(1_000_000).to_string()
+}
+
+/// A seed variable's duration.
+fn seed_duration(var: &str, raw: &str) -> Result<Duration, Error> {
+    parse_duration(raw)
+        .map_err(|e| bad(var, format!("{raw:?} is not a duration like 10ms, 1s or 1m30s ({e})")))
+}
+
+/// A seed variable's boolean, as Go's `strconv.ParseBool` reads one.
+fn seed_bool(var: &str, raw: &str) -> Result<bool, Error> {
+    match raw.trim() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(bad(var, format!("{raw:?} is not true or false"))),
+    }
+}
+
+/// The value of whichever of `var` (the engine's) and `alias` (a seed's) is set, read by
+/// `parse`; both set to values that read differently is an error naming both.
+fn one_of<T: PartialEq>(
+    vars: &BTreeMap<String, String>,
+    var: &str,
+    alias: &str,
+    parse: impl Fn(&str, &str) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
+    let read = |name: &str| vars.get(name).map(|v| (v.trim(), parse(name, v.trim())));
+    match (read(var), read(alias)) {
+        (None, None) => Ok(None),
+        (Some((_, v)), None) | (None, Some((_, v))) => v.map(Some),
+        (Some((a, x)), Some((b, y))) => {
+            let (x, y) = (x?, y?);
+            if x == y {
+                Ok(Some(x))
+            } else {
+                Err(bad(&format!("{var} and {alias}"), format!("set to different values ({a:?} and {b:?})")))
+            }
+        }
+    }
+}
+
+fn check_commit_interval(interval: Duration) -> Result<(), String> {
+    if interval > MAX_COMMIT_INTERVAL {
+        Err(format!("is too long: must be at most {} ms", MAX_COMMIT_INTERVAL.as_millis()))
+    } else {
+        Ok(())
     }
 }
 
@@ -380,24 +740,29 @@ fn check_shutdown_timeout(timeout: Duration) -> Result<(), String> {
     }
 }
 
-/// [`blame`] with `name` turning a property into what to call it: the variables under their
-/// prefix, or the property names themselves (from code).
+/// What to blame for `error`, a check across several `properties`, each called as `name`
+/// says (its variable, or its name from code): those the message names, else all of them,
+/// else every variable of the prefix (or "properties").
 fn blame_named(
     properties: &BTreeMap<String, String>,
     error: &Error,
     name: &impl Fn(&str) -> String,
 ) -> String {
-    // `name("")` is the prefix alone when names are variables, empty when they are properties.
-    let prefix = name("");
-    if prefix.is_empty() {
-        let b = blame("", properties, error);
-        if b == "*" {
+    let message = error.to_string();
+    let named: Vec<String> =
+        properties.keys().filter(|k| message.contains(k.as_str())).map(|k| name(k)).collect();
+    if !named.is_empty() {
+        named.join(", ")
+    } else if !properties.is_empty() {
+        properties.keys().map(|k| name(k)).collect::<Vec<_>>().join(", ")
+    } else {
+        // `name("")` is the prefix alone when names are variables, empty when they are properties.
+        let prefix = name("");
+        if prefix.is_empty() {
             "properties".to_string()
         } else {
-            b
+            format!("{prefix}*")
         }
-    } else {
-        blame(&prefix, properties, error)
     }
 }
 
@@ -412,10 +777,7 @@ mod tests {
     #[test]
     fn misspelled_variables_and_properties_get_a_hint() {
         let names = ["KAFKA_BROKER", "KAFKA_TOPICS", "KAFKA_HOME", "KAFKA_OPTS", "KAFKA_BROKERS", "PATH"];
-        assert_eq!(
-            misspelled_variables(names),
-            [("KAFKA_BROKER", "KAFKA_BROKERS"), ("KAFKA_TOPICS", "KAFKA_TOPIC")]
-        );
+        assert_eq!(misspelled_variables(names), [("KAFKA_BROKER", "KAFKA_BROKERS")]);
         // A warning, not an error: other tools have KAFKA_* variables of their own.
         vars(&[("KAFKA_BROKER", "h:1"), ("KAFKA_BROKER_ID", "1")]).unwrap();
         let e = vars(&[("KAFKA_CONSUMER_FETCH_MAX_WAIT", "5")]).unwrap_err().to_string();
@@ -588,5 +950,228 @@ mod tests {
         let m = c.validate().expect_err("validate").to_string();
         assert!(m.contains("KAFKA_PRODUCER_ACKS"), "{m}");
         assert!(c.producer_config().expect_err("producer_config").to_string().contains("acks"));
+    }
+
+    #[test]
+    fn seed_variables_are_read_and_mapped() {
+        let c = vars(&[
+            ("KAFKA_BROKERS", "127.0.0.1:1234"),
+            ("KAFKA_TOPICS", "orders, invoices"),
+            ("KAFKA_GROUP", "billing"),
+            ("KAFKA_AUTO_COMMIT", "true"),
+            ("KAFKA_START_FROM_BEGINNING", "false"),
+            ("KAFKA_PRODUCER_MAX_ATTEMPTS", "5"),
+            ("KAFKA_PRODUCER_BATCH_TIMEOUT", "10ms"),
+            ("KAFKA_PRODUCER_REQUIRE_ACKS", "1"),
+            ("KAFKA_PRODUCER_COMPRESSION", "LZ4"),
+            ("KAFKA_PRODUCER_ASYNC", "true"),
+            ("KAFKA_PRODUCER_DLQ_TOPIC", "publish.dlq"),
+            ("KAFKA_CONSUMER_START_OFFSET", "-1"),
+            ("KAFKA_CONSUMER_MIN_BYTES", "10KB"),
+            ("KAFKA_CONSUMER_MAX_BYTES", "1MiB"),
+            ("KAFKA_CONSUMER_MAX_WAIT", "250ms"),
+            ("KAFKA_CONSUMER_COMMIT_INTERVAL", "1s"),
+            ("KAFKA_CONSUMER_HEARTBEAT_INTERVAL", "3s"),
+            ("KAFKA_CONSUMER_SESSION_TIMEOUT", "30s"),
+            ("KAFKA_CONSUMER_REBALANCE_TIMEOUT", "1m30s"),
+            ("KAFKA_CONSUMER_DLQ_TOPIC", "orders.failed"),
+            ("KAFKA_CONSUMER_MAX_RETRIES", "7"),
+        ])
+        .unwrap();
+        assert_eq!(c.topics, ["orders", "invoices"]);
+        assert_eq!(c.group_id, "billing");
+        assert_eq!(c.dlq_topic, "orders.failed");
+        assert_eq!(c.max_retries, 7);
+        assert_eq!(c.commit_interval, Duration::from_secs(1));
+        assert!(c.publish_async);
+        assert_eq!(c.publish_dlq_topic.as_deref(), Some("publish.dlq"));
+        let p = c.producer_config().unwrap();
+        assert_eq!(p.retries, 4);
+        assert_eq!(p.linger, Duration::from_millis(10));
+        assert_eq!(p.acks, klamm::Acks::Leader);
+        assert_eq!(p.compression, klamm::protocol::compression::Compression::Lz4);
+        let g = c.group_config().unwrap();
+        assert_eq!(g.consumer.auto_offset_reset, OffsetReset::Latest);
+        assert_eq!(g.consumer.fetch_min_bytes, 10_000);
+        assert_eq!(g.consumer.max_partition_fetch_bytes, 1_048_576);
+        assert_eq!(g.consumer.fetch_max_wait, Duration::from_millis(250));
+        assert_eq!(g.heartbeat_interval, Duration::from_secs(3));
+        assert_eq!(g.session_timeout, Duration::from_secs(30));
+        assert_eq!(g.max_poll_interval, Duration::from_secs(90));
+        assert!(!g.enable_auto_commit);
+        // The seed names are not left behind as unknown properties.
+        assert!(!c.consumer_properties.contains_key("commit.interval"), "{:?}", c.consumer_properties);
+        assert!(!c.producer_properties.contains_key("async"), "{:?}", c.producer_properties);
+    }
+
+    #[test]
+    fn each_seed_alias_alone() {
+        let ms = Duration::from_millis;
+        // One variable at a time, each with what it changes.
+        let c = vars(&[("KAFKA_CONSUMER_COMMIT_INTERVAL", "1s")]).unwrap();
+        assert_eq!(c.commit_interval, ms(1000));
+        let c = vars(&[("KAFKA_CONSUMER_COMMIT_INTERVAL", "0")]).unwrap();
+        assert_eq!(c.commit_interval, Duration::ZERO);
+        let c = vars(&[("KAFKA_PRODUCER_BATCH_TIMEOUT", "500us")]).unwrap();
+        assert_eq!(c.producer_config().unwrap().linger, ms(1), "rounded up, not down to 0");
+        let c = vars(&[("KAFKA_PRODUCER_BATCH_TIMEOUT", "250")]).unwrap();
+        assert_eq!(c.producer_config().unwrap().linger, ms(250), "a bare number is milliseconds");
+        let c = vars(&[("KAFKA_PRODUCER_MAX_ATTEMPTS", "1")]).unwrap();
+        assert_eq!(c.producer_config().unwrap().retries, 0);
+        for (acks, expected) in
+            [("-1", klamm::Acks::All), ("0", klamm::Acks::None), ("1", klamm::Acks::Leader)]
+        {
+            let c = vars(&[("KAFKA_PRODUCER_REQUIRE_ACKS", acks)]).unwrap();
+            assert_eq!(c.producer_config().unwrap().acks, expected, "{acks}");
+        }
+        for (offset, expected) in [("-2", OffsetReset::Earliest), ("-1", OffsetReset::Latest)] {
+            let c = vars(&[("KAFKA_CONSUMER_START_OFFSET", offset)]).unwrap();
+            assert_eq!(c.group_config().unwrap().consumer.auto_offset_reset, expected, "{offset}");
+        }
+        for (from_beginning, expected) in [("true", OffsetReset::Earliest), ("false", OffsetReset::Latest)] {
+            let c = vars(&[("KAFKA_START_FROM_BEGINNING", from_beginning)]).unwrap();
+            assert_eq!(c.group_config().unwrap().consumer.auto_offset_reset, expected);
+        }
+        let c = vars(&[("KAFKA_CONSUMER_MIN_BYTES", "1"), ("KAFKA_CONSUMER_MAX_BYTES", "10MB")]).unwrap();
+        let g = c.group_config().unwrap();
+        assert_eq!((g.consumer.fetch_min_bytes, g.consumer.max_partition_fetch_bytes), (1, 10_000_000));
+        let c = vars(&[("KAFKA_AUTO_COMMIT", "false")]).unwrap();
+        assert_eq!(c.commit_interval, Duration::ZERO);
+        let c = vars(&[("KAFKA_PRODUCER_ASYNC", "0")]).unwrap();
+        assert!(!c.publish_async);
+        let c = vars(&[("KAFKA_TOPICS", "a")]).unwrap();
+        assert_eq!((c.topics.as_slice(), c.dlq_topic.as_str()), (&["a".to_string()][..], "a.dlq"));
+    }
+
+    #[test]
+    fn seed_aliases_and_generic_variables_agree_or_name_each_other() {
+        // The same value through both: fine.
+        for pair in [
+            [("KAFKA_CONSUMER_SESSION_TIMEOUT", "10s"), ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "10000")],
+            [("KAFKA_PRODUCER_BATCH_TIMEOUT", "5ms"), ("KAFKA_PRODUCER_LINGER_MS", "5")],
+            [("KAFKA_PRODUCER_BATCH_TIMEOUT", "5ms"), ("KAFKA_PRODUCER_QUEUE_BUFFERING_MAX_MS", "5")],
+            [("KAFKA_PRODUCER_REQUIRE_ACKS", "-1"), ("KAFKA_PRODUCER_ACKS", "all")],
+            [("KAFKA_PRODUCER_MAX_ATTEMPTS", "3"), ("KAFKA_PRODUCER_RETRIES", "2")],
+            [("KAFKA_PRODUCER_COMPRESSION", "gzip"), ("KAFKA_PRODUCER_COMPRESSION_TYPE", "GZIP")],
+            [("KAFKA_CONSUMER_START_OFFSET", "-2"), ("KAFKA_CONSUMER_AUTO_OFFSET_RESET", "earliest")],
+            [("KAFKA_CONSUMER_START_OFFSET", "-2"), ("KAFKA_START_FROM_BEGINNING", "true")],
+            [("KAFKA_CONSUMER_MIN_BYTES", "1KB"), ("KAFKA_CONSUMER_FETCH_MIN_BYTES", "1000")],
+            [("KAFKA_CONSUMER_MAX_BYTES", "1MiB"), ("KAFKA_CONSUMER_MAX_PARTITION_FETCH_BYTES", "1048576")],
+            [("KAFKA_CONSUMER_MAX_WAIT", "1s"), ("KAFKA_CONSUMER_FETCH_MAX_WAIT_MS", "1000")],
+            [("KAFKA_CONSUMER_HEARTBEAT_INTERVAL", "3s"), ("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", "3000")],
+            [("KAFKA_CONSUMER_REBALANCE_TIMEOUT", "1m"), ("KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS", "60000")],
+            [("KAFKA_GROUP", "g"), ("KAFKA_GROUP_ID", "g")],
+            [("KAFKA_TOPICS", "a,b"), ("KAFKA_TOPIC", "a, b")],
+            [("KAFKA_CONSUMER_DLQ_TOPIC", "d"), ("KAFKA_DLQ_TOPIC", "d")],
+            [("KAFKA_CONSUMER_MAX_RETRIES", "4"), ("KAFKA_MAX_RETRIES", "04")],
+        ] {
+            vars(&pair).unwrap_or_else(|e| panic!("{pair:?}: {e}"));
+        }
+        // Different values: an error naming both.
+        for pair in [
+            [("KAFKA_CONSUMER_SESSION_TIMEOUT", "10s"), ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000")],
+            [("KAFKA_PRODUCER_BATCH_TIMEOUT", "5ms"), ("KAFKA_PRODUCER_LINGER_MS", "50")],
+            [("KAFKA_PRODUCER_BATCH_TIMEOUT", "5ms"), ("KAFKA_PRODUCER_QUEUE_BUFFERING_MAX_MS", "6")],
+            [("KAFKA_PRODUCER_REQUIRE_ACKS", "1"), ("KAFKA_PRODUCER_ACKS", "all")],
+            [("KAFKA_PRODUCER_REQUIRE_ACKS", "0"), ("KAFKA_PRODUCER_REQUEST_REQUIRED_ACKS", "1")],
+            [("KAFKA_PRODUCER_MAX_ATTEMPTS", "3"), ("KAFKA_PRODUCER_RETRIES", "3")],
+            [("KAFKA_PRODUCER_COMPRESSION", "gzip"), ("KAFKA_PRODUCER_COMPRESSION_TYPE", "lz4")],
+            [("KAFKA_CONSUMER_START_OFFSET", "-1"), ("KAFKA_CONSUMER_AUTO_OFFSET_RESET", "earliest")],
+            [("KAFKA_CONSUMER_START_OFFSET", "-1"), ("KAFKA_START_FROM_BEGINNING", "true")],
+            [("KAFKA_START_FROM_BEGINNING", "false"), ("KAFKA_CONSUMER_AUTO_OFFSET_RESET", "earliest")],
+            [("KAFKA_CONSUMER_MIN_BYTES", "1KB"), ("KAFKA_CONSUMER_FETCH_MIN_BYTES", "1024")],
+            [("KAFKA_CONSUMER_MAX_BYTES", "1MB"), ("KAFKA_CONSUMER_MAX_PARTITION_FETCH_BYTES", "1048576")],
+            [("KAFKA_CONSUMER_MAX_WAIT", "1s"), ("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS", "500")],
+            [("KAFKA_CONSUMER_HEARTBEAT_INTERVAL", "3s"), ("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", "1000")],
+            [("KAFKA_CONSUMER_REBALANCE_TIMEOUT", "1m"), ("KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS", "300000")],
+            [("KAFKA_GROUP", "g"), ("KAFKA_GROUP_ID", "h")],
+            [("KAFKA_TOPICS", "a,b"), ("KAFKA_TOPIC", "b,a")],
+            [("KAFKA_CONSUMER_DLQ_TOPIC", "d"), ("KAFKA_DLQ_TOPIC", "e")],
+            [("KAFKA_CONSUMER_MAX_RETRIES", "4"), ("KAFKA_MAX_RETRIES", "5")],
+            [("KAFKA_AUTO_COMMIT", "false"), ("KAFKA_CONSUMER_COMMIT_INTERVAL", "1s")],
+            [("KAFKA_CONSUMER_MIN_BYTES", "2MB"), ("KAFKA_CONSUMER_MAX_BYTES", "1MiB")],
+        ] {
+            let e = vars(&pair).expect_err(&format!("{pair:?}"));
+            assert_eq!(e.kind(), &ErrorKind::Config);
+            let m = e.to_string();
+            assert!(m.contains(pair[0].0) && m.contains(pair[1].0), "{pair:?}: {m}");
+        }
+    }
+
+    #[test]
+    fn bad_seed_values_name_their_variable_and_value() {
+        for (var, value) in [
+            ("KAFKA_PRODUCER_MAX_ATTEMPTS", "0"),
+            ("KAFKA_PRODUCER_MAX_ATTEMPTS", "many"),
+            ("KAFKA_PRODUCER_BATCH_TIMEOUT", "10 parsecs"),
+            ("KAFKA_PRODUCER_BATCH_TIMEOUT", "-1s"),
+            ("KAFKA_PRODUCER_REQUIRE_ACKS", "2"),
+            ("KAFKA_PRODUCER_COMPRESSION", "brotli"),
+            ("KAFKA_PRODUCER_ASYNC", "maybe"),
+            ("KAFKA_CONSUMER_START_OFFSET", "0"),
+            ("KAFKA_CONSUMER_MIN_BYTES", "lots"),
+            ("KAFKA_CONSUMER_MAX_BYTES", "0"),
+            ("KAFKA_CONSUMER_MAX_BYTES", "10XB"),
+            ("KAFKA_CONSUMER_MAX_BYTES", "1TB"),
+            ("KAFKA_CONSUMER_MAX_WAIT", "1d"),
+            ("KAFKA_CONSUMER_COMMIT_INTERVAL", "soon"),
+            ("KAFKA_CONSUMER_COMMIT_INTERVAL", "25h"),
+            ("KAFKA_CONSUMER_HEARTBEAT_INTERVAL", "1s5"),
+            ("KAFKA_CONSUMER_SESSION_TIMEOUT", "forever"),
+            ("KAFKA_CONSUMER_REBALANCE_TIMEOUT", "0"),
+            ("KAFKA_CONSUMER_MAX_RETRIES", "-1"),
+            ("KAFKA_TOPICS", " , "),
+            ("KAFKA_AUTO_COMMIT", "yes please"),
+            ("KAFKA_START_FROM_BEGINNING", "sometimes"),
+        ] {
+            let e = vars(&[(var, value)]).expect_err(&format!("{var}={value}"));
+            assert_eq!(e.kind(), &ErrorKind::Config, "{var}");
+            let m = e.to_string();
+            assert!(m.contains(var), "{var}={value}: {m}");
+            // Out-of-range values are reported by the property's own check, in its terms.
+            let range_check = matches!(
+                (var, value),
+                ("KAFKA_CONSUMER_MAX_BYTES", "1TB" | "0") | ("KAFKA_CONSUMER_REBALANCE_TIMEOUT", "0")
+            );
+            if !range_check {
+                assert!(m.contains(value.trim()), "{var}={value}: {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn misspelled_seed_names_get_a_hint() {
+        let names =
+            ["KAFKA_GRUOP", "KAFKA_TOPICSS", "KAFKA_AUTO_COMIT", "KAFKA_START_FROM_BEGINING", "KAFKA_GROUP"];
+        assert_eq!(
+            misspelled_variables(names),
+            [
+                ("KAFKA_GRUOP", "KAFKA_GROUP"),
+                ("KAFKA_TOPICSS", "KAFKA_TOPICS"),
+                ("KAFKA_AUTO_COMIT", "KAFKA_AUTO_COMMIT"),
+                ("KAFKA_START_FROM_BEGINING", "KAFKA_START_FROM_BEGINNING"),
+            ]
+        );
+        // Under a prefix, a name close to a seed variable is an unknown property with that hint.
+        let e = vars(&[("KAFKA_CONSUMER_COMMIT_INTERVL", "1s")]).unwrap_err().to_string();
+        assert!(e.contains("did you mean KAFKA_CONSUMER_COMMIT_INTERVAL?"), "{e}");
+        let e = vars(&[("KAFKA_PRODUCER_MAX_ATTEMPT", "3")]).unwrap_err().to_string();
+        assert!(e.contains("did you mean KAFKA_PRODUCER_MAX_ATTEMPTS?"), "{e}");
+        // A closer property keeps its own hint.
+        let e = vars(&[("KAFKA_CONSUMER_SESSION_TIMEOUT_M", "5")]).unwrap_err().to_string();
+        assert!(e.contains("KAFKA_CONSUMER_SESSION_TIMEOUT_MS"), "{e}");
+    }
+
+    #[test]
+    fn commit_interval_and_publish_topic_set_in_code_are_checked() {
+        let c = EngineConfig {
+            commit_interval: MAX_COMMIT_INTERVAL + Duration::from_secs(1),
+            ..EngineConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("commit_interval"));
+        let c = EngineConfig { publish_dlq_topic: Some(" ".into()), ..EngineConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("publish_dlq_topic"));
+        let c = EngineConfig { commit_interval: MAX_COMMIT_INTERVAL, ..EngineConfig::default() };
+        c.validate().unwrap();
     }
 }

@@ -51,11 +51,12 @@ mod health;
 mod layer;
 mod metrics;
 mod publish;
+mod units;
 mod workspace;
 
 pub use config::{
-    misspelled_variables, EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, MAX_SHUTDOWN_TIMEOUT,
-    PRODUCER_PREFIX, VARIABLES,
+    misspelled_variables, EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, MAX_COMMIT_INTERVAL,
+    MAX_SHUTDOWN_TIMEOUT, PRODUCER_PREFIX, SEED_VARIABLES, VARIABLES,
 };
 pub use dlq::{dead_letter_record, now_rfc3339, retry_backoff, rfc3339_utc};
 pub use engine::{Engine, EngineBuilder, EngineMetrics};
@@ -71,5 +72,7 @@ pub use layer::{
 pub use metrics::MetricsSnapshot;
 pub use publish::{
     new_event_id, EventBuilder, EventPublisher, OutgoingEvent, PublishLayer, PublishLogging, PublishMetrics,
+    Published,
 };
+pub use units::{parse_duration, parse_size, UnitError};
 pub use workspace::{partition_of, FileStorage, StorageError, StoredOffset, Workspace, WorkspaceStorage};

@@ -172,6 +172,11 @@ impl Shared {
             tracing::info!(partitions = ?names, "partitions revoked");
         }
         let done = self.stop_workers(partitions, lost, self.drain_deadline(started)).await;
+        // Their tasks have stopped: progress they reported earlier is committed below, or not
+        // at all (lost), never by the poll loop after the partitions came back.
+        for tp in partitions {
+            let _ = self.progress.send((tp.clone(), REVOKED));
+        }
         let end = started + self.config.shutdown_timeout;
         self.unload_unowned();
         for tp in partitions {

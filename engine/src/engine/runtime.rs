@@ -83,12 +83,16 @@ impl Engine {
         shared.health.add_client(consumer.client().clone());
         consumer.subscribe(config.topics.iter().cloned());
         shared.health.set_phase(EnginePhase::Running);
-        tracing::info!(topics = ?config.topics, group = %config.group_id, dlq = %config.dlq_topic, "engine started");
+        tracing::info!(
+            topics = ?config.topics, group = %config.group_id, dlq = %config.dlq_topic,
+            commit_interval = ?config.commit_interval, "engine started"
+        );
 
         let mut shutdown = pin!(shutdown);
         let mut paused: HashSet<TopicPartition> = HashSet::new();
         let mut failures = 0u32;
         let mut next_log = Instant::now() + config.metrics_interval;
+        let mut commits = Commits { pending: HashMap::new(), next: Instant::now() + config.commit_interval };
         let mut outcome = Ok(());
         loop {
             let stop = std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
@@ -113,7 +117,7 @@ impl Engine {
                 }
             }
             flow_control(&shared, &mut consumer, &mut paused);
-            commit_progress(&shared, &consumer, &mut progress_rx).await;
+            commit_progress(&shared, &consumer, &mut progress_rx, &mut commits).await;
             shared.health.polled(group_view(&consumer));
             if Instant::now() >= next_log {
                 next_log = Instant::now() + config.metrics_interval;
@@ -217,32 +221,54 @@ pub(super) fn flow_control<L: RebalanceListener>(
     }
 }
 
-/// Commits the latest saved offset each partition task reported.
+/// Saved offsets waiting for their commit, and when the next commit is due.
+pub(super) struct Commits {
+    /// The latest saved next offset of each partition since the last commit.
+    pub(super) pending: HashMap<TopicPartition, i64>,
+    /// When the next commit is due: at once with a zero `commit_interval`.
+    pub(super) next: Instant,
+}
+
+/// Gathers the saved offsets the partition tasks reported and, once `commit_interval` has
+/// passed since the last commit, commits the latest of each. An offset of a partition revoked
+/// since it was reported is dropped: its revocation committed it, and a commit of it after
+/// the partition came back would move the group's offset back.
 pub(super) async fn commit_progress<L: RebalanceListener>(
     shared: &Shared,
     consumer: &GroupConsumer<L>,
     progress: &mut mpsc::UnboundedReceiver<(TopicPartition, i64)>,
+    commits: &mut Commits,
 ) {
-    let mut latest: HashMap<TopicPartition, i64> = HashMap::new();
     while let Ok((tp, next)) = progress.try_recv() {
-        let e = latest.entry(tp).or_insert(next);
+        if next == REVOKED {
+            commits.pending.remove(&tp);
+            continue;
+        }
+        let e = commits.pending.entry(tp).or_insert(next);
         *e = (*e).max(next);
     }
-    if latest.is_empty() {
+    if commits.pending.is_empty() || Instant::now() < commits.next {
         return;
     }
+    commits.next = Instant::now() + shared.config.commit_interval;
     let assigned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
-    let offsets: Vec<(TopicPartition, NextOffset)> = latest
-        .into_iter()
-        .filter(|(tp, _)| assigned.contains(tp))
-        .map(|(tp, n)| (tp, NextOffset::new(n)))
-        .collect();
+    let offsets: Vec<(TopicPartition, i64)> =
+        commits.pending.drain().filter(|(tp, _)| assigned.contains(tp)).collect();
     if offsets.is_empty() {
         return;
     }
-    if let Err(e) = consumer.commit(offsets).await {
-        tracing::warn!(error = %e, "commit failed; the next one covers it");
-        shared.health.error(format_args!("commit failed: {e}"));
+    let to_commit = offsets.iter().map(|(tp, n)| (tp.clone(), NextOffset::new(*n)));
+    match consumer.commit(to_commit.collect::<Vec<_>>()).await {
+        Ok(()) => tracing::debug!(partitions = offsets.len(), "offsets committed"),
+        Err(e) => {
+            tracing::warn!(error = %e, "commit failed; the next one covers it");
+            shared.health.error(format_args!("commit failed: {e}"));
+            // Kept for the next commit, unless newer progress came meanwhile.
+            for (tp, n) in offsets {
+                let e = commits.pending.entry(tp).or_insert(n);
+                *e = (*e).max(n);
+            }
+        }
     }
 }
 

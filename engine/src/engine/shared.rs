@@ -45,8 +45,14 @@ pub(super) struct Shared {
     pub(super) topics: Mutex<HashMap<String, TopicInfo>>,
     pub(super) workspaces: Mutex<HashMap<String, SlotRef>>,
     pub(super) workers: Mutex<HashMap<TopicPartition, Worker>>,
+    /// (partition, next offset) each time a partition task saved its progress; [`REVOKED`]
+    /// instead of an offset once a partition was revoked or lost (after its last progress).
     pub(super) progress: mpsc::UnboundedSender<(TopicPartition, i64)>,
 }
+
+/// Sent as the offset on [`Shared::progress`] when a partition was revoked or lost: what it
+/// reported before is not to be committed any more.
+pub(super) const REVOKED: i64 = -1;
 
 impl Shared {
     pub(super) fn primary(&self) -> &str {

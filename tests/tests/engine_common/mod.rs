@@ -44,6 +44,23 @@ impl EngineProcess {
         EngineProcess { child: cmd.spawn().unwrap(), log }
     }
 
+    /// Starts the example with exactly these `KAFKA_*` variables (and `RUST_LOG=info`), none
+    /// of the engine's own added: for services that bring variables of their own.
+    pub fn start_with(log: PathBuf, vars: &[(&str, &str)]) -> Self {
+        let file = fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(example_binary("klamm-engine", "workspace-engine"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("KAFKA_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(file);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        EngineProcess { child: cmd.spawn().unwrap(), log }
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
