@@ -20,6 +20,7 @@
 //! variables.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,6 +46,7 @@ pub const VARIABLES: &[&str] = &[
     "KAFKA_SHUTDOWN_TIMEOUT_MS",
     "KAFKA_STATE_DIR",
     "KAFKA_GROUP_PROTOCOL",
+    "KAFKA_ENGINE_HTTP_ADDR",
 ];
 
 /// The longest shutdown timeout accepted (a day): deadlines are computed from it, and a
@@ -93,6 +95,10 @@ pub struct EngineConfig {
     /// saving, committing and leaving the group; a handler still running then is cancelled
     /// and its message is not committed.
     pub shutdown_timeout: Duration,
+    /// Where the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`) listens
+    /// (`KAFKA_ENGINE_HTTP_ADDR`, an IP address and port such as `127.0.0.1:9464` or
+    /// `0.0.0.0:9464`; port 0 picks a free one; `off` or unset: no endpoint). Default: none.
+    pub http_addr: Option<SocketAddr>,
 }
 
 impl Default for EngineConfig {
@@ -111,6 +117,7 @@ impl Default for EngineConfig {
             security_properties: BTreeMap::new(),
             metrics_interval: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            http_addr: None,
         }
     }
 }
@@ -211,6 +218,17 @@ impl EngineConfig {
             c.shutdown_timeout = Duration::from_millis(ms);
             check_shutdown_timeout(c.shutdown_timeout)
                 .map_err(|why| bad("KAFKA_SHUTDOWN_TIMEOUT_MS", why))?;
+        }
+        if let Some(a) = get("KAFKA_ENGINE_HTTP_ADDR") {
+            c.http_addr = match a.as_str() {
+                "off" => None,
+                _ => Some(a.parse().map_err(|_| {
+                    bad(
+                        "KAFKA_ENGINE_HTTP_ADDR",
+                        format!("{a:?} is not an IP address and port (like 127.0.0.1:9464) or off"),
+                    )
+                })?),
+            };
         }
         if let Some(d) = get("KAFKA_STATE_DIR") {
             c.state_dir = PathBuf::from(d);
@@ -476,6 +494,12 @@ mod tests {
         assert_eq!(c.group_config().unwrap().group_protocol, GroupProtocol::Classic);
         let c = vars(&[("KAFKA_GROUP_PROTOCOL", "consumer")]).unwrap();
         assert_eq!(c.group_config().unwrap().group_protocol, GroupProtocol::Consumer);
+        let c = vars(&[("KAFKA_ENGINE_HTTP_ADDR", "127.0.0.1:9464")]).unwrap();
+        assert_eq!(c.http_addr, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
+        let c = vars(&[("KAFKA_ENGINE_HTTP_ADDR", "[::]:0")]).unwrap();
+        assert_eq!(c.http_addr.map(|a| a.port()), Some(0));
+        assert_eq!(vars(&[("KAFKA_ENGINE_HTTP_ADDR", "off")]).unwrap().http_addr, None);
+        assert_eq!(vars(&[]).unwrap().http_addr, None);
     }
 
     #[test]
@@ -495,6 +519,8 @@ mod tests {
             ("KAFKA_CONSUMER_ENABLE_AUTO_COMMIT", "true"),
             ("KAFKA_PRODUCER_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION", "0"),
             ("KAFKA_PRODUCER_BATCH_SIZE", "0"),
+            ("KAFKA_ENGINE_HTTP_ADDR", "localhost"),
+            ("KAFKA_ENGINE_HTTP_ADDR", "9464"),
         ] {
             let e = vars(&[(var, value)]).expect_err(var);
             assert_eq!(e.kind(), &ErrorKind::Config, "{var}");
