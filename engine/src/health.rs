@@ -124,8 +124,8 @@ impl HealthSnapshot {
     }
 
     /// Why [`HealthSnapshot::is_ready`] is `false`, in a few words (`None` when ready). The
-    /// first reason found, in this order: not live, not running, not a stable member,
-    /// partitions restoring, no broker connection.
+    /// first reason found, in this order: not live, not running, partitions restoring, not a
+    /// stable member, no broker connection.
     pub fn not_ready_because(&self) -> Option<String> {
         if !self.is_live() {
             return Some(match self.phase {
@@ -136,15 +136,17 @@ impl HealthSnapshot {
         if self.phase != EnginePhase::Running {
             return Some(format!("the engine is {}", self.phase.as_str()));
         }
-        match self.member_state {
-            Some(MemberState::Stable) => {}
-            Some(state) => return Some(format!("the group member is {state:?}, not stable")),
-            None => return Some("the group member is not made yet".to_string()),
-        }
+        // Restoring first: while an assignment is restored the poll that brought it has not
+        // returned, so the member state last seen is still the one before it.
         if !self.restoring_partitions.is_empty() {
             let names: Vec<String> =
                 self.restoring_partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect();
             return Some(format!("restoring partitions {}", names.join(", ")));
+        }
+        match self.member_state {
+            Some(MemberState::Stable) => {}
+            Some(state) => return Some(format!("the group member is {state:?}, not stable")),
+            None => return Some("the group member is not made yet".to_string()),
         }
         if self.connected_brokers.is_empty() {
             return Some("no broker connection".to_string());
