@@ -36,6 +36,7 @@ use crate::config::{backoff, ClientConfig};
 use crate::connection::Connection;
 use crate::error::{Error, ErrorKind};
 use crate::metadata::{ClusterMetadata, TopicMetadata, TopicOutcome};
+use crate::stats::{ClientStats, Counters};
 
 /// What a connection is used for. Each kind gets its own connection to each broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,6 +111,8 @@ struct Inner {
     rotate: AtomicUsize,
     timer_started: AtomicBool,
     closed: AtomicBool,
+    /// What this client and the producers and consumers over it did ([`Client::stats`]).
+    stats: Counters,
 }
 
 /// One (broker, kind) connection and its reconnect state.
@@ -142,6 +145,7 @@ impl Client {
                 rotate: AtomicUsize::new(0),
                 timer_started: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
+                stats: Counters::default(),
             }),
         })
     }
@@ -179,6 +183,25 @@ impl Client {
         nodes.sort_unstable();
         nodes.dedup();
         nodes
+    }
+
+    /// Counters of what this client (and its clones, and every producer and consumer over it)
+    /// did since it was made: connections, produced and fetched records and bytes, retries,
+    /// errors. Cheap: a handful of atomic loads.
+    ///
+    /// ```no_run
+    /// # fn example(client: &klamm::Client) {
+    /// let stats = client.stats();
+    /// println!("{} connections opened, {} failed", stats.connections_opened, stats.connection_failures);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> ClientStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// The live counters, for the producer and consumer to add to.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.stats
     }
 
     /// The current metadata snapshot (possibly empty before the first request).
@@ -262,12 +285,14 @@ impl Client {
         let span = tracing::debug_span!("klamm.connect", node_id, %addr, ?kind);
         match Connection::connect(&addr, self.inner.config.connection.clone()).instrument(span).await {
             Ok(conn) => {
+                Counters::add(&self.inner.stats.connections_opened, 1);
                 state.failures = 0;
                 state.retry_at = None;
                 state.conn = Some(conn.clone());
                 Ok(conn)
             }
             Err(e) => {
+                Counters::add(&self.inner.stats.connection_failures, 1);
                 let config = &self.inner.config;
                 let wait = backoff(config.reconnect_backoff, config.reconnect_backoff_max, state.failures);
                 state.failures = state.failures.saturating_add(1);

@@ -26,6 +26,8 @@
 //!   [`ProducerRecord`] and [`ConsumerRecord`] (`ProducerRecord::from(&consumed)` forwards one).
 //! - [`suggest`], [`UnknownProperty`]: a misspelled property fails at once with a "did you
 //!   mean" hint.
+//! - [`ClientStats`]: counters of connections, produced and fetched records and bytes,
+//!   retries and errors ([`Client::stats`], [`Producer::stats`], [`Consumer::stats`]).
 //!
 //! Logs go through `tracing`: WARN for what keeps the client from progress, DEBUG for the
 //! protocol. The repository's README has a "Using Klamm as a library" section with every
@@ -71,6 +73,7 @@ mod producer;
 mod random;
 mod sasl;
 mod security;
+mod stats;
 mod suggest;
 mod tls;
 
@@ -107,5 +110,6 @@ pub use sasl::{
     OAuthBearerToken, SaslConfig, SaslMechanism, Secret, TokenFuture, TokenProvider, UnsecuredJwt,
 };
 pub use security::SecurityProtocol;
+pub use stats::ClientStats;
 pub use suggest::{suggest, unknown_property, UnknownProperty};
 pub use tls::{Pem, TlsConfig, TlsFailure};

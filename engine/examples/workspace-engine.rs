@@ -8,7 +8,10 @@
 //! call that does not answer, for shutdown tests); a value that is not JSON is a permanent
 //! error.
 //!
-//! Settings come from `KAFKA_*` variables (see `EngineConfig::from_env`); besides them,
+//! Settings come from `KAFKA_*` variables (see `EngineConfig::from_env`). The HTTP endpoint
+//! (`/healthz`, `/readyz`, `/metrics`) is on, at `127.0.0.1:9464` unless
+//! `KAFKA_ENGINE_HTTP_ADDR` says otherwise (`off` turns it off; port 0 picks a free port, logged
+//! as `http endpoint listening addr=...`). Besides them,
 //! `WORKSPACE_ENGINE_DELAY_MS` makes each event take that long (for demos and tests that stop
 //! the engine part way). Logs go to stderr (`RUST_LOG` filters them; default `info`). SIGINT or
 //! SIGTERM shuts down gracefully; the engine's health snapshot, as a probe would see it at that
@@ -21,6 +24,12 @@ use klamm_engine::{
     Message, TracingLayer,
 };
 use serde::Deserialize;
+
+/// Where the example serves `/healthz`, `/readyz` and `/metrics` unless
+/// `KAFKA_ENGINE_HTTP_ADDR` is set (9464 is the port Prometheus exporters commonly take for
+/// application metrics).
+const DEFAULT_HTTP_ADDR: std::net::SocketAddr =
+    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9464));
 
 #[derive(Deserialize)]
 struct Event {
@@ -122,7 +131,10 @@ fn main() -> std::process::ExitCode {
         .with_ansi(false)
         .init();
     let run = async {
-        let config = EngineConfig::from_env()?;
+        let mut config = EngineConfig::from_env()?;
+        if std::env::var_os("KAFKA_ENGINE_HTTP_ADDR").is_none() {
+            config.http_addr = Some(DEFAULT_HTTP_ADDR);
+        }
         let delay = match std::env::var("WORKSPACE_ENGINE_DELAY_MS") {
             Ok(v) => v.trim().parse().map(Duration::from_millis).map_err(|_| {
                 klamm::Error::with_message(

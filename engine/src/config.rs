@@ -30,6 +30,7 @@
 //! `KAFKA_GROUP_ID`, ...) are an error naming both; the same value twice is fine.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,6 +58,7 @@ pub const VARIABLES: &[&str] = &[
     "KAFKA_SHUTDOWN_TIMEOUT_MS",
     "KAFKA_STATE_DIR",
     "KAFKA_GROUP_PROTOCOL",
+    "KAFKA_ENGINE_HTTP_ADDR",
 ];
 
 /// The variables of the services that move onto the engine, named after segmentio/kafka-go's
@@ -148,6 +150,10 @@ pub struct EngineConfig {
     /// Where [`EventPublisher::from_config`](crate::EventPublisher::from_config) publishers
     /// write events that fail to publish (`KAFKA_PRODUCER_DLQ_TOPIC`, default none).
     pub publish_dlq_topic: Option<String>,
+    /// Where the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`) listens
+    /// (`KAFKA_ENGINE_HTTP_ADDR`, an IP address and port such as `127.0.0.1:9464` or
+    /// `0.0.0.0:9464`; port 0 picks a free one; `off` or unset: no endpoint). Default: none.
+    pub http_addr: Option<SocketAddr>,
 }
 
 impl Default for EngineConfig {
@@ -169,6 +175,7 @@ impl Default for EngineConfig {
             commit_interval: Duration::ZERO,
             publish_async: false,
             publish_dlq_topic: None,
+            http_addr: None,
         }
     }
 }
@@ -259,6 +266,17 @@ impl EngineConfig {
             c.shutdown_timeout = Duration::from_millis(ms);
             check_shutdown_timeout(c.shutdown_timeout)
                 .map_err(|why| bad("KAFKA_SHUTDOWN_TIMEOUT_MS", why))?;
+        }
+        if let Some(a) = get("KAFKA_ENGINE_HTTP_ADDR") {
+            c.http_addr = match a.as_str() {
+                "off" => None,
+                _ => Some(a.parse().map_err(|_| {
+                    bad(
+                        "KAFKA_ENGINE_HTTP_ADDR",
+                        format!("{a:?} is not an IP address and port (like 127.0.0.1:9464) or off"),
+                    )
+                })?),
+            };
         }
         if let Some(d) = get("KAFKA_STATE_DIR") {
             c.state_dir = PathBuf::from(d);
@@ -838,6 +856,12 @@ mod tests {
         assert_eq!(c.group_config().unwrap().group_protocol, GroupProtocol::Classic);
         let c = vars(&[("KAFKA_GROUP_PROTOCOL", "consumer")]).unwrap();
         assert_eq!(c.group_config().unwrap().group_protocol, GroupProtocol::Consumer);
+        let c = vars(&[("KAFKA_ENGINE_HTTP_ADDR", "127.0.0.1:9464")]).unwrap();
+        assert_eq!(c.http_addr, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
+        let c = vars(&[("KAFKA_ENGINE_HTTP_ADDR", "[::]:0")]).unwrap();
+        assert_eq!(c.http_addr.map(|a| a.port()), Some(0));
+        assert_eq!(vars(&[("KAFKA_ENGINE_HTTP_ADDR", "off")]).unwrap().http_addr, None);
+        assert_eq!(vars(&[]).unwrap().http_addr, None);
     }
 
     #[test]
@@ -857,6 +881,8 @@ mod tests {
             ("KAFKA_CONSUMER_ENABLE_AUTO_COMMIT", "true"),
             ("KAFKA_PRODUCER_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION", "0"),
             ("KAFKA_PRODUCER_BATCH_SIZE", "0"),
+            ("KAFKA_ENGINE_HTTP_ADDR", "localhost"),
+            ("KAFKA_ENGINE_HTTP_ADDR", "9464"),
         ] {
             let e = vars(&[(var, value)]).expect_err(var);
             assert_eq!(e.kind(), &ErrorKind::Config, "{var}");

@@ -3,7 +3,7 @@
 //! their lag, and the last operational error. A service serves it from its liveness and
 //! readiness probes ([`HealthSnapshot::is_live`], [`HealthSnapshot::is_ready`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -93,6 +93,10 @@ pub struct HealthSnapshot {
     /// again (after a rebalance or a restart), so fix the cause and restart. The other
     /// partitions go on.
     pub stopped_partitions: BTreeMap<(String, i32), String>,
+    /// Partitions of the current assignment whose restore is under way: their workspaces are
+    /// being loaded and their positions set, so they do not consume yet. Empty between
+    /// rebalances.
+    pub restoring_partitions: BTreeSet<(String, i32)>,
     /// How long ago the poll loop last turned; `None` when it has not turned yet.
     pub since_last_poll: Option<Duration>,
 }
@@ -111,14 +115,43 @@ impl HealthSnapshot {
     }
 
     /// Readiness: the engine is running, is a stable member of its group (it has its
-    /// assignment, which may be empty when the group has more members than partitions) and
-    /// has an open connection to at least one broker. `false` while it starts, rebalances,
-    /// shuts down or is cut off from the cluster.
+    /// assignment, which may be empty when the group has more members than partitions), every
+    /// assigned partition is restored (its workspaces loaded, its position set, its task
+    /// consuming) and it has an open connection to at least one broker. `false` while it
+    /// starts, rebalances, restores an assignment, shuts down or is cut off from the cluster.
     pub fn is_ready(&self) -> bool {
-        self.is_live()
-            && self.phase == EnginePhase::Running
-            && self.member_state == Some(MemberState::Stable)
-            && !self.connected_brokers.is_empty()
+        self.not_ready_because().is_none()
+    }
+
+    /// Why [`HealthSnapshot::is_ready`] is `false`, in a few words (`None` when ready). The
+    /// first reason found, in this order: not live, not running, partitions restoring, not a
+    /// stable member, no broker connection.
+    pub fn not_ready_because(&self) -> Option<String> {
+        if !self.is_live() {
+            return Some(match self.phase {
+                EnginePhase::Stopped => "the engine has stopped".to_string(),
+                _ => "the poll loop is stuck".to_string(),
+            });
+        }
+        if self.phase != EnginePhase::Running {
+            return Some(format!("the engine is {}", self.phase.as_str()));
+        }
+        // Restoring first: while an assignment is restored the poll that brought it has not
+        // returned, so the member state last seen is still the one before it.
+        if !self.restoring_partitions.is_empty() {
+            let names: Vec<String> =
+                self.restoring_partitions.iter().map(|(t, p)| format!("{t}-{p}")).collect();
+            return Some(format!("restoring partitions {}", names.join(", ")));
+        }
+        match self.member_state {
+            Some(MemberState::Stable) => {}
+            Some(state) => return Some(format!("the group member is {state:?}, not stable")),
+            None => return Some("the group member is not made yet".to_string()),
+        }
+        if self.connected_brokers.is_empty() {
+            return Some("no broker connection".to_string());
+        }
+        None
     }
 }
 
@@ -142,11 +175,13 @@ pub(crate) struct Health {
 #[derive(Debug)]
 struct HealthInner {
     phase: EnginePhase,
-    clients: Vec<Client>,
+    /// The engine's clients, each with its role (`admin`, `producer`, `consumer`).
+    clients: Vec<(&'static str, Client)>,
     group: Option<GroupView>,
     last_poll: Option<Instant>,
     last_error: Option<LastError>,
     stopped: BTreeMap<(String, i32), String>,
+    restoring: BTreeSet<(String, i32)>,
 }
 
 impl Default for Health {
@@ -159,6 +194,7 @@ impl Default for Health {
                 last_poll: None,
                 last_error: None,
                 stopped: BTreeMap::new(),
+                restoring: BTreeSet::new(),
             }),
         }
     }
@@ -173,9 +209,16 @@ impl Health {
         self.lock().phase = phase;
     }
 
-    /// Adds a client whose connections count as the engine's.
-    pub(crate) fn add_client(&self, client: Client) {
-        self.lock().clients.push(client);
+    /// Adds a client whose connections count as the engine's; `role` names it in the metrics.
+    pub(crate) fn add_client(&self, role: &'static str, client: Client) {
+        self.lock().clients.push((role, client));
+    }
+
+    /// The counters of each of the engine's clients, with its role, in the order they were
+    /// added.
+    pub(crate) fn client_stats(&self) -> Vec<(&'static str, klamm::ClientStats)> {
+        let clients = self.lock().clients.clone();
+        clients.iter().map(|(role, c)| (*role, c.stats())).collect()
     }
 
     /// The poll loop turned; `group` is where the member stands now.
@@ -205,13 +248,30 @@ impl Health {
         self.lock().stopped.keys().any(|(t, p)| *p == tp.partition && **t == *tp.topic)
     }
 
+    /// Marks `partitions` as restoring: the engine is not ready until [`Health::end_restore`]
+    /// is called for them. The hook of whatever restores an assignment (today `on_assigned`,
+    /// which loads the workspaces and seeks; a store that reads its state back from Kafka
+    /// calls it around that read too).
+    pub(crate) fn begin_restore(&self, partitions: &[TopicPartition]) {
+        let mut h = self.lock();
+        h.restoring.extend(partitions.iter().map(|tp| (tp.topic.to_string(), tp.partition)));
+    }
+
+    /// Marks `partitions` as restored (or no longer assigned): they count as consuming.
+    pub(crate) fn end_restore(&self, partitions: &[TopicPartition]) {
+        let mut h = self.lock();
+        for tp in partitions {
+            h.restoring.remove(&(tp.topic.to_string(), tp.partition));
+        }
+    }
+
     /// Forgets that `tp` was stopped (it was revoked: its next assignment tries again).
     pub(crate) fn clear_stopped(&self, tp: &TopicPartition) {
         self.lock().stopped.remove(&(tp.topic.to_string(), tp.partition));
     }
 
     fn snapshot(&self, metrics: &Metrics) -> HealthSnapshot {
-        let (phase, clients, group, last_poll, last_error, stopped_partitions) = {
+        let (phase, clients, group, last_poll, last_error, stopped_partitions, restoring_partitions) = {
             let h = self.lock();
             (
                 h.phase,
@@ -220,9 +280,11 @@ impl Health {
                 h.last_poll,
                 h.last_error.clone(),
                 h.stopped.clone(),
+                h.restoring.clone(),
             )
         };
-        let mut connected_brokers: Vec<i32> = clients.iter().flat_map(Client::connected_brokers).collect();
+        let mut connected_brokers: Vec<i32> =
+            clients.iter().flat_map(|(_, c)| c.connected_brokers()).collect();
         connected_brokers.sort_unstable();
         connected_brokers.dedup();
         let handled_lag = metrics.snapshot().lag;
@@ -250,6 +312,7 @@ impl Health {
             lag,
             last_error,
             stopped_partitions,
+            restoring_partitions,
             since_last_poll: last_poll.map(|t| t.elapsed()),
         }
     }
@@ -337,6 +400,43 @@ mod tests {
         assert!(!stopped.is_live() && !stopped.is_ready());
         let stuck = HealthSnapshot { since_last_poll: Some(STALL_TIMEOUT), ..s };
         assert!(!stuck.is_live() && !stuck.is_ready());
+    }
+
+    #[test]
+    fn an_assignment_being_restored_is_not_ready_until_every_partition_is_restored() {
+        let h = handle();
+        h.health.set_phase(EnginePhase::Running);
+        h.health.polled(stable(vec![tp("t", 0), tp("t", 1)]));
+        let ready = |s: HealthSnapshot| HealthSnapshot { connected_brokers: vec![0], ..s };
+        assert!(ready(h.snapshot()).is_ready());
+        h.health.begin_restore(&[tp("t", 0), tp("t", 1)]);
+        let s = ready(h.snapshot());
+        assert!(s.is_live() && !s.is_ready());
+        assert_eq!(s.not_ready_because().as_deref(), Some("restoring partitions t-0, t-1"));
+        h.health.end_restore(&[tp("t", 0)]);
+        let s = ready(h.snapshot());
+        assert_eq!(s.restoring_partitions, BTreeSet::from([("t".to_string(), 1)]));
+        assert!(!s.is_ready());
+        h.health.end_restore(&[tp("t", 1)]);
+        assert!(ready(h.snapshot()).is_ready());
+        assert_eq!(ready(h.snapshot()).not_ready_because(), None);
+    }
+
+    #[test]
+    fn not_ready_says_why() {
+        let h = handle();
+        assert_eq!(h.snapshot().not_ready_because().as_deref(), Some("the engine is idle"));
+        h.health.set_phase(EnginePhase::Running);
+        assert_eq!(h.snapshot().not_ready_because().as_deref(), Some("the group member is not made yet"));
+        h.health.polled(GroupView { state: MemberState::Joining, ..stable(Vec::new()) });
+        assert_eq!(
+            h.snapshot().not_ready_because().as_deref(),
+            Some("the group member is Joining, not stable")
+        );
+        h.health.polled(stable(Vec::new()));
+        assert_eq!(h.snapshot().not_ready_because().as_deref(), Some("no broker connection"));
+        h.health.set_phase(EnginePhase::Stopped);
+        assert_eq!(h.snapshot().not_ready_because().as_deref(), Some("the engine has stopped"));
     }
 
     #[test]

@@ -20,7 +20,10 @@
 //!   below the workspace's stored offset for its partition is never applied again, so a
 //!   replay after a crash applies nothing twice; a workspace that cannot be loaded stops its
 //!   partition rather than start empty over what is stored;
-//! - a shutdown or a revocation takes at most `shutdown_timeout`, whatever the handlers do.
+//! - a shutdown or a revocation takes at most `shutdown_timeout`, whatever the handlers do;
+//! - with [`EngineConfig::http_addr`] (`KAFKA_ENGINE_HTTP_ADDR`) set, it serves `/healthz`,
+//!   `/readyz` and `/metrics` (Prometheus text) over HTTP while it runs
+//!   ([`Engine::http_addr`], [`EngineHealth::prometheus_text`]).
 //!
 //! ```no_run
 //! use klamm_engine::{Engine, EngineConfig, Handler, HandlerContext, HandlerError, Message};
@@ -48,6 +51,7 @@ mod dlq;
 mod engine;
 mod handler;
 mod health;
+mod http;
 mod layer;
 mod metrics;
 mod publish;
@@ -64,12 +68,13 @@ pub use handler::{
     BoxHandler, ErrorClass, Handler, HandlerContext, HandlerError, HandlerFuture, Message, Router,
 };
 pub use health::{EngineHealth, EnginePhase, HealthSnapshot, LastError, STALL_TIMEOUT};
+pub use http::METRICS_CONTENT_TYPE;
 /// Where a group member stands in the group protocol (part of a [`HealthSnapshot`]).
 pub use klamm_group::membership::MemberState;
 pub use layer::{
     HandlerExt, HandlerStats, Layer, Logging, LoggingLayer, Metered, MetricsLayer, Tracing, TracingLayer,
 };
-pub use metrics::MetricsSnapshot;
+pub use metrics::{HistogramSnapshot, MetricsSnapshot, HANDLER_SECONDS_BUCKETS, RESTORE_SECONDS_BUCKETS};
 pub use publish::{
     new_event_id, EventBuilder, EventPublisher, OutgoingEvent, PublishLayer, PublishLogging, PublishMetrics,
     Published,

@@ -7,6 +7,9 @@
 //! 3. Show the workspace files it saved, run it again to the end and show that it resumed from
 //!    the stored offsets: every workspace's `events` equals the number of its events (none
 //!    applied twice), and the dead-letter topic holds the poison and non-JSON events.
+//! 4. Before stopping the second run, read its `/metrics` over HTTP (the example serves it; here
+//!    on a free port) and show what it reports: events per outcome, lag and committed offset per
+//!    partition, rebalances, restore and handler times, the clients' counters.
 //!
 //! Exits non-zero when any of those checks fails.
 
@@ -17,7 +20,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use klamm::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
-use klamm_tests::{example_binary, Broker, ConsumeOptions, Peer};
+use klamm_tests::{example_binary, http_get, metric_value, Broker, ConsumeOptions, Peer};
 
 const TOPIC: &str = "workspace-events";
 const DLQ: &str = "workspace-events.dlq";
@@ -78,6 +81,7 @@ fn demo() -> Step<()> {
     second.wait_until(&state, |n| n >= total, Duration::from_secs(90))?;
     // Give anything that would be applied twice time to show up.
     std::thread::sleep(Duration::from_secs(2));
+    let metrics = second.metrics()?;
     let log = second.stop(Duration::from_secs(60))?;
     print_log(&log);
     if !log.contains("seek to stored offset") {
@@ -136,6 +140,21 @@ fn demo() -> Step<()> {
     if dead.len() != bad.len() {
         return Err(format!("{} dead-letter records, expected {}", dead.len(), bad.len()));
     }
+
+    println!("\n==> What run 2's /metrics reported before it was stopped (Prometheus text, abridged)");
+    print_metrics(&metrics);
+    let ready = metric_value(&metrics, "klamm_engine_ready");
+    if ready != Some(1.0) {
+        return Err(format!("run 2 was not ready at the end (klamm_engine_ready {ready:?})"));
+    }
+    for p in 0..3 {
+        let series = format!("klamm_engine_partition_lag{{topic=\"{TOPIC}\",partition=\"{p}\"}}");
+        let lag = metric_value(&metrics, &series);
+        if lag != Some(0.0) {
+            return Err(format!("{series} is {lag:?} at the end, expected 0"));
+        }
+    }
+    println!("    ready, and no partition lags behind");
     drop(broker);
     println!("\n==> Demo OK in {:.1} s; broker stopped", t0.elapsed().as_secs_f64());
     Ok(())
@@ -210,6 +229,8 @@ impl EngineRun {
             .env("KAFKA_RETRY_BACKOFF_MS", "50")
             .env("KAFKA_CONSUMER_MAX_POLL_RECORDS", "20")
             .env("WORKSPACE_ENGINE_DELAY_MS", DELAY_MS)
+            // A free port for /healthz, /readyz and /metrics (the example's default is 9464).
+            .env("KAFKA_ENGINE_HTTP_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file)
@@ -237,6 +258,28 @@ impl EngineRun {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The engine's `/metrics`, read over HTTP at the address it logged.
+    fn metrics(&self) -> Step<String> {
+        let log = self.log();
+        let addr = log
+            .lines()
+            .find_map(|l| {
+                let rest = &l[l.find("http endpoint listening")?..];
+                rest[rest.find(" addr=")? + 6..]
+                    .split_whitespace()
+                    .next()?
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+            })
+            .ok_or_else(|| format!("the engine logged no http endpoint:\n{log}"))?;
+        let answer =
+            http_get(addr, "/metrics", Duration::from_secs(5)).map_err(|e| format!("GET /metrics: {e}"))?;
+        if answer.status != 200 {
+            return Err(format!("GET /metrics answered {}: {}", answer.status, answer.body));
+        }
+        Ok(answer.body)
     }
 
     /// SIGTERM, then waits for a clean exit; returns the log.
@@ -288,6 +331,25 @@ fn print_log(log: &str) {
             let start = line.find(what).unwrap_or(0);
             println!("      | {}", &line[start..]);
         }
+    }
+}
+
+/// Prints the series of a `/metrics` text worth reading in a demo: the engine's (without the
+/// histograms' buckets) and the clients' record counters.
+fn print_metrics(text: &str) {
+    const SHOWN: [&str; 6] = [
+        "klamm_engine_",
+        "klamm_producer_records_sent_total",
+        "klamm_producer_bytes_sent_total",
+        "klamm_consumer_records_fetched_total",
+        "klamm_consumer_fetch_requests_total",
+        "klamm_client_connections_opened_total",
+    ];
+    for line in text.lines() {
+        if line.starts_with('#') || line.contains("_bucket{") || !SHOWN.iter().any(|s| line.starts_with(s)) {
+            continue;
+        }
+        println!("      {line}");
     }
 }
 

@@ -20,6 +20,9 @@
 //!   either peer's `group-member` command, all with the same flags and output
 //!   ([`example_binary`] builds and finds any example program).
 //!
+//! - [`http_get`]: a plain HTTP GET, to read the engine's `/healthz`, `/readyz` and `/metrics`
+//!   ([`metric_value`] reads one series of the Prometheus text).
+//!
 //! - [`Pki`]: a throwaway CA with broker and client certificates, and the Kafka listener and
 //!   peer settings that use them, for the TLS tests.
 //!
@@ -45,6 +48,7 @@ mod broker;
 mod cluster;
 mod example;
 mod fixture_scenario;
+mod http_get;
 mod install;
 mod negotiated;
 mod peer;
@@ -64,6 +68,7 @@ pub use example::{
     assert_not_revoked, example_binary, kept, wait_for_exact_cover, GroupMember, MemberKind, MemberLog,
 };
 pub use fixture_scenario::run_fixture_scenario;
+pub use http_get::{http_get, metric_value, HttpAnswer};
 pub use install::{cache_dir, Component};
 pub use negotiated::{api_versions_request, leader_address, ApiVersionTable, NegotiatedConnection};
 pub use peer::{

@@ -40,6 +40,7 @@ use crate::consumer::drain::{CompletedFetch, FetchedData};
 use crate::consumer::record::{Offset, TopicPartition};
 use crate::consumer::state::{Position, Shared, State};
 use crate::error::{Error, ErrorKind};
+use crate::stats::Counters;
 
 /// The last Fetch version that names topics instead of using topic ids.
 const LAST_FETCH_VERSION_WITH_NAMES: i16 = 12;
@@ -300,6 +301,15 @@ async fn fetch(shared: Arc<Shared>, node: i32, parts: Vec<Planned>) {
     .await;
 
     let _entered = span.enter();
+    let stats = shared.client.counters();
+    Counters::add(&stats.fetch_requests, 1);
+    let failed = match &result {
+        Ok((response, _)) => ErrorCode(response.error_code).is_err(),
+        Err(_) => true,
+    };
+    if failed {
+        Counters::add(&stats.fetch_request_errors, 1);
+    }
     let mut st = shared.lock();
     st.busy_brokers.remove(&node);
     for p in &parts {
@@ -392,6 +402,7 @@ async fn fetch(shared: Arc<Shared>, node: i32, parts: Vec<Planned>) {
                     continue;
                 }
                 state.buffered = true;
+                Counters::add(&stats.bytes_fetched, records.len() as u64);
                 tracing::trace!(%tp, offset = planned.offset, bytes = records.len(), "fetched");
                 let fetched = FetchedData {
                     records,

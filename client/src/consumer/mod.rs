@@ -117,6 +117,13 @@ impl Consumer {
         &self.shared.client
     }
 
+    /// The counters of this consumer's client ([`Client::stats`]): records handed out, bytes
+    /// and Fetch requests, failed Fetch requests and connections. With a client shared with a
+    /// producer ([`Consumer::with_client`]) its counters are in it too.
+    pub fn stats(&self) -> crate::ClientStats {
+        self.shared.client.stats()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &ConsumerConfig {
         &self.shared.config
@@ -390,7 +397,10 @@ impl Consumer {
         loop {
             if let Some(cur) = &mut self.current {
                 match cur.next_record() {
-                    Some(Ok(record)) => return Some(Ok(record)),
+                    Some(Ok(record)) => {
+                        crate::stats::Counters::add(&self.shared.client.counters().records_fetched, 1);
+                        return Some(Ok(record));
+                    }
                     Some(Err(e)) => {
                         let cur = self.current.take()?;
                         let tp = TopicPartition { topic: Arc::clone(&cur.topic), partition: cur.partition };

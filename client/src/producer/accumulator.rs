@@ -204,7 +204,7 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         match &self.payload {
             Payload::Building(b) => b.size_in_bytes(),
             Payload::Sealed(bytes, _) => bytes.len(),

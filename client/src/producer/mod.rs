@@ -398,6 +398,14 @@ impl Producer {
         &self.handle.shared.client
     }
 
+    /// The counters of this producer's client ([`Client::stats`]): records, bytes and batches
+    /// the brokers acknowledged, retries, failed records, Produce requests and connections.
+    /// With a client shared with consumers ([`Producer::with_client`]) their counters are in
+    /// it too.
+    pub fn stats(&self) -> crate::ClientStats {
+        self.handle.shared.client.stats()
+    }
+
     /// Queues `record` and returns a future of its acknowledgement.
     ///
     /// Waits while the buffer is full or the topic's metadata is not known yet, at most

@@ -55,6 +55,7 @@ use super::{lock, Shared};
 use crate::client::{topic_error, ConnectionKind};
 use crate::config::backoff;
 use crate::error::{Error, ErrorKind};
+use crate::stats::Counters;
 
 /// One batch inside a request.
 struct Sent {
@@ -255,6 +256,7 @@ impl Sender {
         let now = Instant::now();
         let shared = Arc::clone(&self.shared);
         let config = &shared.config;
+        let stats = shared.client.counters();
         let idempotent = config.idempotent();
         let transactional = config.transactional();
         let mut wake_at = now + Duration::from_secs(1);
@@ -357,6 +359,7 @@ impl Sender {
                             queue.dropped(&batch);
                             released += batch.memory;
                             let error = expired(&name, &batch, config.delivery_timeout);
+                            Counters::add(&stats.records_failed, u64::from(batch.records));
                             if transactional && txn_failure.is_none() {
                                 txn_failure = Some(error.clone());
                             }
@@ -624,6 +627,11 @@ impl Sender {
                 if let Some(n) = self.broker_requests.get_mut(&node) {
                     *n = n.saturating_sub(1);
                 }
+                let stats = self.shared.client.counters();
+                Counters::add(&stats.produce_requests, 1);
+                if result.is_err() {
+                    Counters::add(&stats.produce_request_errors, 1);
+                }
                 self.apply(sent, reached, result);
             }
         }
@@ -633,6 +641,7 @@ impl Sender {
     /// may have reached the broker.
     fn apply(&mut self, sent: Vec<Sent>, reached: bool, result: Result<Option<ProduceResponse>, Error>) {
         let config = &self.shared.config;
+        let stats = self.shared.client.counters();
         let mut released = 0usize;
         let mut invalidate: Vec<Arc<str>> = Vec::new();
         let mut splits: Vec<(Arc<str>, i32, u64)> = Vec::new();
@@ -711,6 +720,9 @@ impl Sender {
             match outcome {
                 Outcome::Done(ack) => {
                     let batch = queue.remove(index).expect("present");
+                    Counters::add(&stats.batches_sent, 1);
+                    Counters::add(&stats.records_sent, u64::from(batch.records));
+                    Counters::add(&stats.bytes_sent, batch.size() as u64);
                     queue.confirmed |= batch.stamp.is_some();
                     released += batch.memory;
                     batch.result.complete(Ok(ack));
@@ -723,6 +735,7 @@ impl Sender {
                     }
                     tracing::debug!(topic = %s.topic, partition = s.partition, error = %e, "retrying a batch");
                     let attempt = batch.attempts;
+                    Counters::add(&stats.batch_retries, 1);
                     batch.last_error = Some(e);
                     queue.rewind = true;
                     let c = &config.client;
@@ -743,6 +756,7 @@ impl Sender {
                 }
                 Outcome::Fail(e) => {
                     let batch = queue.remove(index).expect("present");
+                    Counters::add(&stats.records_failed, u64::from(batch.records));
                     queue.dropped(&batch);
                     released += batch.memory;
                     tracing::debug!(topic = %s.topic, partition = s.partition, error = %e, "a batch failed");

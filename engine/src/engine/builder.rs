@@ -8,6 +8,7 @@ use super::Engine;
 use crate::config::EngineConfig;
 use crate::handler::{BoxHandler, Handler};
 use crate::health::Health;
+use crate::http::Endpoint;
 use crate::metrics::Metrics;
 use crate::workspace::{FileStorage, WorkspaceStorage};
 
@@ -38,7 +39,9 @@ impl EngineBuilder {
         self
     }
 
-    /// Checks the settings and makes the engine (no connection yet).
+    /// Checks the settings and makes the engine (no connection yet). With
+    /// [`EngineConfig::http_addr`] set it binds the HTTP endpoint's address now (see
+    /// [`Engine::http_addr`]), and fails with a [`ErrorKind::Config`] error when it cannot.
     pub fn build(self) -> Result<Engine, Error> {
         let config = self.config.unwrap_or_default();
         config.validate()?;
@@ -52,10 +55,12 @@ impl EngineBuilder {
                     .map_err(|e| Error::with_message(ErrorKind::Config, format!("KAFKA_STATE_DIR: {e}")))?,
             ),
         };
+        let http = config.http_addr.map(Endpoint::bind).transpose()?;
         Ok(Engine {
             config,
             handler,
             storage,
+            http,
             metrics: Arc::new(Metrics::default()),
             health: Arc::new(Health::default()),
         })

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use crate::config::EngineConfig;
 use crate::handler::BoxHandler;
 use crate::health::{EngineHealth, Health};
+use crate::http::Endpoint;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::workspace::WorkspaceStorage;
 
@@ -52,6 +53,8 @@ pub struct Engine {
     storage: Arc<dyn WorkspaceStorage>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// The HTTP endpoint's listener, bound by the builder, served by `run`.
+    http: Option<Endpoint>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -69,6 +72,24 @@ impl Engine {
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// The address the HTTP endpoint (`/healthz`, `/readyz`, `/metrics`) listens on, with the
+    /// port the system chose when [`EngineConfig::http_addr`](crate::EngineConfig::http_addr)
+    /// has port 0; `None` when the endpoint is off. Bound by [`EngineBuilder::build`], served
+    /// from the start of [`Engine::run`] until it returns.
+    ///
+    /// ```no_run
+    /// # use klamm_engine::{Engine, EngineConfig};
+    /// # fn example(handler: impl klamm_engine::Handler) -> Result<(), klamm::Error> {
+    /// let config = EngineConfig { http_addr: Some("127.0.0.1:0".parse().unwrap()), ..EngineConfig::default() };
+    /// let engine = Engine::builder().config(config).handler(handler).build()?;
+    /// println!("metrics at http://{}/metrics", engine.http_addr().unwrap());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http.as_ref().map(Endpoint::addr)
     }
 
     /// A handle on the metrics, to read them while [`Engine::run`] runs.

@@ -10,6 +10,7 @@ use klamm::{Offset, TopicPartition};
 use klamm_group::{NextOffset, RebalanceHandle, RebalanceListener};
 
 use super::shared::*;
+use crate::metrics::Metrics;
 use crate::workspace::partition_of;
 
 impl Shared {
@@ -25,6 +26,9 @@ impl Shared {
         let names: Vec<String> =
             partitions.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();
         tracing::info!(partitions = ?names, "partitions assigned");
+        // Not ready until every partition of the assignment is restored (`end_restore` below).
+        let restore_started = Instant::now();
+        self.health.begin_restore(partitions);
         for tp in partitions {
             self.health.clear_stopped(tp);
         }
@@ -88,6 +92,11 @@ impl Shared {
                 HashMap::new()
             }
         };
+        for (tp, next) in &committed {
+            if let Some(next) = next {
+                self.metrics.set_committed(&tp.topic, tp.partition, next.offset());
+            }
+        }
         for tp in partitions {
             if self.health.is_stopped(tp) {
                 continue;
@@ -155,6 +164,11 @@ impl Shared {
         for tp in partitions {
             self.start_worker(tp.clone());
         }
+        self.health.end_restore(partitions);
+        if !partitions.is_empty() {
+            Metrics::add(&self.metrics.assignments);
+            self.metrics.restore_time.observe(restore_started.elapsed());
+        }
     }
 
     pub(super) async fn on_revoked(
@@ -171,6 +185,10 @@ impl Shared {
         } else {
             tracing::info!(partitions = ?names, "partitions revoked");
         }
+        if !partitions.is_empty() {
+            Metrics::add(if lost { &self.metrics.losses } else { &self.metrics.revocations });
+        }
+        self.health.end_restore(partitions);
         let done = self.stop_workers(partitions, lost, self.drain_deadline(started)).await;
         // Their tasks have stopped: progress they reported earlier is committed below, or not
         // at all (lost), never by the poll loop after the partitions came back.

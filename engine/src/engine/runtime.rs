@@ -36,14 +36,24 @@ impl Engine {
     ///
     /// Fails at startup when a source topic does not exist or the dead-letter topic cannot be
     /// made, and later when the group member cannot go on.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+    ///
+    /// With the HTTP endpoint on ([`Engine::http_addr`]) it answers from the start of `run`
+    /// (`/readyz` says 503 until the engine is ready) until `run` returns.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
         let health = Arc::clone(&self.health);
         health.set_phase(EnginePhase::Starting);
+        let server = match self.http.take() {
+            Some(endpoint) => Some(endpoint.serve(self.health())?),
+            None => None,
+        };
         let outcome = self.run_inner(shutdown).await;
         if let Err(e) = &outcome {
             health.error(e);
         }
         health.set_phase(EnginePhase::Stopped);
+        if let Some(server) = server {
+            server.stop().await;
+        }
         outcome
     }
 
@@ -51,7 +61,7 @@ impl Engine {
         let config = self.config;
         let group_config = config.group_config()?;
         let admin = Admin::new(Client::new(group_config.consumer.client.clone())?);
-        self.health.add_client(admin.client().clone());
+        self.health.add_client("admin", admin.client().clone());
         let mut topics = HashMap::new();
         for topic in &config.topics {
             let meta = admin
@@ -64,7 +74,7 @@ impl Engine {
         }
         ensure_dlq(&admin, &config, topics[&config.topics[0]].partitions).await?;
         let producer = Producer::new(config.producer_config()?)?;
-        self.health.add_client(producer.client().clone());
+        self.health.add_client("producer", producer.client().clone());
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             config: config.clone(),
@@ -80,7 +90,7 @@ impl Engine {
             progress: progress_tx,
         });
         let mut consumer = GroupConsumer::with_listener(group_config, Listener(Arc::clone(&shared)))?;
-        shared.health.add_client(consumer.client().clone());
+        shared.health.add_client("consumer", consumer.client().clone());
         consumer.subscribe(config.topics.iter().cloned());
         shared.health.set_phase(EnginePhase::Running);
         tracing::info!(
@@ -142,8 +152,15 @@ impl Engine {
             .map(|(tp, n)| (tp, NextOffset::new(n)))
             .collect();
         if !finals.is_empty() {
+            let committed: Vec<(TopicPartition, i64)> =
+                finals.iter().map(|(tp, n)| (tp.clone(), n.offset())).collect();
             match tokio::time::timeout_at(end.into(), consumer.commit(finals)).await {
-                Ok(Ok(())) => tracing::info!("final offsets committed"),
+                Ok(Ok(())) => {
+                    for (tp, next) in committed {
+                        shared.metrics.set_committed(&tp.topic, tp.partition, next);
+                    }
+                    tracing::info!("final offsets committed")
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "final commit failed");
                     shared.health.error(format_args!("final commit failed: {e}"));
@@ -259,7 +276,12 @@ pub(super) async fn commit_progress<L: RebalanceListener>(
     }
     let to_commit = offsets.iter().map(|(tp, n)| (tp.clone(), NextOffset::new(*n)));
     match consumer.commit(to_commit.collect::<Vec<_>>()).await {
-        Ok(()) => tracing::debug!(partitions = offsets.len(), "offsets committed"),
+        Ok(()) => {
+            tracing::debug!(partitions = offsets.len(), "offsets committed");
+            for (tp, next) in offsets {
+                shared.metrics.set_committed(&tp.topic, tp.partition, next);
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, "commit failed; the next one covers it");
             shared.health.error(format_args!("commit failed: {e}"));

@@ -283,10 +283,12 @@ pub(super) async fn process(
         let mut ctx = HandlerContext::new(attempt, guard.as_ref().map(|g| g.ws.clone()));
         let mut aborted = abort.clone();
         // A handler that does not return is cancelled when the task is told to abort.
+        let started = Instant::now();
         let result = tokio::select! {
             r = catch_panic(shared.handler.handle(&msg, &mut ctx)) => r,
             _ = aborted.wait_for(|a| *a) => return Err(Halt::Aborted),
         };
+        metrics.handler_latency.observe(started.elapsed());
         let error = match result {
             Ok(()) => {
                 if let (Some(g), Some(slot)) = (guard.as_mut(), &slot) {

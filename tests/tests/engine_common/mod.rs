@@ -35,6 +35,8 @@ impl EngineProcess {
             .env("KAFKA_STATE_DIR", state)
             .env("KAFKA_RETRY_BACKOFF_MS", "20")
             .env("KAFKA_CONSUMER_MAX_POLL_RECORDS", "20")
+            // Engines run side by side: each gets a free port for its HTTP endpoint.
+            .env("KAFKA_ENGINE_HTTP_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(file);
@@ -88,6 +90,28 @@ impl EngineProcess {
                 panic!("engine did not stop within {within:?}:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The address of the engine's HTTP endpoint, from its log, waiting up to `within` for
+    /// it to be logged.
+    pub fn http_addr(&mut self, within: Duration) -> std::net::SocketAddr {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = self.log();
+            if let Some(addr) = log
+                .lines()
+                .find_map(|l| field(l, "http endpoint listening", "addr").and_then(|a| a.parse().ok()))
+            {
+                return addr;
+            }
+            self.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "no http endpoint logged:
+{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
