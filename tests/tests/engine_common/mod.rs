@@ -57,6 +57,8 @@ impl EngineProcess {
             }
         }
         cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(file);
+        // The example serves HTTP on a fixed port by default; tests run side by side.
+        cmd.env("KAFKA_ENGINE_HTTP_ADDR", "127.0.0.1:0");
         for (k, v) in vars {
             cmd.env(k, v);
         }
