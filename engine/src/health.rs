@@ -93,6 +93,10 @@ pub struct HealthSnapshot {
     /// again (after a rebalance or a restart), so fix the cause and restart. The other
     /// partitions go on.
     pub stopped_partitions: BTreeMap<(String, i32), String>,
+    /// Partitions whose workspaces the store is restoring (from the changelog topic, with the
+    /// Kafka store) before their events are handled, by (topic, partition). The engine is not
+    /// ready while there are any.
+    pub restoring_partitions: Vec<(String, i32)>,
     /// How long ago the poll loop last turned; `None` when it has not turned yet.
     pub since_last_poll: Option<Duration>,
 }
@@ -112,13 +116,14 @@ impl HealthSnapshot {
 
     /// Readiness: the engine is running, is a stable member of its group (it has its
     /// assignment, which may be empty when the group has more members than partitions) and
-    /// has an open connection to at least one broker. `false` while it starts, rebalances,
-    /// shuts down or is cut off from the cluster.
+    /// has an open connection to at least one broker, and restores no workspaces. `false`
+    /// while it starts, rebalances, restores, shuts down or is cut off from the cluster.
     pub fn is_ready(&self) -> bool {
         self.is_live()
             && self.phase == EnginePhase::Running
             && self.member_state == Some(MemberState::Stable)
             && !self.connected_brokers.is_empty()
+            && self.restoring_partitions.is_empty()
     }
 }
 
@@ -147,6 +152,7 @@ struct HealthInner {
     last_poll: Option<Instant>,
     last_error: Option<LastError>,
     stopped: BTreeMap<(String, i32), String>,
+    restoring: std::collections::BTreeSet<(String, i32)>,
 }
 
 impl Default for Health {
@@ -159,6 +165,7 @@ impl Default for Health {
                 last_poll: None,
                 last_error: None,
                 stopped: BTreeMap::new(),
+                restoring: Default::default(),
             }),
         }
     }
@@ -210,8 +217,19 @@ impl Health {
         self.lock().stopped.remove(&(tp.topic.to_string(), tp.partition));
     }
 
+    /// Marks partition `tp` as restoring its workspaces (`true`) or done with it (`false`).
+    pub(crate) fn set_restoring(&self, tp: &TopicPartition, restoring: bool) {
+        let key = (tp.topic.to_string(), tp.partition);
+        let mut h = self.lock();
+        if restoring {
+            h.restoring.insert(key);
+        } else {
+            h.restoring.remove(&key);
+        }
+    }
+
     fn snapshot(&self, metrics: &Metrics) -> HealthSnapshot {
-        let (phase, clients, group, last_poll, last_error, stopped_partitions) = {
+        let (phase, clients, group, last_poll, last_error, stopped_partitions, restoring) = {
             let h = self.lock();
             (
                 h.phase,
@@ -220,6 +238,7 @@ impl Health {
                 h.last_poll,
                 h.last_error.clone(),
                 h.stopped.clone(),
+                h.restoring.iter().cloned().collect(),
             )
         };
         let mut connected_brokers: Vec<i32> = clients.iter().flat_map(Client::connected_brokers).collect();
@@ -250,6 +269,7 @@ impl Health {
             lag,
             last_error,
             stopped_partitions,
+            restoring_partitions: restoring,
             since_last_poll: last_poll.map(|t| t.elapsed()),
         }
     }
@@ -335,8 +355,15 @@ mod tests {
         assert!(stopping.is_live() && !stopping.is_ready());
         let stopped = HealthSnapshot { phase: EnginePhase::Stopped, ..s.clone() };
         assert!(!stopped.is_live() && !stopped.is_ready());
-        let stuck = HealthSnapshot { since_last_poll: Some(STALL_TIMEOUT), ..s };
+        let stuck = HealthSnapshot { since_last_poll: Some(STALL_TIMEOUT), ..s.clone() };
         assert!(!stuck.is_live() && !stuck.is_ready());
+        // Restoring a partition's workspaces: live, not ready until it is done.
+        h.health.set_restoring(&tp("t", 2), true);
+        let restoring = HealthSnapshot { connected_brokers: vec![0], ..h.snapshot() };
+        assert_eq!(restoring.restoring_partitions, [("t".to_string(), 2)]);
+        assert!(restoring.is_live() && !restoring.is_ready());
+        h.health.set_restoring(&tp("t", 2), false);
+        assert!(HealthSnapshot { connected_brokers: vec![0], ..h.snapshot() }.is_ready());
     }
 
     #[test]

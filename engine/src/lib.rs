@@ -43,6 +43,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod changelog;
 mod config;
 mod dlq;
 mod engine;
@@ -53,9 +54,10 @@ mod metrics;
 mod publish;
 mod workspace;
 
+pub use changelog::{changelog_topic, KafkaStorage, RESTORE_TIMEOUT};
 pub use config::{
-    misspelled_variables, EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, MAX_SHUTDOWN_TIMEOUT,
-    PRODUCER_PREFIX, VARIABLES,
+    misspelled_variables, EngineConfig, StateStore, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX,
+    MAX_SHUTDOWN_TIMEOUT, PRODUCER_PREFIX, VARIABLES,
 };
 pub use dlq::{dead_letter_record, now_rfc3339, retry_backoff, rfc3339_utc};
 pub use engine::{Engine, EngineBuilder, EngineMetrics};
@@ -72,4 +74,7 @@ pub use metrics::MetricsSnapshot;
 pub use publish::{
     new_event_id, EventBuilder, EventPublisher, OutgoingEvent, PublishLayer, PublishLogging, PublishMetrics,
 };
-pub use workspace::{partition_of, FileStorage, StorageError, StoredOffset, Workspace, WorkspaceStorage};
+pub use workspace::{
+    partition_of, FileStorage, SavedThrough, StorageError, StorageFuture, StoredOffset, Workspace,
+    WorkspaceStorage,
+};

@@ -49,7 +49,8 @@ impl EngineMetrics {
 pub struct Engine {
     config: EngineConfig,
     handler: BoxHandler,
-    storage: Arc<dyn WorkspaceStorage>,
+    /// `None`: the Kafka store, opened when the engine runs.
+    storage: Option<Arc<dyn WorkspaceStorage>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
 }
