@@ -150,3 +150,59 @@ fn engines_without_shared_disk_take_over_from_the_changelog() {
     assert_eq!(restored, WORKSPACES, "{c_log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Restore time: 10,000 workspaces of 1 KiB in the changelog, restored by an engine that
+/// starts with none. Run by hand (`cargo test -p klamm-tests --release --test
+/// engine_kafka_store -- --ignored --nocapture`); the figure is in docs/benchmarks.md.
+#[test]
+#[ignore]
+fn restore_time_of_ten_thousand_workspaces_of_one_kib() {
+    const COUNT: usize = 10_000;
+    let broker = klamm_tests::Broker::shared_kafka();
+    let brokers = broker.bootstrap();
+    let topic = unique_topic("engine-restore");
+    let group = unique_topic("engine-restore-group");
+    let changelog = format!("{group}-workspaces-changelog");
+    let dir = temp_dir("engine-restore");
+    let rt = runtime();
+    rt.block_on(engine_common::create_topic(&brokers, &topic, PARTITIONS));
+    let n = std::num::NonZeroU32::new(PARTITIONS as u32).unwrap();
+    let records: Vec<ProducerRecord> = (0..COUNT)
+        .map(|i| {
+            let id = format!("ws-{i}");
+            let partition = klamm::partitioner::partition_for_key(id.as_bytes(), n);
+            let mut doc =
+                serde_json::json!({"workspace_id": id, "partition": partition, "offsets": [], "events": 1});
+            let pad = 1024 - doc.to_string().len() - 10;
+            doc["pad"] = "x".repeat(pad).into();
+            ProducerRecord::new(changelog.as_str(), doc.to_string()).key(id).partition(partition)
+        })
+        .collect();
+    rt.block_on(async {
+        let admin = Admin::connect(ClientConfig::new(&brokers)).await.unwrap();
+        let new = NewTopic::new(&changelog, PARTITIONS, 1).config("cleanup.policy", "compact");
+        admin.create_topics(&[new]).await[0].1.as_ref().unwrap();
+        admin.wait_for_topic(&changelog, Duration::from_secs(30)).await.unwrap();
+    });
+    rt.block_on(produce(&brokers, records));
+    let env = [("KAFKA_STATE_STORE", "kafka"), ("RUST_LOG", "info")];
+    let mut engine = EngineProcess::start(&brokers, &topic, &group, &dir.join("s"), dir.join("e.log"), &env);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let line = loop {
+        engine.assert_running();
+        if let Some(l) = engine.log().lines().find(|l| l.contains("workspace store restored")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no restore:\n{}", engine.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = engine.stop(Duration::from_secs(30));
+    let restored: usize = log
+        .lines()
+        .filter_map(|l| engine_common::field(l, "changelog restored", "workspaces")?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(restored, COUNT, "{log}");
+    let ms = engine_common::field(&line, "workspace store restored", "elapsed_ms").unwrap();
+    println!("restored {COUNT} workspaces of 1 KiB ({} MiB) in {ms} ms", COUNT / 1024);
+    let _ = std::fs::remove_dir_all(&dir);
+}
