@@ -8,6 +8,9 @@
 //! call that does not answer, for shutdown tests); a value that is not JSON is a permanent
 //! error.
 //!
+//! With `KAFKA_STATE_STORE=kafka` the same documents are kept in the changelog topic
+//! `<group id>-workspaces-changelog` instead of files (several replicas, no shared disk).
+//!
 //! Settings come from `KAFKA_*` variables (see `EngineConfig::from_env`); besides them,
 //! `WORKSPACE_ENGINE_DELAY_MS` makes each event take that long (for demos and tests that stop
 //! the engine part way). Logs go to stderr (`RUST_LOG` filters them; default `info`). SIGINT or
