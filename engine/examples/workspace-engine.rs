@@ -8,6 +8,9 @@
 //! call that does not answer, for shutdown tests); a value that is not JSON is a permanent
 //! error.
 //!
+//! With `KAFKA_STATE_STORE=kafka` the same documents are kept in the changelog topic
+//! `<group id>-workspaces-changelog` instead of files (several replicas, no shared disk).
+//!
 //! Settings come from `KAFKA_*` variables (see `EngineConfig::from_env`). The HTTP endpoint
 //! (`/healthz`, `/readyz`, `/metrics`) is on, at `127.0.0.1:9464` unless
 //! `KAFKA_ENGINE_HTTP_ADDR` says otherwise (`off` turns it off; port 0 picks a free port, logged

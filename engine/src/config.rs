@@ -59,6 +59,7 @@ pub const VARIABLES: &[&str] = &[
     "KAFKA_STATE_DIR",
     "KAFKA_GROUP_PROTOCOL",
     "KAFKA_ENGINE_HTTP_ADDR",
+    "KAFKA_STATE_STORE",
 ];
 
 /// The variables of the services that move onto the engine, named after segmentio/kafka-go's
@@ -92,6 +93,42 @@ pub const SEED_VARIABLES: &[&str] = &[
 /// longer than any group keeps its offsets.
 pub const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
+/// Where the engine keeps workspaces when no store of the application's is given
+/// (`KAFKA_STATE_STORE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StateStore {
+    /// One file per workspace in `state_dir` ([`FileStorage`](crate::FileStorage)), for one
+    /// host (`file`, the default).
+    #[default]
+    File,
+    /// A compacted changelog topic, `<group id>-workspaces-changelog`
+    /// ([`KafkaStorage`](crate::KafkaStorage)), restored on assignment: several replicas,
+    /// no shared disk (`kafka`).
+    Kafka,
+}
+
+impl StateStore {
+    /// The name `KAFKA_STATE_STORE` takes (`file`, `kafka`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StateStore::File => "file",
+            StateStore::Kafka => "kafka",
+        }
+    }
+}
+
+impl std::str::FromStr for StateStore {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "file" => Ok(StateStore::File),
+            "kafka" => Ok(StateStore::Kafka),
+            _ => Err(format!("{s:?} is neither file nor kafka")),
+        }
+    }
+}
+
 /// The longest shutdown timeout accepted (a day): deadlines are computed from it, and a
 /// shutdown that may take longer is not one.
 pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -122,6 +159,9 @@ pub struct EngineConfig {
     /// Where [`FileStorage`](crate::FileStorage) keeps workspace files (`KAFKA_STATE_DIR`,
     /// default `./state`).
     pub state_dir: PathBuf,
+    /// Where workspaces are kept when the builder is given no store (`KAFKA_STATE_STORE`,
+    /// `file` or `kafka`; default `file`).
+    pub state_store: StateStore,
     /// Consumer and group properties by Kafka name (from `KAFKA_CONSUMER_*`, and
     /// `group.protocol` from `KAFKA_GROUP_PROTOCOL`, `classic` or `consumer`).
     pub consumer_properties: BTreeMap<String, String>,
@@ -167,6 +207,7 @@ impl Default for EngineConfig {
             retry_backoff: Duration::from_millis(100),
             retry_backoff_max: DEFAULT_RETRY_BACKOFF_MAX,
             state_dir: PathBuf::from("./state"),
+            state_store: StateStore::File,
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),
             security_properties: BTreeMap::new(),
@@ -280,6 +321,9 @@ impl EngineConfig {
         }
         if let Some(d) = get("KAFKA_STATE_DIR") {
             c.state_dir = PathBuf::from(d);
+        }
+        if let Some(s) = get("KAFKA_STATE_STORE") {
+            c.state_store = s.parse().map_err(|e| bad("KAFKA_STATE_STORE", e))?;
         }
         if let Some(p) = get("KAFKA_GROUP_PROTOCOL") {
             // `classic` or `consumer` (KIP-848): the group consumer's `group.protocol`.
@@ -862,6 +906,11 @@ mod tests {
         assert_eq!(c.http_addr.map(|a| a.port()), Some(0));
         assert_eq!(vars(&[("KAFKA_ENGINE_HTTP_ADDR", "off")]).unwrap().http_addr, None);
         assert_eq!(vars(&[]).unwrap().http_addr, None);
+        assert_eq!(c.state_store, StateStore::File);
+        let c = vars(&[("KAFKA_STATE_STORE", "Kafka")]).unwrap();
+        assert_eq!(c.state_store, StateStore::Kafka);
+        let e = vars(&[("KAFKA_STATE_STORE", "disk")]).unwrap_err().to_string();
+        assert!(e.contains("KAFKA_STATE_STORE") && e.contains("disk"), "{e}");
     }
 
     #[test]

@@ -398,7 +398,7 @@ mod tests {
         assert!(stopping.is_live() && !stopping.is_ready());
         let stopped = HealthSnapshot { phase: EnginePhase::Stopped, ..s.clone() };
         assert!(!stopped.is_live() && !stopped.is_ready());
-        let stuck = HealthSnapshot { since_last_poll: Some(STALL_TIMEOUT), ..s };
+        let stuck = HealthSnapshot { since_last_poll: Some(STALL_TIMEOUT), ..s.clone() };
         assert!(!stuck.is_live() && !stuck.is_ready());
     }
 

@@ -46,6 +46,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod changelog;
 mod config;
 mod dlq;
 mod engine;
@@ -58,9 +59,10 @@ mod publish;
 mod units;
 mod workspace;
 
+pub use changelog::{changelog_topic, KafkaStorage, RESTORE_TIMEOUT};
 pub use config::{
-    misspelled_variables, EngineConfig, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX, MAX_COMMIT_INTERVAL,
-    MAX_SHUTDOWN_TIMEOUT, PRODUCER_PREFIX, SEED_VARIABLES, VARIABLES,
+    misspelled_variables, EngineConfig, StateStore, CONSUMER_PREFIX, DEFAULT_RETRY_BACKOFF_MAX,
+    MAX_COMMIT_INTERVAL, MAX_SHUTDOWN_TIMEOUT, PRODUCER_PREFIX, SEED_VARIABLES, VARIABLES,
 };
 pub use dlq::{dead_letter_record, now_rfc3339, retry_backoff, rfc3339_utc};
 pub use engine::{Engine, EngineBuilder, EngineMetrics};
@@ -80,4 +82,7 @@ pub use publish::{
     Published,
 };
 pub use units::{parse_duration, parse_size, UnitError};
-pub use workspace::{partition_of, FileStorage, StorageError, StoredOffset, Workspace, WorkspaceStorage};
+pub use workspace::{
+    partition_of, FileStorage, SavedThrough, StorageError, StorageFuture, StoredOffset, Workspace,
+    WorkspaceStorage,
+};

@@ -1,12 +1,15 @@
 //! Workspaces: the per-workspace state the engine keeps ([`Workspace`]), how an id maps to a
 //! partition ([`partition_of`]), and where state lives ([`WorkspaceStorage`], with
-//! [`FileStorage`]: one JSON file per workspace, replaced atomically).
+//! [`FileStorage`]: one JSON file per workspace, replaced atomically, and a "saved through"
+//! checkpoint per source partition).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::future::Future;
 use std::io::Write;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 
@@ -279,8 +282,94 @@ pub enum StorageError {
     Other(String),
 }
 
-/// Where workspaces are kept. Calls are short and blocking (the engine makes them from its
-/// partition tasks).
+/// What a [`WorkspaceStorage`] holds of one source partition's saves, so that the engine knows
+/// how far back it has to replay that partition after a restart or a rebalance.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SavedThrough {
+    /// Nothing is known (the default, and what a store that cannot tell says). The engine
+    /// replays the partition from the smallest offset its workspaces stored, so that a store
+    /// that may be stale (another host's files) catches up.
+    Unknown,
+    /// Every save of every workspace changed by the partition's events below `offset` is held
+    /// (the checkpoint [`WorkspaceStorage::record_saved_through`] recorded). When that reaches
+    /// the group's committed offset, the engine replays only from the committed offset.
+    Checkpoint(StoredOffset),
+    /// The store is the one every member of the group saves to before it commits (a changelog
+    /// topic, restored up to its end): whatever the group committed is covered.
+    Everything,
+}
+
+impl std::fmt::Debug for SavedThrough {
+    /// `unknown`, `everything`, or the checkpoint's offset: short, for log lines.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SavedThrough::Unknown => f.write_str("unknown"),
+            SavedThrough::Everything => f.write_str("everything"),
+            SavedThrough::Checkpoint(c) => write!(f, "{}", c.offset),
+        }
+    }
+}
+
+impl SavedThrough {
+    /// Whether the store holds every save caused by the partition's events below `committed`
+    /// (the group's committed offset), for the topic whose id is now `topic_id`: then a replay
+    /// from `committed` misses nothing. A checkpoint recorded for another topic id (a topic of
+    /// the same name, deleted since) covers nothing.
+    pub fn covers(&self, committed: i64, topic_id: Option<&str>) -> bool {
+        match self {
+            SavedThrough::Unknown => false,
+            SavedThrough::Everything => true,
+            SavedThrough::Checkpoint(c) => {
+                let same_topic = match (c.topic_id.as_deref(), topic_id) {
+                    (Some(then), Some(now)) => then == now,
+                    _ => true,
+                };
+                same_topic && c.offset >= committed
+            }
+        }
+    }
+}
+
+/// A boxed future of a storage call that has to wait on the network (see
+/// [`WorkspaceStorage::restore`] and [`WorkspaceStorage::save_all`]).
+pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
+
+/// Where workspaces are kept.
+///
+/// `load`, `save`, `discover` and the checkpoint calls are short and blocking (the engine makes
+/// them from its partition tasks, off the async runtime's queue). A store that has to wait on
+/// the network implements the two asynchronous calls, [`restore`](WorkspaceStorage::restore)
+/// (fill the store for newly assigned partitions) and [`save_all`](WorkspaceStorage::save_all)
+/// (save a batch, waiting for every write at once); both have default bodies, so a store that
+/// only implements the three required calls keeps working and is replayed conservatively.
+///
+/// ```
+/// use klamm_engine::{SavedThrough, StorageError, Workspace, WorkspaceStorage};
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+///
+/// /// Workspaces in memory: lost with the process, so it vouches for nothing.
+/// #[derive(Default)]
+/// struct InMemory(Mutex<HashMap<String, Workspace>>);
+///
+/// impl WorkspaceStorage for InMemory {
+///     fn load(&self, id: &str) -> Result<Option<Workspace>, StorageError> {
+///         Ok(self.0.lock().unwrap().get(id).cloned())
+///     }
+///     fn save(&self, ws: &Workspace) -> Result<(), StorageError> {
+///         self.0.lock().unwrap().insert(ws.workspace_id.clone(), ws.clone());
+///         Ok(())
+///     }
+///     fn discover(&self) -> Result<Vec<String>, StorageError> {
+///         Ok(self.0.lock().unwrap().keys().cloned().collect())
+///     }
+/// }
+///
+/// let store = InMemory::default();
+/// store.save(&Workspace::new("ws-1", 0)).unwrap();
+/// assert_eq!(store.discover().unwrap(), ["ws-1"]);
+/// assert_eq!(store.saved_through("events", 0).unwrap(), SavedThrough::Unknown);
+/// ```
 pub trait WorkspaceStorage: Send + Sync + 'static {
     /// The workspace `id`, or `None` if none is stored.
     fn load(&self, id: &str) -> Result<Option<Workspace>, StorageError>;
@@ -289,12 +378,68 @@ pub trait WorkspaceStorage: Send + Sync + 'static {
     fn save(&self, workspace: &Workspace) -> Result<(), StorageError>;
     /// The ids of every stored workspace.
     fn discover(&self) -> Result<Vec<String>, StorageError>;
+
+    /// How far the store holds the saves caused by `partition` of source `topic` (default:
+    /// [`SavedThrough::Unknown`]).
+    fn saved_through(&self, topic: &str, partition: i32) -> Result<SavedThrough, StorageError> {
+        let _ = (topic, partition);
+        Ok(SavedThrough::Unknown)
+    }
+
+    /// Records that every workspace changed by the events of `checkpoint`'s partition below its
+    /// offset is saved. The engine calls it after the saves and before it commits that offset,
+    /// so a checkpoint is never behind a commit made by this store's host. Default: nothing is
+    /// recorded.
+    fn record_saved_through(&self, checkpoint: &StoredOffset) -> Result<(), StorageError> {
+        let _ = checkpoint;
+        Ok(())
+    }
+
+    /// Called when partitions of the primary topic are assigned, before their workspaces are
+    /// listed and loaded and before any of their events is handled: a store that lives
+    /// elsewhere brings its copy of these partitions' workspaces up to date here. Default:
+    /// nothing to do.
+    fn restore<'a>(&'a self, partitions: &'a [i32]) -> StorageFuture<'a, ()> {
+        let _ = partitions;
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Saves every workspace of `workspaces` (each as [`save`](WorkspaceStorage::save) does)
+    /// and returns once all are stored; on an error some may be stored and some not, and the
+    /// engine saves them all again later. Default: `save` of each in turn, off the runtime's
+    /// queue.
+    fn save_all<'a>(&'a self, workspaces: &'a [&'a Workspace]) -> StorageFuture<'a, ()> {
+        Box::pin(async move {
+            for ws in workspaces {
+                blocking(|| self.save(ws))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Runs a blocking storage call (file reads, writes and fsyncs) without holding up the other
+/// tasks of the worker thread: on a multi-threaded runtime the thread hands its tasks to the
+/// others while `f` blocks. On a current-thread runtime there is no other thread to hand them
+/// to, so `f` just runs.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// One JSON file per workspace, `<dir>/<id>.json`, written to a temporary file, synced,
 /// renamed over the old one, and the directory synced. Bytes of an id other than ASCII
 /// letters, digits, `-` and `_` are written `%XX` in the file name (so no id can name a path
 /// outside the directory).
+///
+/// The "saved through" checkpoint of each source partition (see
+/// [`WorkspaceStorage::record_saved_through`]) is a small file
+/// `<dir>/.checkpoints/<topic>-<partition>.json` holding a [`StoredOffset`], written the same
+/// way; [`discover`](WorkspaceStorage::discover) passes over it.
 #[derive(Debug, Clone)]
 pub struct FileStorage {
     dir: PathBuf,
@@ -350,6 +495,30 @@ impl FileStorage {
     pub fn path_of(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{}.json", encode_id(id)))
     }
+
+    /// The checkpoint file of `partition` of `topic`.
+    pub fn checkpoint_path(&self, topic: &str, partition: i32) -> PathBuf {
+        self.dir.join(CHECKPOINTS).join(format!("{}-{partition}.json", encode_id(topic)))
+    }
+}
+
+/// The directory of checkpoint files, inside the store's directory (a dot name: never taken
+/// for a workspace).
+const CHECKPOINTS: &str = ".checkpoints";
+
+/// Writes `bytes` to `path` in `dir` atomically: to a temporary file, synced, renamed over
+/// `path`, and the directory synced.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    // The rename is durable once the directory is.
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(())
 }
 
 impl WorkspaceStorage for FileStorage {
@@ -373,19 +542,10 @@ impl WorkspaceStorage for FileStorage {
     }
 
     fn save(&self, workspace: &Workspace) -> Result<(), StorageError> {
-        let path = self.path_of(&workspace.workspace_id);
-        let tmp = self.dir.join(format!(".{}.json.tmp", encode_id(&workspace.workspace_id)));
         let mut json = serde_json::to_vec_pretty(workspace)
             .map_err(|e| StorageError::Other(format!("cannot encode workspace: {e}")))?;
         json.push(b'\n');
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&json).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        // The rename is durable once the directory is.
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
-        Ok(())
+        write_atomically(&self.dir, &format!("{}.json", encode_id(&workspace.workspace_id)), &json)
     }
 
     fn discover(&self) -> Result<Vec<String>, StorageError> {
@@ -403,6 +563,42 @@ impl WorkspaceStorage for FileStorage {
         }
         ids.sort();
         Ok(ids)
+    }
+
+    fn saved_through(&self, topic: &str, partition: i32) -> Result<SavedThrough, StorageError> {
+        let path = self.checkpoint_path(topic, partition);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SavedThrough::Unknown),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let checkpoint: StoredOffset = serde_json::from_slice(&bytes)
+            .map_err(|source| StorageError::Corrupt { path: path.clone(), source })?;
+        if checkpoint.topic != topic || checkpoint.partition != partition || checkpoint.offset < 0 {
+            return Err(StorageError::Other(format!(
+                "{} holds the checkpoint {}-{} at {}",
+                path.display(),
+                checkpoint.topic,
+                checkpoint.partition,
+                checkpoint.offset
+            )));
+        }
+        Ok(SavedThrough::Checkpoint(checkpoint))
+    }
+
+    fn record_saved_through(&self, checkpoint: &StoredOffset) -> Result<(), StorageError> {
+        let dir = self.dir.join(CHECKPOINTS);
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io(&self.dir))?;
+        }
+        let json = serde_json::to_vec(checkpoint)
+            .map_err(|e| StorageError::Other(format!("cannot encode checkpoint: {e}")))?;
+        write_atomically(
+            &dir,
+            &format!("{}-{}.json", encode_id(&checkpoint.topic), checkpoint.partition),
+            &json,
+        )
     }
 }
 
@@ -505,6 +701,56 @@ mod tests {
             serde_json::from_str(r#"{"workspace_id": "g", "partition": 1, "offsets": {"gone": 3}}"#).unwrap();
         assert!(gone.place_legacy_offsets("main", |_| None));
         assert_eq!(gone.offsets(), &[]);
+    }
+
+    #[test]
+    fn checkpoints_are_kept_per_partition_apart_from_the_workspaces() {
+        let dir = temp_dir("checkpoint");
+        let s = FileStorage::new(&dir).unwrap();
+        assert_eq!(s.saved_through("t", 0).unwrap(), SavedThrough::Unknown);
+        let id = Some("00000000-0000-0000-0000-000000000007".to_string());
+        let at = |offset| StoredOffset { topic: "t/x".into(), topic_id: id.clone(), partition: 3, offset };
+        s.record_saved_through(&at(40)).unwrap();
+        s.record_saved_through(&at(90)).unwrap();
+        s.save(&Workspace::new("ws-1", 3)).unwrap();
+        assert_eq!(s.saved_through("t/x", 3).unwrap(), SavedThrough::Checkpoint(at(90)));
+        assert_eq!(s.saved_through("t/x", 2).unwrap(), SavedThrough::Unknown);
+        // Checkpoints are not workspaces, and no temporary file is left.
+        assert_eq!(s.discover().unwrap(), ["ws-1"]);
+        let names: Vec<String> = fs::read_dir(dir.join(".checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["t%2Fx-3.json"]);
+        // A checkpoint file of another partition's name is refused, not trusted.
+        fs::copy(s.checkpoint_path("t/x", 3), s.checkpoint_path("t/x", 4)).unwrap();
+        assert!(matches!(s.saved_through("t/x", 4), Err(StorageError::Other(_))));
+        fs::write(s.checkpoint_path("t/x", 5), b"{").unwrap();
+        assert!(matches!(s.saved_through("t/x", 5), Err(StorageError::Corrupt { .. })));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_covers_commits_up_to_it_of_the_same_topic() {
+        let id = "00000000-0000-0000-0000-000000000007";
+        let c = |offset, topic_id: Option<&str>| {
+            SavedThrough::Checkpoint(StoredOffset {
+                topic: "t".into(),
+                topic_id: topic_id.map(str::to_string),
+                partition: 0,
+                offset,
+            })
+        };
+        assert!(c(100, Some(id)).covers(100, Some(id)));
+        assert!(c(100, Some(id)).covers(40, Some(id)));
+        assert!(c(100, Some(id)).covers(0, None));
+        // Behind the commit: another host (or this one, before a failure) went further.
+        assert!(!c(100, Some(id)).covers(101, Some(id)));
+        // Recorded for a topic of the same name that was deleted since.
+        assert!(!c(100, Some(id)).covers(10, Some("00000000-0000-0000-0000-000000000008")));
+        assert!(c(100, None).covers(10, Some(id)));
+        assert!(!SavedThrough::Unknown.covers(0, None));
+        assert!(SavedThrough::Everything.covers(i64::MAX, Some(id)));
     }
 
     #[test]

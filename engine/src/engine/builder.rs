@@ -5,7 +5,7 @@ use std::sync::Arc;
 use klamm::{Error, ErrorKind};
 
 use super::Engine;
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, StateStore};
 use crate::handler::{BoxHandler, Handler};
 use crate::health::Health;
 use crate::http::Endpoint;
@@ -18,6 +18,7 @@ pub struct EngineBuilder {
     config: Option<EngineConfig>,
     handler: Option<BoxHandler>,
     storage: Option<Arc<dyn WorkspaceStorage>>,
+    state_store: Option<StateStore>,
 }
 
 impl EngineBuilder {
@@ -33,9 +34,37 @@ impl EngineBuilder {
         self
     }
 
-    /// Where workspaces are kept (default: [`FileStorage`] in the config's `state_dir`).
+    /// Where workspaces are kept: a store of the application's, which wins over
+    /// [`EngineBuilder::state_store`] (default: the config's `state_store`).
     pub fn storage(mut self, storage: impl WorkspaceStorage) -> Self {
         self.storage = Some(Arc::new(storage));
+        self
+    }
+
+    /// Which of the engine's stores keeps workspaces, over the config's `state_store`
+    /// (`KAFKA_STATE_STORE`): [`StateStore::File`] ([`FileStorage`] in `state_dir`) or
+    /// [`StateStore::Kafka`] (the changelog topic, made and restored by the engine as it runs).
+    ///
+    /// ```
+    /// use klamm_engine::{Engine, Handler, HandlerContext, HandlerError, Message, StateStore};
+    ///
+    /// struct Ignore;
+    ///
+    /// impl Handler for Ignore {
+    ///     async fn handle(&self, _msg: &Message, _ctx: &mut HandlerContext) -> Result<(), HandlerError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let engine = Engine::builder()
+    ///     .handler(Ignore)
+    ///     .state_store(StateStore::Kafka)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(engine.config().state_store, StateStore::Kafka);
+    /// ```
+    pub fn state_store(mut self, store: StateStore) -> Self {
+        self.state_store = Some(store);
         self
     }
 
@@ -43,17 +72,22 @@ impl EngineBuilder {
     /// [`EngineConfig::http_addr`] set it binds the HTTP endpoint's address now (see
     /// [`Engine::http_addr`]), and fails with a [`ErrorKind::Config`] error when it cannot.
     pub fn build(self) -> Result<Engine, Error> {
-        let config = self.config.unwrap_or_default();
+        let mut config = self.config.unwrap_or_default();
+        if let Some(store) = self.state_store {
+            config.state_store = store;
+        }
         config.validate()?;
         let handler = self
             .handler
             .ok_or_else(|| Error::with_message(ErrorKind::Config, "engine: no handler was given"))?;
-        let storage = match self.storage {
-            Some(s) => s,
-            None => Arc::new(
+        // The Kafka store needs the cluster: the engine opens it when it runs.
+        let storage: Option<Arc<dyn WorkspaceStorage>> = match (self.storage, config.state_store) {
+            (Some(s), _) => Some(s),
+            (None, StateStore::File) => Some(Arc::new(
                 FileStorage::new(&config.state_dir)
                     .map_err(|e| Error::with_message(ErrorKind::Config, format!("KAFKA_STATE_DIR: {e}")))?,
-            ),
+            )),
+            (None, StateStore::Kafka) => None,
         };
         let http = config.http_addr.map(Endpoint::bind).transpose()?;
         Ok(Engine {

@@ -50,7 +50,8 @@ impl EngineMetrics {
 pub struct Engine {
     config: EngineConfig,
     handler: BoxHandler,
-    storage: Arc<dyn WorkspaceStorage>,
+    /// `None`: the Kafka store, opened when the engine runs.
+    storage: Option<Arc<dyn WorkspaceStorage>>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     /// The HTTP endpoint's listener, bound by the builder, served by `run`.

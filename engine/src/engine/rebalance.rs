@@ -11,13 +11,19 @@ use klamm_group::{NextOffset, RebalanceHandle, RebalanceListener};
 
 use super::shared::*;
 use crate::metrics::Metrics;
-use crate::workspace::partition_of;
+use crate::workspace::{partition_of, SavedThrough};
 
 impl Shared {
-    /// Loads the stored workspaces of `partitions` and seeks each partition with a committed
-    /// offset to the smallest stored next offset of the loaded workspaces on it, when that is
-    /// below the committed offset.
+    /// Restores the store's copy of `partitions` ([`WorkspaceStorage::restore`]), loads their
+    /// stored workspaces, and decides where each partition with a committed offset resumes:
+    /// at the committed offset when the store holds every save below it (its
+    /// [`SavedThrough`] reaches it), so that a restart replays only the uncommitted tail;
+    /// otherwise at the smallest stored next offset of the loaded workspaces on it, when that
+    /// is below the committed offset (a store that may be stale catches up). Either way a
+    /// workspace passes over the events below its own stored offset.
     /// A partition one of whose workspaces cannot be loaded is stopped.
+    ///
+    /// [`WorkspaceStorage::restore`]: crate::WorkspaceStorage::restore
     pub(super) async fn on_assigned(
         self: &Arc<Self>,
         handle: &mut RebalanceHandle<'_>,
@@ -33,6 +39,7 @@ impl Shared {
             self.health.clear_stopped(tp);
         }
         self.refresh_topics().await;
+        self.restore(partitions).await;
         // Workspaces already loaded (for partitions kept) follow the topics as they are now.
         let kept: Vec<SlotRef> =
             self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
@@ -125,9 +132,52 @@ impl Shared {
                 }
                 stored = Some(stored.map_or(next, |m| m.min(next)));
             }
+            let committed_at = committed.get(tp).cloned().flatten().map(|n| n.offset());
+            if let Some(through) = self.saved_through(tp, committed_at.unwrap_or(0)) {
+                // The store holds every save below the committed offset: only the uncommitted
+                // tail is read again. When its checkpoint is further on (saved, then killed
+                // before the commit), not even that: everything below it is in the store.
+                let ahead = match &through {
+                    SavedThrough::Checkpoint(cp) if committed_at.is_none_or(|c| cp.offset > c) => {
+                        let (earliest, latest) = match range {
+                            Some(r) => r,
+                            None => *range.insert(self.log_range(tp).await),
+                        };
+                        let o = cp.offset;
+                        (earliest.is_none_or(|e| o >= e) && latest.is_none_or(|l| o <= l)).then_some(o)
+                    }
+                    _ => None,
+                };
+                let (at, what) = match (ahead, committed_at) {
+                    (Some(o), _) => {
+                        (o, "resuming at the saved-through checkpoint (the store holds every save below it)")
+                    }
+                    (None, Some(c)) => {
+                        (c, "resuming at the committed offset (the store holds every save below it)")
+                    }
+                    (None, None) => (-1, ""),
+                };
+                if at >= 0 {
+                    tracing::info!(
+                        topic = &*tp.topic,
+                        partition = tp.partition,
+                        offset = at,
+                        committed = ?committed_at,
+                        saved_through = ?through,
+                        stored = ?stored,
+                        "{what}"
+                    );
+                    if ahead.is_some() {
+                        if let Err(e) = handle.seek(tp, Offset::At(at)) {
+                            tracing::warn!(topic = &*tp.topic, partition = tp.partition, error = %e, "seek failed");
+                        }
+                    }
+                    continue;
+                }
+            }
             let Some(s) = stored else { continue };
             let (earliest, latest) = range.unwrap_or((None, None));
-            let Some(c) = committed.get(tp).cloned().flatten().map(|n| n.offset()) else {
+            let Some(c) = committed_at else {
                 // Nothing committed (a new group, or its offsets expired): start where
                 // `auto.offset.reset` says. Jumping to the stored offsets would skip the events
                 // of workspaces that have no stored file.
@@ -171,6 +221,47 @@ impl Shared {
         }
     }
 
+    /// Has the store bring its copy of the primary topic's `partitions` up to date. A failure
+    /// stops them.
+    async fn restore(&self, partitions: &[TopicPartition]) {
+        let primary: Vec<&TopicPartition> =
+            partitions.iter().filter(|tp| *tp.topic == *self.primary()).collect();
+        if primary.is_empty() {
+            return;
+        }
+        let mut numbers: Vec<i32> = primary.iter().map(|tp| tp.partition).collect();
+        numbers.sort_unstable();
+        // Marked restoring in the health snapshot by `on_assigned` (begin_restore) until the
+        // whole assignment is restored.
+        let started = Instant::now();
+        match self.storage.restore(&numbers).await {
+            Ok(()) => tracing::info!(
+                partitions = ?numbers,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "workspace store restored"
+            ),
+            Err(e) => {
+                for tp in &primary {
+                    self.stop_partition(tp, &format!("cannot restore the workspace store: {e}"));
+                }
+            }
+        }
+    }
+
+    /// What the store vouches for on `tp`, when it covers the committed offset `committed`:
+    /// then replaying from `committed` misses no save. `None` when it does not (or cannot
+    /// tell).
+    fn saved_through(&self, tp: &TopicPartition, committed: i64) -> Option<SavedThrough> {
+        let now_id = self.topic_info(&tp.topic).and_then(|t| t.id);
+        match off_the_runtime(|| self.storage.saved_through(&tp.topic, tp.partition)) {
+            Ok(through) => through.covers(committed, now_id.as_deref()).then_some(through),
+            Err(e) => {
+                tracing::warn!(topic = &*tp.topic, partition = tp.partition, error = %e, "cannot read the saved-through checkpoint; replaying from the workspaces' offsets");
+                None
+            }
+        }
+    }
+
     pub(super) async fn on_revoked(
         &self,
         handle: &mut RebalanceHandle<'_>,
@@ -196,7 +287,7 @@ impl Shared {
             let _ = self.progress.send((tp.clone(), REVOKED));
         }
         let end = started + self.config.shutdown_timeout;
-        self.unload_unowned();
+        self.unload_unowned().await;
         for tp in partitions {
             self.metrics.forget(&tp.topic, tp.partition);
             self.health.clear_stopped(tp);

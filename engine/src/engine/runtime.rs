@@ -18,8 +18,10 @@ use super::rebalance::*;
 use super::shared::*;
 use super::topics::*;
 use super::Engine;
+use crate::changelog::KafkaStorage;
 use crate::health::{EnginePhase, GroupView};
 use crate::metrics::MetricsSnapshot;
+use crate::workspace::WorkspaceStorage;
 
 /// Records queued for one partition task beyond which its partition is paused.
 pub(super) const MAX_QUEUED: usize = 2000;
@@ -72,14 +74,25 @@ impl Engine {
             let id = (!meta.id.is_zero()).then(|| meta.id.to_string());
             topics.insert(topic.clone(), TopicInfo { partitions, id });
         }
-        ensure_dlq(&admin, &config, topics[&config.topics[0]].partitions).await?;
+        let primary_partitions = topics[&config.topics[0]].partitions;
+        ensure_dlq(&admin, &config, primary_partitions).await?;
+        let (storage, changelog) = match self.storage {
+            Some(s) => (s, None),
+            None => {
+                let store = KafkaStorage::open(&config, &admin, primary_partitions).await?;
+                self.health.add_client("changelog", store.producer().client().clone());
+                let producer = store.producer().clone();
+                tracing::info!(topic = store.topic(), "workspaces kept in the changelog topic");
+                (Arc::new(store) as Arc<dyn WorkspaceStorage>, Some(producer))
+            }
+        };
         let producer = Producer::new(config.producer_config()?)?;
         self.health.add_client("producer", producer.client().clone());
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             config: config.clone(),
             handler: self.handler,
-            storage: self.storage,
+            storage,
             metrics: Arc::clone(&self.metrics),
             health: Arc::clone(&self.health),
             producer: producer.clone(),
@@ -144,7 +157,7 @@ impl Engine {
         let all: Vec<TopicPartition> =
             shared.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         let done = shared.stop_workers(&all, false, shared.drain_deadline(started)).await;
-        shared.unload_unowned();
+        shared.unload_unowned().await;
         while progress_rx.try_recv().is_ok() {}
         let finals: Vec<(TopicPartition, NextOffset)> = done
             .into_iter()
@@ -176,6 +189,9 @@ impl Engine {
             shared.health.error(format_args!("leaving the group failed: {e}"));
         }
         producer.close(end.saturating_duration_since(Instant::now())).await;
+        if let Some(changelog) = changelog {
+            changelog.close(end.saturating_duration_since(Instant::now())).await;
+        }
         log_metrics(&shared.metrics.snapshot());
         tracing::info!("shutdown complete");
         outcome

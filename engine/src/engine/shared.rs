@@ -146,28 +146,32 @@ impl Shared {
     /// Saves and drops the workspaces whose partition no longer has a task. A workspace that is
     /// locked is in use by a task still running (which saves it) or by one that was left
     /// behind (which holds it for good): it is passed over, never waited for.
-    pub(super) fn unload_unowned(&self) {
+    pub(super) async fn unload_unowned(&self) {
         let owned: HashSet<i32> =
             self.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().map(|tp| tp.partition).collect();
         let slots: Vec<(String, SlotRef)> = {
             let map = self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
             map.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect()
         };
+        let mut unowned = Vec::new();
         for (id, slot) in slots {
-            let Ok(mut s) = slot.try_lock() else { continue };
+            let Ok(s) = slot.try_lock_owned() else { continue };
             if owned.contains(&s.ws.partition) {
                 continue;
             }
-            if s.dirty {
-                match off_the_runtime(|| self.storage.save(&s.ws)) {
-                    Ok(()) => s.dirty = false,
-                    Err(e) => {
-                        tracing::error!(workspace = %id, error = %e, "cannot save workspace");
-                        self.health.error(format_args!("cannot save workspace {id}: {e}"));
-                    }
-                }
+            unowned.push((id, s));
+        }
+        let dirty: Vec<&Workspace> = unowned.iter().filter(|(_, s)| s.dirty).map(|(_, s)| &s.ws).collect();
+        if !dirty.is_empty() {
+            let n = dirty.len();
+            if let Err(e) = self.storage.save_all(&dirty).await {
+                tracing::error!(workspaces = n, error = %e, "cannot save workspaces");
+                self.health.error(format_args!("cannot save {n} workspaces: {e}"));
             }
-            self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        }
+        let mut map = self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, _) in &unowned {
+            map.remove(id);
         }
     }
 }
@@ -187,15 +191,5 @@ pub(super) async fn lock_until(
     }
 }
 
-/// Runs a storage call (file reads, writes and fsyncs) without holding up the other tasks of
-/// the worker thread: on a multi-threaded runtime the thread hands its tasks to the others
-/// while `f` blocks. On a current-thread runtime there is no other thread to hand them to, so
-/// `f` just runs.
-pub(super) fn off_the_runtime<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
-}
+/// Runs a blocking storage call off the runtime's queue (see [`blocking`]).
+pub(super) use crate::workspace::blocking as off_the_runtime;

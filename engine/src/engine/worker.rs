@@ -14,6 +14,7 @@ use super::shared::*;
 use crate::dlq::retry_backoff;
 use crate::handler::{catch_panic, ErrorClass, Handler, HandlerContext, Message};
 use crate::metrics::Metrics;
+use crate::workspace::{blocking, StoredOffset, Workspace};
 
 /// No offset saved yet, in [`Worker::saved`].
 pub(super) const NOTHING_SAVED: i64 = i64::MIN;
@@ -160,28 +161,63 @@ pub(super) fn collect_ended(
     }
 }
 
-/// Saves the dirty workspaces among `touched`; `true` when all were saved.
-pub(super) fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
-    let mut ok = true;
-    touched.retain(|slot| {
-        let Ok(mut s) = slot.try_lock() else { return true };
-        if !s.dirty {
-            return false;
+/// Saves the dirty workspaces among `touched`, all in one [`WorkspaceStorage::save_all`]
+/// (every write sent, then every write awaited); `true` when all were saved.
+///
+/// [`WorkspaceStorage::save_all`]: crate::WorkspaceStorage::save_all
+pub(super) async fn save_touched(shared: &Shared, touched: &mut Vec<SlotRef>) -> bool {
+    let mut saving: Vec<(SlotRef, OwnedMutexGuard<Slot>)> = Vec::new();
+    let mut busy = false;
+    touched.retain(|slot| match Arc::clone(slot).try_lock_owned() {
+        Ok(guard) if guard.dirty => {
+            saving.push((Arc::clone(slot), guard));
+            true
         }
-        match off_the_runtime(|| shared.storage.save(&s.ws)) {
-            Ok(()) => {
-                s.dirty = false;
-                false
-            }
-            Err(e) => {
-                tracing::error!(workspace = %s.ws.workspace_id, error = %e, "cannot save workspace; not committing past it");
-                shared.health.error(format_args!("cannot save workspace {}: {e}", s.ws.workspace_id));
-                ok = false;
-                true
-            }
+        Ok(_) => false,
+        Err(_) => {
+            busy = true;
+            true
         }
     });
-    ok && touched.is_empty()
+    if saving.is_empty() {
+        return !busy;
+    }
+    let outcome = {
+        let list: Vec<&Workspace> = saving.iter().map(|(_, g)| &g.ws).collect();
+        shared.storage.save_all(&list).await
+    };
+    match outcome {
+        Ok(()) => {
+            for (slot, mut guard) in saving {
+                guard.dirty = false;
+                touched.retain(|t| !Arc::ptr_eq(t, &slot));
+            }
+            !busy
+        }
+        Err(e) => {
+            let ids: Vec<&str> = saving.iter().map(|(_, g)| g.ws.workspace_id.as_str()).take(5).collect();
+            tracing::error!(workspaces = saving.len(), first = ?ids, error = %e, "cannot save workspaces; not committing past them");
+            shared.health.error(format_args!("cannot save {} workspaces ({ids:?}...): {e}", saving.len()));
+            false
+        }
+    }
+}
+
+/// Records in the store that every save caused by `tp` below `next` is done, before `next` is
+/// reported for commit. A failure is logged and otherwise ignored: a checkpoint behind the
+/// committed offset only makes the next assignment replay more (see
+/// [`SavedThrough`](crate::SavedThrough)).
+pub(super) fn record_checkpoint(shared: &Shared, tp: &TopicPartition, next: i64) {
+    let checkpoint = StoredOffset {
+        topic: tp.topic.to_string(),
+        topic_id: shared.topic_info(&tp.topic).and_then(|t| t.id),
+        partition: tp.partition,
+        offset: next,
+    };
+    if let Err(e) = blocking(|| shared.storage.record_saved_through(&checkpoint)) {
+        tracing::warn!(offset = next, error = %e, "cannot record the saved-through checkpoint; the next assignment replays from the workspaces' offsets");
+        shared.health.error(format_args!("cannot record checkpoint of {}-{}: {e}", tp.topic, tp.partition));
+    }
 }
 
 /// One partition's task: handles its records in order, saves the workspaces a batch changed,
@@ -221,9 +257,10 @@ pub(super) async fn run_partition(
             }
         }
         queued.fetch_sub(n, Ordering::Relaxed);
-        if save_touched(&shared, &mut touched) && handled != saved {
+        if save_touched(&shared, &mut touched).await && handled != saved {
             saved = handled;
             if let Some(next) = saved {
+                record_checkpoint(&shared, &tp, next);
                 saved_cell.store(next, Ordering::Release);
                 let _ = shared.progress.send((tp.clone(), next));
             }
@@ -232,10 +269,24 @@ pub(super) async fn run_partition(
             break;
         }
     }
-    if save_touched(&shared, &mut touched) {
+    if save_touched(&shared, &mut touched).await && handled != saved {
         saved = handled;
+        if let Some(next) = saved {
+            record_checkpoint(&shared, &tp, next);
+        }
     }
     saved
+}
+
+/// Records in the workspace that `msg` is dealt with (applied, skipped after a business error,
+/// or dead-lettered), so that a replay passes over it; the workspace is saved with the batch.
+fn dealt_with(shared: &Shared, msg: &Message, g: &mut Slot, slot: &SlotRef, touched: &mut Vec<SlotRef>) {
+    let topic_id = shared.topic_info(&msg.topic).and_then(|t| t.id);
+    g.ws.set_next_offset(&msg.topic, topic_id.as_deref(), msg.partition, msg.offset + 1);
+    g.dirty = true;
+    if !touched.iter().any(|t| Arc::ptr_eq(t, slot)) {
+        touched.push(Arc::clone(slot));
+    }
 }
 
 pub(super) async fn sleep_or_abort(d: Duration, abort: &watch::Receiver<bool>) -> Result<(), Halt> {
@@ -296,12 +347,7 @@ pub(super) async fn process(
                     if let Some(ws) = ctx.into_workspace() {
                         g.ws.data = ws.data;
                     }
-                    let topic_id = shared.topic_info(&msg.topic).and_then(|t| t.id);
-                    g.ws.set_next_offset(&msg.topic, topic_id.as_deref(), msg.partition, next);
-                    g.dirty = true;
-                    if !touched.iter().any(|t| Arc::ptr_eq(t, slot)) {
-                        touched.push(Arc::clone(slot));
-                    }
+                    dealt_with(shared, &msg, g, slot, touched);
                 }
                 Metrics::add(&metrics.processed);
                 return Ok(next);
@@ -313,6 +359,9 @@ pub(super) async fn process(
             ErrorClass::Business => {
                 tracing::info!(offset = msg.offset, error = %error, "business error; skipped");
                 Metrics::add(&metrics.skipped);
+                if let (Some(g), Some(slot)) = (guard.as_mut(), &slot) {
+                    dealt_with(shared, &msg, g, slot, touched);
+                }
                 return Ok(next);
             }
             ErrorClass::Transient if attempt < shared.config.max_retries => {
@@ -326,6 +375,12 @@ pub(super) async fn process(
             class => {
                 drop(guard.take());
                 dead_letter(shared, &msg, &error, class, attempt, abort).await?;
+                // The workspace is done with the event too: a replay must not dead-letter it
+                // again.
+                if let Some(slot) = &slot {
+                    let mut g = Arc::clone(slot).lock_owned().await;
+                    dealt_with(shared, &msg, &mut g, slot, touched);
+                }
                 return Ok(next);
             }
         }

@@ -258,9 +258,12 @@ pub enum EngineEvent {
     Loaded { workspace: String, partition: i32, offset: i64 },
     /// A partition sought to its workspaces' smallest stored offset.
     Seek { partition: i32, stored: i64 },
+    /// A partition resumed at its committed offset or, further on, at the store's
+    /// saved-through checkpoint: the store holds every save below `offset`.
+    Resume { partition: i32, offset: i64 },
 }
 
-/// The assignment, workspace and seek events of an engine log.
+/// The assignment, workspace, seek and resume events of an engine log.
 pub fn engine_events(log: &str) -> Vec<EngineEvent> {
     let mut out = Vec::new();
     for line in log.lines() {
@@ -282,6 +285,11 @@ pub fn engine_events(log: &str) -> Vec<EngineEvent> {
             let m = "seek to stored offset";
             if let (Some(p), Some(s)) = (num(m, "partition"), num(m, "stored")) {
                 out.push(EngineEvent::Seek { partition: p as i32, stored: s });
+            }
+        } else if line.contains("resuming at the ") {
+            let m = "resuming at the ";
+            if let (Some(p), Some(o)) = (num(m, "partition"), num(m, "offset")) {
+                out.push(EngineEvent::Resume { partition: p as i32, offset: o });
             }
         }
     }
@@ -321,4 +329,42 @@ pub fn assert_loads_only_its_workspaces(log: &str, partitions: std::num::NonZero
             _ => {}
         }
     }
+}
+
+/// Every record of `topic`, from the beginning to the end offsets it has now.
+pub async fn read_topic(brokers: &str, topic: &str) -> Vec<klamm::ConsumerRecord> {
+    use klamm::{Consumer, ConsumerConfig, Offset, OffsetSpec, TopicPartition};
+    let admin = Admin::connect(ClientConfig::new(brokers)).await.unwrap();
+    let meta = admin.wait_for_topic(topic, Duration::from_secs(30)).await.unwrap();
+    let partitions: Vec<i32> = (0..meta.partition_count() as i32).collect();
+    let asked: Vec<(&str, i32, OffsetSpec)> =
+        partitions.iter().map(|p| (topic, *p, OffsetSpec::Latest)).collect();
+    let ends: BTreeMap<i32, i64> =
+        admin.list_offsets(&asked).await.into_iter().map(|((_, p), r)| (p, r.unwrap().offset)).collect();
+    let mut consumer = Consumer::new(ConsumerConfig::new(brokers)).unwrap();
+    let tps: Vec<TopicPartition> = partitions.iter().map(|p| TopicPartition::new(topic, *p)).collect();
+    consumer.assign(tps.clone());
+    for tp in &tps {
+        consumer.seek(tp, Offset::Beginning).unwrap();
+    }
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = |out: &Vec<klamm::ConsumerRecord>| {
+        ends.iter().all(|(p, end)| *end == 0 || out.iter().any(|r| r.partition == *p && r.offset + 1 >= *end))
+    };
+    while !done(&out) {
+        assert!(Instant::now() < deadline, "{topic}: read {} records, ends {ends:?}", out.len());
+        out.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
+    }
+    consumer.close(Duration::from_secs(5)).await.ok();
+    out
+}
+
+/// A counter of the last `metrics` line of an engine log (`processed`, `replayed`, ...).
+pub fn last_metric(log: &str, name: &str) -> Option<u64> {
+    log.lines()
+        .rev()
+        .find(|l| l.contains(" metrics processed="))?
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }
