@@ -16,7 +16,8 @@
 //! arrive. Stops after `--count` records were copied and committed, or when nothing arrived for
 //! MS milliseconds (default 10000), or on SIGINT/SIGTERM; then commits what it copied, leaves
 //! the group and prints a summary on stdout:
-//! `copied <records> committed <transactions> aborted <transactions>`.
+//! `copied <records> committed <transactions> aborted <transactions> seconds <S>`, where S is
+//! the time from the first record read to the last commit (0 when nothing was copied).
 //!
 //! `--property` sets a Kafka property of the group consumer and of the transactional producer.
 //! A name with the prefix `consumer.` or `producer.` goes to that one only, without the prefix
@@ -171,6 +172,9 @@ struct Copier {
     aborted: u64,
     /// A fenced or fatal error the listener met; the loop ends with it.
     failure: Option<klamm::Error>,
+    /// When the first record was copied, and when the last transaction committed.
+    first: Option<Instant>,
+    last_commit: Option<Instant>,
 }
 
 /// How a transaction ended, when it did not commit.
@@ -188,6 +192,7 @@ impl Copier {
             self.producer.begin_transaction()?;
             self.open = true;
         }
+        self.first.get_or_insert_with(Instant::now);
         let mut copy = ProducerRecord::tombstone(Arc::clone(&self.output));
         copy.key = record.key.clone();
         copy.value = record.value.clone();
@@ -238,6 +243,7 @@ impl Copier {
             Ok(()) => {
                 self.copied += self.pending;
                 self.committed += 1;
+                self.last_commit = Some(Instant::now());
                 self.clear();
                 Ok(())
             }
@@ -378,7 +384,16 @@ async fn copy_batch(
     Ok(())
 }
 
-async fn run(args: Args) -> Result<(u64, u64, u64), klamm::Error> {
+/// What a run did: records copied, transactions committed and aborted, and the time from the
+/// first record to the last commit.
+struct Summary {
+    copied: u64,
+    committed: u64,
+    aborted: u64,
+    took: Duration,
+}
+
+async fn run(args: Args) -> Result<Summary, klamm::Error> {
     let (group_config, producer_config) = configs(&args)?;
     let producer = Producer::new(producer_config)?;
     // Before reading any offset: fences an older copier with this id and finishes its open
@@ -394,6 +409,8 @@ async fn run(args: Args) -> Result<(u64, u64, u64), klamm::Error> {
         committed: 0,
         aborted: 0,
         failure: None,
+        first: None,
+        last_commit: None,
     }));
     let mut consumer = GroupConsumer::with_listener(group_config, Listener(Arc::clone(&copier)))?;
     consumer.subscribe([args.input.as_str()]);
@@ -443,7 +460,11 @@ async fn run(args: Args) -> Result<(u64, u64, u64), klamm::Error> {
     result?;
     close?;
     let c = copier.lock().await;
-    Ok((c.copied, c.committed, c.aborted))
+    let took = match (c.first, c.last_commit) {
+        (Some(first), Some(last)) => last.saturating_duration_since(first),
+        _ => Duration::ZERO,
+    };
+    Ok(Summary { copied: c.copied, committed: c.committed, aborted: c.aborted, took })
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -491,8 +512,11 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(args)) {
-        Ok((copied, committed, aborted)) => {
-            println!("copied {copied} committed {committed} aborted {aborted}");
+        Ok(Summary { copied, committed, aborted, took }) => {
+            println!(
+                "copied {copied} committed {committed} aborted {aborted} seconds {:.3}",
+                took.as_secs_f64()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

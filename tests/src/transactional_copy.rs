@@ -28,16 +28,26 @@ pub struct CopierExit {
 }
 
 impl CopierExit {
-    /// The numbers of its summary line `copied C committed T aborted A`, if it printed one.
+    /// The numbers of its summary line `copied C committed T aborted A seconds S`, if it
+    /// printed one: records copied, transactions committed and aborted.
     pub fn summary(&self) -> Option<(u64, u64, u64)> {
-        let line = self.stdout.lines().rev().find(|l| l.starts_with("copied "))?;
-        let words: Vec<&str> = line.split_whitespace().collect();
+        let words = self.summary_words()?;
         match words.as_slice() {
-            ["copied", c, "committed", t, "aborted", a] => {
+            ["copied", c, "committed", t, "aborted", a, "seconds", _] => {
                 Some((c.parse().ok()?, t.parse().ok()?, a.parse().ok()?))
             }
             _ => None,
         }
+    }
+
+    /// The time from its first record read to its last commit, from the summary line.
+    pub fn seconds(&self) -> Option<f64> {
+        self.summary_words()?.last()?.parse().ok()
+    }
+
+    fn summary_words(&self) -> Option<Vec<&str>> {
+        let line = self.stdout.lines().rev().find(|l| l.starts_with("copied "))?;
+        Some(line.split_whitespace().collect())
     }
 }
 
