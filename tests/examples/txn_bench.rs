@@ -3,10 +3,10 @@
 //!
 //! ```text
 //! cargo run -p klamm-tests --release --example txn-bench -- \
-//!     [--records 200000] [--copy-records 100000] [--clients klamm,rdkafka,java] [--runs 3]
+//!     [--records 100000] [--copy-records 100000] [--clients klamm,rdkafka,java] [--runs 3]
 //! ```
 //!
-//! - **produce**: `--records` keyless records with 100-byte values into a fresh topic of 4
+//! - **produce**: `--records` (100,000) keyless records with 100-byte values into a fresh topic of 4
 //!   partitions, in transactions of 1,000 and of 10,000 records (linger 5 ms for all three
 //!   clients, their other producer settings at their defaults); timed from the first
 //!   `begin_transaction` to the last commit. Klamm runs in this process; the peers run their
@@ -34,7 +34,7 @@ struct Args {
 
 fn parse() -> Result<Args, String> {
     let mut args = Args {
-        records: 200_000,
+        records: 100_000,
         copy_records: 100_000,
         clients: vec!["klamm".into(), "rdkafka".into(), "java".into()],
         runs: 3,
