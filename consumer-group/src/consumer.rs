@@ -148,6 +148,25 @@ impl<'c> RebalanceHandle<'c> {
     pub fn generation(&self) -> i32 {
         self.shared.membership().generation()
     }
+
+    /// The member's identity in the group now, as [`GroupConsumer::group_metadata`] gives
+    /// it: what a listener that commits an open transaction before its partitions move sends
+    /// with the transaction's offsets.
+    pub fn group_metadata(&self) -> klamm::ConsumerGroupMetadata {
+        group_metadata(self.shared)
+    }
+}
+
+/// The member's identity for [`Producer::send_offsets_to_transaction`](klamm::Producer::send_offsets_to_transaction).
+fn group_metadata(shared: &GroupShared) -> klamm::ConsumerGroupMetadata {
+    let (generation, member_id) = {
+        let m = shared.membership();
+        (m.generation(), m.member_id().to_string())
+    };
+    klamm::ConsumerGroupMetadata::new(shared.config.group_id.clone())
+        .generation_id(generation)
+        .member_id(member_id)
+        .group_instance_id(shared.config.group_instance_id.clone())
 }
 
 /// A member of a consumer group.
@@ -485,11 +504,7 @@ impl<L: RebalanceListener> GroupConsumer<L> {
     /// # }
     /// ```
     pub fn group_metadata(&self) -> klamm::ConsumerGroupMetadata {
-        let (generation, member_id) = self.generation();
-        klamm::ConsumerGroupMetadata::new(self.shared.config.group_id.clone())
-            .generation_id(generation)
-            .member_id(member_id)
-            .group_instance_id(self.shared.config.group_instance_id.clone())
+        group_metadata(&self.shared)
     }
 
     /// Where the member stands in the group protocol now ([`MemberState::Stable`] once it is

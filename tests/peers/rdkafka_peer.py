@@ -14,6 +14,9 @@ the same way:
             [--commit-every N] [--count N] [--timeout-ms MS] [--property key=value]...
     committed --brokers B --topic T --group G
     hang-transaction --brokers B --topic T --transactional-id ID [--transaction-timeout-ms MS]
+    txn-produce --brokers B --topic T --count N --per-transaction K [--value-size BYTES]
+    copy --brokers B --topic T1 --output T2 --group G --transactional-id ID --count N
+            [--commit-every N] [--timeout-ms MS]
 
 `produce` reads one JSON record per stdin line,
     {"key": hex|null, "value": hex|null, "headers": [[name, hex|null], ...],
@@ -46,6 +49,15 @@ for partitions before they are revoked. It stops after --count records, when not
 and exits without committing or aborting, so the transaction stays open at its coordinator until
 the timeout.
 Any error ends the process with a message on stderr and a non-zero status.
+`txn-produce` and `copy` are the transactional benchmarks' loops (docs/benchmarks.md).
+`txn-produce` writes N records with 100-byte values (--value-size) and no key in transactions
+of K records (transactional.id random, linger.ms 5) and prints {"records", "seconds"}, timed from
+the first begin_transaction to the last commit. `copy` is the loop of Klamm's
+`transactional-copy` example: it reads T1 read_committed in group G, writes each record's key
+and value to T2 with a `source-offset` header (`partition:offset`), and commits the input offsets
+in the same transaction every --commit-every records (default 1000) or when a poll returns
+nothing; it stops after N records or when idle for --timeout-ms and prints {"records",
+"transactions", "seconds"}, timed from the first record read to the last commit.
 """
 
 import argparse
@@ -539,6 +551,102 @@ def create_topic(args):
         future.result(30)
 
 
+def txn_produce(args):
+    config = common_config(args)
+    config.update(
+        {
+            "transactional.id": f"klamm-rdkafka-bench-{uuid.uuid4()}",
+            "linger.ms": 5,
+            "message.timeout.ms": 60000,
+        }
+    )
+    producer = Producer(config)
+    producer.init_transactions(60)
+    value = b"x" * args.value_size
+    start = time.monotonic()
+    sent = 0
+    while sent < args.count:
+        producer.begin_transaction()
+        for _ in range(min(args.per_transaction, args.count - sent)):
+            while True:
+                try:
+                    producer.produce(args.topic, value=value)
+                    break
+                except BufferError:
+                    producer.poll(0.001)
+            sent += 1
+            if sent % 1024 == 0:
+                producer.poll(0)
+        producer.commit_transaction(60)
+    emit({"records": sent, "seconds": time.monotonic() - start})
+
+
+def copy(args):
+    consumer_config = common_config(args)
+    consumer_config.update(
+        {
+            "group.id": args.group,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    producer_config = common_config(args)
+    producer_config.update({"transactional.id": args.transactional_id, "linger.ms": 5})
+    producer = Producer(producer_config)
+    producer.init_transactions(60)
+    consumer = Consumer(consumer_config)
+    consumer.subscribe([args.topic])
+    state = {"open": False, "pending": 0, "offsets": {}, "copied": 0, "transactions": 0}
+
+    def commit():
+        if not state["open"]:
+            return
+        offsets = [TopicPartition(args.topic, p, o) for p, o in state["offsets"].items()]
+        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 60)
+        producer.commit_transaction(60)
+        state.update(open=False, offsets={}, copied=state["copied"] + state["pending"], pending=0)
+        state["transactions"] += 1
+
+    first = None
+    idle_since = time.monotonic()
+    while state["copied"] + state["pending"] < args.count:
+        if time.monotonic() - idle_since > args.timeout_ms / 1000:
+            break
+        msgs = consumer.consume(500, 0.2)
+        if not msgs:
+            commit()
+            continue
+        idle_since = time.monotonic()
+        for msg in msgs:
+            if msg.error() is not None:
+                continue
+            if state["copied"] + state["pending"] >= args.count:
+                break
+            if first is None:
+                first = time.monotonic()
+            if not state["open"]:
+                producer.begin_transaction()
+                state["open"] = True
+            headers = [("source-offset", f"{msg.partition()}:{msg.offset()}".encode())]
+            while True:
+                try:
+                    producer.produce(args.output, key=msg.key(), value=msg.value(), headers=headers)
+                    break
+                except BufferError:
+                    producer.poll(0.001)
+            state["offsets"][msg.partition()] = msg.offset() + 1
+            state["pending"] += 1
+            if state["pending"] % 1024 == 0:
+                producer.poll(0)
+            if state["pending"] >= args.commit_every:
+                commit()
+    commit()
+    seconds = time.monotonic() - first if first is not None else 0.0
+    consumer.close()
+    emit({"records": state["copied"], "transactions": state["transactions"], "seconds": seconds})
+
+
 def main():
     parser = argparse.ArgumentParser(prog=PROG)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -583,6 +691,17 @@ def main():
     p = base("hang-transaction")
     p.add_argument("--transactional-id", required=True)
     p.add_argument("--transaction-timeout-ms", type=int, default=600000)
+    p = base("txn-produce")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--per-transaction", type=lambda v: max(1, int(v)), required=True)
+    p.add_argument("--value-size", type=int, default=100)
+    p = base("copy")
+    p.add_argument("--output", required=True)
+    p.add_argument("--group", required=True)
+    p.add_argument("--transactional-id", required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--commit-every", type=lambda v: max(1, int(v)), default=1000)
+    p.add_argument("--timeout-ms", type=int, default=10000)
 
     args = parser.parse_args()
     try:
@@ -594,6 +713,8 @@ def main():
             "group-member": group_member,
             "committed": committed,
             "hang-transaction": hang_transaction,
+            "txn-produce": txn_produce,
+            "copy": copy,
         }
         commands[args.command](args)
     except (PeerError, KafkaException) as e:

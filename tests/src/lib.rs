@@ -60,6 +60,7 @@ mod raw_records;
 mod recording;
 mod soak;
 mod topics;
+mod transactional_copy;
 mod version_cap;
 
 pub use broker::{Broker, BrokerBuilder, BrokerKind};
@@ -85,6 +86,7 @@ pub use soak::{
     reliable_producer_config, run as run_soak, Fault, FaultPlan, SoakOptions, SoakProducer, SoakReport,
 };
 pub use topics::{create_topic, produce_keyed, shared_topic_and_group};
+pub use transactional_copy::{copy_defects, source_offset, Copier, CopierExit};
 pub use version_cap::{cap_api_versions, VersionCap, VersionCapProxy};
 
 /// The README's code, compiled (and, where it needs no broker, run) as doc tests, so the

@@ -483,6 +483,15 @@ impl Peer {
         command
     }
 
+    /// Runs a command of the peer (such as the benchmarks' `txn-produce` and `copy`) and
+    /// returns the JSON object of its last output line.
+    pub fn run_for_json(&self, args: &[&str]) -> Result<serde_json::Value, Error> {
+        let out = self.run(args, Vec::new())?;
+        let last = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+        serde_json::from_str(last)
+            .map_err(|e| format!("the {} peer printed {last:?}, not a JSON line: {e}", self.name()).into())
+    }
+
     /// Creates `topic` with `partitions` partitions (replication factor 1). Panics if the peer
     /// fails.
     pub fn create_topic(&self, brokers: &str, topic: &str, partitions: u32) {

@@ -432,3 +432,58 @@ async fn a_failed_record_makes_the_transaction_abortable() {
     assert_eq!(read_all(broker, &topic, 1, IsolationLevel::ReadCommitted).await, values("next", 2));
     producer.close(Duration::from_secs(5)).await;
 }
+
+/// The `transactional-copy` example on one broker: a first run copies what the input holds
+/// in transactions of at most `--commit-every` records and stops when idle; a second run,
+/// with `--count`, resumes from the offsets the first one committed and copies only the new
+/// records. librdkafka's and Java's read_committed consumers read each input record in the
+/// output exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_copy_copies_once_and_resumes() {
+    let broker = Broker::shared_kafka();
+    let (input, output) = (unique_topic("txn-copy-in"), unique_topic("txn-copy-out"));
+    create_topic(broker, &input, 3).await;
+    create_topic(broker, &output, 3).await;
+    klamm_tests::produce_keyed(broker, &input, 1500).await;
+    let (group, id) = (unique_topic("txn-copy-group"), unique_topic("txn-copy-id"));
+    let bootstrap = broker.bootstrap();
+    let run = |extra: &'static [&'static str]| {
+        let (bootstrap, input, output, group, id) =
+            (bootstrap.clone(), input.clone(), output.clone(), group.clone(), id.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut flags = vec!["--commit-every", "200", "--timeout-ms", "3000"];
+            // Routed: the first to the consumer only, the second to the producer only.
+            flags.extend(["--property", "session.timeout.ms=10000", "--property", "producer.linger.ms=5"]);
+            flags.extend_from_slice(extra);
+            let exit = klamm_tests::Copier::start("copy", &bootstrap, &input, &output, &group, &id, &flags)
+                .wait(Duration::from_secs(90));
+            assert!(exit.status.success(), "the copier failed: {}", exit.stderr);
+            exit.summary().unwrap_or_else(|| panic!("no summary line: {}", exit.stdout))
+        })
+    };
+    let (copied, committed, aborted) = run(&[]).await.unwrap();
+    assert_eq!((copied, aborted), (1500, 0));
+    assert!(committed >= 8, "at most 200 records a transaction: {committed} transactions");
+
+    klamm_tests::produce_keyed(broker, &input, 300).await;
+    let (copied, _, aborted) = run(&["--count", "300"]).await.unwrap();
+    assert_eq!((copied, aborted), (300, 0), "the second run copies only the new records");
+
+    let (bootstrap, input, output) = (broker.bootstrap(), input.clone(), output.clone());
+    tokio::task::spawn_blocking(move || {
+        let quick = |isolation| ConsumeOptions {
+            idle_timeout: Duration::from_secs(3),
+            isolation: Some(isolation),
+            ..ConsumeOptions::default()
+        };
+        let sources = Peer::rdkafka().consume(&bootstrap, &input, 1800, &quick(Isolation::ReadUncommitted));
+        assert_eq!(sources.len(), 1800);
+        for peer in [Peer::rdkafka(), Peer::java()] {
+            let copies = peer.consume(&bootstrap, &output, 1801, &quick(Isolation::ReadCommitted));
+            let defects = klamm_tests::copy_defects(&sources, &copies);
+            assert!(defects.is_empty(), "{} read_committed: {defects:?}", peer.name());
+        }
+    })
+    .await
+    .unwrap();
+}

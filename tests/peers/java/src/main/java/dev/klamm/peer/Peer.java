@@ -58,6 +58,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * group-member --brokers B --topic T --group G [--assignor cooperative-sticky|range|roundrobin]
  *         [--commit-every N] [--count N] [--timeout-ms MS] [--property key=value]...
  * committed --brokers B --topic T --group G
+ * txn-produce --brokers B --topic T --count N --per-transaction K [--value-size BYTES]
+ * copy --brokers B --topic T1 --output T2 --group G --transactional-id ID --count N
+ *         [--commit-every N] [--timeout-ms MS]
  * </pre>
  *
  * Records travel as JSON lines with keys, values and header values in lowercase hex (null stays
@@ -82,6 +85,15 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *
  * <p>{@code committed} prints {@code {"partition":p,"offset":o|null}} per partition of T: the
  * offsets group G has committed.
+ *
+ * <p>{@code txn-produce} and {@code copy} are the transactional benchmarks' loops, as in the
+ * librdkafka peer: N keyless records of --value-size bytes (default 100) in transactions of K
+ * records (linger.ms 5), printing {@code {"records","seconds"}} from the first
+ * beginTransaction to the last commit; and the loop of Klamm's {@code transactional-copy}
+ * example (read_committed, key and value to T2 with a {@code source-offset} header, input
+ * offsets committed in the transaction every --commit-every records or when a poll returns
+ * nothing), printing {@code {"records","transactions","seconds"}} from the first record read
+ * to the last commit.
  */
 public final class Peer {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -129,6 +141,10 @@ public final class Peer {
                 return groupMember(args);
             case "committed":
                 return committed(args);
+            case "txn-produce":
+                return txnProduce(args);
+            case "copy":
+                return copy(args);
             default:
                 throw new UsageException("unknown command " + argv[0]);
         }
@@ -547,6 +563,118 @@ public final class Peer {
         int partitions = Integer.parseInt(args.get("partitions", "1"));
         try (Admin admin = Admin.create(common(args))) {
             admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
+        }
+        return 0;
+    }
+
+    private static int txnProduce(Args args) throws Exception {
+        long count = Long.parseLong(args.require("count"));
+        long perTransaction = Math.max(1, Long.parseLong(args.require("per-transaction")));
+        byte[] value = new byte[Integer.parseInt(args.get("value-size", "100"))];
+        java.util.Arrays.fill(value, (byte) 'x');
+        Properties props = common(args);
+        props.put("transactional.id", "klamm-java-bench-" + java.util.UUID.randomUUID());
+        props.put("linger.ms", "5");
+        String topic = args.require("topic");
+        try (KafkaProducer<byte[], byte[]> producer =
+                new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
+            producer.initTransactions();
+            long start = System.nanoTime();
+            long sent = 0;
+            while (sent < count) {
+                producer.beginTransaction();
+                for (long i = 0; i < perTransaction && sent < count; i++, sent++) {
+                    producer.send(new ProducerRecord<>(topic, value));
+                }
+                producer.commitTransaction();
+            }
+            ObjectNode out = JSON.createObjectNode();
+            out.put("records", sent);
+            out.put("seconds", (System.nanoTime() - start) / 1e9);
+            System.out.println(out);
+        }
+        return 0;
+    }
+
+    private static int copy(Args args) throws Exception {
+        String input = args.require("topic");
+        String output = args.require("output");
+        long count = Long.parseLong(args.require("count"));
+        long commitEvery = Math.max(1, Long.parseLong(args.get("commit-every", "1000")));
+        long idleMs = Long.parseLong(args.get("timeout-ms", "10000"));
+        Properties consumerProps = common(args);
+        consumerProps.put("group.id", args.require("group"));
+        consumerProps.put("isolation.level", "read_committed");
+        consumerProps.put("enable.auto.commit", "false");
+        consumerProps.put("auto.offset.reset", "earliest");
+        Properties producerProps = common(args);
+        producerProps.put("transactional.id", args.require("transactional-id"));
+        producerProps.put("linger.ms", "5");
+        try (KafkaProducer<byte[], byte[]> producer =
+                        new KafkaProducer<>(producerProps, new ByteArraySerializer(), new ByteArraySerializer());
+                KafkaConsumer<byte[], byte[]> consumer =
+                        new KafkaConsumer<>(consumerProps, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            producer.initTransactions();
+            consumer.subscribe(List.of(input));
+            Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+            boolean open = false;
+            long pending = 0, copied = 0, transactions = 0, first = 0;
+            long lastRecord = System.nanoTime();
+            outer:
+            while (copied + pending < count && (System.nanoTime() - lastRecord) / 1_000_000 < idleMs) {
+                var records = consumer.poll(Duration.ofMillis(200));
+                if (records.isEmpty()) {
+                    if (open) {
+                        producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
+                        producer.commitTransaction();
+                        copied += pending;
+                        transactions++;
+                        pending = 0;
+                        offsets.clear();
+                        open = false;
+                    }
+                    continue;
+                }
+                lastRecord = System.nanoTime();
+                for (ConsumerRecord<byte[], byte[]> r : records) {
+                    if (copied + pending >= count) {
+                        break outer;
+                    }
+                    if (first == 0) {
+                        first = System.nanoTime();
+                    }
+                    if (!open) {
+                        producer.beginTransaction();
+                        open = true;
+                    }
+                    ProducerRecord<byte[], byte[]> copy = new ProducerRecord<>(output, r.key(), r.value());
+                    copy.headers().add("source-offset",
+                            (r.partition() + ":" + r.offset()).getBytes(StandardCharsets.UTF_8));
+                    producer.send(copy);
+                    offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                    pending++;
+                    if (pending >= commitEvery) {
+                        producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
+                        producer.commitTransaction();
+                        copied += pending;
+                        transactions++;
+                        pending = 0;
+                        offsets.clear();
+                        open = false;
+                    }
+                }
+            }
+            if (open) {
+                producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
+                producer.commitTransaction();
+                copied += pending;
+                transactions++;
+            }
+            ObjectNode out = JSON.createObjectNode();
+            out.put("records", copied);
+            out.put("transactions", transactions);
+            out.put("seconds", first == 0 ? 0.0 : (System.nanoTime() - first) / 1e9);
+            System.out.println(out);
         }
         return 0;
     }
