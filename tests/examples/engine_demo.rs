@@ -1,14 +1,19 @@
-//! The demo behind `scripts/demo`: the workspace engine end to end against a local Apache Kafka.
+//! The demo behind `scripts/demo`: the workspace engine end to end against a local Apache Kafka,
+//! with a takeover by an engine on another "host" that has none of the first one's files.
 //!
 //! 1. Start Kafka on a free 127.0.0.1 port, create the `workspace-events` topic (3 partitions)
 //!    and produce demo events keyed by workspace id: plain events for six workspaces, a poison
 //!    event, a value that is not JSON and a flaky event.
-//! 2. Run the `workspace-engine` example with a per-event delay and stop it (SIGTERM) part way.
-//! 3. Show the workspace files it saved, run it again to the end and show that it resumed from
-//!    the stored offsets: every workspace's `events` equals the number of its events (none
-//!    applied twice), and the dead-letter topic holds the poison and non-JSON events.
-//! 4. Before stopping the second run, read its `/metrics` over HTTP (the example serves it; here
-//!    on a free port) and show what it reports: events per outcome, lag and committed offset per
+//! 2. Run 1 ("host A"): the `workspace-engine` example with the Kafka-backed workspace store
+//!    (`KAFKA_STATE_STORE=kafka`: each saved workspace goes to the compacted changelog topic
+//!    `<group>-workspaces-changelog`) and a per-event delay; kill it with SIGKILL part way.
+//! 3. Run 2 ("host B"): the same example in the same group, with a new, empty state directory.
+//!    It restores the workspaces from the changelog and applies the rest: every workspace's
+//!    `events` (read from the changelog, as a tool would) equals the number of its events, so
+//!    none was applied twice or skipped, and the dead-letter topic holds the poison and
+//!    non-JSON events.
+//! 4. Before stopping run 2, read its `/metrics` over HTTP (the example serves it; here on a
+//!    free port) and show what it reports: events per outcome, lag and committed offset per
 //!    partition, rebalances, restore and handler times, the clients' counters.
 //!
 //! Exits non-zero when any of those checks fails.
@@ -19,7 +24,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use klamm::{Admin, ClientConfig, NewTopic, Producer, ProducerConfig, ProducerRecord};
+use klamm::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, NewTopic, Offset, OffsetSpec, Producer, ProducerConfig,
+    ProducerRecord, TopicPartition,
+};
 use klamm_tests::{example_binary, http_get, metric_value, Broker, ConsumeOptions, Peer};
 
 const TOPIC: &str = "workspace-events";
@@ -59,39 +67,50 @@ fn demo() -> Step<()> {
     println!("\n==> Building the workspace-engine example...");
     let binary = example_binary("klamm-engine", "workspace-engine");
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let state = dir.path().join("state");
+    let host_a = dir.path().join("host-a");
+    let host_b = dir.path().join("host-b");
     let total: u64 = expected.values().sum();
+    let changelog = format!("{GROUP}-workspaces-changelog");
 
-    println!("\n==> Run 1: the engine applies events ({DELAY_MS} ms each); we stop it part way with SIGTERM");
-    let mut first = EngineRun::start(&binary, &brokers, &state, dir.path().join("run1.log"))?;
+    println!(
+        "\n==> Run 1 on \"host A\": the engine applies events ({DELAY_MS} ms each) and keeps its workspaces \
+         in Kafka (KAFKA_STATE_STORE=kafka, topic {changelog}); we kill it part way with SIGKILL"
+    );
+    let mut first = EngineRun::start(&binary, &brokers, &host_a, dir.path().join("run1.log"))?;
     let at = total / 3;
-    first.wait_until(&state, |n| n >= at, Duration::from_secs(90))?;
-    println!("    {} events applied so far; sending SIGTERM", applied(&state));
-    let log = first.stop(Duration::from_secs(60))?;
+    first.wait_until(&rt, &brokers, &changelog, |n| n >= at, Duration::from_secs(90))?;
+    let after_first = applied(&rt, &brokers, &changelog)?;
+    println!("    {after_first} events applied and saved to the changelog so far; sending SIGKILL");
+    let log = first.kill();
     print_log(&log);
-    let after_first = applied(&state);
     if after_first >= total {
-        return Err(format!("run 1 applied all {total} events before it was stopped; nothing to resume"));
+        return Err(format!("run 1 applied all {total} events before it was killed; nothing to take over"));
     }
-    println!("\n    Workspace files after run 1 ({after_first} of {total} events applied):");
-    print_states(&state);
+    println!("\n    The changelog after run 1 (each workspace's last record):");
+    print_states(&rt, &brokers, &changelog);
 
-    println!("\n==> Run 2: the same engine, same state directory and group; it resumes where each workspace stopped");
-    let mut second = EngineRun::start(&binary, &brokers, &state, dir.path().join("run2.log"))?;
-    second.wait_until(&state, |n| n >= total, Duration::from_secs(90))?;
+    println!(
+        "\n==> Run 2 on \"host B\": a second engine in the same group, with an empty state directory; \
+         it restores the workspaces from the changelog and takes every partition over"
+    );
+    let mut second = EngineRun::start(&binary, &brokers, &host_b, dir.path().join("run2.log"))?;
+    second.wait_until(&rt, &brokers, &changelog, |n| n >= total, Duration::from_secs(120))?;
     // Give anything that would be applied twice time to show up.
     std::thread::sleep(Duration::from_secs(2));
     let metrics = second.metrics()?;
     let log = second.stop(Duration::from_secs(60))?;
     print_log(&log);
-    if !log.contains("resuming at the ") && !log.contains("seek to stored offset") {
-        return Err("run 2 did not resume from where run 1 saved".into());
+    if !log.contains("changelog restored") {
+        return Err("run 2 did not restore the workspaces from the changelog".into());
     }
-    println!("\n    Workspace files after run 2:");
-    print_states(&state);
+    if !log.contains("resuming at the ") {
+        return Err("run 2 did not resume from where run 1 had committed".into());
+    }
+    println!("\n    The changelog after run 2:");
+    print_states(&rt, &brokers, &changelog);
 
     println!("\n==> Checking");
-    let found = states(&state)?;
+    let found = states(&rt, &brokers, &changelog)?;
     let mut ok = true;
     for (id, want) in &expected {
         let got = found.get(id).and_then(|v| v["events"].as_u64());
@@ -106,7 +125,7 @@ fn demo() -> Step<()> {
     if !ok {
         return Err("some workspace did not apply each of its events exactly once".into());
     }
-    println!("    every event applied exactly once across the two runs");
+    println!("    every event applied exactly once across the two engines, though the first was killed");
 
     let options = ConsumeOptions { idle_timeout: Duration::from_secs(10), ..ConsumeOptions::default() };
     let dead = Peer::rdkafka().consume(&brokers, DLQ, bad.len(), &options);
@@ -226,6 +245,10 @@ impl EngineRun {
             .env("KAFKA_TOPIC", TOPIC)
             .env("KAFKA_GROUP_ID", GROUP)
             .env("KAFKA_STATE_DIR", state)
+            .env("KAFKA_STATE_STORE", "kafka")
+            // The first run is killed: a short session lets the group notice it within seconds.
+            .env("KAFKA_CONSUMER_SESSION_TIMEOUT", "6s")
+            .env("KAFKA_CONSUMER_HEARTBEAT_INTERVAL", "1s")
             .env("KAFKA_RETRY_BACKOFF_MS", "50")
             .env("KAFKA_CONSUMER_MAX_POLL_RECORDS", "20")
             .env("WORKSPACE_ENGINE_DELAY_MS", DELAY_MS)
@@ -244,10 +267,18 @@ impl EngineRun {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn wait_until(&mut self, state: &Path, done: impl Fn(u64) -> bool, within: Duration) -> Step<()> {
+    /// Waits until the events applied, by the changelog, satisfy `done`.
+    fn wait_until(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        brokers: &str,
+        changelog: &str,
+        done: impl Fn(u64) -> bool,
+        within: Duration,
+    ) -> Step<()> {
         let deadline = Instant::now() + within;
         loop {
-            if done(applied(state)) {
+            if done(applied(rt, brokers, changelog)?) {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -256,8 +287,15 @@ impl EngineRun {
             if Instant::now() > deadline {
                 return Err(format!("the engine made too little progress:\n{}", self.log()));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// SIGKILL: the process ends at once, saving and committing nothing more. Returns the log.
+    fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log()
     }
 
     /// The engine's `/metrics`, read over HTTP at the address it logged.
@@ -314,8 +352,10 @@ impl Drop for EngineRun {
 /// Prints the engine's log lines that tell the story (assignment, workspaces, seeks, DLQ,
 /// shutdown), without timestamps and span noise.
 fn print_log(log: &str) {
-    const TOLD: [&str; 10] = [
+    const TOLD: [&str; 12] = [
         "partitions assigned",
+        "changelog restored",
+        "workspace store restored",
         "loaded workspace",
         "resuming at the ",
         "seek to stored offset",
@@ -354,34 +394,78 @@ fn print_metrics(text: &str) {
     }
 }
 
-/// Events applied, over every workspace file.
-fn applied(dir: &Path) -> u64 {
-    states(dir).map_or(0, |s| s.values().map(|v| v["events"].as_u64().unwrap_or(0)).sum())
+/// Events applied, over every workspace in the changelog.
+fn applied(rt: &tokio::runtime::Runtime, brokers: &str, changelog: &str) -> Step<u64> {
+    Ok(states(rt, brokers, changelog)?.values().map(|v| v["events"].as_u64().unwrap_or(0)).sum())
 }
 
-fn states(dir: &Path) -> Step<BTreeMap<String, serde_json::Value>> {
-    let mut out = BTreeMap::new();
-    let Ok(entries) = fs::read_dir(dir) else { return Ok(out) };
-    for e in entries.flatten() {
-        let path = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || path.extension().and_then(|x| x.to_str()) != Some("json") {
-            continue;
+/// Each workspace's document, as the last record of its key in the changelog topic says
+/// (read from the beginning to the end offsets it has now, as any tool can). Empty while the
+/// topic does not exist yet.
+fn states(
+    rt: &tokio::runtime::Runtime,
+    brokers: &str,
+    changelog: &str,
+) -> Step<BTreeMap<String, serde_json::Value>> {
+    rt.block_on(read_changelog(brokers, changelog))
+}
+
+async fn read_changelog(brokers: &str, changelog: &str) -> Step<BTreeMap<String, serde_json::Value>> {
+    let admin = Admin::connect(ClientConfig::new(brokers)).await.map_err(|e| format!("admin: {e}"))?;
+    let asked: Vec<(&str, i32, OffsetSpec)> = (0..3).map(|p| (changelog, p, OffsetSpec::Latest)).collect();
+    let mut ends = BTreeMap::new();
+    for ((_, p), end) in admin.list_offsets(&asked).await {
+        match end {
+            Ok(end) => {
+                ends.insert(p, end.offset);
+            }
+            // Not created yet: the engine creates it when it starts.
+            Err(e)
+                if e.kind()
+                    == &klamm::ErrorKind::Broker(klamm::protocol::ErrorCode::UNKNOWN_TOPIC_OR_PARTITION) =>
+            {
+                return Ok(BTreeMap::new());
+            }
+            Err(e) => return Err(format!("end offsets of {changelog}: {e}")),
         }
-        let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        let id = v["workspace_id"].as_str().unwrap_or(&name).to_string();
-        out.insert(id, v);
     }
+    let mut consumer = Consumer::new(ConsumerConfig::new(brokers)).map_err(|e| format!("consumer: {e}"))?;
+    let tps: Vec<TopicPartition> = ends.keys().map(|p| TopicPartition::new(changelog, *p)).collect();
+    consumer.assign(tps.clone());
+    for tp in &tps {
+        consumer.seek(tp, Offset::Beginning).map_err(|e| format!("seek: {e}"))?;
+    }
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ends.iter().any(|(p, end)| next.get(p).copied().unwrap_or(0) < *end) {
+        if Instant::now() > deadline {
+            return Err(format!("{changelog}: could not read up to {ends:?} in 30 s"));
+        }
+        for r in consumer.poll(Duration::from_millis(200)).await.map_err(|e| format!("poll: {e}"))? {
+            next.insert(r.partition, r.offset + 1);
+            let Some(key) = r.key.as_deref() else { continue };
+            let id = String::from_utf8_lossy(key).into_owned();
+            match &r.value {
+                Some(v) => {
+                    let doc = serde_json::from_slice(v).map_err(|e| format!("{changelog} {id}: {e}"))?;
+                    out.insert(id, doc);
+                }
+                None => {
+                    out.remove(&id);
+                }
+            }
+        }
+    }
+    consumer.close(Duration::from_secs(5)).await.ok();
     Ok(out)
 }
 
-fn print_states(dir: &Path) {
-    match states(dir) {
+fn print_states(rt: &tokio::runtime::Runtime, brokers: &str, changelog: &str) {
+    match states(rt, brokers, changelog) {
         Ok(s) => {
             for (id, v) in s {
-                println!("      {id}.json  {v}");
+                println!("      {id:<9} {v}");
             }
         }
         Err(e) => println!("      cannot read: {e}"),

@@ -98,6 +98,19 @@ pub struct ReadmeSnippets;
 /// The harness's error: a message for the test's panic, whatever the cause.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+/// Logs the test's clients to stderr when `KLAMM_TEST_LOG` holds a `tracing` filter (say
+/// `klamm::producer=debug`), to see what a failing test's clients did; nothing otherwise.
+/// Safe to call from every test of a file.
+pub fn log_to_stderr_if_asked() {
+    if let Ok(filter) = std::env::var("KLAMM_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+    }
+}
+
 /// A topic name no other test (in this or another process) uses: `<prefix>-<pid>-<n>-<nanos>`.
 pub fn unique_topic(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

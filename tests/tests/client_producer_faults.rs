@@ -14,6 +14,7 @@ use producer_common::{check_read_back, produce_all_from};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_produce_survives_cut_connections_without_loss_or_duplicates() {
+    klamm_tests::log_to_stderr_if_asked();
     let (proxy, broker) =
         FaultProxy::in_front_of(Broker::builder(BrokerKind::Kafka)).expect("a broker behind a proxy");
     let topic = unique_topic("produce-faults");
