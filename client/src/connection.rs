@@ -182,8 +182,12 @@ struct Handle {
 
 /// What the connection task and the handles share.
 struct State {
-    /// Why the connection stopped; set once, by the task, before it fails in-flight requests.
+    /// Why the connection stopped; set once, by the task before it fails in-flight requests,
+    /// or by [`Connection::abandon`]. Set only while `waiting` is locked, so that no request is
+    /// taken in once it is set.
     cause: OnceLock<Error>,
+    /// The requests written whose responses are awaited, by correlation id.
+    waiting: InFlight,
 }
 
 enum Command {
@@ -230,9 +234,8 @@ impl Connection {
             Transport::Plain(stream)
         };
         let (tx, rx) = mpsc::channel(config.max_in_flight);
-        let state = Arc::new(State { cause: OnceLock::new() });
-        let in_flight: Arc<InFlight> = Arc::new(Mutex::new(HashMap::new()));
-        let task = Task { rx, state: Arc::clone(&state), in_flight, max_frame: config.max_frame, addr: peer };
+        let state = Arc::new(State { cause: OnceLock::new(), waiting: Mutex::new(HashMap::new()) });
+        let task = Task { rx, state: Arc::clone(&state), max_frame: config.max_frame, addr: peer };
         tokio::spawn(run(transport, task).instrument(span.clone()));
         let conn = Connection {
             inner: Arc::new(Handle {
@@ -338,6 +341,34 @@ impl Connection {
         if self.inner.tx.send(Command::Close(done)).await.is_ok() {
             // An error means the task stopped for another reason; either way it is gone.
             let _ = stopped.await;
+        }
+    }
+
+    /// Gives the connection up at once because of `cause` (say, a request that timed out):
+    /// every request in flight fails with it now, before this returns, and no response read
+    /// later is handed to anyone; the connection then stops in the background. Unlike
+    /// [`close`](Self::close), nothing that arrives meanwhile can complete a request sent
+    /// before the cause: a caller that must not see a later request succeed after an earlier
+    /// one failed (the producer, which resends in order) relies on that.
+    pub(crate) fn abandon(&self, cause: Error) {
+        let waiters: Vec<Waiter> = {
+            let mut waiting = lock(&self.inner.state.waiting);
+            if self.inner.state.cause.set(cause).is_err() {
+                // Already stopped or abandoned: its waiters were failed then.
+                return;
+            }
+            waiting.drain().map(|(_, w)| w).collect()
+        };
+        let cause = self.inner.state.cause.get();
+        for waiter in waiters {
+            let _ = waiter.reply.send(Err(closed_by(self.inner.addr, cause)));
+        }
+        let tx = self.inner.tx.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let (done, _) = oneshot::channel();
+                let _ = tx.send(Command::Close(done)).await;
+            });
         }
     }
 
@@ -726,7 +757,6 @@ enum Transport {
 struct Task {
     rx: mpsc::Receiver<Command>,
     state: Arc<State>,
-    in_flight: Arc<InFlight>,
     max_frame: usize,
     addr: SocketAddr,
 }
@@ -752,16 +782,20 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Task { mut rx, state, in_flight, max_frame, addr } = task;
+    let Task { mut rx, state, max_frame, addr } = task;
     let (cause, close_ack) = tokio::select! {
-        stop = write_half(wr, &mut rx, &in_flight, addr) => stop,
-        cause = read_half(rd, &in_flight, max_frame, addr) => (cause, None),
+        stop = write_half(wr, &mut rx, &state, addr) => stop,
+        cause = read_half(rd, &state.waiting, max_frame, addr) => (cause, None),
     };
     tracing::debug!(cause = %cause, "connection stopped");
     // Record the cause before failing the waiters, so a caller that sees its reply dropped finds
-    // it, and later sends fail fast.
-    let _ = state.cause.set(cause.clone());
-    let waiters: Vec<Waiter> = lock(&in_flight).drain().map(|(_, w)| w).collect();
+    // it, and later sends fail fast. (A cause set by `abandon` stays: it came first.)
+    let waiters: Vec<Waiter> = {
+        let mut waiting = lock(&state.waiting);
+        let _ = state.cause.set(cause.clone());
+        waiting.drain().map(|(_, w)| w).collect()
+    };
+    let cause = state.cause.get().cloned().unwrap_or(cause);
     for waiter in waiters {
         let _ = waiter.reply.send(Err(closed_by(addr, Some(&cause))));
     }
@@ -805,9 +839,10 @@ fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<i32, Waiter>>
 async fn write_half<W: AsyncWrite + Unpin>(
     mut wr: W,
     rx: &mut mpsc::Receiver<Command>,
-    in_flight: &InFlight,
+    state: &State,
     addr: SocketAddr,
 ) -> (Error, Option<oneshot::Sender<()>>) {
+    let in_flight = &state.waiting;
     let mut out = BytesMut::new();
     let mut written = Vec::new();
     let mut sweep = tokio::time::interval(Duration::from_secs(1));
@@ -828,12 +863,17 @@ async fn write_half<W: AsyncWrite + Unpin>(
                 None => return (Error::closed(addr, None), None),
                 Some(Command::Close(ack)) => return (Error::closed(addr, None), Some(ack)),
                 Some(Command::Request(req)) => {
-                    if !req.waiter.reply.is_closed() {
+                    // Checked under the lock `abandon` sets the cause under: once the
+                    // connection is abandoned, nothing more is written.
+                    let mut waiting = lock(in_flight);
+                    if let Some(cause) = state.cause.get() {
+                        let _ = req.waiter.reply.send(Err(closed_by(addr, Some(cause))));
+                    } else if !req.waiter.reply.is_closed() {
                         out.extend_from_slice(&req.frame);
                         if req.no_response {
                             written.push(req.waiter);
                         } else {
-                            lock(in_flight).insert(req.correlation_id, req.waiter);
+                            waiting.insert(req.correlation_id, req.waiter);
                         }
                     }
                 }
@@ -1193,6 +1233,39 @@ mod tests {
         drop(clone);
         let read = broker.await.expect("broker").expect("closed in time");
         assert_eq!(read.expect("read"), 0);
+    }
+
+    #[tokio::test]
+    async fn abandon_fails_every_request_in_flight_and_no_later_answer_completes_one() {
+        let (listener, addr) = listener().await;
+        let (got_both, both) = oneshot::channel();
+        let (answer, answer_now) = oneshot::channel::<()>();
+        let broker = tokio::spawn(async move {
+            let mut stream = accept(&listener).await;
+            let first = read_request(&mut stream).await.expect("first");
+            let second = read_request(&mut stream).await.expect("second");
+            let _ = got_both.send(());
+            // Both answers arrive after the client gave the connection up.
+            let _ = answer_now.await;
+            answer_metadata(&mut stream, &first).await;
+            answer_metadata(&mut stream, &second).await;
+            stream
+        });
+        let conn = Connection::connect(&addr, ConnectionConfig::default()).await.expect("connect");
+        let first = conn.submit(12, &metadata_for("a")).await.expect("submit");
+        let second = conn.submit(12, &metadata_for("b")).await.expect("submit");
+        both.await.expect("the broker read both");
+        conn.abandon(Error::at(ErrorKind::Timeout, conn.inner.addr));
+        assert!(conn.is_closed());
+        let _ = answer.send(());
+        for pending in [first, second] {
+            let err = pending.response().await.expect_err("abandoned");
+            assert_eq!(err.kind(), &ErrorKind::Closed, "{err:?}");
+            assert!(err.is_retriable());
+        }
+        let err = conn.send(&metadata_for("c")).await.expect_err("abandoned");
+        assert_eq!(err.kind(), &ErrorKind::Closed, "later requests fail fast: {err:?}");
+        drop(broker.await.expect("broker"));
     }
 
     #[tokio::test]

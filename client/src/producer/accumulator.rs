@@ -38,6 +38,13 @@
 //!   sends what follows; if the expired batch was not written after all, the broker answers
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER for the next one, and the partition moves on then. So no
 //!   partition's trouble touches another's batches, and no batch is ever written twice.
+//! - The broker remembers a producer's last five batches per partition for de-duplication.
+//!   Outcomes reach the queue in the order the batches were sent (the sender reports them so),
+//!   so a partition never gets more than `max_in_flight` batches past one whose outcome is
+//!   unknown. Should a later batch be acknowledged while an earlier one under the same epoch
+//!   is unresolved anyway, the earlier one is marked written (the broker takes sequence numbers
+//!   only in order): it then completes as written whatever its own answer says, and is never
+//!   re-stamped, expired or failed.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -201,6 +208,12 @@ pub(crate) struct Batch {
     /// written it. Resent under the same epoch, the broker's de-duplication settles it; it is
     /// never re-stamped under a new epoch while this is so.
     pub(crate) maybe_written: bool,
+    /// A later batch of the partition under the same producer id and epoch was acknowledged,
+    /// so the broker wrote this one (it takes a producer's sequence numbers only in order),
+    /// whatever this batch's own answer turns out to be. Such a batch never fails, expires
+    /// or moves to a new epoch: it completes as written, with its offset unknown unless its
+    /// own answer gives it.
+    pub(crate) written: bool,
 }
 
 impl Batch {
@@ -306,7 +319,19 @@ impl PartitionQueue {
     /// numbers start again at 0 and every queued batch is re-stamped in queue order. Called only
     /// when nothing of the partition is in flight and the broker said its batches were not
     /// written (see the module docs).
-    pub(crate) fn move_to(&mut self, producer: (i64, i16)) {
+    ///
+    /// Returns the batches known to be written ([`Batch::written`]), taken out of the queue:
+    /// they complete as written and must never be sent under the new epoch.
+    pub(crate) fn move_to(&mut self, producer: (i64, i16)) -> Vec<Batch> {
+        let mut written = Vec::new();
+        let mut index = 0;
+        while index < self.queue.len() {
+            if self.queue[index].written {
+                written.extend(self.remove(index));
+            } else {
+                index += 1;
+            }
+        }
         self.needs_bump = false;
         self.producer = Some(producer);
         self.next_sequence = 0;
@@ -320,6 +345,7 @@ impl PartitionQueue {
             batch.stamp = stamp;
             batch.maybe_written = false;
         }
+        written
     }
 
     /// Whether the partition has to move to an epoch newer than `latest` (it already uses
@@ -337,7 +363,7 @@ impl PartitionQueue {
     /// written, nothing changes: the broker's answer to the next batch tells (see the module
     /// docs).
     pub(crate) fn dropped(&mut self, batch: &Batch) {
-        if batch.stamp.is_some() && !batch.maybe_written && self.producer.is_some() {
+        if batch.stamp.is_some() && !batch.maybe_written && !batch.written && self.producer.is_some() {
             self.needs_bump = true;
         }
     }
@@ -486,6 +512,7 @@ impl Accumulator {
                 last_error: None,
                 in_flight: false,
                 maybe_written: false,
+                written: false,
             });
             next_id += 1;
             new_batch = true;

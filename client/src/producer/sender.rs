@@ -35,8 +35,10 @@
 //! The sender drains partitions starting one further each round (as the Java client rotates
 //! its drain index), so that under load the first partitions do not take every request slot.
 //!
-//! A request that timed out closes its connection (as the Java client does), so that nothing
-//! sent after it can overtake its retry.
+//! Each sink reports its requests' outcomes in the order it sent them, whichever connection
+//! they went out on. A request that timed out abandons its connection at once (as the Java
+//! client disconnects): every request behind it fails with it, so no later batch of a partition
+//! succeeds once an earlier one failed, and nothing sent after it can overtake its retry.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -118,7 +120,15 @@ pub(super) async fn run(shared: Arc<Shared>) {
 }
 
 /// Writes the Produce requests for one broker in the order the sender made them, each as soon
-/// as the previous one is on the socket (pipelined, never reordered), and reports each outcome.
+/// as the previous one is on the socket (pipelined, never reordered), and reports each outcome
+/// in that same order.
+///
+/// Reporting in order matters when the connection changes under a partition's batches: a
+/// batch that failed on a connection that was cut must be reported before a later batch of
+/// its partition that succeeded on the next connection. Otherwise the sender would take the
+/// success first and send more batches behind the failed one, until more of them were written
+/// than the broker remembers for de-duplication; the failed batch, resent then, would be
+/// refused as out of order, though it is in the log.
 async fn sink(
     client: crate::Client,
     node: i32,
@@ -126,6 +136,31 @@ async fn sink(
     mut requests: mpsc::UnboundedReceiver<(ProduceRequest, Vec<Sent>, i16)>,
     events: mpsc::UnboundedSender<Event>,
 ) {
+    let (outcomes, mut in_order) = mpsc::unbounded_channel::<SinkOutcome>();
+    tokio::spawn(async move {
+        while let Some(outcome) = in_order.recv().await {
+            let event = match outcome {
+                SinkOutcome::Known(event) => event,
+                SinkOutcome::Pending(pending, sent) => {
+                    let conn = pending.connection().clone();
+                    let result = pending.response().await;
+                    if let Err(e) = &result {
+                        if matches!(e.kind(), ErrorKind::Timeout) {
+                            // Every request behind this one on the connection fails with it,
+                            // now (as the Java client disconnects on a request timeout): none
+                            // may succeed once this one failed. Nothing sent after it
+                            // overtakes its retry either.
+                            conn.abandon(e.clone());
+                        }
+                    }
+                    Event::Response { node, sent, reached: true, result: result.map(Some) }
+                }
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    });
     while let Some((request, sent, cap)) = requests.recv().await {
         // Set once the request is handed to a connection: from then on its outcome may be
         // unknown.
@@ -147,30 +182,22 @@ async fn sink(
             conn.submit(version, &request).await.map(Some)
         }
         .await;
-        match submitted {
-            Ok(Some(pending)) => {
-                let events = events.clone();
-                tokio::spawn(async move {
-                    let conn = pending.connection().clone();
-                    let result = pending.response().await;
-                    if let Err(e) = &result {
-                        if matches!(e.kind(), ErrorKind::Timeout) {
-                            // Nothing sent after this request may overtake its retry.
-                            conn.close().await;
-                        }
-                    }
-                    let _ =
-                        events.send(Event::Response { node, sent, reached: true, result: result.map(Some) });
-                });
-            }
-            Ok(None) => {
-                let _ = events.send(Event::Response { node, sent, reached: true, result: Ok(None) });
-            }
-            Err(e) => {
-                let _ = events.send(Event::Response { node, sent, reached, result: Err(e) });
-            }
-        }
+        let outcome = match submitted {
+            Ok(Some(pending)) => SinkOutcome::Pending(pending, sent),
+            Ok(None) => SinkOutcome::Known(Event::Response { node, sent, reached: true, result: Ok(None) }),
+            Err(e) => SinkOutcome::Known(Event::Response { node, sent, reached, result: Err(e) }),
+        };
+        // The reporter stops only when the sender is gone.
+        let _ = outcomes.send(outcome);
     }
+}
+
+/// A request's outcome as the sink hands it to its reporter, in the order of the requests.
+enum SinkOutcome {
+    /// Submitted: the response (or its failure) is still to come.
+    Pending(crate::connection::PendingResponse<ProduceRequest>, Vec<Sent>),
+    /// Known already (never submitted, or no response expected).
+    Known(Event),
 }
 
 /// Fails every queued record with `error` and stops the sender.
@@ -283,7 +310,7 @@ impl Sender {
             if idempotent && !transactional && state.producer.is_none() {
                 self.start_init(now, &mut wake_at);
             }
-            if idempotent && !transactional && move_epochs(&mut state) {
+            if idempotent && !transactional && move_epochs(&mut state, stats, &mut released) {
                 // The epoch cannot grow any further: a new producer id is needed.
                 state.producer = None;
                 self.start_init(now, &mut wake_at);
@@ -356,6 +383,10 @@ impl Sender {
                                 break;
                             }
                             let batch = queue.remove(0).expect("front exists");
+                            if batch.written {
+                                released += complete_written(batch, stats);
+                                continue;
+                            }
                             queue.dropped(&batch);
                             released += batch.memory;
                             let error = expired(&name, &batch, config.delivery_timeout);
@@ -716,9 +747,31 @@ impl Sender {
                 Outcome::Bump(e, _) if transactional => Outcome::Fail(e),
                 other => other,
             };
+            // The broker wrote it (a later batch was acknowledged): an out-of-order answer
+            // only means its sequence numbers left the broker's de-duplication window, and
+            // sending it again under a new epoch would write it twice.
+            let outcome = match outcome {
+                Outcome::Bump(e, _) | Outcome::Fail(e) if batch.written => {
+                    tracing::debug!(topic = %s.topic, partition = s.partition, error = %e, "a batch the broker wrote (a later one was acknowledged) completes without its offset");
+                    Outcome::Done(BatchAck { base_offset: -1, log_append_time: -1 })
+                }
+                other => other,
+            };
             let bump = matches!(outcome, Outcome::Bump(..));
             match outcome {
                 Outcome::Done(ack) => {
+                    // The broker takes a producer's sequence numbers in order: the batches
+                    // before this one under the same producer id and epoch were written.
+                    if let Some(stamp) = queue.queue[index].stamp {
+                        for earlier in queue.queue.iter_mut().take(index) {
+                            if earlier
+                                .stamp
+                                .is_some_and(|e| e.producer_id == stamp.producer_id && e.epoch == stamp.epoch)
+                            {
+                                earlier.written = true;
+                            }
+                        }
+                    }
                     let batch = queue.remove(index).expect("present");
                     Counters::add(&stats.batches_sent, 1);
                     Counters::add(&stats.records_sent, u64::from(batch.records));
@@ -863,7 +916,10 @@ fn open_batch_can_go(
 /// producer's newest epoch when the partition is on an older one, else the newest bumped by
 /// one (once per round; the partitions that move in the same round share it). Returns `true`
 /// when the epoch cannot grow any more, so that a new producer id must be fetched first.
-fn move_epochs(state: &mut Accumulator) -> bool {
+///
+/// Batches known to be written ([`Batch::written`]) are not moved: they complete as written
+/// (their buffer memory is added to `released`).
+fn move_epochs(state: &mut Accumulator, stats: &Counters, released: &mut usize) -> bool {
     let Some(mut newest) = state.producer else { return false };
     for topic in state.topics.values_mut() {
         for (p, queue) in topic.partitions.iter_mut().enumerate() {
@@ -879,11 +935,25 @@ fn move_epochs(state: &mut Accumulator) -> bool {
                 tracing::debug!(producer_id = newest.0, epoch = newest.1, "bumping the producer epoch");
             }
             tracing::debug!(topic = %topic.name, partition = p, epoch = newest.1, "a partition moves to a new producer epoch");
-            queue.move_to(newest);
+            for batch in queue.move_to(newest) {
+                tracing::debug!(topic = %topic.name, partition = p, "a batch the broker wrote (a later one was acknowledged) completes without its offset");
+                *released += complete_written(batch, stats);
+            }
         }
     }
     state.producer = Some(newest);
     false
+}
+
+/// Completes a batch known to be written whose own answer did not say where
+/// ([`Batch::written`]): its records are in the log, their offsets unknown (-1), as for a
+/// duplicate of an old batch. Returns its buffer memory.
+fn complete_written(batch: Batch, stats: &Counters) -> usize {
+    Counters::add(&stats.batches_sent, 1);
+    Counters::add(&stats.records_sent, u64::from(batch.records));
+    Counters::add(&stats.bytes_sent, batch.size() as u64);
+    batch.result.complete(Ok(BatchAck { base_offset: -1, log_append_time: -1 }));
+    batch.memory
 }
 
 /// Splits batch `id` of a partition, which the broker refused as too large, into two halves
@@ -949,6 +1019,7 @@ fn split(shared: &Shared, topic: &str, partition: i32, id: u64) {
             last_error: original.last_error.clone(),
             in_flight: false,
             maybe_written: false,
+            written: false,
         };
         next_id += 1;
         queue.queue.insert(index + i, batch);
@@ -1247,6 +1318,55 @@ mod tests {
         for r in &results[1..] {
             assert!(matches!(r.outcome(), Some(Err(_))), "unsent batches fail");
         }
+    }
+
+    #[test]
+    fn a_batch_known_written_never_moves_to_a_new_epoch() {
+        use super::super::accumulator::{Accumulator, BatchSettings, NewRecord, Target};
+        let settings = BatchSettings {
+            transactional: false,
+            batch_size: 64,
+            compression: klamm_protocol::compression::Compression::None,
+            level: None,
+        };
+        let mut state = Accumulator::default();
+        state.producer = Some((9, 0));
+        let value = [7u8; 80];
+        let mut results = Vec::new();
+        for _ in 0..3 {
+            let record =
+                NewRecord { timestamp: 0, key: None, value: Some(&value[..]), headers: &[], memory: 100 };
+            results.push(state.append("t", Target::Partition(0), &record, &settings).unwrap().result);
+        }
+        {
+            let queue = state.topics.get_mut("t").unwrap().partition_mut(0);
+            assert_eq!(queue.queue.len(), 3);
+            for i in 0..3 {
+                let records = queue.queue[i].records;
+                queue.queue[i].stamp = queue.assign_stamp(Some((9, 0)), records);
+            }
+            // The first is in the log (a later one was acknowledged); the second's outcome is
+            // unknown; the broker asks for a new epoch.
+            queue.queue[0].written = true;
+            queue.queue[1].maybe_written = true;
+            queue.needs_bump = true;
+        }
+        let stats = Counters::default();
+        let mut released = 0;
+        assert!(!move_epochs(&mut state, &stats, &mut released));
+        assert_eq!(released, 100, "the written batch left the queue");
+        assert!(matches!(results[0].outcome(), Some(Ok(BatchAck { base_offset: -1, .. }))));
+        let queue = state.topics.get_mut("t").unwrap().partition_mut(0);
+        assert_eq!(queue.queue.len(), 2);
+        let stamps: Vec<_> = queue.queue.iter().map(|b| b.stamp.unwrap()).collect();
+        assert_eq!(stamps[0], Stamp { producer_id: 9, epoch: 1, base_sequence: 0 });
+        assert_eq!(stamps[1].base_sequence, 1, "re-stamped in order under the new epoch");
+        assert!(results[1].outcome().is_none() && results[2].outcome().is_none());
+        // A written batch that is dropped (expired) leaves no gap: no new epoch is needed.
+        queue.queue[0].written = true;
+        let batch = queue.remove(0).unwrap();
+        queue.dropped(&batch);
+        assert!(!queue.needs_bump);
     }
 
     #[test]
