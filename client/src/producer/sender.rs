@@ -1329,8 +1329,7 @@ mod tests {
             compression: klamm_protocol::compression::Compression::None,
             level: None,
         };
-        let mut state = Accumulator::default();
-        state.producer = Some((9, 0));
+        let mut state = Accumulator { producer: Some((9, 0)), ..Accumulator::default() };
         let value = [7u8; 80];
         let mut results = Vec::new();
         for _ in 0..3 {
