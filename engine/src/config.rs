@@ -1370,4 +1370,73 @@ mod tests {
         let c = EngineConfig { commit_interval: MAX_COMMIT_INTERVAL, ..EngineConfig::default() };
         c.validate().unwrap();
     }
+
+    #[test]
+    fn exactly_once_needs_the_kafka_store_and_reads_committed() {
+        let e = vars(&[("KAFKA_ENGINE_EXACTLY_ONCE", "true")]).unwrap_err().to_string();
+        assert!(e.contains("KAFKA_ENGINE_EXACTLY_ONCE and KAFKA_STATE_STORE"), "{e}");
+        let e = vars(&[("KAFKA_ENGINE_EXACTLY_ONCE", "maybe"), ("KAFKA_STATE_STORE", "kafka")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KAFKA_ENGINE_EXACTLY_ONCE"), "{e}");
+        let c = vars(&[("KAFKA_ENGINE_EXACTLY_ONCE", "true"), ("KAFKA_STATE_STORE", "kafka")]).unwrap();
+        assert!(c.exactly_once);
+        assert_eq!(c.group_config().unwrap().consumer.isolation_level, klamm::IsolationLevel::ReadCommitted);
+        assert_eq!(c.effective_commit_interval(), EXACTLY_ONCE_COMMIT_INTERVAL);
+        let e = vars(&[
+            ("KAFKA_ENGINE_EXACTLY_ONCE", "true"),
+            ("KAFKA_STATE_STORE", "kafka"),
+            ("KAFKA_CONSUMER_ISOLATION_LEVEL", "read_uncommitted"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("KAFKA_CONSUMER_ISOLATION_LEVEL"), "{e}");
+        let e = vars(&[
+            ("KAFKA_ENGINE_EXACTLY_ONCE", "true"),
+            ("KAFKA_STATE_STORE", "kafka"),
+            ("KAFKA_PRODUCER_TRANSACTIONAL_ID", "mine"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("KAFKA_PRODUCER_TRANSACTIONAL_ID") && e.contains("KAFKA_ENGINE_TRANSACTIONAL_ID"),
+            "{e}"
+        );
+        // Without the mode nothing changes: read_uncommitted, the interval as set.
+        let c = vars(&[("KAFKA_STATE_STORE", "kafka")]).unwrap();
+        assert!(!c.exactly_once);
+        assert_eq!(
+            c.group_config().unwrap().consumer.isolation_level,
+            klamm::IsolationLevel::ReadUncommitted
+        );
+        assert_eq!(c.effective_commit_interval(), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_transactional_id_is_set_or_derived_from_the_instance() {
+        let base = [
+            ("KAFKA_ENGINE_EXACTLY_ONCE", "true"),
+            ("KAFKA_STATE_STORE", "kafka"),
+            ("KAFKA_GROUP_ID", "billing"),
+        ];
+        let mut set = base.to_vec();
+        set.push(("KAFKA_ENGINE_TRANSACTIONAL_ID", "billing-7"));
+        let c = vars(&set).unwrap();
+        let p = c.transactional_producer_config().unwrap();
+        assert_eq!(p.transactional_id.as_deref(), Some("billing-7"));
+        assert_eq!(p.transaction_timeout, EXACTLY_ONCE_TRANSACTION_TIMEOUT);
+        let mut static_member = base.to_vec();
+        static_member.push(("KAFKA_CONSUMER_GROUP_INSTANCE_ID", "pod-2"));
+        static_member.push(("KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS", "30000"));
+        let c = vars(&static_member).unwrap();
+        let p = c.transactional_producer_config().unwrap();
+        assert_eq!(p.transactional_id.as_deref(), Some("billing-pod-2"));
+        assert_eq!(p.transaction_timeout, Duration::from_secs(30));
+        let c = vars(&base).unwrap();
+        if let Some(host) = host_name() {
+            assert_eq!(c.transactional_id_or_default().unwrap(), format!("billing-{host}"));
+        }
+        let c = EngineConfig { transactional_id: Some(" ".into()), ..EngineConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("KAFKA_ENGINE_TRANSACTIONAL_ID"));
+    }
 }

@@ -1,0 +1,209 @@
+//! The engine's exactly-once mode against Kafka: the `workspace-engine` example with
+//! `KAFKA_ENGINE_EXACTLY_ONCE=true` and the Kafka store publishes one event per input event
+//! (`HandlerContext::publish`) and is killed with SIGKILL part way, twice, then restarted and
+//! left to finish. Read with read_committed (Klamm's consumer and librdkafka's), the published
+//! topic holds each input event exactly once, and the workspaces in the changelog topic applied
+//! each input event exactly once, though the killed runs left aborted writes behind.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use klamm::{
+    Admin, ClientConfig, Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Offset, OffsetSpec,
+    ProducerRecord, TopicPartition,
+};
+use klamm_tests::{http_get, metric_value, unique_topic, Broker, ConsumeOptions, Isolation, Peer};
+
+mod engine_common;
+
+use engine_common::{create_topic, produce, runtime, temp_dir, EngineProcess};
+
+const PARTITIONS: i32 = 4;
+const WORKSPACES: usize = 12;
+const EVENTS: usize = 1_200;
+
+/// Every record of `topic` up to its end offsets now, read with `isolation`: done once each
+/// partition's position reaches its end (past the transaction markers, which are never handed
+/// out).
+async fn read_all(brokers: &str, topic: &str, isolation: IsolationLevel) -> Vec<ConsumerRecord> {
+    let admin = Admin::connect(ClientConfig::new(brokers)).await.unwrap();
+    let asked: Vec<(&str, i32, OffsetSpec)> =
+        (0..PARTITIONS).map(|p| (topic, p, OffsetSpec::Latest)).collect();
+    let ends: Vec<(TopicPartition, i64)> = admin
+        .list_offsets(&asked)
+        .await
+        .into_iter()
+        .map(|((_, p), r)| (TopicPartition::new(topic, p), r.unwrap().offset))
+        .collect();
+    let mut consumer = Consumer::new(ConsumerConfig::new(brokers).isolation_level(isolation)).unwrap();
+    consumer.assign(ends.iter().map(|(tp, _)| tp.clone()));
+    for (tp, _) in &ends {
+        consumer.seek(tp, Offset::Beginning).unwrap();
+    }
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ends.iter().all(|(tp, end)| *end == 0 || consumer.position(tp).is_some_and(|p| p >= *end)) {
+        let at: Vec<_> = ends.iter().map(|(tp, e)| (tp.partition, consumer.position(tp), *e)).collect();
+        assert!(Instant::now() < deadline, "{topic} ({isolation:?}): positions and ends {at:?}");
+        out.extend(consumer.poll(Duration::from_millis(500)).await.unwrap());
+    }
+    consumer.close(Duration::from_secs(5)).await.ok();
+    out
+}
+
+/// The sum of `topic`'s end offsets (records written, aborted ones and markers included).
+async fn written(brokers: &str, topic: &str) -> i64 {
+    let admin = Admin::connect(ClientConfig::new(brokers)).await.unwrap();
+    let asked: Vec<(&str, i32, OffsetSpec)> =
+        (0..PARTITIONS).map(|p| (topic, p, OffsetSpec::Latest)).collect();
+    admin.list_offsets(&asked).await.into_iter().map(|(_, r)| r.unwrap().offset).sum()
+}
+
+/// The `seq` of each published event, with how often it was read.
+fn published_seqs(records: &[ConsumerRecord]) -> BTreeMap<u64, usize> {
+    let mut seen = BTreeMap::new();
+    for r in records {
+        let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+        *seen.entry(v["seq"].as_u64().unwrap()).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[test]
+fn killed_engines_publish_and_apply_each_event_exactly_once() {
+    let broker = Broker::shared_kafka();
+    let brokers = broker.bootstrap();
+    let input = unique_topic("engine-eos-in");
+    let output = unique_topic("engine-eos-out");
+    let group = unique_topic("engine-eos-group");
+    let changelog = format!("{group}-workspaces-changelog");
+    let dir = temp_dir("engine-eos");
+    let rt = runtime();
+    rt.block_on(create_topic(&brokers, &input, PARTITIONS));
+    rt.block_on(create_topic(&brokers, &output, PARTITIONS));
+    let records: Vec<ProducerRecord> = (0..EVENTS)
+        .map(|i| {
+            let ws = format!("ws-{}", i % WORKSPACES);
+            let value = serde_json::json!({"workspace_id": ws, "type": "add", "seq": i}).to_string();
+            ProducerRecord::new(input.as_str(), value).key(ws)
+        })
+        .collect();
+    let placed = rt.block_on(produce(&brokers, records));
+    let mut input_ends: HashMap<i32, i64> = HashMap::new();
+    for (p, o) in &placed {
+        let e = input_ends.entry(*p).or_insert(0);
+        *e = (*e).max(o + 1);
+    }
+    let env = [
+        ("KAFKA_STATE_STORE", "kafka"),
+        ("KAFKA_ENGINE_EXACTLY_ONCE", "true"),
+        ("WORKSPACE_ENGINE_PUBLISH_TOPIC", output.as_str()),
+        ("WORKSPACE_ENGINE_DELAY_MS", "15"),
+        ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000"),
+    ];
+
+    // Two runs killed part way, each once it has written more to the published topic.
+    let mut logs = Vec::new();
+    for run in 1..=2i64 {
+        let log = dir.join(format!("run-{run}.log"));
+        let mut engine = EngineProcess::start(&brokers, &input, &group, &dir.join("state"), log, &env);
+        let want = run * EVENTS as i64 / 4;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while rt.block_on(written(&brokers, &output)) < want {
+            engine.assert_running();
+            assert!(Instant::now() < deadline, "run {run} never wrote {want} records:\n{}", engine.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        logs.push(engine.kill());
+    }
+    for (i, log) in logs.iter().enumerate() {
+        assert!(log.contains("exactly-once: transactions initialised"), "run {}:\n{log}", i + 1);
+    }
+    let committed_before =
+        published_seqs(&rt.block_on(read_all(&brokers, &output, IsolationLevel::ReadCommitted)));
+    assert!(committed_before.len() < EVENTS, "the kills came too late: {} published", committed_before.len());
+    let twice: Vec<(&u64, &usize)> = committed_before.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "published more than once after the kills: {twice:?}");
+
+    // A third run finishes: its committed offsets reach the end of every input partition.
+    let mut engine =
+        EngineProcess::start(&brokers, &input, &group, &dir.join("state"), dir.join("run-3.log"), &env);
+    let addr = engine.http_addr(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let metrics = loop {
+        engine.assert_running();
+        if let Ok(answer) = http_get(addr, "/metrics", Duration::from_secs(5)) {
+            let done = input_ends.iter().all(|(p, end)| {
+                let series = format!("klamm_engine_committed_offset{{topic=\"{input}\",partition=\"{p}\"}}");
+                metric_value(&answer.body, &series) == Some(*end as f64)
+            });
+            if done {
+                break answer.body;
+            }
+        }
+        assert!(Instant::now() < deadline, "the input was not committed to its end:\n{}", engine.log());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let committed_txns = metric_value(&metrics, r#"klamm_engine_transactions_total{outcome="committed"}"#);
+    assert!(committed_txns.is_some_and(|n| n >= 1.0), "{metrics}");
+    let log = engine.stop(Duration::from_secs(30));
+    assert!(log.contains("final transaction committed"), "{log}");
+
+    // The published topic, read_committed: each input event exactly once.
+    let read = rt.block_on(read_all(&brokers, &output, IsolationLevel::ReadCommitted));
+    let seqs = published_seqs(&read);
+    let missing: Vec<u64> = (0..EVENTS as u64).filter(|s| !seqs.contains_key(s)).collect();
+    let twice: Vec<(&u64, &usize)> = seqs.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(missing.is_empty() && twice.is_empty(), "missing {missing:?}, more than once {twice:?}");
+    assert_eq!(read.len(), EVENTS);
+    for r in &read {
+        let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+        assert_eq!(r.key.as_deref(), v["workspace_id"].as_str().map(str::as_bytes), "{v}");
+    }
+    // read_uncommitted shows what the killed runs wrote and never committed.
+    let everything = rt.block_on(read_all(&brokers, &output, IsolationLevel::ReadUncommitted));
+    println!("published: {} committed, {} written in all", read.len(), everything.len());
+    assert!(everything.len() > EVENTS, "the kills left no aborted writes: {}", everything.len());
+
+    // librdkafka's read_committed consumer reads the same.
+    let options = ConsumeOptions {
+        idle_timeout: Duration::from_secs(5),
+        isolation: Some(Isolation::ReadCommitted),
+        ..ConsumeOptions::default()
+    };
+    let peer = Peer::rdkafka().consume(&brokers, &output, EVENTS + 1, &options);
+    let mut peer_seqs: Vec<u64> = peer
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            v["seq"].as_u64().unwrap()
+        })
+        .collect();
+    peer_seqs.sort_unstable();
+    assert_eq!(peer_seqs, (0..EVENTS as u64).collect::<Vec<_>>(), "librdkafka read_committed");
+
+    // The workspaces, as the changelog's committed records hold them: each applied each of its
+    // input events exactly once.
+    let mut last: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for r in rt.block_on(read_all(&brokers, &changelog, IsolationLevel::ReadCommitted)) {
+        let id = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
+        match &r.value {
+            Some(v) => {
+                last.insert(id, serde_json::from_slice(v).unwrap());
+            }
+            None => {
+                last.remove(&id);
+            }
+        }
+    }
+    assert_eq!(last.len(), WORKSPACES);
+    for (id, ws) in &last {
+        let w: usize = id.trim_start_matches("ws-").parse().unwrap();
+        let want: Vec<u64> = (0..EVENTS).filter(|i| i % WORKSPACES == w).map(|i| i as u64).collect();
+        let mut got: Vec<u64> = ws["seqs"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "{id} applied these inputs");
+        assert_eq!(ws["events"].as_u64(), Some(want.len() as u64), "{id}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
