@@ -16,7 +16,7 @@ use klamm_tests::{http_get, metric_value, unique_topic, Broker, ConsumeOptions, 
 
 mod engine_common;
 
-use engine_common::{create_topic, produce, runtime, temp_dir, EngineProcess};
+use engine_common::{create_topic, engine_events, owned, produce, runtime, temp_dir, EngineProcess};
 
 const PARTITIONS: i32 = 4;
 const WORKSPACES: usize = 12;
@@ -69,141 +69,251 @@ fn published_seqs(records: &[ConsumerRecord]) -> BTreeMap<u64, usize> {
     seen
 }
 
+/// Topics and events of one test: the input with [`EVENTS`] events over [`WORKSPACES`]
+/// workspaces (each with its `seq`), the published topic, the group and its changelog.
+struct Setup {
+    brokers: String,
+    input: String,
+    output: String,
+    group: String,
+    changelog: String,
+    /// The end offset of each input partition once every event is in.
+    input_ends: HashMap<i32, i64>,
+    dir: std::path::PathBuf,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Setup {
+    fn new(broker: &Broker, name: &str) -> Setup {
+        let brokers = broker.bootstrap();
+        let input = unique_topic(&format!("{name}-in"));
+        let output = unique_topic(&format!("{name}-out"));
+        let group = unique_topic(&format!("{name}-group"));
+        let changelog = format!("{group}-workspaces-changelog");
+        let dir = temp_dir(name);
+        let rt = runtime();
+        rt.block_on(create_topic(&brokers, &input, PARTITIONS));
+        rt.block_on(create_topic(&brokers, &output, PARTITIONS));
+        let records: Vec<ProducerRecord> = (0..EVENTS)
+            .map(|i| {
+                let ws = format!("ws-{}", i % WORKSPACES);
+                let value = serde_json::json!({"workspace_id": ws, "type": "add", "seq": i}).to_string();
+                ProducerRecord::new(input.as_str(), value).key(ws)
+            })
+            .collect();
+        let placed = rt.block_on(produce(&brokers, records));
+        let mut input_ends: HashMap<i32, i64> = HashMap::new();
+        for (p, o) in &placed {
+            let e = input_ends.entry(*p).or_insert(0);
+            *e = (*e).max(o + 1);
+        }
+        Setup { brokers, input, output, group, changelog, input_ends, dir, rt }
+    }
+
+    /// The example's variables: exactly-once, the Kafka store, one published event per input.
+    fn env<'a>(&'a self, transactional_id: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+        let mut env = vec![
+            ("KAFKA_STATE_STORE", "kafka"),
+            ("KAFKA_ENGINE_EXACTLY_ONCE", "true"),
+            ("WORKSPACE_ENGINE_PUBLISH_TOPIC", self.output.as_str()),
+            ("WORKSPACE_ENGINE_DELAY_MS", "15"),
+            ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000"),
+        ];
+        if let Some(id) = transactional_id {
+            env.push(("KAFKA_ENGINE_TRANSACTIONAL_ID", id));
+        }
+        env
+    }
+
+    fn start(&self, log: &str, env: &[(&str, &str)]) -> EngineProcess {
+        EngineProcess::start(
+            &self.brokers,
+            &self.input,
+            &self.group,
+            &self.dir.join("state"),
+            self.dir.join(log),
+            env,
+        )
+    }
+
+    /// Waits until the published topic holds at least `records` records (aborted ones and
+    /// markers included).
+    fn wait_written(&self, engine: &mut EngineProcess, records: i64) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while self.rt.block_on(written(&self.brokers, &self.output)) < records {
+            engine.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "{records} records never written:
+{}",
+                engine.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `engine`'s `/metrics` show the input committed to its end on every
+    /// partition; returns that scrape.
+    fn wait_all_committed(&self, engine: &mut EngineProcess) -> String {
+        let addr = engine.http_addr(Duration::from_secs(30));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            engine.assert_running();
+            if let Ok(answer) = http_get(addr, "/metrics", Duration::from_secs(5)) {
+                let done = self.input_ends.iter().all(|(p, end)| {
+                    let series = format!(
+                        "klamm_engine_committed_offset{{topic=\"{}\",partition=\"{p}\"}}",
+                        self.input
+                    );
+                    metric_value(&answer.body, &series) == Some(*end as f64)
+                });
+                if done {
+                    return answer.body;
+                }
+            }
+            assert!(Instant::now() < deadline, "the input was not committed to its end:\n{}", engine.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Checks, with Klamm's and librdkafka's read_committed consumers, that the published topic
+    /// holds each input event exactly once and that each workspace in the changelog applied
+    /// each of its input events exactly once.
+    fn assert_exactly_once(&self) {
+        let (rt, brokers, output, changelog) = (&self.rt, &self.brokers, &self.output, &self.changelog);
+        // The published topic, read_committed: each input event exactly once.
+        let read = rt.block_on(read_all(brokers, output, IsolationLevel::ReadCommitted));
+        let seqs = published_seqs(&read);
+        let missing: Vec<u64> = (0..EVENTS as u64).filter(|s| !seqs.contains_key(s)).collect();
+        let twice: Vec<(&u64, &usize)> = seqs.iter().filter(|(_, n)| **n != 1).collect();
+        assert!(missing.is_empty() && twice.is_empty(), "missing {missing:?}, more than once {twice:?}");
+        assert_eq!(read.len(), EVENTS);
+        for r in &read {
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            assert_eq!(r.key.as_deref(), v["workspace_id"].as_str().map(str::as_bytes), "{v}");
+        }
+
+        // librdkafka's read_committed consumer reads the same.
+        let options = ConsumeOptions {
+            idle_timeout: Duration::from_secs(5),
+            isolation: Some(Isolation::ReadCommitted),
+            ..ConsumeOptions::default()
+        };
+        let peer = Peer::rdkafka().consume(brokers, output, EVENTS + 1, &options);
+        let mut peer_seqs: Vec<u64> = peer
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+                v["seq"].as_u64().unwrap()
+            })
+            .collect();
+        peer_seqs.sort_unstable();
+        assert_eq!(peer_seqs, (0..EVENTS as u64).collect::<Vec<_>>(), "librdkafka read_committed");
+
+        // The workspaces, as the changelog's committed records hold them: each applied each of its
+        // input events exactly once.
+        let mut last: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        for r in rt.block_on(read_all(brokers, changelog, IsolationLevel::ReadCommitted)) {
+            let id = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
+            match &r.value {
+                Some(v) => {
+                    last.insert(id, serde_json::from_slice(v).unwrap());
+                }
+                None => {
+                    last.remove(&id);
+                }
+            }
+        }
+        assert_eq!(last.len(), WORKSPACES);
+        for (id, ws) in &last {
+            let w: usize = id.trim_start_matches("ws-").parse().unwrap();
+            let want: Vec<u64> = (0..EVENTS).filter(|i| i % WORKSPACES == w).map(|i| i as u64).collect();
+            let mut got: Vec<u64> =
+                ws["seqs"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
+            got.sort_unstable();
+            assert_eq!(got, want, "{id} applied these inputs");
+            assert_eq!(ws["events"].as_u64(), Some(want.len() as u64), "{id}");
+        }
+    }
+}
+
 #[test]
 fn killed_engines_publish_and_apply_each_event_exactly_once() {
     let broker = Broker::shared_kafka();
-    let brokers = broker.bootstrap();
-    let input = unique_topic("engine-eos-in");
-    let output = unique_topic("engine-eos-out");
-    let group = unique_topic("engine-eos-group");
-    let changelog = format!("{group}-workspaces-changelog");
-    let dir = temp_dir("engine-eos");
-    let rt = runtime();
-    rt.block_on(create_topic(&brokers, &input, PARTITIONS));
-    rt.block_on(create_topic(&brokers, &output, PARTITIONS));
-    let records: Vec<ProducerRecord> = (0..EVENTS)
-        .map(|i| {
-            let ws = format!("ws-{}", i % WORKSPACES);
-            let value = serde_json::json!({"workspace_id": ws, "type": "add", "seq": i}).to_string();
-            ProducerRecord::new(input.as_str(), value).key(ws)
-        })
-        .collect();
-    let placed = rt.block_on(produce(&brokers, records));
-    let mut input_ends: HashMap<i32, i64> = HashMap::new();
-    for (p, o) in &placed {
-        let e = input_ends.entry(*p).or_insert(0);
-        *e = (*e).max(o + 1);
-    }
-    let env = [
-        ("KAFKA_STATE_STORE", "kafka"),
-        ("KAFKA_ENGINE_EXACTLY_ONCE", "true"),
-        ("WORKSPACE_ENGINE_PUBLISH_TOPIC", output.as_str()),
-        ("WORKSPACE_ENGINE_DELAY_MS", "15"),
-        ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000"),
-    ];
+    let setup = Setup::new(broker, "engine-eos");
+    let (rt, brokers, output) = (&setup.rt, &setup.brokers, &setup.output);
+    let env = setup.env(None);
 
     // Two runs killed part way, each once it has written more to the published topic.
     let mut logs = Vec::new();
     for run in 1..=2i64 {
-        let log = dir.join(format!("run-{run}.log"));
-        let mut engine = EngineProcess::start(&brokers, &input, &group, &dir.join("state"), log, &env);
-        let want = run * EVENTS as i64 / 4;
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while rt.block_on(written(&brokers, &output)) < want {
-            engine.assert_running();
-            assert!(Instant::now() < deadline, "run {run} never wrote {want} records:\n{}", engine.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut engine = setup.start(&format!("run-{run}.log"), &env);
+        setup.wait_written(&mut engine, run * EVENTS as i64 / 4);
         logs.push(engine.kill());
     }
     for (i, log) in logs.iter().enumerate() {
         assert!(log.contains("exactly-once: transactions initialised"), "run {}:\n{log}", i + 1);
     }
     let committed_before =
-        published_seqs(&rt.block_on(read_all(&brokers, &output, IsolationLevel::ReadCommitted)));
+        published_seqs(&rt.block_on(read_all(brokers, output, IsolationLevel::ReadCommitted)));
     assert!(committed_before.len() < EVENTS, "the kills came too late: {} published", committed_before.len());
     let twice: Vec<(&u64, &usize)> = committed_before.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "published more than once after the kills: {twice:?}");
 
     // A third run finishes: its committed offsets reach the end of every input partition.
-    let mut engine =
-        EngineProcess::start(&brokers, &input, &group, &dir.join("state"), dir.join("run-3.log"), &env);
-    let addr = engine.http_addr(Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let metrics = loop {
-        engine.assert_running();
-        if let Ok(answer) = http_get(addr, "/metrics", Duration::from_secs(5)) {
-            let done = input_ends.iter().all(|(p, end)| {
-                let series = format!("klamm_engine_committed_offset{{topic=\"{input}\",partition=\"{p}\"}}");
-                metric_value(&answer.body, &series) == Some(*end as f64)
-            });
-            if done {
-                break answer.body;
-            }
-        }
-        assert!(Instant::now() < deadline, "the input was not committed to its end:\n{}", engine.log());
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let mut engine = setup.start("run-3.log", &env);
+    let metrics = setup.wait_all_committed(&mut engine);
     let committed_txns = metric_value(&metrics, r#"klamm_engine_transactions_total{outcome="committed"}"#);
     assert!(committed_txns.is_some_and(|n| n >= 1.0), "{metrics}");
     let log = engine.stop(Duration::from_secs(30));
     assert!(log.contains("final transaction committed"), "{log}");
 
-    // The published topic, read_committed: each input event exactly once.
-    let read = rt.block_on(read_all(&brokers, &output, IsolationLevel::ReadCommitted));
-    let seqs = published_seqs(&read);
-    let missing: Vec<u64> = (0..EVENTS as u64).filter(|s| !seqs.contains_key(s)).collect();
-    let twice: Vec<(&u64, &usize)> = seqs.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(missing.is_empty() && twice.is_empty(), "missing {missing:?}, more than once {twice:?}");
-    assert_eq!(read.len(), EVENTS);
-    for r in &read {
-        let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-        assert_eq!(r.key.as_deref(), v["workspace_id"].as_str().map(str::as_bytes), "{v}");
-    }
+    setup.assert_exactly_once();
     // read_uncommitted shows what the killed runs wrote and never committed.
-    let everything = rt.block_on(read_all(&brokers, &output, IsolationLevel::ReadUncommitted));
-    println!("published: {} committed, {} written in all", read.len(), everything.len());
+    let everything = rt.block_on(read_all(brokers, output, IsolationLevel::ReadUncommitted));
+    println!("published: {EVENTS} committed, {} written in all", everything.len());
     assert!(everything.len() > EVENTS, "the kills left no aborted writes: {}", everything.len());
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
 
-    // librdkafka's read_committed consumer reads the same.
-    let options = ConsumeOptions {
-        idle_timeout: Duration::from_secs(5),
-        isolation: Some(Isolation::ReadCommitted),
-        ..ConsumeOptions::default()
-    };
-    let peer = Peer::rdkafka().consume(&brokers, &output, EVENTS + 1, &options);
-    let mut peer_seqs: Vec<u64> = peer
-        .iter()
-        .map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
-            v["seq"].as_u64().unwrap()
-        })
-        .collect();
-    peer_seqs.sort_unstable();
-    assert_eq!(peer_seqs, (0..EVENTS as u64).collect::<Vec<_>>(), "librdkafka read_committed");
-
-    // The workspaces, as the changelog's committed records hold them: each applied each of its
-    // input events exactly once.
-    let mut last: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for r in rt.block_on(read_all(&brokers, &changelog, IsolationLevel::ReadCommitted)) {
-        let id = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
-        match &r.value {
-            Some(v) => {
-                last.insert(id, serde_json::from_slice(v).unwrap());
-            }
-            None => {
-                last.remove(&id);
-            }
+/// Two engines in one group, each with a transactional.id of its own: the second joining makes
+/// the first commit its open transaction before it gives partitions up; then the first is
+/// killed and the second takes its partitions over (once the dead one's transaction timed out)
+/// and finishes: still each event exactly once.
+#[test]
+fn a_group_member_takes_over_a_killed_one_exactly_once() {
+    let broker = Broker::shared_kafka();
+    let setup = Setup::new(broker, "engine-eos-group");
+    let a_id = format!("{}-a", setup.group);
+    let b_id = format!("{}-b", setup.group);
+    let (a_env, b_env) = (setup.env(Some(&a_id)), setup.env(Some(&b_id)));
+    let mut a = setup.start("a.log", &a_env);
+    setup.wait_written(&mut a, 100);
+    let mut b = setup.start("b.log", &b_env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        a.assert_running();
+        b.assert_running();
+        let (oa, ob) = (owned(&engine_events(&a.log())), owned(&engine_events(&b.log())));
+        if !oa.is_empty()
+            && !ob.is_empty()
+            && oa.is_disjoint(&ob)
+            && oa.len() + ob.len() == PARTITIONS as usize
+        {
+            break;
         }
+        assert!(Instant::now() < deadline, "no split:\n{}\n---\n{}", a.log(), b.log());
+        std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(last.len(), WORKSPACES);
-    for (id, ws) in &last {
-        let w: usize = id.trim_start_matches("ws-").parse().unwrap();
-        let want: Vec<u64> = (0..EVENTS).filter(|i| i % WORKSPACES == w).map(|i| i as u64).collect();
-        let mut got: Vec<u64> = ws["seqs"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
-        got.sort_unstable();
-        assert_eq!(got, want, "{id} applied these inputs");
-        assert_eq!(ws["events"].as_u64(), Some(want.len() as u64), "{id}");
-    }
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(a.log().contains("transaction committed before revocation"), "{}", a.log());
+    let so_far = setup.rt.block_on(written(&setup.brokers, &setup.output));
+    setup.wait_written(&mut a, so_far + 150);
+    let a_log = a.kill();
+    let metrics = setup.wait_all_committed(&mut b);
+    let b_log = b.stop(Duration::from_secs(30));
+    assert!(metrics.contains("klamm_engine_transactions_total"), "{metrics}");
+    assert!(a_log.contains("exactly-once: transactions initialised"), "{a_log}");
+    assert!(b_log.contains("final transaction committed"), "{b_log}");
+    setup.assert_exactly_once();
+    let _ = std::fs::remove_dir_all(&setup.dir);
 }
