@@ -317,3 +317,64 @@ fn a_group_member_takes_over_a_killed_one_exactly_once() {
     setup.assert_exactly_once();
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
+
+fn signal(engine: &EngineProcess, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &engine.child.id().to_string()])
+        .status();
+    assert!(status.unwrap().success(), "kill -{name}");
+}
+
+/// A member paused (SIGSTOP) past its session timeout is a zombie: the other member takes its
+/// partitions over. When it wakes up its open transaction cannot commit (the group coordinator
+/// refuses offsets of a generation that is gone, KIP-447, or the member learns it lost its
+/// partitions): it aborts and rewinds, and nothing it did as a zombie becomes visible.
+#[test]
+fn a_paused_member_aborts_what_it_did_as_a_zombie() {
+    let broker = Broker::shared_kafka();
+    let setup = Setup::new(broker, "engine-eos-zombie");
+    let a_id = format!("{}-a", setup.group);
+    let b_id = format!("{}-b", setup.group);
+    let (a_env, b_env) = (setup.env(Some(&a_id)), setup.env(Some(&b_id)));
+    let mut a = setup.start("a.log", &a_env);
+    let a_addr = a.http_addr(Duration::from_secs(30));
+    setup.wait_written(&mut a, 100);
+    let mut b = setup.start("b.log", &b_env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        a.assert_running();
+        b.assert_running();
+        let (oa, ob) = (owned(&engine_events(&a.log())), owned(&engine_events(&b.log())));
+        if !oa.is_empty()
+            && !ob.is_empty()
+            && oa.is_disjoint(&ob)
+            && oa.len() + ob.len() == PARTITIONS as usize
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no split:\n{}\n---\n{}", a.log(), b.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let so_far = setup.rt.block_on(written(&setup.brokers, &setup.output));
+    setup.wait_written(&mut a, so_far + 60);
+    // Past the session timeout (6 s), within the transaction timeout (10 s): the group moves
+    // a's partitions while its transaction is still open.
+    signal(&a, "STOP");
+    std::thread::sleep(Duration::from_secs(8));
+    signal(&a, "CONT");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !a.log().contains("aborting the transaction") {
+        a.assert_running();
+        assert!(Instant::now() < deadline, "a never aborted:\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let text = http_get(a_addr, "/metrics", Duration::from_secs(5)).unwrap().body;
+    let aborted = metric_value(&text, r#"klamm_engine_transactions_total{outcome="aborted"}"#);
+    assert!(aborted.is_some_and(|n| n >= 1.0), "{text}");
+    a.stop(Duration::from_secs(30));
+    setup.wait_all_committed(&mut b);
+    let b_log = b.stop(Duration::from_secs(30));
+    assert!(b_log.contains("final transaction committed"), "{b_log}");
+    setup.assert_exactly_once();
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}

@@ -15,7 +15,7 @@
 //! and every owned partition goes back to its committed offset, as if it had been revoked and
 //! assigned again. A fenced or fatal error stops the engine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -86,7 +86,7 @@ impl Transactions {
         self.poisoned.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
-    fn poisoned_why(&self) -> Option<String> {
+    pub(super) fn poisoned_why(&self) -> Option<String> {
         self.poisoned.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -150,12 +150,14 @@ impl Shared {
     /// every partition task to be between two messages, saves the workspaces the transaction
     /// changed, sends the offset after the last message of each partition (the running tasks'
     /// and `stopped`, those of tasks stopped for a revocation or a shutdown) with `metadata`,
-    /// and commits. `Ok(Err(why))` when the transaction has to be aborted (it was not, yet);
-    /// `Err` when the engine has to stop.
+    /// and commits. With `owned`, offsets of other partitions are left out (a task of a
+    /// partition the member lost and has not been told yet). `Ok(Err(why))` when the
+    /// transaction has to be aborted (it was not, yet); `Err` when the engine has to stop.
     pub(super) async fn commit_transaction(
         &self,
         metadata: ConsumerGroupMetadata,
         stopped: &[(TopicPartition, i64)],
+        owned: Option<&HashSet<TopicPartition>>,
         deadline: Instant,
     ) -> Result<Result<Committed, String>, Error> {
         let eos = self.transactions()?;
@@ -183,6 +185,9 @@ impl Shared {
         for (tp, next) in stopped {
             let e = offsets.entry(tp.clone()).or_insert(*next);
             *e = (*e).max(*next);
+        }
+        if let Some(owned) = owned {
+            offsets.retain(|tp, _| owned.contains(tp));
         }
         {
             let committed = eos.committed.lock().unwrap_or_else(|e| e.into_inner());
@@ -257,38 +262,55 @@ impl Shared {
         eos.producer.begin_transaction().inspect_err(|e| eos.set_fatal(e))
     }
 
-    /// Aborts the open transaction (`why` it has to be) and begins the next one. The
-    /// partitions' positions and the loaded workspaces are then ahead of what is committed:
-    /// the caller rewinds them, or gives them up. An error when the abort failed: the engine
-    /// stops.
+    /// Aborts the open transaction (`why` it has to be), stops every partition task and
+    /// drops every loaded workspace (they hold what the aborted transaction wrote), and begins
+    /// the next transaction; all of it while holding the gate, so that no task handles a
+    /// message between the abort and its stop (that message would go into the next
+    /// transaction and be handled again after the rewind). The partitions' positions are then
+    /// ahead of what is committed: [`Shared::rewind`] follows, before the next records are
+    /// handed out (it is requested here). An error when the abort failed: the engine stops.
     pub(super) async fn abort_transaction(&self, why: &str) -> Result<(), Error> {
         let eos = self.transactions()?;
         tracing::warn!(reason = why, "aborting the transaction");
         self.health.error(format_args!("transaction aborted: {why}"));
-        let gate = Arc::clone(&eos.gate).write_owned().await;
+        let wait = self.config.shutdown_timeout;
+        let Ok(gate) = tokio::time::timeout(wait, Arc::clone(&eos.gate).write_owned()).await else {
+            let e = Error::with_message(
+                ErrorKind::Timeout,
+                format!("cannot abort the transaction: a handler has not returned within {wait:?}"),
+            );
+            eos.set_fatal(&e);
+            return Err(e);
+        };
         if let Err(e) = eos.producer.abort_transaction().await {
             eos.set_fatal(&e);
             return Err(e);
         }
         Metrics::add(&self.metrics.transactions_aborted);
         *eos.poisoned.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let all: Vec<TopicPartition> =
+            self.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        // Each task is between two messages (the gate is held): told to abort, it ends at once.
+        self.stop_workers(&all, true, Instant::now() + Duration::from_secs(1)).await;
+        self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        eos.request_rewind();
         self.begin_transaction()?;
         drop(gate);
         Ok(())
     }
 
-    /// After an abort: stops every partition task, drops every loaded workspace (they hold
-    /// what the aborted transaction wrote), reads the changelog of the owned partitions again,
-    /// and moves each back to its committed offset (`auto.offset.reset` where none is
-    /// committed), then starts them as on an assignment.
+    /// After an abort: moves each owned partition back to its committed offset
+    /// (`auto.offset.reset` where none is committed), reads the changelog of the owned
+    /// partitions again (read_committed: what committed transactions wrote), and starts them as
+    /// on an assignment. Tasks started since the abort (an assignment in the same poll) are
+    /// stopped first: they were given nothing yet.
     pub(super) async fn rewind(
         self: &Arc<Self>,
         consumer: &mut GroupConsumer<Listener>,
     ) -> Result<(), Error> {
-        let started = Instant::now();
         let all: Vec<TopicPartition> =
             self.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
-        self.stop_workers(&all, true, started + Duration::from_secs(1)).await;
+        self.stop_workers(&all, true, Instant::now() + Duration::from_secs(1)).await;
         self.workspaces.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let assigned = consumer.assignment();
         let names: Vec<String> = assigned.iter().map(|tp| format!("{}-{}", tp.topic, tp.partition)).collect();

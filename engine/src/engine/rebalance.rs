@@ -355,7 +355,7 @@ impl Shared {
         let abort = if lost {
             Some("partitions lost".to_string())
         } else {
-            match self.commit_transaction(handle.group_metadata(), &done, end).await {
+            match self.commit_transaction(handle.group_metadata(), &done, None, end).await {
                 Ok(Ok(committed)) => {
                     if let super::eos::Committed::Offsets(n) = committed {
                         tracing::info!(partitions = n, "transaction committed before revocation");
@@ -372,7 +372,7 @@ impl Shared {
         };
         if let Some(why) = abort {
             match self.abort_transaction(&why).await {
-                Ok(()) => eos.request_rewind(),
+                Ok(()) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "transaction abort failed; the engine stops");
                     self.health.error(format_args!("transaction abort failed: {e}"));
@@ -388,16 +388,13 @@ impl Shared {
     }
 
     /// Drops, unsaved, the workspaces whose partition no longer has a task (exactly-once
-    /// mode: what they hold was committed, or aborted).
+    /// mode: what they hold was committed, or aborted). One that is locked is passed over.
     fn drop_unowned(&self) {
         let owned: std::collections::HashSet<i32> =
             self.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().map(|tp| tp.partition).collect();
         let mut map = self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, slot| match slot.try_lock() {
-            Ok(s) => owned.contains(&s.ws.partition),
-            // Held by a task that was left behind: no longer the engine's.
-            Err(_) => false,
-        });
+        // A workspace that is locked is in use by a task of a partition still owned.
+        map.retain(|_, slot| slot.try_lock().map_or(true, |s| owned.contains(&s.ws.partition)));
     }
 }
 

@@ -156,7 +156,17 @@ impl Engine {
             match consumer.poll(POLL_TIMEOUT).await {
                 Ok(records) => {
                     failures = 0;
-                    dispatch(&shared, records);
+                    if shared.eos.as_ref().is_some_and(|eos| eos.take_rewind()) {
+                        // The listener aborted the transaction: these records come from
+                        // positions the rewind moves back from, and are fetched again.
+                        if let Err(e) = shared.rewind(&mut consumer).await {
+                            tracing::error!(error = %e, "exactly-once: cannot rewind; stopping");
+                            outcome = Err(e);
+                            break;
+                        }
+                    } else {
+                        dispatch(&shared, records);
+                    }
                 }
                 Err(e) => {
                     failures += 1;
@@ -253,9 +263,9 @@ async fn final_commit<L: RebalanceListener>(
     }
 }
 
-/// Exactly-once mode, each turn of the poll loop: stops on a fatal transaction error,
-/// rewinds when the listener aborted the transaction, and once the commit interval has passed
-/// (or at once when the open transaction failed) commits it, or aborts it and rewinds.
+/// Exactly-once mode, each turn of the poll loop: stops on a fatal transaction error, and
+/// once the commit interval has passed (or at once when the open transaction failed) commits
+/// it, or aborts it and rewinds.
 async fn transaction_step(
     shared: &Arc<Shared>,
     consumer: &mut GroupConsumer<Listener>,
@@ -265,18 +275,26 @@ async fn transaction_step(
     if let Some(e) = eos.fatal() {
         return Err(e);
     }
-    if eos.take_rewind() {
-        shared.rewind(consumer).await?;
+    if let Some(why) = eos.poisoned_why() {
+        shared.abort_transaction(&why).await?;
+        eos.take_rewind();
+        return shared.rewind(consumer).await;
     }
-    if Instant::now() < commits.next && !eos.is_poisoned() {
+    if Instant::now() < commits.next {
         return Ok(());
     }
+    // Not while a rebalance is under way or its outcome is not applied yet: the tasks may
+    // work on partitions that are no longer this member's. The next poll applies it (the
+    // listener commits or aborts what it concerns), and the commit follows.
+    let Some(metadata) = consumer.settled_group_metadata() else { return Ok(()) };
     commits.next = Instant::now() + shared.config.effective_commit_interval();
     let deadline = Instant::now() + shared.config.shutdown_timeout;
-    match shared.commit_transaction(consumer.group_metadata(), &[], deadline).await? {
+    let owned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
+    match shared.commit_transaction(metadata, &[], Some(&owned), deadline).await? {
         Ok(_) => Ok(()),
         Err(why) => {
             shared.abort_transaction(&why).await?;
+            eos.take_rewind();
             shared.rewind(consumer).await
         }
     }
@@ -290,20 +308,30 @@ async fn final_transaction(
     done: &[(TopicPartition, i64)],
     end: Instant,
 ) {
-    if let Some(e) = shared.eos.as_ref().and_then(|eos| eos.fatal()) {
+    let abort = if let Some(e) = shared.eos.as_ref().and_then(|eos| eos.fatal()) {
         tracing::warn!(error = %e, "no final transaction: the producer cannot go on");
-    } else {
-        match shared.commit_transaction(consumer.group_metadata(), done, end).await {
-            Ok(Ok(_)) => tracing::info!("final transaction committed"),
-            Ok(Err(why)) => {
-                if let Err(e) = shared.abort_transaction(&why).await {
-                    tracing::warn!(error = %e, "final transaction abort failed");
-                }
+        None
+    } else if let Some(metadata) = consumer.settled_group_metadata() {
+        let owned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
+        match shared.commit_transaction(metadata, done, Some(&owned), end).await {
+            Ok(Ok(_)) => {
+                tracing::info!("final transaction committed");
+                None
             }
+            Ok(Err(why)) => Some(why),
             Err(e) => {
                 tracing::warn!(error = %e, "final transaction commit failed");
                 shared.health.error(format_args!("final transaction commit failed: {e}"));
+                None
             }
+        }
+    } else {
+        // A rebalance is under way: what the tasks did may be another member's to commit.
+        Some("shutting down during a rebalance".to_string())
+    };
+    if let Some(why) = abort {
+        if let Err(e) = shared.abort_transaction(&why).await {
+            tracing::warn!(error = %e, "final transaction abort failed");
         }
     }
     shared.workspaces.lock().unwrap_or_else(|e| e.into_inner()).clear();
