@@ -2,8 +2,9 @@
 //! `KAFKA_ENGINE_EXACTLY_ONCE=true` and the Kafka store publishes one event per input event
 //! (`HandlerContext::publish`) and is killed with SIGKILL part way, twice, then restarted and
 //! left to finish. Read with read_committed (Klamm's consumer and librdkafka's), the published
-//! topic holds each input event exactly once, and the workspaces in the changelog topic applied
-//! each input event exactly once, though the killed runs left aborted writes behind.
+//! topic holds each input event exactly once, the dead-letter topic each poison event exactly
+//! once, and the workspaces in the changelog topic applied each input event exactly once,
+//! though the killed runs left aborted writes behind.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -69,6 +70,17 @@ fn published_seqs(records: &[ConsumerRecord]) -> BTreeMap<u64, usize> {
     seen
 }
 
+/// Every 100th event is a poison event, which the example's handler fails permanently: it is
+/// dead-lettered (in the transaction), and neither published nor applied.
+fn is_poison(seq: usize) -> bool {
+    seq % 100 == 99
+}
+
+/// The seqs of the events that are published and applied.
+fn applied() -> impl Iterator<Item = usize> {
+    (0..EVENTS).filter(|i| !is_poison(*i))
+}
+
 /// Topics and events of one test: the input with [`EVENTS`] events over [`WORKSPACES`]
 /// workspaces (each with its `seq`), the published topic, the group and its changelog.
 struct Setup {
@@ -97,7 +109,8 @@ impl Setup {
         let records: Vec<ProducerRecord> = (0..EVENTS)
             .map(|i| {
                 let ws = format!("ws-{}", i % WORKSPACES);
-                let value = serde_json::json!({"workspace_id": ws, "type": "add", "seq": i}).to_string();
+                let kind = if is_poison(i) { "poison" } else { "add" };
+                let value = serde_json::json!({"workspace_id": ws, "type": kind, "seq": i}).to_string();
                 ProducerRecord::new(input.as_str(), value).key(ws)
             })
             .collect();
@@ -184,10 +197,10 @@ impl Setup {
         // The published topic, read_committed: each input event exactly once.
         let read = rt.block_on(read_all(brokers, output, IsolationLevel::ReadCommitted));
         let seqs = published_seqs(&read);
-        let missing: Vec<u64> = (0..EVENTS as u64).filter(|s| !seqs.contains_key(s)).collect();
+        let missing: Vec<usize> = applied().filter(|s| !seqs.contains_key(&(*s as u64))).collect();
         let twice: Vec<(&u64, &usize)> = seqs.iter().filter(|(_, n)| **n != 1).collect();
         assert!(missing.is_empty() && twice.is_empty(), "missing {missing:?}, more than once {twice:?}");
-        assert_eq!(read.len(), EVENTS);
+        assert_eq!(read.len(), applied().count());
         for r in &read {
             let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
             assert_eq!(r.key.as_deref(), v["workspace_id"].as_str().map(str::as_bytes), "{v}");
@@ -199,7 +212,7 @@ impl Setup {
             isolation: Some(Isolation::ReadCommitted),
             ..ConsumeOptions::default()
         };
-        let peer = Peer::rdkafka().consume(brokers, output, EVENTS + 1, &options);
+        let peer = Peer::rdkafka().consume(brokers, output, applied().count() + 1, &options);
         let mut peer_seqs: Vec<u64> = peer
             .iter()
             .map(|r| {
@@ -208,7 +221,21 @@ impl Setup {
             })
             .collect();
         peer_seqs.sort_unstable();
-        assert_eq!(peer_seqs, (0..EVENTS as u64).collect::<Vec<_>>(), "librdkafka read_committed");
+        assert_eq!(peer_seqs, applied().map(|i| i as u64).collect::<Vec<_>>(), "librdkafka read_committed");
+
+        // The dead-letter topic, read_committed: each poison event exactly once.
+        let dead =
+            rt.block_on(read_all(brokers, &format!("{}.dlq", self.input), IsolationLevel::ReadCommitted));
+        let mut dead_seqs: Vec<u64> = dead
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+                v["seq"].as_u64().unwrap()
+            })
+            .collect();
+        dead_seqs.sort_unstable();
+        let poison: Vec<u64> = (0..EVENTS).filter(|i| is_poison(*i)).map(|i| i as u64).collect();
+        assert_eq!(dead_seqs, poison, "dead-lettered");
 
         // The workspaces, as the changelog's committed records hold them: each applied each of its
         // input events exactly once.
@@ -227,7 +254,7 @@ impl Setup {
         assert_eq!(last.len(), WORKSPACES);
         for (id, ws) in &last {
             let w: usize = id.trim_start_matches("ws-").parse().unwrap();
-            let want: Vec<u64> = (0..EVENTS).filter(|i| i % WORKSPACES == w).map(|i| i as u64).collect();
+            let want: Vec<u64> = applied().filter(|i| i % WORKSPACES == w).map(|i| i as u64).collect();
             let mut got: Vec<u64> =
                 ws["seqs"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
             got.sort_unstable();
@@ -271,8 +298,8 @@ fn killed_engines_publish_and_apply_each_event_exactly_once() {
     setup.assert_exactly_once();
     // read_uncommitted shows what the killed runs wrote and never committed.
     let everything = rt.block_on(read_all(brokers, output, IsolationLevel::ReadUncommitted));
-    println!("published: {EVENTS} committed, {} written in all", everything.len());
-    assert!(everything.len() > EVENTS, "the kills left no aborted writes: {}", everything.len());
+    println!("published: {} committed, {} written in all", applied().count(), everything.len());
+    assert!(everything.len() > applied().count(), "the kills left no aborted writes: {}", everything.len());
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
 
@@ -305,11 +332,23 @@ fn a_group_member_takes_over_a_killed_one_exactly_once() {
         assert!(Instant::now() < deadline, "no split:\n{}\n---\n{}", a.log(), b.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(a.log().contains("transaction committed before revocation"), "{}", a.log());
+    // The revocation commits a's open transaction; when a commit of a's was already under way
+    // as the new generation formed, the coordinator refuses that one and a aborts and rewinds
+    // instead (the race Kafka Streams meets as a migrated task). Either way nothing is lost.
+    let a_log = a.log();
+    assert!(
+        a_log.contains("transaction committed before revocation")
+            || a_log.contains("aborting the transaction"),
+        "{a_log}"
+    );
     let so_far = setup.rt.block_on(written(&setup.brokers, &setup.output));
     setup.wait_written(&mut a, so_far + 150);
     let a_log = a.kill();
     let metrics = setup.wait_all_committed(&mut b);
+    println!(
+        "revocation: {}",
+        if a_log.contains("transaction committed before revocation") { "committed" } else { "aborted" }
+    );
     let b_log = b.stop(Duration::from_secs(30));
     assert!(metrics.contains("klamm_engine_transactions_total"), "{metrics}");
     assert!(a_log.contains("exactly-once: transactions initialised"), "{a_log}");

@@ -53,6 +53,14 @@ pub(super) struct Transactions {
     fatal: Mutex<Option<Error>>,
 }
 
+/// A commit under way: the gate held, the changed workspaces saved (and still locked), the
+/// offsets to send.
+pub(super) struct Prepared {
+    gate: tokio::sync::OwnedRwLockWriteGuard<()>,
+    dirty: Vec<OwnedMutexGuard<Slot>>,
+    offsets: HashMap<TopicPartition, i64>,
+}
+
 /// What a commit did.
 pub(super) enum Committed {
     /// Nothing was handled since the last commit.
@@ -160,6 +168,22 @@ impl Shared {
         owned: Option<&HashSet<TopicPartition>>,
         deadline: Instant,
     ) -> Result<Result<Committed, String>, Error> {
+        match self.prepare_commit(stopped, owned, deadline).await? {
+            Ok(Some(prepared)) => self.finish_commit(prepared, Some(metadata)).await,
+            Ok(None) => Ok(Ok(Committed::Nothing)),
+            Err(why) => Ok(Err(why)),
+        }
+    }
+
+    /// The first half of [`Shared::commit_transaction`]: takes the gate, gathers the offsets
+    /// and saves the changed workspaces. `Ok(None)`: nothing to commit (or a handler held the
+    /// gate past `deadline`).
+    pub(super) async fn prepare_commit(
+        &self,
+        stopped: &[(TopicPartition, i64)],
+        owned: Option<&HashSet<TopicPartition>>,
+        deadline: Instant,
+    ) -> Result<Result<Option<Prepared>, String>, Error> {
         let eos = self.transactions()?;
         if let Some(e) = eos.fatal() {
             return Err(e);
@@ -167,7 +191,7 @@ impl Shared {
         let Ok(gate) = tokio::time::timeout_at(deadline.into(), Arc::clone(&eos.gate).write_owned()).await
         else {
             tracing::warn!("a handler held the commit back past its deadline; committing later");
-            return Ok(Ok(Committed::Nothing));
+            return Ok(Ok(None));
         };
         if let Some(why) = eos.poisoned_why() {
             return Ok(Err(why));
@@ -207,7 +231,7 @@ impl Shared {
             }
         }
         if offsets.is_empty() && dirty.is_empty() {
-            return Ok(Ok(Committed::Nothing));
+            return Ok(Ok(None));
         }
         if !dirty.is_empty() {
             let list: Vec<&Workspace> = dirty.iter().map(|g| &g.ws).collect();
@@ -215,7 +239,25 @@ impl Shared {
                 return Ok(Err(format!("cannot save {} workspaces: {e}", list.len())));
             }
         }
+        Ok(Ok(Some(Prepared { gate, dirty, offsets })))
+    }
+
+    /// The second half of [`Shared::commit_transaction`]: sends the offsets with `metadata`
+    /// and commits, then begins the next transaction. Without `metadata` (a rebalance began
+    /// while the commit was prepared) it commits nothing: the saves stay in the open
+    /// transaction, and the workspaces stay marked changed for the next commit.
+    pub(super) async fn finish_commit(
+        &self,
+        prepared: Prepared,
+        metadata: Option<ConsumerGroupMetadata>,
+    ) -> Result<Result<Committed, String>, Error> {
+        let eos = self.transactions()?;
+        let Prepared { gate, dirty, offsets } = prepared;
         if !offsets.is_empty() {
+            let Some(metadata) = metadata else {
+                tracing::debug!("a rebalance began; the transaction commits later");
+                return Ok(Ok(Committed::Nothing));
+            };
             let sent: Vec<(TopicPartition, i64)> = offsets.iter().map(|(tp, n)| (tp.clone(), *n)).collect();
             if let Err(e) = eos.producer.send_offsets_to_transaction(sent, &metadata).await {
                 return abortable(e).map(Err);

@@ -352,10 +352,12 @@ impl Shared {
         let Some(eos) = &self.eos else { return };
         let done = self.stop_workers(partitions, lost, self.drain_deadline(started)).await;
         let end = started + self.config.shutdown_timeout;
+        // The generation the partitions are revoked in: its offsets are still this member's.
+        let metadata = handle.group_metadata();
         let abort = if lost {
             Some("partitions lost".to_string())
         } else {
-            match self.commit_transaction(handle.group_metadata(), &done, None, end).await {
+            match self.commit_transaction(metadata, &done, None, end).await {
                 Ok(Ok(committed)) => {
                     if let super::eos::Committed::Offsets(n) = committed {
                         tracing::info!(partitions = n, "transaction committed before revocation");

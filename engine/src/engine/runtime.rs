@@ -14,7 +14,7 @@ use klamm::{Admin, Client, ConsumerRecord, Error, ErrorKind, Producer, TopicPart
 use klamm_group::{GroupConsumer, NextOffset, RebalanceListener};
 use tokio::sync::mpsc;
 
-use super::eos::Transactions;
+use super::eos::{Committed, Transactions};
 use super::rebalance::*;
 use super::shared::*;
 use super::topics::*;
@@ -286,11 +286,19 @@ async fn transaction_step(
     // Not while a rebalance is under way or its outcome is not applied yet: the tasks may
     // work on partitions that are no longer this member's. The next poll applies it (the
     // listener commits or aborts what it concerns), and the commit follows.
-    let Some(metadata) = consumer.settled_group_metadata() else { return Ok(()) };
+    if consumer.settled_group_metadata().is_none() {
+        return Ok(());
+    }
     commits.next = Instant::now() + shared.config.effective_commit_interval();
     let deadline = Instant::now() + shared.config.shutdown_timeout;
     let owned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
-    match shared.commit_transaction(metadata, &[], Some(&owned), deadline).await? {
+    let committed = match shared.prepare_commit(&[], Some(&owned), deadline).await? {
+        // Read again after the wait for the gate and the saves: a rebalance may have begun.
+        Ok(Some(prepared)) => shared.finish_commit(prepared, consumer.settled_group_metadata()).await?,
+        Ok(None) => Ok(Committed::Nothing),
+        Err(why) => Err(why),
+    };
+    match committed {
         Ok(_) => Ok(()),
         Err(why) => {
             shared.abort_transaction(&why).await?;
@@ -311,9 +319,22 @@ async fn final_transaction(
     let abort = if let Some(e) = shared.eos.as_ref().and_then(|eos| eos.fatal()) {
         tracing::warn!(error = %e, "no final transaction: the producer cannot go on");
         None
-    } else if let Some(metadata) = consumer.settled_group_metadata() {
+    } else if consumer.settled_group_metadata().is_some() {
         let owned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
-        match shared.commit_transaction(metadata, done, Some(&owned), end).await {
+        let committed = match shared.prepare_commit(done, Some(&owned), end).await {
+            Ok(Ok(Some(prepared))) => {
+                let metadata = consumer.settled_group_metadata();
+                let rebalancing = metadata.is_none();
+                match shared.finish_commit(prepared, metadata).await {
+                    Ok(Ok(_)) if rebalancing => Ok(Err("shutting down during a rebalance".to_string())),
+                    other => other,
+                }
+            }
+            Ok(Ok(None)) => Ok(Ok(Committed::Nothing)),
+            Ok(Err(why)) => Ok(Err(why)),
+            Err(e) => Err(e),
+        };
+        match committed {
             Ok(Ok(_)) => {
                 tracing::info!("final transaction committed");
                 None
