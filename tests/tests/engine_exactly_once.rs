@@ -417,3 +417,61 @@ fn a_paused_member_aborts_what_it_did_as_a_zombie() {
     setup.assert_exactly_once();
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
+
+/// A second instance started with the same transactional.id fences the first: the first's
+/// next transactional call fails as fenced and it stops with the error (the health snapshot's
+/// last error, logged at shutdown), while the second goes on and finishes exactly once.
+#[test]
+fn an_instance_fenced_by_its_transactional_id_stops() {
+    let broker = Broker::shared_kafka();
+    let setup = Setup::new(broker, "engine-eos-fenced");
+    let id = format!("{}-same", setup.group);
+    let env = setup.env(Some(&id));
+    let mut a = setup.start("a.log", &env);
+    setup.wait_written(&mut a, 100);
+    let mut b = setup.start("b.log", &env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = a.child.try_wait().unwrap() {
+            break status;
+        }
+        b.assert_running();
+        assert!(Instant::now() < deadline, "a was not fenced:\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let a_log = a.log();
+    assert!(!status.success(), "a exited with {status}:\n{a_log}");
+    assert!(a_log.contains("workspace-engine failed"), "{a_log}");
+    assert!(a_log.to_ascii_lowercase().contains("fenced"), "{a_log}");
+    setup.wait_all_committed(&mut b);
+    b.stop(Duration::from_secs(30));
+    setup.assert_exactly_once();
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+/// Without exactly-once (and with the file store), `ctx.publish` sends each handler's events
+/// through the engine's producer once the handler returned `Ok`: every applied event is
+/// published, read back by a read_uncommitted consumer.
+#[test]
+fn without_exactly_once_handlers_publish_through_the_engine() {
+    let broker = Broker::shared_kafka();
+    let setup = Setup::new(broker, "engine-publish-ctx");
+    let env = [
+        ("WORKSPACE_ENGINE_PUBLISH_TOPIC", setup.output.as_str()),
+        ("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", "6000"),
+    ];
+    let mut engine = setup.start("engine.log", &env);
+    setup.wait_written(&mut engine, applied().count() as i64);
+    let log = engine.stop(Duration::from_secs(30));
+    assert!(!log.contains("exactly-once"), "{log}");
+    let read = setup.rt.block_on(read_all(&setup.brokers, &setup.output, IsolationLevel::ReadUncommitted));
+    let seqs = published_seqs(&read);
+    let want: Vec<u64> = applied().map(|i| i as u64).collect();
+    assert_eq!(seqs.keys().copied().collect::<Vec<_>>(), want);
+    assert!(seqs.values().all(|n| *n == 1), "no crash, no replay: {seqs:?}");
+    for r in &read {
+        let source = r.headers.iter().find(|h| &*h.key == b"source").and_then(|h| h.value.clone());
+        assert_eq!(source.as_deref(), Some(setup.group.as_bytes()), "the source header is the group id");
+    }
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
