@@ -308,7 +308,6 @@ pub(super) async fn run_partition(
 /// changed and commits the offset after the last message dealt with (`handled_cell`). Once the
 /// open transaction has failed it drops what it is given until the rewind replaces it. Returns
 /// the offset after the last message dealt with.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn run_partition_in_transactions(
     shared: Arc<Shared>,
     tp: TopicPartition,
