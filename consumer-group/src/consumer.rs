@@ -507,6 +507,40 @@ impl<L: RebalanceListener> GroupConsumer<L> {
         group_metadata(&self.shared)
     }
 
+    /// [`GroupConsumer::group_metadata`], but only while the member is settled: stable in its
+    /// generation, with every assignment change of the group protocol already applied by
+    /// [`GroupConsumer::poll`] and told to the listener. `None` while a rebalance is under way
+    /// or its outcome waits for the next poll: the partitions the application works on may not
+    /// be the member's any more (they may be another member's, in a newer generation that this
+    /// member is part of too), so offsets sent with a transaction now could commit what is not
+    /// this member's to commit. An exactly-once loop commits when this is `Some`, and otherwise
+    /// polls first (the listener commits or aborts on a revocation or a loss).
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: &klamm_group::GroupConsumer, producer: &klamm::Producer) -> Result<(), klamm::Error> {
+    /// if let Some(metadata) = consumer.settled_group_metadata() {
+    ///     producer.send_offsets_to_transaction(consumer.transaction_offsets(), &metadata).await?;
+    ///     producer.commit_transaction().await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn settled_group_metadata(&self) -> Option<klamm::ConsumerGroupMetadata> {
+        if self.in_progress.is_some() || !self.pending_assignment.is_empty() {
+            return None;
+        }
+        let m = self.shared.membership();
+        if m.state() != MemberState::Stable || m.has_events() {
+            return None;
+        }
+        Some(
+            klamm::ConsumerGroupMetadata::new(self.shared.config.group_id.clone())
+                .generation_id(m.generation())
+                .member_id(m.member_id().to_string())
+                .group_instance_id(self.shared.config.group_instance_id.clone()),
+        )
+    }
+
     /// Where the member stands in the group protocol now ([`MemberState::Stable`] once it is
     /// in a generation with its assignment).
     pub fn state(&self) -> MemberState {

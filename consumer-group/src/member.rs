@@ -130,6 +130,14 @@ impl Member {
         }
     }
 
+    /// Whether events wait for [`Member::poll_event`].
+    pub(crate) fn has_events(&self) -> bool {
+        match self {
+            Member::Classic(m) => m.has_events(),
+            Member::Consumer(m) => m.has_events(),
+        }
+    }
+
     pub(crate) fn poll_event(&mut self) -> Option<GroupEvent> {
         match self {
             Member::Classic(m) => m.poll_event(),

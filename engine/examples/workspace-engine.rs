@@ -2,14 +2,20 @@
 //!
 //! Events are `{"workspace_id": "...", "type": "...", ...}` keyed by workspace id. Each
 //! workspace's state, `$KAFKA_STATE_DIR/<workspace_id>.json`, holds `workspace_id`,
-//! `partition`, `offsets` (the next offset to consume, per source partition) and `events` (how
-//! many were applied). An event of type `poison` fails permanently (to the dead-letter topic);
+//! `partition`, `offsets` (the next offset to consume, per source partition), `events` (how
+//! many were applied) and `seqs` (the `seq` number of each applied event that has one, in the
+//! order applied). An event of type `poison` fails permanently (to the dead-letter topic);
 //! `flaky` fails transiently twice, then succeeds; `hang` never returns (a handler stuck on a
 //! call that does not answer, for shutdown tests); a value that is not JSON is a permanent
 //! error.
 //!
 //! With `KAFKA_STATE_STORE=kafka` the same documents are kept in the changelog topic
 //! `<group id>-workspaces-changelog` instead of files (several replicas, no shared disk).
+//!
+//! With `WORKSPACE_ENGINE_PUBLISH_TOPIC` set, each applied event publishes one `event-applied`
+//! event to that topic (`HandlerContext::publish`), keyed by the workspace id, with the
+//! input's topic, partition, offset and `seq`. With `KAFKA_ENGINE_EXACTLY_ONCE=true` (and the
+//! Kafka store) those events, the workspace writes and the input offsets commit together.
 //!
 //! Settings come from `KAFKA_*` variables (see `EngineConfig::from_env`). The HTTP endpoint
 //! (`/healthz`, `/readyz`, `/metrics`) is on, at `127.0.0.1:9464` unless
@@ -39,10 +45,12 @@ struct Event {
     workspace_id: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
+    seq: Option<u64>,
 }
 
 struct Apply {
     delay: Duration,
+    publish_topic: Option<String>,
 }
 
 impl Handler for Apply {
@@ -75,6 +83,25 @@ impl Handler for Apply {
         let ws = ctx.workspace().ok_or_else(|| HandlerError::permanent("event has no workspace"))?;
         let events = ws.data.get("events").and_then(|v| v.as_u64()).unwrap_or(0) + 1;
         ws.data.insert("events".into(), events.into());
+        if let Some(seq) = event.seq {
+            let seqs = ws.data.entry("seqs").or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let Some(list) = seqs.as_array_mut() {
+                list.push(seq.into());
+            }
+        }
+        if let Some(topic) = &self.publish_topic {
+            let applied = serde_json::json!({
+                "workspace_id": key, "topic": &*msg.topic, "partition": msg.partition,
+                "offset": msg.offset, "seq": event.seq, "events": events,
+            });
+            let out = ctx
+                .event(topic.as_str(), "event-applied")
+                .key(key.to_string())
+                .json(&applied)
+                .and_then(|e| e.build())
+                .map_err(|e| HandlerError::permanent("cannot build the published event").with_source(e))?;
+            ctx.publish(out);
+        }
         tracing::debug!(workspace = key, offset = msg.offset, events, "applied");
         Ok(())
     }
@@ -147,7 +174,9 @@ fn main() -> std::process::ExitCode {
             })?,
             Err(_) => Duration::ZERO,
         };
-        let handler = Apply { delay }.with(TracingLayer).with(LoggingLayer);
+        let publish_topic =
+            std::env::var("WORKSPACE_ENGINE_PUBLISH_TOPIC").ok().filter(|t| !t.trim().is_empty());
+        let handler = Apply { delay, publish_topic }.with(TracingLayer).with(LoggingLayer);
         let engine = Engine::builder().config(config).handler(handler).build()?;
         let health = engine.health();
         engine

@@ -132,12 +132,26 @@ impl KafkaStorage {
         admin: &Admin,
         partitions: NonZeroU32,
     ) -> Result<KafkaStorage, Error> {
-        let topic = changelog_topic(&config.group_id);
-        ensure_changelog(admin, &topic, &config.topics[0], partitions, config.shutdown_timeout).await?;
         let mut producer_config: ProducerConfig = config.producer_config()?;
         producer_config.acks = Acks::All;
         producer_config.enable_idempotence = Some(true);
         let producer = Producer::new(producer_config)?;
+        Self::open_with(config, admin, partitions, producer).await
+    }
+
+    /// [`KafkaStorage::open`] writing through `producer`: the engine's transactional producer in
+    /// exactly-once mode, whose open transaction the saves then join (and whose commit makes
+    /// them visible to the read_committed restore).
+    pub(crate) async fn open_with(
+        config: &crate::EngineConfig,
+        admin: &Admin,
+        partitions: NonZeroU32,
+        producer: Producer,
+    ) -> Result<KafkaStorage, Error> {
+        let topic = changelog_topic(&config.group_id);
+        ensure_changelog(admin, &topic, &config.topics[0], partitions, config.shutdown_timeout).await?;
+        // In exactly-once mode the group config reads read_committed: a restore sees only
+        // the saves of committed transactions.
         let mut consumer = config.group_config()?.consumer;
         consumer.auto_offset_reset = OffsetReset::Earliest;
         Ok(KafkaStorage {

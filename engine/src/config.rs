@@ -60,6 +60,8 @@ pub const VARIABLES: &[&str] = &[
     "KAFKA_GROUP_PROTOCOL",
     "KAFKA_ENGINE_HTTP_ADDR",
     "KAFKA_STATE_STORE",
+    "KAFKA_ENGINE_EXACTLY_ONCE",
+    "KAFKA_ENGINE_TRANSACTIONAL_ID",
 ];
 
 /// The variables of the services that move onto the engine, named after segmentio/kafka-go's
@@ -129,6 +131,16 @@ impl std::str::FromStr for StateStore {
     }
 }
 
+/// The commit interval of the exactly-once mode when none is set (a zero `commit_interval`):
+/// each transaction covers this long of processing, as Kafka Streams' exactly-once default.
+pub const EXACTLY_ONCE_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The `transaction.timeout.ms` of the exactly-once mode unless `KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS`
+/// sets one: how long the transaction of an instance that died stays open, holding back
+/// read_committed readers of what it wrote (its changelog partitions and output), before the
+/// coordinator aborts it.
+pub const EXACTLY_ONCE_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The longest shutdown timeout accepted (a day): deadlines are computed from it, and a
 /// shutdown that may take longer is not one.
 pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -194,6 +206,20 @@ pub struct EngineConfig {
     /// (`KAFKA_ENGINE_HTTP_ADDR`, an IP address and port such as `127.0.0.1:9464` or
     /// `0.0.0.0:9464`; port 0 picks a free one; `off` or unset: no endpoint). Default: none.
     pub http_addr: Option<SocketAddr>,
+    /// Exactly-once mode (`KAFKA_ENGINE_EXACTLY_ONCE`, default false): the events handlers
+    /// publish ([`HandlerContext::publish`](crate::HandlerContext::publish)), the workspace
+    /// changelog writes, the dead-letter writes and the input offsets go into one Kafka
+    /// transaction per commit interval, and the input and the changelog are read with
+    /// `isolation.level=read_committed`. Needs `state_store` [`StateStore::Kafka`]. See
+    /// `docs/engine.md`.
+    pub exactly_once: bool,
+    /// The `transactional.id` of the exactly-once mode's producer
+    /// (`KAFKA_ENGINE_TRANSACTIONAL_ID`). Default: `<group id>-<group.instance.id>` when the
+    /// member is static, else `<group id>-<host name>`
+    /// ([`EngineConfig::transactional_id_or_default`]). It must be stable across restarts of
+    /// one instance (a restart then fences the instance it replaces and aborts its open
+    /// transaction at once) and distinct between instances running at the same time.
+    pub transactional_id: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -217,6 +243,8 @@ impl Default for EngineConfig {
             publish_async: false,
             publish_dlq_topic: None,
             http_addr: None,
+            exactly_once: false,
+            transactional_id: None,
         }
     }
 }
@@ -325,6 +353,10 @@ impl EngineConfig {
         if let Some(s) = get("KAFKA_STATE_STORE") {
             c.state_store = s.parse().map_err(|e| bad("KAFKA_STATE_STORE", e))?;
         }
+        if let Some(e) = get("KAFKA_ENGINE_EXACTLY_ONCE") {
+            c.exactly_once = seed_bool("KAFKA_ENGINE_EXACTLY_ONCE", &e)?;
+        }
+        c.transactional_id = get("KAFKA_ENGINE_TRANSACTIONAL_ID");
         if let Some(p) = get("KAFKA_GROUP_PROTOCOL") {
             // `classic` or `consumer` (KIP-848): the group consumer's `group.protocol`.
             let protocol: GroupProtocol = p.parse().map_err(|e| bad("KAFKA_GROUP_PROTOCOL", e))?;
@@ -453,9 +485,86 @@ impl EngineConfig {
         }
         check_shutdown_timeout(self.shutdown_timeout).map_err(|why| bad("shutdown_timeout", why))?;
         check_commit_interval(self.commit_interval).map_err(|why| bad("commit_interval", why))?;
+        if self.transactional_id.as_ref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(bad("KAFKA_ENGINE_TRANSACTIONAL_ID", "must not be empty"));
+        }
+        if self.exactly_once {
+            if self.state_store != StateStore::Kafka {
+                return Err(bad(
+                    "KAFKA_ENGINE_EXACTLY_ONCE and KAFKA_STATE_STORE",
+                    format!(
+                        "exactly-once needs KAFKA_STATE_STORE=kafka (the workspaces are written in the \
+                         transaction, and a {} store cannot take a write back when it aborts)",
+                        self.state_store.name()
+                    ),
+                ));
+            }
+            if let Some(level) = self.consumer_properties.get("isolation.level") {
+                if !level.trim().eq_ignore_ascii_case("read_committed") {
+                    return Err(bad(
+                        &format!("KAFKA_ENGINE_EXACTLY_ONCE and {}", consumer("isolation.level")),
+                        format!("exactly-once reads read_committed; {level:?} contradicts it"),
+                    ));
+                }
+            }
+            let p = self.producer_config_named(&producer)?;
+            if p.transactional_id.is_some() {
+                return Err(bad(
+                    &producer("transactional.id"),
+                    "the engine's producer is transactional in exactly-once mode; set KAFKA_ENGINE_TRANSACTIONAL_ID instead",
+                ));
+            }
+        }
         self.group_config_named(consumer)?;
         self.producer_config_named(producer)?;
         Ok(())
+    }
+
+    /// How often the engine commits: `commit_interval`, except that in exactly-once mode a zero
+    /// interval means [`EXACTLY_ONCE_COMMIT_INTERVAL`] (a transaction per poll would cost a
+    /// round of markers per poll).
+    pub fn effective_commit_interval(&self) -> Duration {
+        if self.exactly_once && self.commit_interval.is_zero() {
+            EXACTLY_ONCE_COMMIT_INTERVAL
+        } else {
+            self.commit_interval
+        }
+    }
+
+    /// The exactly-once producer's `transactional.id`: [`EngineConfig::transactional_id`] when
+    /// set, else `<group id>-<group.instance.id>` for a static member, else `<group id>-<host
+    /// name>` (the host name from `HOSTNAME`, or the kernel's). An error when none of them is
+    /// known.
+    pub fn transactional_id_or_default(&self) -> Result<String, Error> {
+        if let Some(id) = &self.transactional_id {
+            return Ok(id.trim().to_string());
+        }
+        if let Some(instance) =
+            self.consumer_properties.get("group.instance.id").filter(|i| !i.trim().is_empty())
+        {
+            return Ok(format!("{}-{}", self.group_id, instance.trim()));
+        }
+        match host_name() {
+            Some(host) => Ok(format!("{}-{host}", self.group_id)),
+            None => Err(bad(
+                "KAFKA_ENGINE_TRANSACTIONAL_ID",
+                "not set, and neither a group.instance.id nor the host name is known to derive it from",
+            )),
+        }
+    }
+
+    /// The settings of the exactly-once mode's transactional producer: the producer properties,
+    /// then the `transactional.id` ([`EngineConfig::transactional_id_or_default`]) and, unless
+    /// the properties set one, a `transaction.timeout.ms` of
+    /// [`EXACTLY_ONCE_TRANSACTION_TIMEOUT`].
+    pub fn transactional_producer_config(&self) -> Result<ProducerConfig, Error> {
+        let mut p = self.producer_config()?;
+        p.transactional_id = Some(self.transactional_id_or_default()?);
+        if !self.producer_properties.contains_key("transaction.timeout.ms") {
+            p.transaction_timeout = EXACTLY_ONCE_TRANSACTION_TIMEOUT;
+        }
+        p.validate().map_err(|e| bad("KAFKA_PRODUCER_*", e))?;
+        Ok(p)
     }
 
     /// The group consumer's settings: the engine's defaults (earliest reset, auto-commit off,
@@ -521,6 +630,9 @@ impl EngineConfig {
         }
         for (k, v) in &self.consumer_properties {
             g.set(k, v).map_err(|e| property_error(e, k, &name))?;
+        }
+        if self.exactly_once {
+            g.consumer.isolation_level = klamm::IsolationLevel::ReadCommitted;
         }
         if g.enable_auto_commit {
             return Err(bad(&name("enable.auto.commit"), "the engine commits by itself; must be false"));
@@ -744,6 +856,15 @@ fn acks(raw: &str) -> Option<String> {
 /// Whole milliseconds, rounded up.
 fn millis(d: Duration) -> String {
     d.as_nanos().div_ceil(1_000_000).to_string()
+}
+
+/// The host name: `HOSTNAME`, else the kernel's (Linux), when either is known.
+fn host_name() -> Option<String> {
+    let valid = |h: String| Some(h.trim().to_string()).filter(|h| !h.is_empty());
+    std::env::var("HOSTNAME")
+        .ok()
+        .and_then(valid)
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok().and_then(valid))
 }
 
 /// A seed variable's duration.
@@ -1248,5 +1369,74 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("publish_dlq_topic"));
         let c = EngineConfig { commit_interval: MAX_COMMIT_INTERVAL, ..EngineConfig::default() };
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn exactly_once_needs_the_kafka_store_and_reads_committed() {
+        let e = vars(&[("KAFKA_ENGINE_EXACTLY_ONCE", "true")]).unwrap_err().to_string();
+        assert!(e.contains("KAFKA_ENGINE_EXACTLY_ONCE and KAFKA_STATE_STORE"), "{e}");
+        let e = vars(&[("KAFKA_ENGINE_EXACTLY_ONCE", "maybe"), ("KAFKA_STATE_STORE", "kafka")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KAFKA_ENGINE_EXACTLY_ONCE"), "{e}");
+        let c = vars(&[("KAFKA_ENGINE_EXACTLY_ONCE", "true"), ("KAFKA_STATE_STORE", "kafka")]).unwrap();
+        assert!(c.exactly_once);
+        assert_eq!(c.group_config().unwrap().consumer.isolation_level, klamm::IsolationLevel::ReadCommitted);
+        assert_eq!(c.effective_commit_interval(), EXACTLY_ONCE_COMMIT_INTERVAL);
+        let e = vars(&[
+            ("KAFKA_ENGINE_EXACTLY_ONCE", "true"),
+            ("KAFKA_STATE_STORE", "kafka"),
+            ("KAFKA_CONSUMER_ISOLATION_LEVEL", "read_uncommitted"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("KAFKA_CONSUMER_ISOLATION_LEVEL"), "{e}");
+        let e = vars(&[
+            ("KAFKA_ENGINE_EXACTLY_ONCE", "true"),
+            ("KAFKA_STATE_STORE", "kafka"),
+            ("KAFKA_PRODUCER_TRANSACTIONAL_ID", "mine"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("KAFKA_PRODUCER_TRANSACTIONAL_ID") && e.contains("KAFKA_ENGINE_TRANSACTIONAL_ID"),
+            "{e}"
+        );
+        // Without the mode nothing changes: read_uncommitted, the interval as set.
+        let c = vars(&[("KAFKA_STATE_STORE", "kafka")]).unwrap();
+        assert!(!c.exactly_once);
+        assert_eq!(
+            c.group_config().unwrap().consumer.isolation_level,
+            klamm::IsolationLevel::ReadUncommitted
+        );
+        assert_eq!(c.effective_commit_interval(), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_transactional_id_is_set_or_derived_from_the_instance() {
+        let base = [
+            ("KAFKA_ENGINE_EXACTLY_ONCE", "true"),
+            ("KAFKA_STATE_STORE", "kafka"),
+            ("KAFKA_GROUP_ID", "billing"),
+        ];
+        let mut set = base.to_vec();
+        set.push(("KAFKA_ENGINE_TRANSACTIONAL_ID", "billing-7"));
+        let c = vars(&set).unwrap();
+        let p = c.transactional_producer_config().unwrap();
+        assert_eq!(p.transactional_id.as_deref(), Some("billing-7"));
+        assert_eq!(p.transaction_timeout, EXACTLY_ONCE_TRANSACTION_TIMEOUT);
+        let mut static_member = base.to_vec();
+        static_member.push(("KAFKA_CONSUMER_GROUP_INSTANCE_ID", "pod-2"));
+        static_member.push(("KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS", "30000"));
+        let c = vars(&static_member).unwrap();
+        let p = c.transactional_producer_config().unwrap();
+        assert_eq!(p.transactional_id.as_deref(), Some("billing-pod-2"));
+        assert_eq!(p.transaction_timeout, Duration::from_secs(30));
+        let c = vars(&base).unwrap();
+        if let Some(host) = host_name() {
+            assert_eq!(c.transactional_id_or_default().unwrap(), format!("billing-{host}"));
+        }
+        let c = EngineConfig { transactional_id: Some(" ".into()), ..EngineConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("KAFKA_ENGINE_TRANSACTIONAL_ID"));
     }
 }

@@ -14,6 +14,7 @@ use std::task::Poll;
 use klamm::ConsumerRecord;
 use serde::de::DeserializeOwned;
 
+use crate::publish::{EventBuilder, OutgoingEvent};
 use crate::workspace::Workspace;
 
 /// A record handed to a [`Handler`]; derefs to the [`ConsumerRecord`].
@@ -151,21 +152,31 @@ impl std::error::Error for HandlerError {
     }
 }
 
-/// What a handler gets besides the message: the attempt number and the message's workspace.
+/// What a handler gets besides the message: the attempt number, the message's workspace, and
+/// the events it publishes.
 ///
 /// The workspace is a copy: changes are kept only when the handler returns `Ok`, so a failed
-/// attempt leaves no trace.
+/// attempt leaves no trace. Events given to [`HandlerContext::publish`] are held the same way:
+/// the engine sends them once the handler returned `Ok`, before the message counts as handled.
 #[derive(Debug)]
 pub struct HandlerContext {
     pub(crate) attempt: u32,
     pub(crate) workspace: Option<Workspace>,
+    pub(crate) source: String,
+    pub(crate) events: Vec<OutgoingEvent>,
 }
 
 impl HandlerContext {
     /// A context for attempt `attempt` (0 for the first) with this workspace, for tests of
-    /// handlers and for layers.
+    /// handlers and for layers. Its events' `source` header is `klamm-engine`; the engine's
+    /// contexts use the group id.
     pub fn new(attempt: u32, workspace: Option<Workspace>) -> Self {
-        Self { attempt, workspace }
+        Self { attempt, workspace, source: "klamm-engine".into(), events: Vec::new() }
+    }
+
+    pub(crate) fn with_source(mut self, source: &str) -> Self {
+        source.clone_into(&mut self.source);
+        self
     }
 
     /// 0 on the first attempt, 1 on the first retry, ...
@@ -182,6 +193,55 @@ impl HandlerContext {
     /// Takes the workspace back out.
     pub fn into_workspace(self) -> Option<Workspace> {
         self.workspace
+    }
+
+    /// Starts an event of `event_type` for `topic`, with the standard headers (see
+    /// [`EventBuilder`]) and the engine's group id as its `source`; hand it to
+    /// [`HandlerContext::publish`].
+    pub fn event(&self, topic: impl Into<String>, event_type: impl Into<String>) -> EventBuilder {
+        EventBuilder::new(topic.into(), event_type.into(), self.source.clone())
+    }
+
+    /// Publishes `event` with the message: the engine sends it once the handler returns `Ok`
+    /// (an attempt that fails publishes nothing) and counts the message handled only once the
+    /// event is written. In exactly-once mode
+    /// ([`EngineConfig::exactly_once`](crate::EngineConfig::exactly_once)) it goes into the
+    /// engine's transaction: read_committed readers see it exactly once, together with the
+    /// workspace change and the input offset. Otherwise it is written at least once (a crash
+    /// after the write and before the commit publishes it again on the replay), and a failed
+    /// write is a transient error of the message.
+    ///
+    /// ```
+    /// use klamm_engine::{Handler, HandlerContext, HandlerError, Message};
+    ///
+    /// struct Forward;
+    ///
+    /// impl Handler for Forward {
+    ///     async fn handle(&self, msg: &Message, ctx: &mut HandlerContext) -> Result<(), HandlerError> {
+    ///         let id = msg.workspace_id().unwrap_or_default().to_string();
+    ///         let event = ctx
+    ///             .event("applied", "event-applied")
+    ///             .key(id.clone())
+    ///             .json(&serde_json::json!({"workspace_id": id, "offset": msg.offset}))
+    ///             .and_then(|e| e.build())
+    ///             .map_err(|e| HandlerError::permanent("cannot build the event").with_source(e))?;
+    ///         ctx.publish(event);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn publish(&mut self, event: OutgoingEvent) {
+        self.events.push(event);
+    }
+
+    /// The events published so far in this attempt.
+    pub fn published(&self) -> &[OutgoingEvent] {
+        &self.events
+    }
+
+    /// Takes the workspace and the published events out.
+    pub(crate) fn into_parts(self) -> (Option<Workspace>, Vec<OutgoingEvent>) {
+        (self.workspace, self.events)
     }
 }
 

@@ -266,6 +266,15 @@ impl Collector for ScrapeCollector {
                 .map(|(k, n)| ([("event", k)], n)),
             counter,
         )?;
+        family(
+            &mut e,
+            "klamm_engine_transactions",
+            "Exactly-once mode: transactions committed, and aborted (each followed by a rewind to the last committed one).",
+            MetricType::Counter,
+            [("committed", m.transactions_committed), ("aborted", m.transactions_aborted)]
+                .map(|(k, n)| ([("outcome", k)], n)),
+            counter,
+        )?;
         histogram(
             &mut e,
             "klamm_engine_restore_duration_seconds",
@@ -429,6 +438,8 @@ mod tests {
             assignments: 1,
             revocations: 0,
             losses: 0,
+            transactions_committed: 7,
+            transactions_aborted: 1,
             handler_latency: HistogramSnapshot {
                 buckets: vec![(0.001, 30), (0.01, 12), (0.1, 0)],
                 count: 43,
@@ -485,6 +496,8 @@ mod tests {
             r#"klamm_engine_events_total{outcome="replayed"} 5"#,
             r#"klamm_engine_rebalances_total{event="assigned"} 1"#,
             r#"klamm_engine_rebalances_total{event="lost"} 0"#,
+            r#"klamm_engine_transactions_total{outcome="committed"} 7"#,
+            r#"klamm_engine_transactions_total{outcome="aborted"} 1"#,
         ] {
             assert!(l.contains(&want), "{want} missing:\n{text}");
         }

@@ -77,6 +77,8 @@ pub(crate) struct Metrics {
     pub(crate) assignments: AtomicU64,
     pub(crate) revocations: AtomicU64,
     pub(crate) losses: AtomicU64,
+    pub(crate) transactions_committed: AtomicU64,
+    pub(crate) transactions_aborted: AtomicU64,
     pub(crate) handler_latency: Histogram,
     pub(crate) restore_time: Histogram,
     pub(crate) lag: Mutex<BTreeMap<(String, i32), i64>>,
@@ -95,6 +97,8 @@ impl Default for Metrics {
             assignments: AtomicU64::new(0),
             revocations: AtomicU64::new(0),
             losses: AtomicU64::new(0),
+            transactions_committed: AtomicU64::new(0),
+            transactions_aborted: AtomicU64::new(0),
             handler_latency: Histogram::new(&HANDLER_SECONDS_BUCKETS),
             restore_time: Histogram::new(&RESTORE_SECONDS_BUCKETS),
             lag: Mutex::new(BTreeMap::new()),
@@ -139,6 +143,8 @@ impl Metrics {
             assignments: get(&self.assignments),
             revocations: get(&self.revocations),
             losses: get(&self.losses),
+            transactions_committed: get(&self.transactions_committed),
+            transactions_aborted: get(&self.transactions_aborted),
             handler_latency: self.handler_latency.snapshot(),
             restore_time: self.restore_time.snapshot(),
             lag: self.lag.lock().unwrap_or_else(|e| e.into_inner()).clone(),
@@ -170,6 +176,11 @@ pub struct MetricsSnapshot {
     /// Partitions lost at once (the member was fenced or its session expired; nothing was
     /// committed for them), counted per rebalance.
     pub losses: u64,
+    /// Exactly-once mode: transactions committed (each covers a commit interval of work).
+    pub transactions_committed: u64,
+    /// Exactly-once mode: transactions aborted (each followed by a rewind to the last
+    /// committed one).
+    pub transactions_aborted: u64,
     /// How long each handler attempt took (retries are attempts of their own).
     pub handler_latency: HistogramSnapshot,
     /// How long each assignment took to restore: loading the workspaces of the assigned

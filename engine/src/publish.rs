@@ -73,6 +73,20 @@ pub struct EventBuilder {
 }
 
 impl EventBuilder {
+    pub(crate) fn new(topic: String, event_type: String, source: String) -> Self {
+        EventBuilder {
+            topic,
+            event_type,
+            source,
+            key: None,
+            value: None,
+            correlation_id: None,
+            conversation_id: None,
+            schema_version: "1".into(),
+            headers: Vec::new(),
+        }
+    }
+
     /// The record key (a workspace id keeps the event on that workspace's partition).
     pub fn key(mut self, key: impl Into<Bytes>) -> Self {
         self.key = Some(key.into());
@@ -365,17 +379,7 @@ impl EventPublisher {
 
     /// Starts an event of `event_type` for `topic`.
     pub fn event(&self, topic: impl Into<String>, event_type: impl Into<String>) -> EventBuilder {
-        EventBuilder {
-            topic: topic.into(),
-            event_type: event_type.into(),
-            source: self.source.clone(),
-            key: None,
-            value: None,
-            correlation_id: None,
-            conversation_id: None,
-            schema_version: "1".into(),
-            headers: Vec::new(),
-        }
+        EventBuilder::new(topic.into(), event_type.into(), self.source.clone())
     }
 
     /// Sends the event. A synchronous publisher waits until the broker acknowledged it

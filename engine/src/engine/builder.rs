@@ -19,6 +19,7 @@ pub struct EngineBuilder {
     handler: Option<BoxHandler>,
     storage: Option<Arc<dyn WorkspaceStorage>>,
     state_store: Option<StateStore>,
+    exactly_once: Option<bool>,
 }
 
 impl EngineBuilder {
@@ -68,6 +69,33 @@ impl EngineBuilder {
         self
     }
 
+    /// Exactly-once mode, over the config's `exactly_once` (`KAFKA_ENGINE_EXACTLY_ONCE`): the
+    /// events handlers publish, the workspace changelog writes and the input offsets go into
+    /// one transaction per commit interval. It needs the Kafka store ([`StateStore::Kafka`]);
+    /// [`EngineBuilder::build`] refuses it with any other store.
+    ///
+    /// ```
+    /// use klamm_engine::{Engine, Handler, HandlerContext, HandlerError, Message, StateStore};
+    ///
+    /// struct Ignore;
+    ///
+    /// impl Handler for Ignore {
+    ///     async fn handle(&self, _msg: &Message, _ctx: &mut HandlerContext) -> Result<(), HandlerError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let refused = Engine::builder().handler(Ignore).exactly_once(true).build();
+    /// assert!(refused.unwrap_err().to_string().contains("KAFKA_STATE_STORE"));
+    /// let engine =
+    ///     Engine::builder().handler(Ignore).state_store(StateStore::Kafka).exactly_once(true).build().unwrap();
+    /// assert!(engine.config().exactly_once);
+    /// ```
+    pub fn exactly_once(mut self, on: bool) -> Self {
+        self.exactly_once = Some(on);
+        self
+    }
+
     /// Checks the settings and makes the engine (no connection yet). With
     /// [`EngineConfig::http_addr`] set it binds the HTTP endpoint's address now (see
     /// [`Engine::http_addr`]), and fails with a [`ErrorKind::Config`] error when it cannot.
@@ -76,7 +104,18 @@ impl EngineBuilder {
         if let Some(store) = self.state_store {
             config.state_store = store;
         }
+        if let Some(on) = self.exactly_once {
+            config.exactly_once = on;
+        }
         config.validate()?;
+        if config.exactly_once && self.storage.is_some() {
+            return Err(Error::with_message(
+                ErrorKind::Config,
+                "KAFKA_ENGINE_EXACTLY_ONCE: exactly-once needs the engine's Kafka store \
+                 (KAFKA_STATE_STORE=kafka), not a store of the application's, which cannot take a \
+                 write back when a transaction aborts",
+            ));
+        }
         let handler = self
             .handler
             .ok_or_else(|| Error::with_message(ErrorKind::Config, "engine: no handler was given"))?;

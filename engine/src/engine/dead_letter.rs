@@ -36,6 +36,13 @@ pub(super) async fn dead_letter(
                 return Ok(());
             }
             Err(e) => {
+                if let Some(eos) = &shared.eos {
+                    // In a transaction a failed write fails the transaction: retrying cannot
+                    // help, aborting and reading the message again does.
+                    tracing::warn!(offset = msg.offset, error = %e, "dead-letter write into the transaction failed");
+                    eos.poison(&format!("dead-letter write of offset {} failed: {e}", msg.offset));
+                    return Err(Halt::Rewind);
+                }
                 let wait =
                     retry_backoff(shared.config.retry_backoff, shared.config.retry_backoff_max, attempt);
                 tracing::warn!(offset = msg.offset, error = %e, ?wait, "dead-letter write failed; retrying");

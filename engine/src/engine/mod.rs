@@ -14,10 +14,13 @@
 //! - `shared`: the state the tasks and the rebalance listener share (loaded workspaces,
 //!   topic metadata, stopped partitions);
 //! - `dead_letter`: writes to the dead-letter topic;
+//! - `eos`: exactly-once mode: the transaction per commit interval, its abort and the rewind
+//!   that follows;
 //! - `topics`: topic metadata and the dead-letter topic made at startup.
 
 mod builder;
 mod dead_letter;
+mod eos;
 mod rebalance;
 mod runtime;
 mod shared;

@@ -34,6 +34,29 @@ impl Shared {
         tracing::info!(partitions = ?names, "partitions assigned");
         // Not ready until every partition of the assignment is restored (`end_restore` below).
         let restore_started = Instant::now();
+        let loaded = self.prepare_assignment(partitions).await;
+        let committed = match handle.committed(partitions).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read committed offsets");
+                HashMap::new()
+            }
+        };
+        let mut seek = |tp: &TopicPartition, o: Offset| handle.seek(tp, o);
+        self.position_assignment(partitions, &committed, &loaded, &mut seek).await;
+        for tp in partitions {
+            self.start_worker(tp.clone());
+        }
+        self.health.end_restore(partitions);
+        if !partitions.is_empty() {
+            Metrics::add(&self.metrics.assignments);
+            self.metrics.restore_time.observe(restore_started.elapsed());
+        }
+    }
+
+    /// The first half of an assignment (or of an exactly-once rewind): marks `partitions`
+    /// restoring, restores the store's copy of them, and loads their stored workspaces.
+    pub(super) async fn prepare_assignment(self: &Arc<Self>, partitions: &[TopicPartition]) -> Vec<SlotRef> {
         self.health.begin_restore(partitions);
         for tp in partitions {
             self.health.clear_stopped(tp);
@@ -92,14 +115,23 @@ impl Shared {
             loaded.push(slot);
         }
         tracing::info!(workspaces = loaded.len(), "workspaces loaded");
-        let committed = match handle.committed(partitions).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read committed offsets");
-                HashMap::new()
-            }
-        };
-        for (tp, next) in &committed {
+        loaded
+    }
+
+    /// The second half of an assignment: decides, from the `committed` offsets and the
+    /// `loaded` workspaces, where each of `partitions` resumes, and moves it there with `seek`.
+    pub(super) async fn position_assignment(
+        &self,
+        partitions: &[TopicPartition],
+        committed: &HashMap<TopicPartition, Option<NextOffset>>,
+        loaded: &[SlotRef],
+        seek: &mut (dyn FnMut(&TopicPartition, Offset) -> Result<(), klamm::Error> + Send),
+    ) {
+        let wait_until = Instant::now() + Duration::from_secs(1).min(self.config.shutdown_timeout);
+        if let Some(eos) = &self.eos {
+            eos.remember(committed);
+        }
+        for (tp, next) in committed {
             if let Some(next) = next {
                 self.metrics.set_committed(&tp.topic, tp.partition, next.offset());
             }
@@ -110,7 +142,7 @@ impl Shared {
             }
             let mut stored: Option<i64> = None;
             let mut range: Option<(Option<i64>, Option<i64>)> = None;
-            for slot in &loaded {
+            for slot in loaded {
                 let Some(mut s) = lock_until(slot, wait_until).await else { continue };
                 let Some(next) = s.ws.next_offset(&tp.topic, tp.partition) else { continue };
                 let (earliest, latest) = match range {
@@ -168,7 +200,7 @@ impl Shared {
                         "{what}"
                     );
                     if ahead.is_some() {
-                        if let Err(e) = handle.seek(tp, Offset::At(at)) {
+                        if let Err(e) = seek(tp, Offset::At(at)) {
                             tracing::warn!(topic = &*tp.topic, partition = tp.partition, error = %e, "seek failed");
                         }
                     }
@@ -201,7 +233,7 @@ impl Shared {
                         committed = c,
                         "seek to stored offset"
                     );
-                    if let Err(e) = handle.seek(tp, Offset::At(o)) {
+                    if let Err(e) = seek(tp, Offset::At(o)) {
                         tracing::warn!(topic = &*tp.topic, partition = tp.partition, error = %e, "seek failed");
                     }
                 }
@@ -210,14 +242,6 @@ impl Shared {
                     "stored offset is outside the log; starting from the committed offset or the reset policy"
                 ),
             }
-        }
-        for tp in partitions {
-            self.start_worker(tp.clone());
-        }
-        self.health.end_restore(partitions);
-        if !partitions.is_empty() {
-            Metrics::add(&self.metrics.assignments);
-            self.metrics.restore_time.observe(restore_started.elapsed());
         }
     }
 
@@ -280,6 +304,9 @@ impl Shared {
             Metrics::add(if lost { &self.metrics.losses } else { &self.metrics.revocations });
         }
         self.health.end_restore(partitions);
+        if self.eos.is_some() {
+            return self.revoked_in_transactions(handle, partitions, lost, started).await;
+        }
         let done = self.stop_workers(partitions, lost, self.drain_deadline(started)).await;
         // Their tasks have stopped: progress they reported earlier is committed below, or not
         // at all (lost), never by the poll loop after the partitions came back.
@@ -306,6 +333,70 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+impl Shared {
+    /// Exactly-once mode's revocation: the partition tasks finish the message they are on,
+    /// then the open transaction commits (the Java client commits in `onPartitionsRevoked`
+    /// too) with what they did, and their workspaces are dropped. Lost partitions cannot
+    /// commit any more (another member may own them): the transaction is aborted, and the
+    /// partitions still owned are rewound to their committed offsets by the poll loop.
+    async fn revoked_in_transactions(
+        &self,
+        handle: &mut RebalanceHandle<'_>,
+        partitions: &[TopicPartition],
+        lost: bool,
+        started: Instant,
+    ) {
+        let Some(eos) = &self.eos else { return };
+        let done = self.stop_workers(partitions, lost, self.drain_deadline(started)).await;
+        let end = started + self.config.shutdown_timeout;
+        // The generation the partitions are revoked in: its offsets are still this member's.
+        let metadata = handle.group_metadata();
+        let abort = if lost {
+            Some("partitions lost".to_string())
+        } else {
+            match self.commit_transaction(metadata, &done, None, end).await {
+                Ok(Ok(committed)) => {
+                    if let super::eos::Committed::Offsets(n) = committed {
+                        tracing::info!(partitions = n, "transaction committed before revocation");
+                    }
+                    None
+                }
+                Ok(Err(why)) => Some(why),
+                Err(e) => {
+                    tracing::error!(error = %e, "transaction commit before revocation failed; the engine stops");
+                    self.health.error(format_args!("transaction commit before revocation failed: {e}"));
+                    None
+                }
+            }
+        };
+        if let Some(why) = abort {
+            match self.abort_transaction(&why).await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "transaction abort failed; the engine stops");
+                    self.health.error(format_args!("transaction abort failed: {e}"));
+                }
+            }
+        }
+        self.drop_unowned();
+        eos.forget(partitions);
+        for tp in partitions {
+            self.metrics.forget(&tp.topic, tp.partition);
+            self.health.clear_stopped(tp);
+        }
+    }
+
+    /// Drops, unsaved, the workspaces whose partition no longer has a task (exactly-once
+    /// mode: what they hold was committed, or aborted). One that is locked is passed over.
+    fn drop_unowned(&self) {
+        let owned: std::collections::HashSet<i32> =
+            self.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().map(|tp| tp.partition).collect();
+        let mut map = self.workspaces.lock().unwrap_or_else(|e| e.into_inner());
+        // A workspace that is locked is in use by a task of a partition still owned.
+        map.retain(|_, slot| slot.try_lock().map_or(true, |s| owned.contains(&s.ws.partition)));
     }
 }
 

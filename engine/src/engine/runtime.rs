@@ -14,6 +14,7 @@ use klamm::{Admin, Client, ConsumerRecord, Error, ErrorKind, Producer, TopicPart
 use klamm_group::{GroupConsumer, NextOffset, RebalanceListener};
 use tokio::sync::mpsc;
 
+use super::eos::{Committed, Transactions};
 use super::rebalance::*;
 use super::shared::*;
 use super::topics::*;
@@ -76,17 +77,43 @@ impl Engine {
         }
         let primary_partitions = topics[&config.topics[0]].partitions;
         ensure_dlq(&admin, &config, primary_partitions).await?;
+        // Exactly-once: one transactional producer for everything the engine writes. Its
+        // initialisation fences an earlier instance with the same transactional.id and aborts
+        // that one's open transaction, before anything is restored (read_committed).
+        let transactional = match config.exactly_once {
+            true => {
+                let producer_config = config.transactional_producer_config()?;
+                let id = producer_config.transactional_id.clone().unwrap_or_default();
+                let p = Producer::new(producer_config)?;
+                p.init_transactions().await?;
+                p.begin_transaction()?;
+                tracing::info!(transactional_id = %id, "exactly-once: transactions initialised");
+                Some(p)
+            }
+            false => None,
+        };
         let (storage, changelog) = match self.storage {
             Some(s) => (s, None),
             None => {
-                let store = KafkaStorage::open(&config, &admin, primary_partitions).await?;
-                self.health.add_client("changelog", store.producer().client().clone());
-                let producer = store.producer().clone();
+                let (store, own) = match &transactional {
+                    Some(p) => {
+                        (KafkaStorage::open_with(&config, &admin, primary_partitions, p.clone()).await?, None)
+                    }
+                    None => {
+                        let store = KafkaStorage::open(&config, &admin, primary_partitions).await?;
+                        self.health.add_client("changelog", store.producer().client().clone());
+                        let producer = store.producer().clone();
+                        (store, Some(producer))
+                    }
+                };
                 tracing::info!(topic = store.topic(), "workspaces kept in the changelog topic");
-                (Arc::new(store) as Arc<dyn WorkspaceStorage>, Some(producer))
+                (Arc::new(store) as Arc<dyn WorkspaceStorage>, own)
             }
         };
-        let producer = Producer::new(config.producer_config()?)?;
+        let producer = match &transactional {
+            Some(p) => p.clone(),
+            None => Producer::new(config.producer_config()?)?,
+        };
         self.health.add_client("producer", producer.client().clone());
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -101,6 +128,7 @@ impl Engine {
             workspaces: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
             progress: progress_tx,
+            eos: transactional.map(Transactions::new),
         });
         let mut consumer = GroupConsumer::with_listener(group_config, Listener(Arc::clone(&shared)))?;
         shared.health.add_client("consumer", consumer.client().clone());
@@ -108,14 +136,16 @@ impl Engine {
         shared.health.set_phase(EnginePhase::Running);
         tracing::info!(
             topics = ?config.topics, group = %config.group_id, dlq = %config.dlq_topic,
-            commit_interval = ?config.commit_interval, "engine started"
+            commit_interval = ?config.effective_commit_interval(), exactly_once = config.exactly_once,
+            "engine started"
         );
 
         let mut shutdown = pin!(shutdown);
         let mut paused: HashSet<TopicPartition> = HashSet::new();
         let mut failures = 0u32;
         let mut next_log = Instant::now() + config.metrics_interval;
-        let mut commits = Commits { pending: HashMap::new(), next: Instant::now() + config.commit_interval };
+        let interval = config.effective_commit_interval();
+        let mut commits = Commits { pending: HashMap::new(), next: Instant::now() + interval };
         let mut outcome = Ok(());
         loop {
             let stop = std::future::poll_fn(|cx| Poll::Ready(shutdown.as_mut().poll(cx).is_ready())).await;
@@ -126,7 +156,17 @@ impl Engine {
             match consumer.poll(POLL_TIMEOUT).await {
                 Ok(records) => {
                     failures = 0;
-                    dispatch(&shared, records);
+                    if shared.eos.as_ref().is_some_and(|eos| eos.take_rewind()) {
+                        // The listener aborted the transaction: these records come from
+                        // positions the rewind moves back from, and are fetched again.
+                        if let Err(e) = shared.rewind(&mut consumer).await {
+                            tracing::error!(error = %e, "exactly-once: cannot rewind; stopping");
+                            outcome = Err(e);
+                            break;
+                        }
+                    } else {
+                        dispatch(&shared, records);
+                    }
                 }
                 Err(e) => {
                     failures += 1;
@@ -140,7 +180,15 @@ impl Engine {
                 }
             }
             flow_control(&shared, &mut consumer, &mut paused);
-            commit_progress(&shared, &consumer, &mut progress_rx, &mut commits).await;
+            if shared.eos.is_some() {
+                if let Err(e) = transaction_step(&shared, &mut consumer, &mut commits).await {
+                    tracing::error!(error = %e, "exactly-once: the transactions cannot go on; stopping");
+                    outcome = Err(e);
+                    break;
+                }
+            } else {
+                commit_progress(&shared, &consumer, &mut progress_rx, &mut commits).await;
+            }
             shared.health.polled(group_view(&consumer));
             if Instant::now() >= next_log {
                 next_log = Instant::now() + config.metrics_interval;
@@ -157,32 +205,14 @@ impl Engine {
         let all: Vec<TopicPartition> =
             shared.workers.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
         let done = shared.stop_workers(&all, false, shared.drain_deadline(started)).await;
-        shared.unload_unowned().await;
-        while progress_rx.try_recv().is_ok() {}
-        let finals: Vec<(TopicPartition, NextOffset)> = done
-            .into_iter()
-            .filter(|(tp, _)| assigned.contains(tp))
-            .map(|(tp, n)| (tp, NextOffset::new(n)))
-            .collect();
-        if !finals.is_empty() {
-            let committed: Vec<(TopicPartition, i64)> =
-                finals.iter().map(|(tp, n)| (tp.clone(), n.offset())).collect();
-            match tokio::time::timeout_at(end.into(), consumer.commit(finals)).await {
-                Ok(Ok(())) => {
-                    for (tp, next) in committed {
-                        shared.metrics.set_committed(&tp.topic, tp.partition, next);
-                    }
-                    tracing::info!("final offsets committed")
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "final commit failed");
-                    shared.health.error(format_args!("final commit failed: {e}"));
-                }
-                Err(_) => {
-                    tracing::warn!("final commit timed out");
-                    shared.health.error("final commit timed out");
-                }
-            }
+        if shared.eos.is_some() {
+            let done: Vec<(TopicPartition, i64)> =
+                done.into_iter().filter(|(tp, _)| assigned.contains(tp)).collect();
+            final_transaction(&shared, &consumer, &done, end).await;
+        } else {
+            shared.unload_unowned().await;
+            while progress_rx.try_recv().is_ok() {}
+            final_commit(&shared, &consumer, done, &assigned, end).await;
         }
         if let Err(e) = consumer.close(end.saturating_duration_since(Instant::now())).await {
             tracing::warn!(error = %e, "leaving the group failed");
@@ -196,6 +226,136 @@ impl Engine {
         tracing::info!("shutdown complete");
         outcome
     }
+}
+
+/// The shutdown's commit of the offsets the stopped partition tasks saved up to (`done`).
+async fn final_commit<L: RebalanceListener>(
+    shared: &Shared,
+    consumer: &GroupConsumer<L>,
+    done: Vec<(TopicPartition, i64)>,
+    assigned: &[TopicPartition],
+    end: Instant,
+) {
+    let finals: Vec<(TopicPartition, NextOffset)> = done
+        .into_iter()
+        .filter(|(tp, _)| assigned.contains(tp))
+        .map(|(tp, n)| (tp, NextOffset::new(n)))
+        .collect();
+    if !finals.is_empty() {
+        let committed: Vec<(TopicPartition, i64)> =
+            finals.iter().map(|(tp, n)| (tp.clone(), n.offset())).collect();
+        match tokio::time::timeout_at(end.into(), consumer.commit(finals)).await {
+            Ok(Ok(())) => {
+                for (tp, next) in committed {
+                    shared.metrics.set_committed(&tp.topic, tp.partition, next);
+                }
+                tracing::info!("final offsets committed")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "final commit failed");
+                shared.health.error(format_args!("final commit failed: {e}"));
+            }
+            Err(_) => {
+                tracing::warn!("final commit timed out");
+                shared.health.error("final commit timed out");
+            }
+        }
+    }
+}
+
+/// Exactly-once mode, each turn of the poll loop: stops on a fatal transaction error, and
+/// once the commit interval has passed (or at once when the open transaction failed) commits
+/// it, or aborts it and rewinds.
+async fn transaction_step(
+    shared: &Arc<Shared>,
+    consumer: &mut GroupConsumer<Listener>,
+    commits: &mut Commits,
+) -> Result<(), Error> {
+    let Some(eos) = &shared.eos else { return Ok(()) };
+    if let Some(e) = eos.fatal() {
+        return Err(e);
+    }
+    if let Some(why) = eos.poisoned_why() {
+        shared.abort_transaction(&why).await?;
+        eos.take_rewind();
+        return shared.rewind(consumer).await;
+    }
+    if Instant::now() < commits.next {
+        return Ok(());
+    }
+    // Not while a rebalance is under way or its outcome is not applied yet: the tasks may
+    // work on partitions that are no longer this member's. The next poll applies it (the
+    // listener commits or aborts what it concerns), and the commit follows.
+    if consumer.settled_group_metadata().is_none() {
+        return Ok(());
+    }
+    commits.next = Instant::now() + shared.config.effective_commit_interval();
+    let deadline = Instant::now() + shared.config.shutdown_timeout;
+    let owned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
+    let committed = match shared.prepare_commit(&[], Some(&owned), deadline).await? {
+        // Read again after the wait for the gate and the saves: a rebalance may have begun.
+        Ok(Some(prepared)) => shared.finish_commit(prepared, consumer.settled_group_metadata()).await?,
+        Ok(None) => Ok(Committed::Nothing),
+        Err(why) => Err(why),
+    };
+    match committed {
+        Ok(_) => Ok(()),
+        Err(why) => {
+            shared.abort_transaction(&why).await?;
+            eos.take_rewind();
+            shared.rewind(consumer).await
+        }
+    }
+}
+
+/// Exactly-once mode's shutdown: commits the open transaction with what the stopped partition
+/// tasks did (`done`), or aborts it when it failed, then drops the workspaces.
+async fn final_transaction(
+    shared: &Shared,
+    consumer: &GroupConsumer<Listener>,
+    done: &[(TopicPartition, i64)],
+    end: Instant,
+) {
+    let abort = if let Some(e) = shared.eos.as_ref().and_then(|eos| eos.fatal()) {
+        tracing::warn!(error = %e, "no final transaction: the producer cannot go on");
+        None
+    } else if consumer.settled_group_metadata().is_some() {
+        let owned: HashSet<TopicPartition> = consumer.assignment().into_iter().collect();
+        let committed = match shared.prepare_commit(done, Some(&owned), end).await {
+            Ok(Ok(Some(prepared))) => {
+                let metadata = consumer.settled_group_metadata();
+                let rebalancing = metadata.is_none();
+                match shared.finish_commit(prepared, metadata).await {
+                    Ok(Ok(_)) if rebalancing => Ok(Err("shutting down during a rebalance".to_string())),
+                    other => other,
+                }
+            }
+            Ok(Ok(None)) => Ok(Ok(Committed::Nothing)),
+            Ok(Err(why)) => Ok(Err(why)),
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(Ok(_)) => {
+                tracing::info!("final transaction committed");
+                None
+            }
+            Ok(Err(why)) => Some(why),
+            Err(e) => {
+                tracing::warn!(error = %e, "final transaction commit failed");
+                shared.health.error(format_args!("final transaction commit failed: {e}"));
+                None
+            }
+        }
+    } else {
+        // A rebalance is under way: what the tasks did may be another member's to commit.
+        Some("shutting down during a rebalance".to_string())
+    };
+    if let Some(why) = abort {
+        if let Err(e) = shared.abort_transaction(&why).await {
+            tracing::warn!(error = %e, "final transaction abort failed");
+        }
+    }
+    shared.workspaces.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 /// Hands each partition's records to its task, in order.

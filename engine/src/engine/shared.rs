@@ -48,6 +48,8 @@ pub(super) struct Shared {
     /// (partition, next offset) each time a partition task saved its progress; [`REVOKED`]
     /// instead of an offset once a partition was revoked or lost (after its last progress).
     pub(super) progress: mpsc::UnboundedSender<(TopicPartition, i64)>,
+    /// Exactly-once mode's transactions; `None` otherwise.
+    pub(super) eos: Option<super::eos::Transactions>,
 }
 
 /// Sent as the offset on [`Shared::progress`] when a partition was revoked or lost: what it

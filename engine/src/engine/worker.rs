@@ -12,8 +12,9 @@ use tokio::task::JoinHandle;
 use super::dead_letter::*;
 use super::shared::*;
 use crate::dlq::retry_backoff;
-use crate::handler::{catch_panic, ErrorClass, Handler, HandlerContext, Message};
+use crate::handler::{catch_panic, ErrorClass, Handler, HandlerContext, HandlerError, Message};
 use crate::metrics::Metrics;
+use crate::publish::OutgoingEvent;
 use crate::workspace::{blocking, StoredOffset, Workspace};
 
 /// No offset saved yet, in [`Worker::saved`].
@@ -28,6 +29,9 @@ pub(super) struct Worker {
     /// The offset the task saved up to ([`NOTHING_SAVED`] if none), for when it has to be
     /// abandoned without returning.
     pub(super) saved: Arc<AtomicI64>,
+    /// Exactly-once mode: the offset after the last message the task dealt with
+    /// ([`NOTHING_SAVED`] if none), which the next transaction commits.
+    pub(super) handled: Arc<AtomicI64>,
     pub(super) task: JoinHandle<Option<i64>>,
 }
 
@@ -39,6 +43,10 @@ pub(super) enum Halt {
     /// The partition is stopped (a workspace could not be loaded): this message and the
     /// ones after it are not handled.
     Stopped,
+    /// Exactly-once mode: a write of the open transaction failed, or a message was left part
+    /// way; the transaction is aborted and this message and the ones after it are read again
+    /// after the rewind.
+    Rewind,
 }
 
 /// How long partition tasks told to abort get to reach an await point and end, before they
@@ -56,21 +64,37 @@ impl Shared {
         let (stop, stop_rx) = watch::channel(false);
         let queued = Arc::new(AtomicUsize::new(0));
         let saved = Arc::new(AtomicI64::new(NOTHING_SAVED));
+        let handled = Arc::new(AtomicI64::new(NOTHING_SAVED));
         let span =
             tracing::info_span!("klamm.engine.partition", topic = &*tp.topic, partition = tp.partition);
-        let task = tokio::spawn(tracing::Instrument::instrument(
-            run_partition(
-                Arc::clone(self),
-                tp.clone(),
-                rx,
-                stop_rx,
-                abort_rx,
-                Arc::clone(&queued),
-                Arc::clone(&saved),
-            ),
-            span,
-        ));
-        workers.insert(tp, Worker { records: tx, queued, stop, abort, saved, task });
+        let task = if self.eos.is_some() {
+            tokio::spawn(tracing::Instrument::instrument(
+                run_partition_in_transactions(
+                    Arc::clone(self),
+                    tp.clone(),
+                    rx,
+                    stop_rx,
+                    abort_rx,
+                    Arc::clone(&queued),
+                    Arc::clone(&handled),
+                ),
+                span,
+            ))
+        } else {
+            tokio::spawn(tracing::Instrument::instrument(
+                run_partition(
+                    Arc::clone(self),
+                    tp.clone(),
+                    rx,
+                    stop_rx,
+                    abort_rx,
+                    Arc::clone(&queued),
+                    Arc::clone(&saved),
+                ),
+                span,
+            ))
+        };
+        workers.insert(tp, Worker { records: tx, queued, stop, abort, saved, handled, task });
     }
 
     /// When a shutdown or revocation that starts now has to have stopped its partition tasks:
@@ -249,7 +273,7 @@ pub(super) async fn run_partition(
             }
             match process(&shared, &tp, record, &mut touched, &abort).await {
                 Ok(next) => handled = Some(next),
-                Err(Halt::Stopped) => break,
+                Err(Halt::Stopped | Halt::Rewind) => break,
                 Err(Halt::Aborted) => {
                     aborted = true;
                     break;
@@ -276,6 +300,92 @@ pub(super) async fn run_partition(
         }
     }
     saved
+}
+
+/// A partition's task in exactly-once mode: handles its records in order, each while holding
+/// the transaction gate (shared), so that a commit, which takes it exclusively, falls between
+/// two messages. It saves nothing itself: the commit saves the workspaces the transaction
+/// changed and commits the offset after the last message dealt with (`handled_cell`). Once the
+/// open transaction has failed it drops what it is given until the rewind replaces it. Returns
+/// the offset after the last message dealt with.
+pub(super) async fn run_partition_in_transactions(
+    shared: Arc<Shared>,
+    tp: TopicPartition,
+    mut records: mpsc::UnboundedReceiver<Vec<ConsumerRecord>>,
+    stop: watch::Receiver<bool>,
+    abort: watch::Receiver<bool>,
+    queued: Arc<AtomicUsize>,
+    handled_cell: Arc<AtomicI64>,
+) -> Option<i64> {
+    let eos = shared.eos.as_ref()?;
+    let mut touched: Vec<SlotRef> = Vec::new();
+    let mut handled: Option<i64> = None;
+    while let Some(batch) = records.recv().await {
+        let n = batch.len();
+        let mut aborted = false;
+        for record in batch {
+            if *stop.borrow() {
+                aborted = true;
+                break;
+            }
+            if shared.health.is_stopped(&tp) || eos.is_poisoned() {
+                break;
+            }
+            let mut abort_rx = abort.clone();
+            let gate = tokio::select! {
+                g = Arc::clone(&eos.gate).read_owned() => g,
+                _ = abort_rx.wait_for(|a| *a) => {
+                    aborted = true;
+                    break;
+                }
+            };
+            if eos.is_poisoned() {
+                break;
+            }
+            let outcome = process(&shared, &tp, record, &mut touched, &abort).await;
+            match outcome {
+                Ok(next) => {
+                    handled = Some(next);
+                    handled_cell.store(next, Ordering::Release);
+                }
+                Err(Halt::Stopped) => break,
+                Err(Halt::Rewind) => break,
+                Err(Halt::Aborted) => {
+                    // Events or a dead-letter write of the message may be in the transaction
+                    // already: it must not commit without the message.
+                    eos.poison("a message was abandoned part way");
+                    aborted = true;
+                }
+            }
+            drop(gate);
+            if aborted {
+                break;
+            }
+        }
+        // The commit saves what the transaction changed.
+        touched.clear();
+        queued.fetch_sub(n, Ordering::Relaxed);
+        if aborted {
+            break;
+        }
+    }
+    handled
+}
+
+/// Sends the events a handler published with its message: in exactly-once mode into the open
+/// transaction (its commit waits for them; a failed send fails the transaction), otherwise
+/// waiting for each acknowledgement.
+async fn publish_events(shared: &Shared, events: Vec<OutgoingEvent>) -> Result<(), klamm::Error> {
+    let mut deliveries = Vec::with_capacity(events.len());
+    for event in events {
+        deliveries.push(shared.producer.send(event.record).await?);
+    }
+    if shared.eos.is_none() {
+        for d in deliveries {
+            d.await?;
+        }
+    }
+    Ok(())
 }
 
 /// Records in the workspace that `msg` is dealt with (applied, skipped after a business error,
@@ -331,7 +441,8 @@ pub(super) async fn process(
     }
     let mut attempt = 0u32;
     loop {
-        let mut ctx = HandlerContext::new(attempt, guard.as_ref().map(|g| g.ws.clone()));
+        let mut ctx = HandlerContext::new(attempt, guard.as_ref().map(|g| g.ws.clone()))
+            .with_source(&shared.config.group_id);
         let mut aborted = abort.clone();
         // A handler that does not return is cancelled when the task is told to abort.
         let started = Instant::now();
@@ -342,15 +453,41 @@ pub(super) async fn process(
         metrics.handler_latency.observe(started.elapsed());
         let error = match result {
             Ok(()) => {
-                if let (Some(g), Some(slot)) = (guard.as_mut(), &slot) {
-                    // The handler owns the data; the id, partition and offsets are the engine's.
-                    if let Some(ws) = ctx.into_workspace() {
-                        g.ws.data = ws.data;
+                let (ws, events) = ctx.into_parts();
+                let published = if events.is_empty() {
+                    Ok(())
+                } else {
+                    let mut aborted = abort.clone();
+                    tokio::select! {
+                        r = publish_events(shared, events) => r,
+                        _ = aborted.wait_for(|a| *a) => return Err(Halt::Aborted),
                     }
-                    dealt_with(shared, &msg, g, slot, touched);
+                };
+                match published {
+                    Ok(()) => {
+                        if let (Some(g), Some(slot)) = (guard.as_mut(), &slot) {
+                            // The handler owns the data; the id, partition and offsets are the
+                            // engine's.
+                            if let Some(ws) = ws {
+                                g.ws.data = ws.data;
+                            }
+                            dealt_with(shared, &msg, g, slot, touched);
+                        }
+                        Metrics::add(&metrics.processed);
+                        return Ok(next);
+                    }
+                    Err(e) => {
+                        if let Some(eos) = &shared.eos {
+                            tracing::warn!(offset = msg.offset, error = %e, "publishing into the transaction failed");
+                            eos.poison(&format!(
+                                "publishing the events of offset {} failed: {e}",
+                                msg.offset
+                            ));
+                            return Err(Halt::Rewind);
+                        }
+                        HandlerError::transient("publishing the handler's events failed").with_source(e)
+                    }
                 }
-                Metrics::add(&metrics.processed);
-                return Ok(next);
             }
             Err(e) => e,
         };
