@@ -17,7 +17,7 @@ use klamm_tests::{http_get, metric_value, unique_topic, Broker, ConsumeOptions, 
 
 mod engine_common;
 
-use engine_common::{create_topic, engine_events, owned, produce, runtime, temp_dir, EngineProcess};
+use engine_common::{create_topic, produce, runtime, temp_dir, wait_for_split, EngineProcess};
 
 const PARTITIONS: i32 = 4;
 const WORKSPACES: usize = 12;
@@ -317,21 +317,7 @@ fn a_group_member_takes_over_a_killed_one_exactly_once() {
     let mut a = setup.start("a.log", &a_env);
     setup.wait_written(&mut a, 100);
     let mut b = setup.start("b.log", &b_env);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        a.assert_running();
-        b.assert_running();
-        let (oa, ob) = (owned(&engine_events(&a.log())), owned(&engine_events(&b.log())));
-        if !oa.is_empty()
-            && !ob.is_empty()
-            && oa.is_disjoint(&ob)
-            && oa.len() + ob.len() == PARTITIONS as usize
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no split:\n{}\n---\n{}", a.log(), b.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_split(&mut a, &mut b, PARTITIONS, Duration::from_secs(60));
     // The revocation commits a's open transaction; when a commit of a's was already under way
     // as the new generation formed, the coordinator refuses that one and a aborts and rewinds
     // instead (the race Kafka Streams meets as a migrated task). Either way nothing is lost.
@@ -379,21 +365,7 @@ fn a_paused_member_aborts_what_it_did_as_a_zombie() {
     let a_addr = a.http_addr(Duration::from_secs(30));
     setup.wait_written(&mut a, 100);
     let mut b = setup.start("b.log", &b_env);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        a.assert_running();
-        b.assert_running();
-        let (oa, ob) = (owned(&engine_events(&a.log())), owned(&engine_events(&b.log())));
-        if !oa.is_empty()
-            && !ob.is_empty()
-            && oa.is_disjoint(&ob)
-            && oa.len() + ob.len() == PARTITIONS as usize
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no split:\n{}\n---\n{}", a.log(), b.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_split(&mut a, &mut b, PARTITIONS, Duration::from_secs(60));
     let so_far = setup.rt.block_on(written(&setup.brokers, &setup.output));
     setup.wait_written(&mut a, so_far + 60);
     // Past the session timeout (6 s), within the transaction timeout (10 s): the group moves

@@ -14,7 +14,7 @@ mod engine_common;
 
 use engine_common::{
     assert_loads_only_its_workspaces, create_topic, engine_events, owned, produce, runtime, states,
-    stored_offset, temp_dir, total_events, wait_for_events, EngineEvent, EngineProcess,
+    stored_offset, temp_dir, total_events, wait_for_events, wait_for_split, EngineEvent, EngineProcess,
 };
 
 const PARTITIONS: i32 = 4;
@@ -62,21 +62,7 @@ fn split_and_take_over(protocol: &str) {
     let mut a = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("a.log"), &slow);
     let mut b = EngineProcess::start(&brokers, &topic, &group, &state, dir.join("b.log"), &slow);
     let all: BTreeSet<i32> = (0..PARTITIONS).collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (a_owned, b_owned) = loop {
-        a.assert_running();
-        b.assert_running();
-        let (oa, ob) = (owned(&engine_events(&a.log())), owned(&engine_events(&b.log())));
-        if !oa.is_empty()
-            && !ob.is_empty()
-            && oa.is_disjoint(&ob)
-            && oa.union(&ob).cloned().collect::<BTreeSet<_>>() == all
-        {
-            break (oa, ob);
-        }
-        assert!(Instant::now() < deadline, "no split:\n{}\n---\n{}", a.log(), b.log());
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (a_owned, b_owned) = wait_for_split(&mut a, &mut b, PARTITIONS, Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));
     assert!(total_events(&state) < EVENTS as u64 - 100, "too little left to take over");
     let a_log = a.stop(Duration::from_secs(60));

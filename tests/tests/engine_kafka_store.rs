@@ -13,7 +13,9 @@ use klamm_tests::{unique_topic, Cluster};
 
 mod engine_common;
 
-use engine_common::{engine_events, owned, produce, read_topic, runtime, temp_dir, EngineProcess};
+use engine_common::{
+    engine_events, owned, produce, read_topic, runtime, temp_dir, wait_for_split, EngineProcess,
+};
 
 const PARTITIONS: i32 = 4;
 const WORKSPACES: usize = 24;
@@ -95,21 +97,7 @@ fn engines_without_shared_disk_take_over_from_the_changelog() {
     // Two engines, each with an empty state directory of its own.
     let mut a = EngineProcess::start(&brokers, &topic, &group, &dir.join("a"), dir.join("a.log"), &env);
     let mut b = EngineProcess::start(&brokers, &topic, &group, &dir.join("b"), dir.join("b.log"), &env);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let a_owned = loop {
-        a.assert_running();
-        b.assert_running();
-        let (oa, ob) = (owned(&engine_events(&a.log())), owned(&engine_events(&b.log())));
-        if !oa.is_empty()
-            && !ob.is_empty()
-            && oa.is_disjoint(&ob)
-            && oa.len() + ob.len() == PARTITIONS as usize
-        {
-            break oa;
-        }
-        assert!(Instant::now() < deadline, "no split:\n{}\n---\n{}", a.log(), b.log());
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (a_owned, _) = wait_for_split(&mut a, &mut b, PARTITIONS, Duration::from_secs(60));
     // Part way: some workspaces saved to the changelog, most events still to come.
     std::thread::sleep(Duration::from_secs(2));
     let a_log = a.kill();

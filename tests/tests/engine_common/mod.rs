@@ -297,6 +297,33 @@ pub fn engine_events(log: &str) -> Vec<EngineEvent> {
 }
 
 /// The partitions an engine owns at the end of its log.
+/// Waits (up to `within`) until engines `a` and `b` share partitions `0..partitions` between
+/// them, as their logs say: each owns some, none owns one the other does. Returns what each
+/// owns. Fails if either engine exits meanwhile.
+pub fn wait_for_split(
+    a: &mut EngineProcess,
+    b: &mut EngineProcess,
+    partitions: i32,
+    within: Duration,
+) -> (std::collections::BTreeSet<i32>, std::collections::BTreeSet<i32>) {
+    let all: std::collections::BTreeSet<i32> = (0..partitions).collect();
+    let deadline = Instant::now() + within;
+    loop {
+        a.assert_running();
+        b.assert_running();
+        let (oa, ob) = (owned(&engine_events(&a.log())), owned(&engine_events(&b.log())));
+        if !oa.is_empty()
+            && !ob.is_empty()
+            && oa.is_disjoint(&ob)
+            && oa.union(&ob).copied().eq(all.iter().copied())
+        {
+            return (oa, ob);
+        }
+        assert!(Instant::now() < deadline, "no split:\n{}\n---\n{}", a.log(), b.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn owned(events: &[EngineEvent]) -> std::collections::BTreeSet<i32> {
     let mut owned = std::collections::BTreeSet::new();
     for e in events {
