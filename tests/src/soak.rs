@@ -147,6 +147,9 @@ pub struct SoakReport {
     pub in_log: usize,
     /// Acknowledged records missing from the log.
     pub missing: usize,
+    /// Acknowledged records that are in the log, but not at the partition and offset their
+    /// acknowledgement named (the producer reported a wrong position).
+    pub misplaced: usize,
     /// Records in the log more than once.
     pub duplicated: usize,
     /// Records of a key that are in the log after a later record of the same key.
@@ -163,6 +166,9 @@ pub struct SoakReport {
     pub partition_consumer_missing: usize,
     /// Records Klamm's partition consumer read more than once.
     pub partition_consumer_repeated: usize,
+    /// Up to ten acknowledged records that the group or the partition consumer never read:
+    /// what was acknowledged, where the log holds it, and who missed it, for the run's notes.
+    pub unread: Vec<String>,
     /// The longest time without an acknowledgement while records waited for one.
     pub longest_produce_stall: Duration,
     /// The longest time without a record reaching any group member while acknowledged records
@@ -194,8 +200,8 @@ impl SoakReport {
             out.push_str(&format!("  failed per key: {}\n", keys.join(" ")));
         }
         out.push_str(&format!(
-            "log: {} records | acknowledged but missing {} | duplicated {} | out of order per key {}\n",
-            self.in_log, self.missing, self.duplicated, self.reordered
+            "log: {} records | acknowledged but missing {} | acknowledged at another offset {} | duplicated {} | out of order per key {}\n",
+            self.in_log, self.missing, self.misplaced, self.duplicated, self.reordered
         ));
         out.push_str(&format!(
             "group of {}: acknowledged but never read {} | re-delivered {}\n",
@@ -205,6 +211,9 @@ impl SoakReport {
             "partition consumer: acknowledged but never read {} | read twice {}\n",
             self.partition_consumer_missing, self.partition_consumer_repeated
         ));
+        for line in &self.unread {
+            out.push_str(&format!("  never read: {line}\n"));
+        }
         out.push_str(&format!(
             "longest stall: produce {:.1?} | consume {:.1?}\n",
             self.longest_produce_stall, self.longest_consume_stall
@@ -219,6 +228,12 @@ impl SoakReport {
         let mut problems = Vec::new();
         if self.missing > 0 {
             problems.push(format!("{} acknowledged records are missing from the log", self.missing));
+        }
+        if self.misplaced > 0 {
+            problems.push(format!(
+                "{} records were acknowledged at a partition and offset that hold another record",
+                self.misplaced
+            ));
         }
         if self.duplicated > 0 {
             problems.push(format!("{} records are in the log more than once", self.duplicated));
@@ -394,10 +409,12 @@ pub fn run(options: &SoakOptions) -> SoakReport {
 
     // Per key: every (key, seq) once, in seq order along the log.
     let mut copies: HashMap<(u32, u64), usize> = HashMap::new();
+    let mut placed: HashMap<(u32, u64), (i32, i64)> = HashMap::new();
     let mut by_key: BTreeMap<u32, Vec<(i32, i64, u64)>> = BTreeMap::new();
     for r in &log {
         let Some((key, seq)) = r.value.as_deref().and_then(parse_value) else { continue };
         *copies.entry((key, seq)).or_default() += 1;
+        placed.insert((key, seq), (r.partition.unwrap_or(-1), r.offset.unwrap_or(-1)));
         by_key.entry(key).or_default().push((r.partition.unwrap_or(-1), r.offset.unwrap_or(-1), seq));
     }
     report.in_log = log.len();
@@ -414,6 +431,13 @@ pub fn run(options: &SoakOptions) -> SoakReport {
     }
     report.missing =
         outcomes.iter().filter(|o| o.result.is_ok() && !copies.contains_key(&(o.key, o.seq))).count();
+    report.misplaced = outcomes
+        .iter()
+        .filter(|o| match (&o.result, placed.get(&(o.key, o.seq))) {
+            (Ok(acked_at), Some(in_log)) => acked_at != in_log,
+            _ => false,
+        })
+        .count();
 
     // The group: coverage, re-deliveries, stalls.
     let mut printed: HashMap<(i32, i64), usize> = HashMap::new();
@@ -431,6 +455,32 @@ pub fn run(options: &SoakOptions) -> SoakReport {
     }
     report.partition_consumer_missing = acked.keys().filter(|k| !read_once.contains_key(k)).count();
     report.partition_consumer_repeated = read_once.values().map(|n| n - 1).sum();
+    report.unread = outcomes
+        .iter()
+        .filter_map(|o| {
+            let at = *o.result.as_ref().ok()?;
+            let (group, partition_consumer) = (printed.contains_key(&at), read_once.contains_key(&at));
+            if group && partition_consumer {
+                return None;
+            }
+            let who = match (group, partition_consumer) {
+                (false, false) => "the group and the partition consumer",
+                (false, true) => "the group",
+                _ => "the partition consumer",
+            };
+            Some(format!(
+                "k{}:{} acknowledged at {}:{} after {:.1}s (sent at {:.1}s), in the log at {:?}, missed by {who}",
+                o.key,
+                o.seq,
+                at.0,
+                at.1,
+                o.done.as_secs_f64(),
+                o.sent.as_secs_f64(),
+                placed.get(&(o.key, o.seq)),
+            ))
+        })
+        .take(10)
+        .collect();
     report.redelivered = printed.values().map(|n| n - 1).sum();
     report.longest_produce_stall = longest_gap(outcomes.iter().filter(|o| o.result.is_ok()).map(|o| o.done));
     arrivals.sort();
