@@ -567,17 +567,23 @@ public final class Peer {
         return 0;
     }
 
+    /** A transactional producer with the id given (the caller calls initTransactions). */
+    private static KafkaProducer<byte[], byte[]> transactionalProducer(Args args, String transactionalId)
+            throws UsageException {
+        Properties props = common(args);
+        props.put("transactional.id", transactionalId);
+        props.put("linger.ms", "5");
+        return new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer());
+    }
+
     private static int txnProduce(Args args) throws Exception {
         long count = Long.parseLong(args.require("count"));
         long perTransaction = Math.max(1, Long.parseLong(args.require("per-transaction")));
         byte[] value = new byte[Integer.parseInt(args.get("value-size", "100"))];
         java.util.Arrays.fill(value, (byte) 'x');
-        Properties props = common(args);
-        props.put("transactional.id", "klamm-java-bench-" + java.util.UUID.randomUUID());
-        props.put("linger.ms", "5");
         String topic = args.require("topic");
         try (KafkaProducer<byte[], byte[]> producer =
-                new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
+                transactionalProducer(args, "klamm-java-bench-" + java.util.UUID.randomUUID())) {
             producer.initTransactions();
             long start = System.nanoTime();
             long sent = 0;
@@ -607,11 +613,7 @@ public final class Peer {
         consumerProps.put("isolation.level", "read_committed");
         consumerProps.put("enable.auto.commit", "false");
         consumerProps.put("auto.offset.reset", "earliest");
-        Properties producerProps = common(args);
-        producerProps.put("transactional.id", args.require("transactional-id"));
-        producerProps.put("linger.ms", "5");
-        try (KafkaProducer<byte[], byte[]> producer =
-                        new KafkaProducer<>(producerProps, new ByteArraySerializer(), new ByteArraySerializer());
+        try (KafkaProducer<byte[], byte[]> producer = transactionalProducer(args, args.require("transactional-id"));
                 KafkaConsumer<byte[], byte[]> consumer =
                         new KafkaConsumer<>(consumerProps, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
             producer.initTransactions();
