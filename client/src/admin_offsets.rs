@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::admin::{broker_error, missing, timed_out, user_error, Admin};
 use crate::client::ConnectionKind;
 use crate::connection::Connection;
+use crate::consumer::IsolationLevel;
 use crate::error::Error;
 
 /// How many times a partition of a leader-routed operation is tried.
@@ -115,9 +116,35 @@ impl Admin {
         &self,
         partitions: &[(&str, i32, OffsetSpec)],
     ) -> PartitionResults<ListedOffset> {
+        self.list_offsets_isolated(partitions, IsolationLevel::ReadUncommitted).await
+    }
+
+    /// [`Admin::list_offsets`] at an isolation level: under
+    /// [`IsolationLevel::ReadCommitted`], [`OffsetSpec::Latest`] is the last stable offset
+    /// (below the first record of a transaction still open), which is what a read_committed
+    /// consumer can reach; the high watermark minus it is what open transactions hold.
+    ///
+    /// ```no_run
+    /// use klamm::{IsolationLevel, OffsetSpec};
+    ///
+    /// # async fn example(admin: klamm::Admin) -> Result<(), klamm::Error> {
+    /// let asked = [("orders", 0, OffsetSpec::Latest)];
+    /// let stable = admin.list_offsets_isolated(&asked, IsolationLevel::ReadCommitted).await;
+    /// let high = admin.list_offsets(&asked).await;
+    /// let open = high[0].1.as_ref().map_err(Clone::clone)?.offset
+    ///     - stable[0].1.as_ref().map_err(Clone::clone)?.offset;
+    /// println!("{open} offsets of partition 0 belong to open transactions");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn list_offsets_isolated(
+        &self,
+        partitions: &[(&str, i32, OffsetSpec)],
+        isolation: IsolationLevel,
+    ) -> PartitionResults<ListedOffset> {
         let span = tracing::debug_span!("klamm.admin.list_offsets", partitions = partitions.len());
         let items = partitions.iter().map(|(t, p, spec)| ((*t).to_owned(), *p, *spec)).collect();
-        self.by_leader(items, |conn: Connection, batch: Vec<Item<OffsetSpec>>, _timeout_ms| async move {
+        self.by_leader(items, move |conn: Connection, batch: Vec<Item<OffsetSpec>>, _timeout_ms| async move {
             let version = conn.version_for::<ListOffsetsRequest>()?;
             let mut outcomes = Vec::new();
             let mut topics: BTreeMap<String, Vec<ListOffsetsPartition>> = BTreeMap::new();
@@ -125,6 +152,11 @@ impl Admin {
             for item in batch {
                 if version < item.arg.min_version() {
                     let why = "the largest-timestamp lookup needs ListOffsets v7 (Kafka 3.0)";
+                    outcomes.push((item.index, Err(user_error(why))));
+                    continue;
+                }
+                if version < 2 && isolation == IsolationLevel::ReadCommitted {
+                    let why = "a read_committed lookup needs ListOffsets v2 (Kafka 0.11)";
                     outcomes.push((item.index, Err(user_error(why))));
                     continue;
                 }
@@ -141,6 +173,7 @@ impl Admin {
             }
             let request = ListOffsetsRequest {
                 replica_id: -1,
+                isolation_level: isolation.code(),
                 topics: topics
                     .into_iter()
                     .map(|(name, partitions)| ListOffsetsTopic { name, partitions, ..Default::default() })

@@ -53,11 +53,19 @@ async fn read_all(brokers: &str, topic: &str, isolation: IsolationLevel) -> Vec<
 }
 
 /// The sum of `topic`'s end offsets (records written, aborted ones and markers included).
-async fn written(brokers: &str, topic: &str) -> i64 {
+/// What `topic` holds: offsets written in all (records and transaction markers), and how many
+/// of them belong to transactions still open (the high watermarks less the last stable
+/// offsets).
+async fn written(brokers: &str, topic: &str) -> (i64, i64) {
     let admin = Admin::connect(ClientConfig::new(brokers)).await.unwrap();
     let asked: Vec<(&str, i32, OffsetSpec)> =
         (0..PARTITIONS).map(|p| (topic, p, OffsetSpec::Latest)).collect();
-    admin.list_offsets(&asked).await.into_iter().map(|(_, r)| r.unwrap().offset).sum()
+    let sum = |listed: klamm::PartitionResults<klamm::ListedOffset>| -> i64 {
+        listed.into_iter().map(|(_, r)| r.unwrap().offset).sum()
+    };
+    let high = sum(admin.list_offsets(&asked).await);
+    let stable = sum(admin.list_offsets_isolated(&asked, IsolationLevel::ReadCommitted).await);
+    (high, high - stable)
 }
 
 /// The `seq` of each published event, with how often it was read.
@@ -149,19 +157,33 @@ impl Setup {
         )
     }
 
-    /// Waits until the published topic holds at least `records` records (aborted ones and
-    /// markers included).
+    /// Waits until `engine` has written at least `records` offsets to the output (records,
+    /// aborted ones included, and transaction markers).
     fn wait_written(&self, engine: &mut EngineProcess, records: i64) {
+        self.wait_output(engine, records, false)
+    }
+
+    /// Waits until `engine` has written at least `records` offsets to the output and a
+    /// transaction of it holds some not yet committed, so that a kill or a stop now leaves
+    /// writes for the coordinator to abort.
+    fn wait_written_in_open_transaction(&self, engine: &mut EngineProcess, records: i64) {
+        self.wait_output(engine, records, true)
+    }
+
+    fn wait_output(&self, engine: &mut EngineProcess, records: i64, open_transaction: bool) {
         let deadline = Instant::now() + Duration::from_secs(90);
-        while self.rt.block_on(written(&self.brokers, &self.output)) < records {
+        loop {
+            let (high, open) = self.rt.block_on(written(&self.brokers, &self.output));
+            if high >= records && (open > 0 || !open_transaction) {
+                return;
+            }
             engine.assert_running();
             assert!(
                 Instant::now() < deadline,
-                "{records} records never written:
-{}",
+                "{records} records never written (open transaction wanted: {open_transaction}):\n{}",
                 engine.log()
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -275,7 +297,7 @@ fn killed_engines_publish_and_apply_each_event_exactly_once() {
     let mut logs = Vec::new();
     for run in 1..=2i64 {
         let mut engine = setup.start(&format!("run-{run}.log"), &env);
-        setup.wait_written(&mut engine, run * EVENTS as i64 / 4);
+        setup.wait_written_in_open_transaction(&mut engine, run * EVENTS as i64 / 4);
         logs.push(engine.kill());
     }
     for (i, log) in logs.iter().enumerate() {
@@ -327,8 +349,8 @@ fn a_group_member_takes_over_a_killed_one_exactly_once() {
             || a_log.contains("aborting the transaction"),
         "{a_log}"
     );
-    let so_far = setup.rt.block_on(written(&setup.brokers, &setup.output));
-    setup.wait_written(&mut a, so_far + 150);
+    let so_far = setup.rt.block_on(written(&setup.brokers, &setup.output)).0;
+    setup.wait_written_in_open_transaction(&mut a, so_far + 150);
     let a_log = a.kill();
     let metrics = setup.wait_all_committed(&mut b);
     println!(
@@ -366,8 +388,8 @@ fn a_paused_member_aborts_what_it_did_as_a_zombie() {
     setup.wait_written(&mut a, 100);
     let mut b = setup.start("b.log", &b_env);
     wait_for_split(&mut a, &mut b, PARTITIONS, Duration::from_secs(60));
-    let so_far = setup.rt.block_on(written(&setup.brokers, &setup.output));
-    setup.wait_written(&mut a, so_far + 60);
+    let so_far = setup.rt.block_on(written(&setup.brokers, &setup.output)).0;
+    setup.wait_written_in_open_transaction(&mut a, so_far + 60);
     // Past the session timeout (6 s), within the transaction timeout (10 s): the group moves
     // a's partitions while its transaction is still open.
     signal(&a, "STOP");

@@ -487,3 +487,52 @@ async fn transactional_copy_copies_once_and_resumes() {
     .await
     .unwrap();
 }
+
+/// `Admin::list_offsets_isolated`: while a transaction holds written records, read_committed's
+/// latest offset (the last stable offset) stays below the high watermark; once it commits, the
+/// two meet past the commit marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_stable_offset_waits_for_an_open_transaction() {
+    let broker = Broker::shared_kafka();
+    let topic = unique_topic("txn-lso");
+    create_topic(broker, &topic, 1).await;
+    let admin = klamm::Admin::connect(klamm::ClientConfig::new(&broker.bootstrap())).await.unwrap();
+    let latest = |isolation: IsolationLevel| {
+        let (admin, topic) = (admin.clone(), topic.clone());
+        async move {
+            let listed = admin
+                .list_offsets_isolated(&[(topic.as_str(), 0, klamm::OffsetSpec::Latest)], isolation)
+                .await;
+            listed[0].1.as_ref().unwrap().offset
+        }
+    };
+    let producer = transactional(broker, &unique_topic("txn-lso-id"));
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().unwrap();
+    for r in send_all(&producer, &topic, &values("open", 5)).await {
+        r.unwrap();
+    }
+    assert_eq!(latest(IsolationLevel::ReadUncommitted).await, 5);
+    assert_eq!(
+        latest(IsolationLevel::ReadCommitted).await,
+        0,
+        "the open transaction's records are not stable"
+    );
+    producer.commit_transaction().await.unwrap();
+    // The commit marker takes offset 5; the coordinator writes it once the commit is decided,
+    // which may be after the commit returns.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (high, stable) =
+            (latest(IsolationLevel::ReadUncommitted).await, latest(IsolationLevel::ReadCommitted).await);
+        if (high, stable) == (6, 6) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "high watermark {high}, last stable offset {stable} after the commit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    producer.close(Duration::from_secs(5)).await;
+}
