@@ -83,6 +83,6 @@ pub use publish::{
 };
 pub use units::{parse_duration, parse_size, UnitError};
 pub use workspace::{
-    partition_of, FileStorage, SavedThrough, StorageError, StorageFuture, StoredOffset, Workspace,
-    WorkspaceStorage,
+    partition_of, DeadLettering, FileStorage, SavedThrough, StorageError, StorageFuture, StoredOffset,
+    Workspace, WorkspaceStorage,
 };

@@ -69,7 +69,9 @@ struct LegacyOffsets {
 /// partition, and its earlier events sit on the old one). The application's fields (here
 /// `events`) sit beside the engine's. Files of the older form, with a single `offset` (the
 /// primary topic, at `partition`) and `offsets` as a map from other topic names to offsets,
-/// are still read.
+/// are still read. While the engine writes one of the workspace's events to the dead-letter
+/// topic (at-least-once mode), `dead_lettering` names that event (see
+/// [`Workspace::dead_lettering`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workspace {
     /// The workspace id (the key of its events).
@@ -81,6 +83,8 @@ pub struct Workspace {
     offsets: Vec<StoredOffset>,
     /// Offsets of the older form not yet placed on partitions.
     legacy: Option<LegacyOffsets>,
+    /// The event whose dead-letter write began and is not known to be done.
+    dead_lettering: Option<DeadLettering>,
     /// The application's data.
     pub data: serde_json::Map<String, serde_json::Value>,
 }
@@ -94,8 +98,27 @@ struct RawWorkspace {
     offset: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     offsets: Option<RawOffsets>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dead_lettering: Option<DeadLettering>,
     #[serde(flatten)]
     data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An event of a workspace whose dead-letter write began and is not known to be done: the
+/// engine records it (and saves the workspace) before the write and clears it once the write
+/// is acknowledged. A run killed in between leaves it stored; the next run, reaching that
+/// event again, first looks for it on the dead-letter topic from a little before `at`, so that
+/// it is not written twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLettering {
+    /// The event's topic.
+    pub topic: String,
+    /// The event's partition.
+    pub partition: i32,
+    /// The event's offset.
+    pub offset: i64,
+    /// When the write began, in milliseconds since the Unix epoch.
+    pub at: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -123,6 +146,7 @@ impl Serialize for Workspace {
             partition: self.partition,
             offset,
             offsets,
+            dead_lettering: self.dead_lettering.clone(),
             data: data.map(|(k, v)| (k.clone(), v.clone())).collect(),
         }
         .serialize(serializer)
@@ -146,6 +170,7 @@ impl<'de> Deserialize<'de> for Workspace {
             partition: raw.partition,
             offsets: Vec::new(),
             legacy: (legacy != LegacyOffsets::default()).then_some(legacy),
+            dead_lettering: raw.dead_lettering,
             data: raw.data,
         };
         for o in offsets {
@@ -164,7 +189,8 @@ impl<'de> Deserialize<'de> for Workspace {
 impl Workspace {
     /// Field names of the stored form that belong to the engine; [`Workspace::data`] entries
     /// of these names are not stored.
-    pub const RESERVED_KEYS: [&'static str; 4] = ["workspace_id", "partition", "offset", "offsets"];
+    pub const RESERVED_KEYS: [&'static str; 5] =
+        ["workspace_id", "partition", "offset", "offsets", "dead_lettering"];
 
     /// An empty workspace.
     pub fn new(id: impl Into<String>, partition: i32) -> Self {
@@ -173,8 +199,19 @@ impl Workspace {
             partition,
             offsets: Vec::new(),
             legacy: None,
+            dead_lettering: None,
             data: Default::default(),
         }
+    }
+
+    /// The event whose dead-letter write began and is not known to be done, if any.
+    pub fn dead_lettering(&self) -> Option<&DeadLettering> {
+        self.dead_lettering.as_ref()
+    }
+
+    /// Records that the dead-letter write of an event began (`Some`), or is done (`None`).
+    pub(crate) fn set_dead_lettering(&mut self, event: Option<DeadLettering>) {
+        self.dead_lettering = event;
     }
 
     /// The next offset to apply from `partition` of `topic`; `None` when the workspace has
@@ -655,6 +692,31 @@ mod tests {
         fs::write(dir.join("neg.json"), br#"{"workspace_id": "neg", "partition": 0, "offsets": [{"topic": "t", "partition": 0, "offset": -1}]}"#).unwrap();
         assert!(matches!(s.load("neg"), Err(StorageError::Corrupt { .. })));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_begun_dead_letter_write_is_stored_and_read_back_and_not_taken_for_data() {
+        let mut ws = Workspace::new("ws-9", 2);
+        ws.set_next_offset("t", None, 2, 10);
+        let mark = DeadLettering { topic: "t".into(), partition: 2, offset: 10, at: 1_796_000_000_000 };
+        ws.set_dead_lettering(Some(mark.clone()));
+        let text = serde_json::to_string(&ws).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["dead_lettering"],
+            serde_json::json!({"topic": "t", "partition": 2, "offset": 10, "at": 1_796_000_000_000i64})
+        );
+        let back: Workspace = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.dead_lettering(), Some(&mark));
+        assert!(back.data.is_empty(), "the mark is the engine's, not the application's: {:?}", back.data);
+        // Cleared, it is not written at all.
+        ws.set_dead_lettering(None);
+        let v: serde_json::Value = serde_json::to_value(&ws).unwrap();
+        assert!(v.get("dead_lettering").is_none(), "{v}");
+        // An application field of that name is not stored over the engine's.
+        ws.data.insert("dead_lettering".into(), 1.into());
+        let back: Workspace = serde_json::from_value(serde_json::to_value(&ws).unwrap()).unwrap();
+        assert_eq!(back.dead_lettering(), None);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use klamm::{ConsumerRecord, TopicPartition};
 use tokio::sync::{mpsc, watch, OwnedMutexGuard};
@@ -15,7 +15,7 @@ use crate::dlq::retry_backoff;
 use crate::handler::{catch_panic, ErrorClass, Handler, HandlerContext, HandlerError, Message};
 use crate::metrics::Metrics;
 use crate::publish::OutgoingEvent;
-use crate::workspace::{blocking, StoredOffset, Workspace};
+use crate::workspace::{blocking, DeadLettering, StoredOffset, Workspace};
 
 /// No offset saved yet, in [`Worker::saved`].
 pub(super) const NOTHING_SAVED: i64 = i64::MIN;
@@ -67,33 +67,20 @@ impl Shared {
         let handled = Arc::new(AtomicI64::new(NOTHING_SAVED));
         let span =
             tracing::info_span!("klamm.engine.partition", topic = &*tp.topic, partition = tp.partition);
-        let task = if self.eos.is_some() {
-            tokio::spawn(tracing::Instrument::instrument(
-                run_partition_in_transactions(
-                    Arc::clone(self),
-                    tp.clone(),
-                    rx,
-                    stop_rx,
-                    abort_rx,
-                    Arc::clone(&queued),
-                    Arc::clone(&handled),
-                ),
-                span,
-            ))
-        } else {
-            tokio::spawn(tracing::Instrument::instrument(
-                run_partition(
-                    Arc::clone(self),
-                    tp.clone(),
-                    rx,
-                    stop_rx,
-                    abort_rx,
-                    Arc::clone(&queued),
-                    Arc::clone(&saved),
-                ),
-                span,
-            ))
+        let run = {
+            let (shared, partition) = (Arc::clone(self), tp.clone());
+            let (queued, saved, handled) = (Arc::clone(&queued), Arc::clone(&saved), Arc::clone(&handled));
+            let exactly_once = self.eos.is_some();
+            async move {
+                if exactly_once {
+                    run_partition_in_transactions(shared, partition, rx, stop_rx, abort_rx, queued, handled)
+                        .await
+                } else {
+                    run_partition(shared, partition, rx, stop_rx, abort_rx, queued, saved).await
+                }
+            }
         };
+        let task = tokio::spawn(tracing::Instrument::instrument(run, span));
         workers.insert(tp, Worker { records: tx, queued, stop, abort, saved, handled, task });
     }
 
@@ -399,6 +386,71 @@ fn dealt_with(shared: &Shared, msg: &Message, g: &mut Slot, slot: &SlotRef, touc
     }
 }
 
+/// At-least-once mode: records in the workspace, and saves it, that the dead-letter write of
+/// `msg` begins, so that a run killed after the write and before the workspace's next save
+/// does not write it again (see [`written_by_an_earlier_run`]). In exactly-once mode the write
+/// is in the transaction with the workspace's changelog record, and nothing is needed.
+async fn record_dead_lettering(shared: &Shared, msg: &Message, g: &mut Slot) {
+    if shared.eos.is_some() {
+        return;
+    }
+    let at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    g.ws.set_dead_lettering(Some(DeadLettering {
+        topic: msg.topic.to_string(),
+        partition: msg.partition,
+        offset: msg.offset,
+        at,
+    }));
+    if let Err(e) = shared.storage.save_all(&[&g.ws]).await {
+        tracing::warn!(
+            offset = msg.offset, workspace = %g.ws.workspace_id, error = %e,
+            "cannot save the workspace before its event's dead-letter write; if the engine dies before the next save, the event is dead-lettered again"
+        );
+    }
+}
+
+/// Whether the workspace was saved with the dead-letter write of `msg` begun (by a run killed
+/// before it could record the write done) and the dead-letter topic holds it: then the event
+/// is dealt with. When the topic cannot be searched the event is handled again, and written
+/// again if it fails again.
+async fn written_by_an_earlier_run(
+    shared: &Shared,
+    msg: &Message,
+    g: &Slot,
+    abort: &watch::Receiver<bool>,
+) -> Result<bool, Halt> {
+    let Some(mark) = g.ws.dead_lettering() else { return Ok(false) };
+    if shared.eos.is_some()
+        || mark.topic != *msg.topic
+        || mark.partition != msg.partition
+        || mark.offset != msg.offset
+    {
+        return Ok(false);
+    }
+    let mut aborted = abort.clone();
+    let found = tokio::select! {
+        found = already_dead_lettered(shared, msg, mark.at) => found,
+        _ = aborted.wait_for(|a| *a) => return Err(Halt::Aborted),
+    };
+    match found {
+        Ok(true) => {
+            tracing::info!(
+                offset = msg.offset, workspace = %g.ws.workspace_id,
+                "already on the dead-letter topic (an earlier run wrote it); not written again"
+            );
+            Ok(true)
+        }
+        Ok(false) => Ok(false),
+        Err(e) => {
+            tracing::warn!(
+                offset = msg.offset, workspace = %g.ws.workspace_id, error = %e,
+                "cannot search the dead-letter topic for an earlier run's write; the event is handled again"
+            );
+            Ok(false)
+        }
+    }
+}
+
 pub(super) async fn sleep_or_abort(d: Duration, abort: &watch::Receiver<bool>) -> Result<(), Halt> {
     let mut abort = abort.clone();
     tokio::select! {
@@ -435,6 +487,14 @@ pub(super) async fn process(
     if let Some(g) = &guard {
         if g.ws.next_offset(&msg.topic, msg.partition).is_some_and(|n| msg.offset < n) {
             tracing::debug!(offset = msg.offset, workspace = %g.ws.workspace_id, "already applied; skipped");
+            Metrics::add(&metrics.replayed);
+            return Ok(next);
+        }
+    }
+    if let (Some(g), Some(slot)) = (guard.as_mut(), &slot) {
+        if written_by_an_earlier_run(shared, &msg, g, abort).await? {
+            g.ws.set_dead_lettering(None);
+            dealt_with(shared, &msg, g, slot, touched);
             Metrics::add(&metrics.replayed);
             return Ok(next);
         }
@@ -510,12 +570,16 @@ pub(super) async fn process(
                 attempt += 1;
             }
             class => {
+                if let Some(g) = guard.as_mut() {
+                    record_dead_lettering(shared, &msg, g).await;
+                }
                 drop(guard.take());
                 dead_letter(shared, &msg, &error, class, attempt, abort).await?;
                 // The workspace is done with the event too: a replay must not dead-letter it
                 // again.
                 if let Some(slot) = &slot {
                     let mut g = Arc::clone(slot).lock_owned().await;
+                    g.ws.set_dead_lettering(None);
                     dealt_with(shared, &msg, &mut g, slot, touched);
                 }
                 return Ok(next);
