@@ -411,12 +411,12 @@ async fn record_dead_lettering(shared: &Shared, msg: &Message, g: &mut Slot) {
 
 /// Whether the workspace was saved with the dead-letter write of `msg` begun (by a run killed
 /// before it could record the write done) and the dead-letter topic holds it: then the event
-/// is dealt with. When the topic cannot be searched the event is handled again, and written
-/// again if it fails again.
+/// is dealt with. Otherwise the mark is dropped and the event is handled again (written again
+/// if it fails again, marked anew); so it is too when the topic cannot be searched.
 async fn written_by_an_earlier_run(
     shared: &Shared,
     msg: &Message,
-    g: &Slot,
+    g: &mut Slot,
     abort: &watch::Receiver<bool>,
 ) -> Result<bool, Halt> {
     let Some(mark) = g.ws.dead_lettering() else { return Ok(false) };
@@ -440,12 +440,16 @@ async fn written_by_an_earlier_run(
             );
             Ok(true)
         }
-        Ok(false) => Ok(false),
+        Ok(false) => {
+            g.ws.set_dead_lettering(None);
+            Ok(false)
+        }
         Err(e) => {
             tracing::warn!(
                 offset = msg.offset, workspace = %g.ws.workspace_id, error = %e,
                 "cannot search the dead-letter topic for an earlier run's write; the event is handled again"
             );
+            g.ws.set_dead_lettering(None);
             Ok(false)
         }
     }
